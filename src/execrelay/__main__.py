@@ -1,0 +1,3 @@
+from execrelay.cli import main
+
+raise SystemExit(main())

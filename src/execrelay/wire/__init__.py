@@ -1,0 +1,38 @@
+"""Relay frame codec: ``codex.exec_server.relay.v1.RelayMessageFrame`` <-> :class:`Frame`.
+
+The bottom layer of execrelay.  ``execrelay.wire._codec_c`` (Cython, hand-written protobuf
+wire parsing) is used when it is built; ``execrelay.wire._frame_py`` (on the generated
+protobuf classes) otherwise, or when ``EXECRELAY_PURE=1``.  Both have the same API.
+"""
+from __future__ import annotations
+
+from .._accel import select as _select
+
+_impl = _select("wire", "execrelay.wire._codec_c", "execrelay.wire._frame_py")
+
+Frame = _impl.Frame
+FrameError = _impl.FrameError
+decode = _impl.decode
+encode = _impl.encode
+encode_data = _impl.encode_data
+encode_control = _impl.encode_control
+peek_stream_id = _impl.peek_stream_id
+
+DATA: int = _impl.DATA
+ACK: int = _impl.ACK
+RESUME: int = _impl.RESUME
+RESET: int = _impl.RESET
+HEARTBEAT: int = _impl.HEARTBEAT
+VERSION: int = _impl.VERSION
+MAX_STREAM_ID_BYTES: int = _impl.MAX_STREAM_ID_BYTES
+MAX_REASON_BYTES: int = _impl.MAX_REASON_BYTES
+#: The largest frame a 0.131.0 peer accepts (tungstenite's default frame limit).
+LEGACY_MAX_FRAME_BYTES: int = 16 * 1024 * 1024
+
+IMPLEMENTATION: str = "cython" if _impl.__name__.endswith("_c") else "pure"
+
+__all__ = [
+    "Frame", "FrameError", "decode", "encode", "encode_data", "encode_control", "peek_stream_id",
+    "DATA", "ACK", "RESUME", "RESET", "HEARTBEAT", "VERSION", "MAX_STREAM_ID_BYTES",
+    "MAX_REASON_BYTES", "LEGACY_MAX_FRAME_BYTES", "IMPLEMENTATION",
+]

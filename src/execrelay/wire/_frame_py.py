@@ -1,0 +1,292 @@
+"""Pure-Python twin of ``execrelay.wire._codec_c``: the relay frame codec.
+
+Built on the generated protobuf classes (``relay_pb2``), so parsing and serialization are the
+reference behaviour by construction; this module only adds the P1 validation rules and the
+checks protobuf itself does not make (a known field sent with the wrong wire type is an error
+here, where protobuf would silently keep it as an unknown field).
+"""
+from __future__ import annotations
+
+from google.protobuf.message import DecodeError
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+from . import relay_pb2 as pb
+
+DATA = 5
+ACK = 6
+RESUME = 7
+RESET = 8
+HEARTBEAT = 9
+VERSION = 1
+MAX_STREAM_ID_BYTES = 128
+MAX_REASON_BYTES = 256
+
+_KIND_NAMES = {DATA: "data", ACK: "ack_frame", RESUME: "resume", RESET: "reset", HEARTBEAT: "heartbeat"}
+_BODY_KIND = {name: kind for kind, name in _KIND_NAMES.items()}
+#: Field numbers the schema knows, per message: a wire-type mismatch on these is an error.
+_KNOWN_TOP = frozenset(range(1, 10))
+_KNOWN_BODY = {DATA: frozenset((1, 2, 3, 4)), RESUME: frozenset((1,)), RESET: frozenset((1,)),
+               ACK: frozenset(), HEARTBEAT: frozenset()}
+
+
+class FrameError(ValueError):
+    """A relay frame that cannot be decoded or breaks the P1 rules.
+
+    ``offset`` is the byte offset where the problem was found (-1 when unknown) and
+    ``stream_id`` the frame's stream if it was readable, so that a router can reset that
+    stream only.
+    """
+
+    def __init__(self, message: str, offset: int = -1, stream_id: str | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.stream_id = stream_id
+
+
+class Frame:
+    """One relay frame: header fields plus exactly one body, flattened for speed.
+
+    ``kind`` is the protobuf oneof field number of the body (DATA, ACK, RESUME, RESET,
+    HEARTBEAT); fields of other bodies stay at their defaults.
+    """
+
+    __slots__ = ("kind", "version", "stream_id", "ack", "ack_bits", "seq", "segment_index",
+                 "segment_count", "payload", "next_seq", "reason")
+
+    def __init__(self, kind: int, stream_id: str, ack: int = 0, ack_bits: int = 0, seq: int = 0,
+                 segment_index: int = 0, segment_count: int = -1, payload: bytes = b"",
+                 next_seq: int = 0, reason: str = "", version: int = VERSION) -> None:
+        self.kind = kind
+        self.version = version
+        self.stream_id = stream_id
+        self.ack = ack
+        self.ack_bits = ack_bits
+        self.seq = seq
+        self.segment_index = segment_index
+        # -1 means "the natural default": 1 for a Data frame (one unsplit message), else 0.
+        self.segment_count = segment_count if segment_count >= 0 else (1 if kind == DATA else 0)
+        self.payload = bytes(payload)
+        self.next_seq = next_seq
+        self.reason = reason
+
+    @classmethod
+    def data(cls, stream_id: str, seq: int, payload: bytes, ack: int = 0, ack_bits: int = 0,
+             segment_index: int = 0, segment_count: int = 1) -> "Frame":
+        return cls(DATA, stream_id, ack, ack_bits, seq, segment_index, segment_count, payload)
+
+    @classmethod
+    def resume(cls, stream_id: str, next_seq: int, ack: int = 0, ack_bits: int = 0) -> "Frame":
+        return cls(RESUME, stream_id, ack, ack_bits, next_seq=next_seq)
+
+    @classmethod
+    def reset(cls, stream_id: str, reason: str, ack: int = 0, ack_bits: int = 0) -> "Frame":
+        return cls(RESET, stream_id, ack, ack_bits, reason=reason)
+
+    @classmethod
+    def ack_frame(cls, stream_id: str, ack: int, ack_bits: int) -> "Frame":
+        return cls(ACK, stream_id, ack, ack_bits)
+
+    @classmethod
+    def heartbeat(cls, stream_id: str, ack: int = 0, ack_bits: int = 0) -> "Frame":
+        return cls(HEARTBEAT, stream_id, ack, ack_bits)
+
+    def _key(self) -> tuple:
+        return (self.kind, self.version, self.stream_id, self.ack, self.ack_bits, self.seq,
+                self.segment_index, self.segment_count, self.payload, self.next_seq, self.reason)
+
+    def __eq__(self, other: object) -> bool:
+        if not hasattr(other, "_key"):
+            return NotImplemented
+        return self._key() == other._key()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        name = _KIND_NAMES.get(self.kind, f"kind{self.kind}")
+        if self.kind == DATA:
+            body = (f"seq={self.seq}, segment={self.segment_index}/{self.segment_count}, "
+                    f"payload={len(self.payload)}B")
+        elif self.kind == RESUME:
+            body = f"next_seq={self.next_seq}"
+        elif self.kind == RESET:
+            body = f"reason={self.reason!r}"
+        else:
+            body = ""
+        return (f"Frame.{name}(stream_id={self.stream_id!r}, ack={self.ack}, "
+                f"ack_bits={self.ack_bits:#x}{', ' + body if body else ''})")
+
+
+def _check_stream_id(stream_id: str, offset: int = -1) -> None:
+    if not stream_id:
+        raise FrameError("relay frame is missing stream_id", offset)
+    if stream_id != stream_id.strip():
+        raise FrameError("relay frame stream_id has surrounding whitespace", offset)
+    if len(stream_id.encode("utf-8")) > MAX_STREAM_ID_BYTES:
+        raise FrameError(f"relay frame stream_id is longer than {MAX_STREAM_ID_BYTES} bytes", offset)
+
+
+def _check_frame(f: Frame, offset: int = -1) -> None:
+    """The P1 rules every frame obeys, on decode and on encode."""
+    _check_stream_id(f.stream_id, offset)
+    sid = f.stream_id
+    if f.version != VERSION:
+        raise FrameError(f"unsupported relay frame version {f.version}", offset, sid)
+    kind = f.kind
+    if kind == DATA:
+        if f.segment_count < 1:
+            raise FrameError("relay data frame has segment_count 0", offset, sid)
+        if f.segment_index >= f.segment_count:
+            raise FrameError(
+                f"relay data frame segment_index {f.segment_index} >= segment_count {f.segment_count}",
+                offset, sid)
+        if not f.payload:
+            raise FrameError("relay data frame has an empty payload", offset, sid)
+    elif kind == RESET:
+        n = len(f.reason.encode("utf-8"))
+        if n < 1 or n > MAX_REASON_BYTES:
+            raise FrameError(f"relay reset reason must be 1..{MAX_REASON_BYTES} bytes, got {n}", offset, sid)
+    elif kind not in (ACK, RESUME, HEARTBEAT):
+        raise FrameError("relay frame is missing body", offset, sid)
+
+
+def _wire_type_error(fields: UnknownFieldSet, known: frozenset, where: str, sid: str | None) -> None:
+    for field in fields:
+        if field.field_number in known:
+            raise FrameError(f"wrong wire type {field.wire_type} for {where} field {field.field_number}",
+                             -1, sid)
+
+
+def decode(buf: bytes | bytearray | memoryview) -> Frame:
+    """Parse and validate one serialized ``RelayMessageFrame``."""
+    msg = pb.RelayMessageFrame()
+    try:
+        msg.ParseFromString(bytes(buf))
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise FrameError(f"invalid relay message frame: {exc}") from None
+    sid = msg.stream_id or None
+    _wire_type_error(UnknownFieldSet(msg), _KNOWN_TOP, "frame", sid)
+    which = msg.WhichOneof("body")
+    if which is None:
+        raise FrameError("relay frame is missing body", -1, sid)
+    kind = _BODY_KIND[which]
+    body = getattr(msg, which)
+    _wire_type_error(UnknownFieldSet(body), _KNOWN_BODY[kind], which, sid)
+    if kind == DATA:
+        f = Frame(DATA, msg.stream_id, msg.ack, msg.ack_bits, body.seq, body.segment_index,
+                  body.segment_count, body.payload, version=msg.version)
+    else:
+        f = Frame(kind, msg.stream_id, msg.ack, msg.ack_bits,
+                  next_seq=body.next_seq if kind == RESUME else 0,
+                  reason=body.reason if kind == RESET else "", version=msg.version)
+    _check_frame(f)
+    return f
+
+
+def _message(f: Frame) -> pb.RelayMessageFrame:
+    msg = pb.RelayMessageFrame(version=f.version, stream_id=f.stream_id, ack=f.ack, ack_bits=f.ack_bits)
+    kind = f.kind
+    if kind == DATA:
+        msg.data.seq = f.seq
+        msg.data.segment_index = f.segment_index
+        msg.data.segment_count = f.segment_count
+        msg.data.payload = f.payload
+    elif kind == RESUME:
+        msg.resume.next_seq = f.next_seq
+    elif kind == RESET:
+        msg.reset.reason = f.reason
+    elif kind == ACK:
+        msg.ack_frame.SetInParent()
+    elif kind == HEARTBEAT:
+        msg.heartbeat.SetInParent()
+    return msg
+
+
+def _serialize(f: Frame) -> bytes:
+    _check_frame(f)
+    try:
+        return _message(f).SerializeToString(deterministic=True)
+    except ValueError as exc:  # out-of-range integers
+        raise FrameError(f"cannot encode relay frame: {exc}") from None
+
+
+def encode(frame: Frame) -> bytes:
+    """Serialize a frame; the output is byte-identical to protobuf's deterministic form."""
+    return _serialize(frame)
+
+
+def encode_data(stream_id: str, seq: int, ack: int, ack_bits: int, payload: bytes,
+                segment_index: int = 0, segment_count: int = 1) -> bytes:
+    """Serialize a Data frame without building a Frame first (the hot path)."""
+    return _serialize(Frame(DATA, stream_id, ack, ack_bits, seq, segment_index, segment_count, payload))
+
+
+def encode_control(kind: int, stream_id: str, ack: int = 0, ack_bits: int = 0, next_seq: int = 0,
+                   reason: str = "") -> bytes:
+    """Serialize an Ack, Resume, Reset or Heartbeat frame."""
+    if kind not in (ACK, RESUME, RESET, HEARTBEAT):
+        raise FrameError(f"encode_control: not a control frame kind: {kind}")
+    return _serialize(Frame(kind, stream_id, ack, ack_bits, next_seq=next_seq, reason=reason))
+
+
+def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    result = 0
+    shift = 0
+    start = pos
+    while True:
+        if pos >= end:
+            raise FrameError(f"truncated varint at offset {start}", start)
+        b = buf[pos]
+        pos += 1
+        if shift == 63 and b > 1:
+            raise FrameError(f"varint overflows 64 bits at offset {start}", start)
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise FrameError(f"varint longer than 10 bytes at offset {start}", start)
+
+
+def peek_stream_id(buf: bytes | bytearray | memoryview) -> str:
+    """Return the frame's stream_id for routing, scanning only the top-level fields.
+
+    Bodies are skipped, not parsed, so a router never pays for (or judges) the payload; the
+    last ``stream_id`` field wins, as in protobuf.  Same rules and errors as the compiled twin.
+    """
+    data = bytes(buf)
+    end = len(data)
+    pos = 0
+    sid: bytes | None = None
+    sid_at = -1
+    while pos < end:
+        at = pos
+        key, pos = _varint(data, pos, end)
+        field, wt = key >> 3, key & 7
+        if field == 0:
+            raise FrameError(f"field number 0 at offset {at}", at)
+        if wt == 0:
+            _, pos = _varint(data, pos, end)
+        elif wt == 2:
+            n, pos = _varint(data, pos, end)
+            if n > end - pos:
+                raise FrameError(f"length {n} at offset {at} runs past the end", at)
+            if field == 2:
+                sid, sid_at = data[pos:pos + n], at
+            pos += n
+        elif wt == 1 or wt == 5:
+            n = 8 if wt == 1 else 4
+            if n > end - pos:
+                raise FrameError(f"fixed-width field at offset {at} runs past the end", at)
+            pos += n
+        else:
+            raise FrameError(f"unsupported wire type {wt} at offset {at}", at)
+        if field == 2 and wt != 2:
+            raise FrameError(f"wrong wire type {wt} for frame field 2 at offset {at}", at)
+    if sid is None:
+        raise FrameError("relay frame is missing stream_id", -1)
+    try:
+        text = sid.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FrameError(f"stream_id at offset {sid_at} is not valid UTF-8", sid_at) from None
+    _check_stream_id(text, sid_at)
+    return text
