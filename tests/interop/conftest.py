@@ -1,0 +1,45 @@
+"""Fixtures for tests that drive the real codex-cli 0.131.0 binary.
+
+``codex_bin`` (session) installs ``@openai/codex@0.131.0`` from npm into a cache directory once
+(see ``codex.py``) and skips, with the reason, only when npm cannot provide it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from .codex import CodexUnavailable, ensure_codex
+from .procs import ServerProcess, isolated_env, ours_exec_server_argv, real_exec_server_argv
+
+
+@pytest.fixture(scope="session")
+def codex_bin() -> Path:
+    try:
+        return ensure_codex()
+    except CodexUnavailable as exc:
+        pytest.skip(f"codex 0.131.0 unavailable: {exc}")
+
+
+def start_exec_server(impl: str, tmp: Path, codex: Path | None, extra_env: dict[str, str] | None = None) -> ServerProcess:
+    """Start ``ours`` or ``real`` exec-server on ws://127.0.0.1:0 with an isolated CODEX_HOME."""
+    argv = ours_exec_server_argv() if impl == "ours" else real_exec_server_argv(codex=codex)
+    env = isolated_env(tmp / f"{impl}-server-home", extra_env)
+    return ServerProcess(argv, env=env, cwd=str(tmp), log_dir=tmp, name=f"{impl}-exec-server").start()
+
+
+@pytest.fixture
+def exec_server_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator:
+    """``factory(impl, extra_env=None) -> ServerProcess``; every server is killed at teardown."""
+    started: list[ServerProcess] = []
+
+    def factory(impl: str, extra_env: dict[str, str] | None = None) -> ServerProcess:
+        codex = request.getfixturevalue("codex_bin") if impl == "real" else None
+        srv = start_exec_server(impl, tmp_path, codex, extra_env)
+        started.append(srv)
+        return srv
+
+    yield factory
+    for srv in started:
+        srv.stop()

@@ -1,0 +1,81 @@
+"""Run the real ``codex exec`` 0.131.0 as a harness against an exec-server URL.
+
+``CODEX_EXEC_SERVER_URL`` selects the executor: ``ws://IP:PORT`` for a plain exec-server, or a
+rendezvous URL whose query contains ``role=harness`` (relay mode, e.g.
+``ws://127.0.0.1:PORT/harness?role=harness&executor_id=ID&sig=TOKEN``). Config lives in an
+isolated ``CODEX_HOME`` (config.toml below) so the user's own codex setup never leaks in.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from .procs import isolated_env
+
+MOCK_API_KEY_ENV = "MOCK_API_KEY"
+
+
+def write_codex_home(codex_home: Path, provider_url: str, workdir: Path) -> Path:
+    """Write a config.toml pointing codex at the fake model, no approvals, no sandbox."""
+    codex_home.mkdir(parents=True, exist_ok=True)
+    workdir_s = str(workdir).replace("\\", "\\\\").replace('"', '\\"')
+    (codex_home / "config.toml").write_text(
+        'model = "gpt-5"\n'
+        'model_provider = "mock"\n'
+        'approval_policy = "never"\n'
+        'sandbox_mode = "danger-full-access"\n'
+        "\n"
+        "[model_providers.mock]\n"
+        'name = "mock"\n'
+        f'base_url = "{provider_url}"\n'
+        'wire_api = "responses"\n'
+        f'env_key = "{MOCK_API_KEY_ENV}"\n'
+        "request_max_retries = 0\n"
+        "stream_max_retries = 0\n"
+        "\n"
+        f'[projects."{workdir_s}"]\n'
+        'trust_level = "trusted"\n'
+    )
+    return codex_home / "config.toml"
+
+
+@dataclass
+class ExecResult:
+    returncode: int | None  # None: killed after the timeout
+    stdout: str
+    stderr: str
+    timed_out: bool
+
+
+async def run_codex_exec(codex: Path, *, codex_home: Path, workdir: Path, exec_server_url: str | None,
+                         prompt: str = "run the command", timeout: float = 90.0,
+                         extra_env: dict[str, str] | None = None) -> ExecResult:
+    """Run ``codex exec`` in its own process group; kill the group on timeout or cancellation."""
+    env = isolated_env(codex_home, {MOCK_API_KEY_ENV: "test-key", **(extra_env or {})})
+    if exec_server_url is not None:
+        env["CODEX_EXEC_SERVER_URL"] = exec_server_url
+    argv = [str(codex), "exec", "--skip-git-repo-check", "-C", str(workdir), prompt]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, env=env, cwd=str(workdir), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+    timed_out = False
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        timed_out = True
+        _killpg(proc.pid)
+        out, err = await asyncio.wait_for(proc.communicate(), 10)
+    finally:
+        _killpg(proc.pid)
+    return ExecResult(None if timed_out else proc.returncode, out.decode("utf-8", "replace"),
+                      err.decode("utf-8", "replace"), timed_out)
+
+
+def _killpg(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

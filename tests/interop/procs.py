@@ -1,0 +1,155 @@
+"""Subprocess helpers: start servers in their own process group, read the bound URL, kill the group.
+
+Every server the tests start (ours or the real codex binary) prints its bound ``ws://IP:PORT``
+as the first stdout line; tests need that line within a bound time and must never leak the
+process or its children, hence a new session per server and ``killpg`` on teardown.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .codex import ensure_codex
+
+DEFAULT_START_TIMEOUT_S = 20.0
+
+
+def kill_group(proc: subprocess.Popen, grace: float = 2.0) -> None:
+    """SIGTERM the process group, then SIGKILL it after ``grace`` seconds."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    # Kill leftovers in the group even when the leader already exited.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+class ServerProcess:
+    """A server subprocess that announces its URL on the first stdout line."""
+
+    def __init__(self, argv: Sequence[str], *, env: dict[str, str] | None = None,
+                 cwd: str | os.PathLike[str] | None = None, log_dir: Path | None = None,
+                 name: str = "server", stdin_pipe: bool = False) -> None:
+        self.argv = list(argv)
+        self.env = env
+        self.cwd = cwd
+        self.name = name
+        self.log_dir = log_dir
+        self.stdin_pipe = stdin_pipe
+        self.proc: subprocess.Popen | None = None
+        self.url: str | None = None
+        self.stdout_lines: list[str] = []
+        self._first_line = threading.Event()
+        self._stderr_path: Path | None = None
+
+    def start(self, timeout: float = DEFAULT_START_TIMEOUT_S, wait_url: bool = True) -> "ServerProcess":
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self._stderr_path = self.log_dir / f"{self.name}.stderr.log"
+            stderr = open(self._stderr_path, "wb")
+        else:
+            stderr = subprocess.DEVNULL
+        try:
+            self.proc = subprocess.Popen(
+                self.argv, env=self.env, cwd=self.cwd, stdout=subprocess.PIPE, stderr=stderr,
+                stdin=subprocess.PIPE if self.stdin_pipe else subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            if stderr is not subprocess.DEVNULL:
+                stderr.close()
+        if not wait_url:
+            return self
+        threading.Thread(target=self._drain, daemon=True, name=f"{self.name}-stdout").start()
+        if not self._first_line.wait(timeout):
+            self.stop()
+            raise RuntimeError(f"{self.name}: no URL on stdout within {timeout:.0f}s "
+                               f"({' '.join(self.argv)}){self._stderr_tail()}")
+        if not self.stdout_lines:
+            rc = self.proc.wait(timeout=5)
+            raise RuntimeError(f"{self.name}: exited (rc {rc}) before printing its URL "
+                               f"({' '.join(self.argv)}){self._stderr_tail()}")
+        self.url = self.stdout_lines[0].strip()
+        return self
+
+    def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.stdout_lines.append(raw.decode("utf-8", "replace"))
+            self._first_line.set()
+        self._first_line.set()
+
+    def _stderr_tail(self) -> str:
+        if self._stderr_path is None or not self._stderr_path.exists():
+            return ""
+        text = self._stderr_path.read_text("utf-8", "replace").strip().splitlines()[-15:]
+        return "\nstderr:\n" + "\n".join(text) if text else ""
+
+    def stderr_text(self) -> str:
+        if self._stderr_path is None or not self._stderr_path.exists():
+            return ""
+        return self._stderr_path.read_text("utf-8", "replace")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            kill_group(self.proc)
+
+    def __enter__(self) -> "ServerProcess":
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def ours_exec_server_argv(listen: str = "ws://127.0.0.1:0") -> list[str]:
+    return [sys.executable, "-m", "execrelay", "exec-server", "--listen", listen]
+
+
+def real_exec_server_argv(listen: str = "ws://127.0.0.1:0", codex: Path | None = None) -> list[str]:
+    return [str(codex or ensure_codex()), "exec-server", "--listen", listen]
+
+
+def isolated_env(codex_home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a server/harness: our PATH and HOME, an isolated CODEX_HOME, no proxies.
+
+    Proxies are stripped because every test talks to 127.0.0.1 only; RUST_LOG is kept low so
+    stderr logs stay small.
+    """
+    codex_home.mkdir(parents=True, exist_ok=True)
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "SHELL", "VIRTUAL_ENV", "PYTHONPATH",
+            "EXECRELAY_PURE")
+    env = {k: os.environ[k] for k in keep if k in os.environ}
+    env["CODEX_HOME"] = str(codex_home)
+    env["NO_PROXY"] = "127.0.0.1,localhost"
+    env.setdefault("RUST_LOG", "warn")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def wait_port_closed(proc: subprocess.Popen, timeout: float) -> int | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rc = proc.poll()
+        if rc is not None:
+            return rc
+        time.sleep(0.05)
+    return None

@@ -1,0 +1,47 @@
+"""The real ``codex exec`` 0.131.0 harness runs an ``exec_command`` tool call on an exec-server.
+
+``ours`` is the point of the test; ``real`` (codex's own exec-server) is the control that proves
+the harness setup itself works. The command prints a token only the executor's environment
+holds, so the output can only come from a process the executor spawned, and it must reach the
+fake model in the follow-up /v1/responses request.
+"""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .fake_model import FakeModel
+from .harness import run_codex_exec, write_codex_home
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(150)]
+
+
+@pytest.mark.parametrize("impl", ["ours", "real"])
+async def test_codex_exec_tool_call_runs_on_executor(impl: str, codex_bin: Path, tmp_path: Path,
+                                                      exec_server_factory) -> None:
+    executor_tag = f"executor-{uuid.uuid4().hex}"
+    token = f"token-{uuid.uuid4().hex}"
+    work = tmp_path / "work"
+    work.mkdir()
+    marker = work / "marker.txt"
+    command = f'echo {token}; echo "$EXECRELAY_TEST_EXECUTOR_TAG" > {marker}; echo "tag=$EXECRELAY_TEST_EXECUTOR_TAG"'
+    server = exec_server_factory(impl, {"EXECRELAY_TEST_EXECUTOR_TAG": executor_tag})
+    with FakeModel(command, final_text=f"finished {token}") as model:
+        write_codex_home(tmp_path / "codex-home", model.provider_url, work)
+        result = await run_codex_exec(codex_bin, codex_home=tmp_path / "codex-home", workdir=work,
+                                      exec_server_url=server.url, timeout=90)
+        diag = (f"rc={result.returncode} timed_out={result.timed_out}\nstdout:\n{result.stdout[-3000:]}\n"
+                f"stderr:\n{result.stderr[-4000:]}\nserver stderr:\n{server.stderr_text()[-3000:]}")
+        assert not result.timed_out, diag
+        assert result.returncode == 0, diag
+        # First request asks for the tool call; the second carries its output back.
+        assert len(model.requests) == 2, diag
+        outputs = model.tool_outputs()
+        assert len(outputs) == 1, (outputs, diag)
+        assert token in outputs[0], (outputs, diag)
+        # Only the executor's environment has the tag: proves the command ran on the executor.
+        assert f"tag={executor_tag}" in outputs[0], (outputs, diag)
+        assert marker.read_text().strip() == executor_tag
+        assert f"finished {token}" in result.stdout, diag
