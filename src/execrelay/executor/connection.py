@@ -1,0 +1,257 @@
+"""One JSON-RPC connection of the exec-server, independent of its transport.
+
+A transport (local websocket, stdio, a relay stream) creates one :class:`RpcConnection` per
+peer, calls :meth:`RpcConnection.feed` with each inbound message and :meth:`close` when the
+peer is gone; the connection calls ``send`` with the encoded bytes of each outbound message.
+
+Why it is shaped like this (issue 8): the whole per-request path for a request that can be
+answered at once is plain function calls -- parse, dispatch, handler, encode, ``send`` -- with
+no Task or Future.  Only a handler that must wait returns a :class:`Deferred`; while it runs,
+later messages of this connection queue (0.131.0 handles one request at a time per connection,
+spec section 6.4) and are replayed when it finishes.  Other connections are never delayed.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+import orjson
+
+from .errors import INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, RpcError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .server import ExecServer
+    from .session import Session
+
+_loads = orjson.loads
+_dumps = orjson.dumps
+_JSONDecodeError = orjson.JSONDecodeError
+_I64_MIN = -(1 << 63)
+_I64_MAX = (1 << 63) - 1
+_UNTAGGED = "data did not match any variant of untagged enum JSONRPCMessage"
+
+
+class Deferred:
+    """Returned by a handler whose answer needs waiting; ``coro`` produces the result."""
+
+    __slots__ = ("coro",)
+
+    def __init__(self, coro: Awaitable[Any]) -> None:
+        self.coro = coro
+
+
+class PostSend:
+    """A result plus a callback to run right after the response has been sent.
+
+    Used by streamed ``http/request``: the response must precede the first body delta.
+    """
+
+    __slots__ = ("result", "after")
+
+    def __init__(self, result: Any, after: Callable[[], None]) -> None:
+        self.result = result
+        self.after = after
+
+
+def _json_error_text(exc: Exception) -> str:
+    """A serde_json-like text for a parse failure (clients match on the prefix only)."""
+    msg = str(exc)
+    line = getattr(exc, "lineno", 1)
+    col = getattr(exc, "colno", 1)
+    low = msg.lower()
+    if "trailing" in low:
+        what = "trailing characters"
+    elif "eof" in low or "end of" in low or "unexpected end" in low:
+        what = "EOF while parsing a value"
+    elif "utf-8" in low or "utf8" in low or "surrogate" in low:
+        what = "invalid unicode code point"
+    else:
+        what = "expected value"
+    return f"{what} at line {line} column {col}"
+
+
+class RpcConnection:
+    """JSON-RPC-lite endpoint for one peer; see the module docstring."""
+
+    __slots__ = (
+        "server", "_send", "_on_close", "parse_error_prefix", "session", "initialized",
+        "_init_done", "_busy", "_queue", "_task", "closed", "write_paused", "_paused_sources",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        server: "ExecServer",
+        send: Callable[[bytes], None],
+        on_close: Callable[[], None] | None = None,
+        *,
+        parse_error_prefix: str = "failed to parse JSON-RPC message from exec-server stdio: ",
+    ) -> None:
+        self.server = server
+        self._send = send
+        self._on_close = on_close
+        #: text before the parser's message in the id -1 error (differs per transport, spec 1.3)
+        self.parse_error_prefix = parse_error_prefix
+        self.session: Session | None = None
+        self.initialized = False
+        self._init_done = False
+        self._busy = False
+        self._queue: deque[bytes | str] = deque()
+        self._task: asyncio.Task | None = None
+        self.closed = False
+        #: set by the transport while its write buffer is above the high-water mark
+        self.write_paused = False
+        self._paused_sources: list[Callable[[], None]] = []
+        server.connections.add(self)
+
+    # ------------------------------------------------------------------ inbound
+    def feed(self, message: bytes | str) -> None:
+        """Process one inbound JSON-RPC message (text or binary payload)."""
+        if self._busy:
+            self._queue.append(message)
+            return
+        if not self.closed:
+            self._process(message)
+
+    def _process(self, message: bytes | str) -> None:
+        try:
+            msg = _loads(message)
+        except _JSONDecodeError as exc:
+            self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _json_error_text(exc))
+            return
+        if type(msg) is not dict:
+            self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _UNTAGGED)
+            return
+        method = msg.get("method")
+        if type(method) is str:
+            rid = msg.get("id", _ABSENT)
+            t = type(rid)
+            if t is str or (t is int and _I64_MIN <= rid <= _I64_MAX):
+                handler = self.server.handlers.get(method)
+                if handler is None:
+                    self._send(_dumps({"error": {"code": METHOD_NOT_FOUND, "message": f"exec-server stub does not implement `{method}` yet"}, "id": rid}))
+                    return
+                try:
+                    result = handler(self, msg.get("params"))
+                except RpcError as exc:
+                    self._send(_dumps({"error": {"code": exc.code, "message": exc.message}, "id": rid}))
+                    return
+                except Exception as exc:  # a bug in a handler must not kill the connection
+                    self._send_error(rid, INTERNAL_ERROR, f"internal error: {exc!r}")
+                    return
+                if type(result) is Deferred:
+                    self._start_async(rid, result.coro)
+                elif type(result) is PostSend:
+                    self._send(_dumps({"id": rid, "result": result.result}))
+                    result.after()
+                else:
+                    self._send(_dumps({"id": rid, "result": result}))
+                return
+            # not a valid RequestId: serde's untagged decoding makes it a notification
+            self._notification(method, msg)
+            return
+        if "id" in msg and ("result" in msg or "error" in msg):
+            # the client sent a response or an error object: 0.131.0 drops the connection
+            self.close("client sent a response")
+            return
+        self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _UNTAGGED)
+
+    def _notification(self, method: str, msg: dict) -> None:
+        if method == "initialized" and self._init_done and self.session is not None:
+            self.initialized = True
+            return
+        # unknown notification, early `initialized`, `initialize` without id, bad id: close
+        self.close(f"unexpected notification {method!r}")
+
+    def _start_async(self, rid: Any, coro: Awaitable[Any]) -> None:
+        self._busy = True
+        self._task = asyncio.get_running_loop().create_task(self._run_async(rid, coro))
+
+    async def _run_async(self, rid: Any, coro: Awaitable[Any]) -> None:
+        try:
+            result = await coro
+        except RpcError as exc:
+            if not self.closed:
+                self._send_error(rid, exc.code, exc.message)
+        except asyncio.CancelledError:
+            return
+        except Exception as exc:
+            if not self.closed:
+                self._send_error(rid, INTERNAL_ERROR, f"internal error: {exc!r}")
+        else:
+            if not self.closed:
+                if type(result) is PostSend:
+                    self._send(_dumps({"id": rid, "result": result.result}))
+                    result.after()
+                else:
+                    self._send(_dumps({"id": rid, "result": result}))
+            elif type(result) is PostSend:
+                result.after()
+        finally:
+            self._busy = False
+            self._task = None
+        queue = self._queue
+        while queue and not self._busy and not self.closed:
+            self._process(queue.popleft())
+
+    # ----------------------------------------------------------------- outbound
+    def _send_error(self, rid: Any, code: int, message: str) -> None:
+        self._send(_dumps({"error": {"code": code, "message": message}, "id": rid}))
+
+    def send_bytes(self, data: bytes) -> None:
+        """Send an already-encoded message (notifications from processes / http streams)."""
+        if not self.closed:
+            self._send(data)
+
+    def notify(self, method: str, params: Any) -> None:
+        if not self.closed:
+            self._send(_dumps({"method": method, "params": params}))
+
+    # ------------------------------------------------------------ flow control
+    def pause_writing(self) -> None:
+        """Transport buffer is full: output producers stop reading until :meth:`resume_writing`."""
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        sources, self._paused_sources = self._paused_sources, []
+        for resume in sources:
+            resume()
+
+    def add_paused_source(self, resume: Callable[[], None]) -> None:
+        """Register a producer that paused itself because of :attr:`write_paused`."""
+        self._paused_sources.append(resume)
+
+    # ------------------------------------------------------------------- close
+    def close(self, reason: str | None = None) -> None:
+        """The peer is gone (or must be dropped): detach the session, stop in-flight work.
+
+        Idempotent.  Calls ``on_close`` once so the transport can drop the link without a
+        close frame (what 0.131.0 does).
+        """
+        if self.closed:
+            return
+        self.closed = True
+        self._queue.clear()
+        task = self._task
+        if task is not None:
+            task.cancel()
+        session = self.session
+        if session is not None:
+            self.server.detach(session, self)
+        self.server.connections.discard(self)
+        sources, self._paused_sources = self._paused_sources, []
+        for resume in sources:  # detached sessions keep draining output into retention
+            resume()
+        cb = self._on_close
+        self._on_close = None
+        if cb is not None:
+            cb()
+
+
+class _Absent:
+    __slots__ = ()
+
+
+_ABSENT: Any = _Absent()

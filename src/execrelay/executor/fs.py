@@ -1,0 +1,320 @@
+"""``fs/*`` handlers.
+
+Small operations (stat, small reads and writes, mkdir, readdir) run inline: they cost a few
+microseconds and a thread hop would cost more than the work.  Only work whose size is not
+bounded (reading/writing large files, recursive copy/remove) goes to a thread, via
+:class:`Deferred`, so the event loop is never blocked for long.
+"""
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import shutil
+import stat as _stat
+from typing import TYPE_CHECKING, Any
+
+from .connection import Deferred
+from .errors import RpcError, INVALID_REQUEST, fs_error, os_error
+from .params import abs_path, b64decode, b64encode, opt_bool, req_bool, req_str, struct
+from . import sandbox as _sandbox
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .connection import RpcConnection
+
+_lstat = os.lstat
+_stat_fn = os.stat
+_S_ISLNK = _stat.S_ISLNK
+_S_ISDIR = _stat.S_ISDIR
+_S_ISREG = _stat.S_ISREG
+_EMPTY: dict = {}
+
+
+def _gate(conn: "RpcConnection") -> None:
+    from .handlers import gate
+
+    gate(conn, "filesystem")
+
+
+def _in_thread(fn: Any, *args: Any) -> Deferred:
+    async def run() -> Any:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        except OSError as exc:
+            raise fs_error(exc) from None
+    return Deferred(run())
+
+
+def _sb(p: dict) -> Any:
+    v = p.get("sandbox")
+    return None if v is None else _sandbox.parse(v)
+
+
+# ------------------------------------------------------------------ getMetadata
+def get_metadata(conn: "RpcConnection", params: Any) -> Any:
+    if type(params) is not dict:
+        struct(params, "FsGetMetadataParams")
+    path = abs_path(params, "path")
+    sb = params.get("sandbox")
+    if sb is not None:
+        sb = _sandbox.parse(sb)
+    if conn.session is None or not conn.initialized or conn.session.conn is not conn:
+        _gate(conn)
+    if sb is not None:
+        sb.check(path, False)
+    try:
+        st = _lstat(path)
+        mode = st.st_mode
+        if _S_ISLNK(mode):
+            target = _stat_fn(path)
+            tmode = target.st_mode
+            return {"isDirectory": _S_ISDIR(tmode), "isFile": _S_ISREG(tmode), "isSymlink": True,
+                    "createdAtMs": 0, "modifiedAtMs": target.st_mtime_ns // 1000000}
+    except OSError as exc:
+        raise fs_error(exc) from None
+    return {"isDirectory": _S_ISDIR(mode), "isFile": _S_ISREG(mode), "isSymlink": False,
+            "createdAtMs": 0, "modifiedAtMs": st.st_mtime_ns // 1000000}
+
+
+# --------------------------------------------------------------------- readFile
+def _read_fd(fd: int, size: int) -> dict:
+    try:
+        chunks = []
+        while True:
+            data = os.read(fd, max(size, 65536))
+            if not data:
+                break
+            chunks.append(data)
+            size = 65536
+        return {"dataBase64": b64encode(b"".join(chunks))}
+    finally:
+        os.close(fd)
+
+
+def read_file(conn: "RpcConnection", params: Any) -> Any:
+    p = struct(params, "FsReadFileParams")
+    path = abs_path(p, "path")
+    sb = _sb(p)
+    _gate(conn)
+    if sb is not None:
+        sb.check(path, False)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise fs_error(exc) from None
+    try:
+        st = os.fstat(fd)
+        if _S_ISDIR(st.st_mode):
+            raise os_error(errno.EISDIR)
+    except OSError as exc:
+        os.close(fd)
+        raise fs_error(exc) from None
+    limit = conn.server.config.read_file_limit
+    if st.st_size > limit:
+        os.close(fd)
+        raise RpcError(INVALID_REQUEST, f"file is too large to read: limit is {limit} bytes")
+    if _S_ISREG(st.st_mode) and st.st_size <= conn.server.config.inline_io_bytes:
+        try:
+            return _read_fd(fd, st.st_size + 1)
+        except OSError as exc:
+            raise fs_error(exc) from None
+    return _in_thread(_read_fd, fd, st.st_size + 1)
+
+
+# -------------------------------------------------------------------- writeFile
+def _write_path(path: str, data: bytes) -> dict:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+    finally:
+        os.close(fd)
+    return _EMPTY
+
+
+def write_file(conn: "RpcConnection", params: Any) -> Any:
+    p = struct(params, "FsWriteFileParams")
+    path = abs_path(p, "path")
+    data64 = req_str(p, "dataBase64")
+    sb = _sb(p)
+    _gate(conn)
+    try:
+        data = b64decode(data64)
+    except ValueError as exc:
+        raise RpcError(INVALID_REQUEST, f"fs/writeFile requires valid base64 dataBase64: {exc}") from None
+    if sb is not None:
+        sb.check(path, True)
+    if len(data) <= conn.server.config.inline_io_bytes:
+        try:
+            return _write_path(path, data)
+        except OSError as exc:
+            raise fs_error(exc) from None
+    return _in_thread(_write_path, path, data)
+
+
+# -------------------------------------------------------------- createDirectory
+def create_directory(conn: "RpcConnection", params: Any) -> Any:
+    p = struct(params, "FsCreateDirectoryParams")
+    path = abs_path(p, "path")
+    recursive = opt_bool(p, "recursive", True)
+    sb = _sb(p)
+    _gate(conn)
+    if sb is not None:
+        sb.check(path, True)
+    try:
+        if recursive:
+            os.makedirs(path, exist_ok=True)
+        else:
+            os.mkdir(path)
+    except OSError as exc:
+        raise fs_error(exc) from None
+    return _EMPTY
+
+
+# ---------------------------------------------------------------- readDirectory
+def read_directory(conn: "RpcConnection", params: Any) -> Any:
+    p = struct(params, "FsReadDirectoryParams")
+    path = abs_path(p, "path")
+    sb = _sb(p)
+    _gate(conn)
+    if sb is not None:
+        sb.check(path, False)
+    entries = []
+    try:
+        with os.scandir(path) as it:
+            for entry in it:
+                try:
+                    is_dir = entry.is_dir()
+                    is_file = entry.is_file()
+                    if entry.is_symlink():
+                        st = _stat_fn(entry.path)  # dangling -> skipped
+                        is_dir = _S_ISDIR(st.st_mode)
+                        is_file = _S_ISREG(st.st_mode)
+                except OSError:
+                    continue
+                entries.append({"fileName": entry.name, "isDirectory": is_dir, "isFile": is_file})
+    except OSError as exc:
+        raise fs_error(exc) from None
+    return {"entries": entries}
+
+
+# ----------------------------------------------------------------------- remove
+def _rmtree(path: str) -> dict:
+    shutil.rmtree(path)
+    return _EMPTY
+
+
+def remove(conn: "RpcConnection", params: Any) -> Any:
+    p = struct(params, "FsRemoveParams")
+    path = abs_path(p, "path")
+    recursive = opt_bool(p, "recursive", True)
+    force = opt_bool(p, "force", True)
+    sb = _sb(p)
+    _gate(conn)
+    if sb is not None:
+        sb.check(path, True)
+    try:
+        st = _lstat(path)
+    except FileNotFoundError as exc:
+        if force:
+            return _EMPTY
+        raise fs_error(exc) from None
+    except OSError as exc:
+        raise fs_error(exc) from None
+    try:
+        if _S_ISDIR(st.st_mode):
+            if recursive:
+                try:
+                    os.rmdir(path)  # empty: done inline
+                    return _EMPTY
+                except OSError as exc:
+                    if exc.errno != errno.ENOTEMPTY:
+                        raise
+                return _in_thread(_rmtree, path)
+            os.rmdir(path)
+        else:
+            os.unlink(path)
+    except OSError as exc:
+        raise fs_error(exc) from None
+    return _EMPTY
+
+
+# ------------------------------------------------------------------------- copy
+def _copy_link(src: str, dst: str) -> None:
+    target = os.readlink(src)
+    try:
+        os.symlink(target, dst)
+    except FileExistsError:
+        if os.path.isdir(dst) and not os.path.islink(dst):
+            raise
+        os.unlink(dst)
+        os.symlink(target, dst)
+
+
+def _copy_tree(src: str, dst: str) -> dict:
+    os.makedirs(dst, exist_ok=True)
+    with os.scandir(src) as it:
+        for entry in it:
+            s = entry.path
+            d = os.path.join(dst, entry.name)
+            if entry.is_symlink():
+                _copy_link(s, d)
+            elif entry.is_dir(follow_symlinks=False):
+                _copy_tree(s, d)
+            elif entry.is_file(follow_symlinks=False):
+                shutil.copyfile(s, d)
+            # FIFOs, sockets, devices inside a tree are skipped (correction 2)
+    return _EMPTY
+
+
+def _copy_file(src: str, dst: str) -> dict:
+    shutil.copyfile(src, dst)
+    return _EMPTY
+
+
+def copy(conn: "RpcConnection", params: Any) -> Any:
+    p = struct(params, "FsCopyParams")
+    src = abs_path(p, "sourcePath")
+    dst = abs_path(p, "destinationPath")
+    recursive = req_bool(p, "recursive")
+    sb = _sb(p)
+    _gate(conn)
+    if sb is not None:
+        sb.check(src, False)
+        sb.check(dst, True)
+    try:
+        st = _lstat(src)
+    except OSError as exc:
+        raise fs_error(exc) from None
+    mode = st.st_mode
+    try:
+        if _S_ISLNK(mode):
+            _copy_link(src, dst)
+            return _EMPTY
+        if _S_ISDIR(mode):
+            if not recursive:
+                raise RpcError(INVALID_REQUEST, "fs/copy requires recursive: true when sourcePath is a directory")
+            rs, rd = os.path.realpath(src), os.path.realpath(dst)
+            if rd == rs or rd.startswith(rs.rstrip("/") + "/"):
+                raise RpcError(INVALID_REQUEST, "fs/copy cannot copy a directory to itself or one of its descendants")
+            return _in_thread(_copy_tree, src, dst)
+        if not _S_ISREG(mode):
+            raise RpcError(INVALID_REQUEST, "fs/copy only supports regular files, directories, and symlinks")
+        if st.st_size <= conn.server.config.inline_io_bytes:
+            return _copy_file(src, dst)
+        return _in_thread(_copy_file, src, dst)
+    except OSError as exc:
+        raise fs_error(exc) from None
+
+
+HANDLERS = {
+    "fs/readFile": read_file,
+    "fs/writeFile": write_file,
+    "fs/createDirectory": create_directory,
+    "fs/getMetadata": get_metadata,
+    "fs/readDirectory": read_directory,
+    "fs/remove": remove,
+    "fs/copy": copy,
+}

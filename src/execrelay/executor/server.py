@@ -1,0 +1,111 @@
+"""The exec-server state shared by every connection: sessions, processes, handlers, config.
+
+One :class:`ExecServer` serves all transports at once (local websocket, stdio, relay streams),
+so a session detached from one connection can be resumed from another.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from .errors import RpcError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .connection import RpcConnection
+from .session import Session
+
+
+@dataclass
+class ExecServerConfig:
+    """Timings and limits; defaults are 0.131.0's (corrections section of the spec)."""
+
+    detached_session_ttl: float = 10.0
+    exited_process_retention: float = 30.0
+    retained_output_bytes: int = 1024 * 1024
+    output_chunk_bytes: int = 8192
+    read_file_limit: int = 512 * 1024 * 1024
+    #: file sizes up to this are read/written on the event loop (microseconds); larger go to a thread
+    inline_io_bytes: int = 256 * 1024
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ExecServer:
+    """Session registry + process table + dispatch table, shared by all connections."""
+
+    def __init__(self, config: ExecServerConfig | None = None) -> None:
+        self.config = config or ExecServerConfig()
+        self.sessions: dict[str, Session] = {}
+        self.connections: weakref.WeakSet[RpcConnection] = weakref.WeakSet()
+        self._http: Any = None  # lazily created aiohttp.ClientSession
+        self._closed = False
+        from .handlers import build_handlers
+
+        self.handlers: dict[str, Callable[..., Any]] = build_handlers()
+
+    # ---------------------------------------------------------------- sessions
+    def new_session(self) -> Session:
+        session = Session(str(uuid.uuid4()))
+        self.sessions[session.id] = session
+        return session
+
+    def attach(self, conn: "RpcConnection", resume_id: str | None) -> Session:
+        if resume_id is None:
+            session = self.new_session()
+        else:
+            session = self.sessions.get(resume_id)
+            if session is None:
+                raise RpcError(-32600, f"unknown session id {resume_id}")
+            if session.conn is not None:
+                raise RpcError(-32600, f"session {resume_id} is already attached to another connection")
+            if session.expiry is not None:
+                session.expiry.cancel()
+                session.expiry = None
+        session.conn = conn
+        return session
+
+    def detach(self, session: Session, conn: "RpcConnection") -> None:
+        """The connection is gone: keep the session ``detached_session_ttl`` seconds."""
+        if session.conn is not conn:
+            return
+        session.conn = None
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        session.expiry = loop.call_later(self.config.detached_session_ttl, self._expire, session)
+
+    def _expire(self, session: Session) -> None:
+        session.expiry = None
+        if session.conn is None and self.sessions.get(session.id) is session:
+            del self.sessions[session.id]
+            session.kill_all()
+
+    # ---------------------------------------------------------------- shutdown
+    def kill_all(self) -> None:
+        """Kill every process of every session (sync; safe from signal handlers and atexit)."""
+        for session in list(self.sessions.values()):
+            if session.expiry is not None:
+                session.expiry.cancel()
+                session.expiry = None
+            session.kill_all()
+        self.sessions.clear()
+
+    async def aclose(self) -> None:
+        """Drop all connections, kill all processes (whole groups), close the http client."""
+        self._closed = True
+        for conn in list(self.connections):
+            conn.close("server shutting down")
+        self.kill_all()
+        http = self._http
+        self._http = None
+        if http is not None:
+            await http.close()
+        # give killed children a moment to be reaped so none are left as zombies
+        await asyncio.sleep(0)
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()
