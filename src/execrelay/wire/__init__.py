@@ -1,14 +1,14 @@
 """Relay frame codec: ``codex.exec_server.relay.v1.RelayMessageFrame`` <-> :class:`Frame`.
 
 The bottom layer of execrelay.  ``execrelay.wire._codec_c`` (Cython, hand-written protobuf
-wire parsing) is used when it is built; ``execrelay.wire._frame_py`` (on the generated
+wire parsing) is used when it is built; ``execrelay.wire._codec_py`` (on the generated
 protobuf classes) otherwise, or when ``EXECRELAY_PURE=1``.  Both have the same API.
 """
 from __future__ import annotations
 
 from .._accel import select as _select
 
-_impl = _select("wire", "execrelay.wire._codec_c", "execrelay.wire._frame_py")
+_impl = _select("wire", "execrelay.wire._codec_c", "execrelay.wire._codec_py")
 
 Frame = _impl.Frame
 FrameError = _impl.FrameError

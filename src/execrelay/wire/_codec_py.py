@@ -56,6 +56,13 @@ class Frame:
     def __init__(self, kind: int, stream_id: str, ack: int = 0, ack_bits: int = 0, seq: int = 0,
                  segment_index: int = 0, segment_count: int = -1, payload: bytes = b"",
                  next_seq: int = 0, reason: str = "", version: int = VERSION) -> None:
+        for name, value in (("ack", ack), ("ack_bits", ack_bits), ("seq", seq),
+                            ("segment_index", segment_index), ("next_seq", next_seq),
+                            ("version", version)):
+            if not 0 <= value <= 0xFFFFFFFF:
+                raise OverflowError(f"{name} does not fit in an unsigned 32-bit field")
+        if segment_count > 0xFFFFFFFF:
+            raise OverflowError("segment_count does not fit in 32 bits")
         self.kind = kind
         self.version = version
         self.stream_id = stream_id
@@ -116,13 +123,21 @@ class Frame:
                 f"ack_bits={self.ack_bits:#x}{', ' + body if body else ''})")
 
 
+def _utf8_len(text: str) -> int:
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise FrameError(f"cannot encode relay frame: {exc}") from None
+
+
 def _check_stream_id(stream_id: str, offset: int = -1) -> None:
-    if not stream_id:
+    n = _utf8_len(stream_id)
+    if not n:
         raise FrameError("relay frame is missing stream_id", offset)
+    if n > MAX_STREAM_ID_BYTES:
+        raise FrameError(f"relay frame stream_id is longer than {MAX_STREAM_ID_BYTES} bytes", offset)
     if stream_id != stream_id.strip():
         raise FrameError("relay frame stream_id has surrounding whitespace", offset)
-    if len(stream_id.encode("utf-8")) > MAX_STREAM_ID_BYTES:
-        raise FrameError(f"relay frame stream_id is longer than {MAX_STREAM_ID_BYTES} bytes", offset)
 
 
 def _check_frame(f: Frame, offset: int = -1) -> None:
@@ -142,7 +157,7 @@ def _check_frame(f: Frame, offset: int = -1) -> None:
         if not f.payload:
             raise FrameError("relay data frame has an empty payload", offset, sid)
     elif kind == RESET:
-        n = len(f.reason.encode("utf-8"))
+        n = _utf8_len(f.reason)
         if n < 1 or n > MAX_REASON_BYTES:
             raise FrameError(f"relay reset reason must be 1..{MAX_REASON_BYTES} bytes, got {n}", offset, sid)
     elif kind not in (ACK, RESUME, HEARTBEAT):
@@ -157,25 +172,31 @@ def _wire_type_error(fields: UnknownFieldSet, known: frozenset, where: str, sid:
 
 
 def decode(buf: bytes | bytearray | memoryview) -> Frame:
-    """Parse and validate one serialized ``RelayMessageFrame``."""
+    """Parse and validate one serialized ``RelayMessageFrame``.
+
+    Checks run in the compiled twin's order (stream id, wire types, version, body) so both
+    report the same failure for the same bytes.
+    """
     msg = pb.RelayMessageFrame()
     try:
         msg.ParseFromString(bytes(buf))
     except (DecodeError, RuntimeError, ValueError) as exc:
         raise FrameError(f"invalid relay message frame: {exc}") from None
-    sid = msg.stream_id or None
+    _check_stream_id(msg.stream_id)
+    sid = msg.stream_id
     _wire_type_error(UnknownFieldSet(msg), _KNOWN_TOP, "frame", sid)
     which = msg.WhichOneof("body")
     if which is None:
-        raise FrameError("relay frame is missing body", -1, sid)
-    kind = _BODY_KIND[which]
-    body = getattr(msg, which)
-    _wire_type_error(UnknownFieldSet(body), _KNOWN_BODY[kind], which, sid)
+        kind = 0
+    else:
+        kind = _BODY_KIND[which]
+        body = getattr(msg, which)
+        _wire_type_error(UnknownFieldSet(body), _KNOWN_BODY[kind], which, sid)
     if kind == DATA:
-        f = Frame(DATA, msg.stream_id, msg.ack, msg.ack_bits, body.seq, body.segment_index,
+        f = Frame(DATA, sid, msg.ack, msg.ack_bits, body.seq, body.segment_index,
                   body.segment_count, body.payload, version=msg.version)
     else:
-        f = Frame(kind, msg.stream_id, msg.ack, msg.ack_bits,
+        f = Frame(kind, sid, msg.ack, msg.ack_bits,
                   next_seq=body.next_seq if kind == RESUME else 0,
                   reason=body.reason if kind == RESET else "", version=msg.version)
     _check_frame(f)
@@ -229,6 +250,8 @@ def encode_control(kind: int, stream_id: str, ack: int = 0, ack_bits: int = 0, n
 
 
 def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    """Read a varint of at most 10 bytes (the spare bits of a 10th byte are ignored, as upb
+    ignores them); return ``(value, position after it)``."""
     result = 0
     shift = 0
     start = pos
@@ -237,14 +260,46 @@ def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
             raise FrameError(f"truncated varint at offset {start}", start)
         b = buf[pos]
         pos += 1
-        if shift == 63 and b > 1:
-            raise FrameError(f"varint overflows 64 bits at offset {start}", start)
         result |= (b & 0x7F) << shift
         if b < 0x80:
-            return result, pos
+            return result & 0xFFFFFFFFFFFFFFFF, pos
         shift += 7
-        if shift > 63:
+        if shift >= 70:
             raise FrameError(f"varint longer than 10 bytes at offset {start}", start)
+
+
+def _skip_group(data: bytes, pos: int, end: int, field: int, at: int, depth: int) -> int:
+    """Skip an unknown group whose start key was at ``at``; return the position after it."""
+    if depth >= 100:
+        raise FrameError(f"groups nested too deeply at offset {at}", at)
+    while True:
+        if pos >= end:
+            raise FrameError(f"unterminated group at offset {at}", at)
+        inner_at = pos
+        key, pos = _varint(data, pos, end)
+        if key > 0xFFFFFFFF:  # field number 0 is tolerated inside groups, as upb does
+            raise FrameError(f"invalid field key at offset {inner_at}", inner_at)
+        f, wt = key >> 3, key & 7
+        if wt == 4:
+            if f != field:
+                raise FrameError(f"mismatched end of group at offset {inner_at}", inner_at)
+            return pos
+        if wt == 0:
+            _, pos = _varint(data, pos, end)
+        elif wt == 2:
+            n, pos = _varint(data, pos, end)
+            if n > end - pos:
+                raise FrameError(f"length {n} at offset {inner_at} runs past the end", inner_at)
+            pos += n
+        elif wt == 1 or wt == 5:
+            n = 8 if wt == 1 else 4
+            if n > end - pos:
+                raise FrameError(f"fixed-width field at offset {inner_at} runs past the end", inner_at)
+            pos += n
+        elif wt == 3:
+            pos = _skip_group(data, pos, end, f, inner_at, depth + 1)
+        else:
+            raise FrameError(f"invalid wire type {wt} at offset {inner_at}", inner_at)
 
 
 def peek_stream_id(buf: bytes | bytearray | memoryview) -> str:
@@ -262,8 +317,8 @@ def peek_stream_id(buf: bytes | bytearray | memoryview) -> str:
         at = pos
         key, pos = _varint(data, pos, end)
         field, wt = key >> 3, key & 7
-        if field == 0:
-            raise FrameError(f"field number 0 at offset {at}", at)
+        if key > 0xFFFFFFFF or field == 0:
+            raise FrameError(f"invalid field key at offset {at}", at)
         if wt == 0:
             _, pos = _varint(data, pos, end)
         elif wt == 2:
@@ -278,8 +333,10 @@ def peek_stream_id(buf: bytes | bytearray | memoryview) -> str:
             if n > end - pos:
                 raise FrameError(f"fixed-width field at offset {at} runs past the end", at)
             pos += n
+        elif wt == 3:
+            pos = _skip_group(data, pos, end, field, at, 0)
         else:
-            raise FrameError(f"unsupported wire type {wt} at offset {at}", at)
+            raise FrameError(f"invalid wire type {wt} at offset {at}", at)
         if field == 2 and wt != 2:
             raise FrameError(f"wrong wire type {wt} for frame field 2 at offset {at}", at)
     if sid is None:
