@@ -1,0 +1,74 @@
+"""Pure twin of ``execrelay.stream._reasm_c``: reassembly of segmented messages.
+
+Segments are fed strictly in seq order (the receive window guarantees it), so the only state is
+the message in progress.  Each segment's bytes are copied exactly once (here: into the final
+``b"".join``; the compiled twin copies into a preallocated buffer that becomes the delivered
+``bytes`` object).  An unsplit message (``segment_count == 1``) is returned as is, no copy.
+Any inconsistency raises :class:`ProtocolViolation` with the text the stream's Reset carries.
+"""
+from __future__ import annotations
+
+from .errors import MAX_MESSAGE_BYTES, SEGMENT_BYTES, ProtocolViolation
+
+
+class Reassembler:
+    __slots__ = ("active", "expected", "count", "size", "_parts", "max_segment", "max_message")
+
+    def __init__(self, max_segment: int = SEGMENT_BYTES, max_message: int = MAX_MESSAGE_BYTES) -> None:
+        self.active = False
+        self.expected = 0
+        self.count = 0
+        self.size = 0
+        self._parts: list = []
+        self.max_segment = max_segment
+        self.max_message = max_message
+
+    def feed(self, index: int, count: int, payload: bytes) -> bytes | None:
+        """Add the next segment; returns the whole message when this segment completes it."""
+        n = len(payload)
+        if n > self.max_segment:
+            raise ProtocolViolation(f"segment payload of {n} bytes exceeds {self.max_segment}")
+        if index >= count:
+            raise ProtocolViolation(f"segment_index {index} >= segment_count {count}")
+        if not self.active:
+            if index != 0:
+                raise ProtocolViolation(f"segment {index}/{count} does not start a message")
+            if count == 1:
+                return payload
+            if count > -(-self.max_message // self.max_segment):
+                raise ProtocolViolation(f"message of {count} segments exceeds {self.max_message} bytes")
+            self.active = True
+            self.expected = 1
+            self.count = count
+            self.size = n
+            self._parts = [payload]
+            return None
+        if count != self.count:
+            raise ProtocolViolation(f"segment_count changed from {self.count} to {count}")
+        if index != self.expected:
+            raise ProtocolViolation(
+                f"segment {index}/{count} overlaps: segment {self.expected} was expected")
+        size = self.size + n
+        if size > self.max_message:
+            raise ProtocolViolation(f"message exceeds {self.max_message} bytes")
+        self.size = size
+        self._parts.append(payload)
+        self.expected += 1
+        if self.expected < count:
+            return None
+        out = b"".join(self._parts)
+        self._parts = []
+        self.active = False
+        self.expected = 0
+        self.count = 0
+        self.size = 0
+        return out
+
+    def clear(self) -> None:
+        self._parts = []
+        self.active = False
+        self.expected = 0
+        self.count = 0
+        self.size = 0
+
+

@@ -1,0 +1,507 @@
+"""One relay stream as a sans-I/O state machine (P2 legacy/reliable modes, P3 reliability).
+
+A :class:`StreamEngine` never reads a clock and never touches a socket: it is fed decoded
+frames with the current time (a float, seconds, any epoch) and is asked for encoded frames to
+send (:meth:`emit_one`), for delivered messages (``sink`` callback or :attr:`inbox`) and for its
+next timer deadline (:meth:`next_deadline` / :meth:`on_timer`).  Normally the
+:class:`~execrelay.stream.mux.Multiplexer` drives engines; tests also drive two engines
+directly over a simulated link.
+
+Modes (fixed for the stream's life once known, P2):
+
+``LEGACY``    exactly 0.131.0: Data seq 0,1,2,... one per message, ack = ack_bits = 0, never
+              segments, never retransmits, ignores seq/acks/Resume/Heartbeat on receive,
+              delivers every Data in arrival order (duplicates too); a message whose frame
+              would exceed 16 MiB raises :class:`MessageTooLarge` locally.
+``RELIABLE``  P3: seq from 1 per segment, piggybacked cumulative ack + ack_bits, delayed
+              standalone acks (5 ms / 16 segments), 32-segment / 2 MiB send window, RFC 6298
+              RTO with backoff, fast retransmit, duplicate suppression, 64-segment / 1 MiB
+              reorder buffer, 60 KiB segments reassembled up to 64 MiB, exactly-once in-order
+              delivery, Resume + resend after reconnect, 30 s idle heartbeat.
+``PENDING``   opener only: ``Resume{next_seq=1}`` sent, answer not seen yet.  Sends unsplit
+              messages (<= 60 KiB) as reliable Data; holds larger ones.  Becomes RELIABLE on a
+              Resume answer, an Ack frame or Data with seq >= 1 (P2's executor rule, applied
+              symmetrically so a lost answer cannot flip the mode); becomes LEGACY on Data
+              with seq 0 (a 0.131.0 executor).  Retransmissions are preceded by
+              ``Resume{next_seq=1}`` as P2 requires.
+
+Protocol violations (bad seq/segment patterns, acks of unsent seqs, ...) reset the stream with
+``protocol_error: <what>``; a Reset from the peer closes it.  Either way :attr:`closed` becomes
+true and ``on_close`` fires once.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable
+
+from .. import wire
+from .errors import (LEGACY_MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, MAX_SEGMENTS, MAX_SEQ,
+                     REORDER_BYTES, SEGMENT_BYTES, SEND_WINDOW_BYTES, SEND_WINDOW_SEGMENTS,
+                     MessageTooLarge, ProtocolViolation, StreamClosed)
+from .hot import IN_ORDER, Reassembler, RecvWindow, SendWindow
+
+LEGACY = 0
+PENDING = 1
+RELIABLE = 2
+MODE_NAMES = {LEGACY: "legacy", PENDING: "pending", RELIABLE: "reliable"}
+
+OPENER = "opener"      # the harness side: creates the stream, proposes the mode
+ACCEPTOR = "acceptor"  # the executor side: streams appear when the peer opens them
+
+#: Delay before a standalone ack when there is nothing to piggyback on (P3: <= 5 ms).
+ACK_DELAY = 0.005
+#: Received segments that force an immediate ack (P3).
+ACK_EVERY = 16
+#: Idle time after which a reliable stream sends a heartbeat (P3).
+HEARTBEAT_IDLE = 30.0
+
+_DATA = wire.DATA
+_ACK = wire.ACK
+_RESUME = wire.RESUME
+_RESET = wire.RESET
+_HEARTBEAT = wire.HEARTBEAT
+_encode_data = wire.encode_data
+_encode_control = wire.encode_control
+
+
+def clip_reason(reason: str) -> str:
+    """Fit a Reset reason into P1's 1..256 UTF-8 bytes (never split a character)."""
+    raw = reason.encode("utf-8")
+    if not raw:
+        return "reset"
+    if len(raw) <= wire.MAX_REASON_BYTES:
+        return reason
+    return raw[: wire.MAX_REASON_BYTES].decode("utf-8", "ignore")
+
+
+class StreamEngine:
+    """State of one stream on one side.  See the module docstring."""
+
+    __slots__ = ("stream_id", "role", "mode", "closed", "close_reason", "reset_by_peer",
+                 "inbox", "_sink", "_on_close", "_wake", "_queued", "_heap_at",
+                 "_ctrl", "_out", "_tx_seq", "_msgq", "_queued_bytes", "_cur", "_cur_off",
+                 "_cur_idx", "_cur_count", "_sw", "_rw", "_reasm", "_retx", "_unacked_rx",
+                 "_ack_at", "_ack_now", "_hb_now", "_last_tx", "stats")
+
+    def __init__(self, stream_id: str, role: str, mode: int, now: float,
+                 sink: Callable[[str, bytes], None] | None = None) -> None:
+        self.stream_id = stream_id
+        self.role = role
+        self.mode = mode
+        self.closed = False
+        self.close_reason: str | None = None
+        self.reset_by_peer = False
+        #: Delivered messages when no ``sink`` is given (standalone use, tests).
+        self.inbox: list[bytes] = []
+        self._sink = sink if sink is not None else self._to_inbox
+        self._on_close: Callable[[StreamEngine], None] | None = None
+        self._wake: Callable[[StreamEngine], None] | None = None
+        self._queued = False     # in the multiplexer's ready queue
+        self._heap_at = -1.0     # multiplexer timer-heap bookkeeping
+        self._ctrl: deque = deque()   # (kind, next_seq, reason) control frames, sent first
+        self._out: deque = deque()    # legacy: pre-encoded Data frames
+        self._tx_seq = 0              # legacy: next seq (0.131.0 starts at 0, wraps)
+        self._msgq: deque = deque()   # reliable: messages not yet segmented
+        self._queued_bytes = 0
+        self._cur: bytes | None = None
+        self._cur_off = 0
+        self._cur_idx = 0
+        self._cur_count = 0
+        self._sw = SendWindow(SEND_WINDOW_SEGMENTS, SEND_WINDOW_BYTES)
+        self._rw = RecvWindow(REORDER_BYTES)
+        self._reasm = Reassembler()
+        self._retx: deque = deque()
+        self._unacked_rx = 0
+        self._ack_at = -1.0
+        self._ack_now = False
+        self._hb_now = False
+        self._last_tx = now
+        #: Counters: frames/bytes sent, retransmissions, duplicates and drops received.
+        self.stats = {"retransmits": 0, "duplicates": 0, "dropped": 0, "delivered": 0}
+
+    # ----------------------------------------------------------------------------- creation
+    @classmethod
+    def open(cls, stream_id: str, now: float, mode: int = RELIABLE,
+             sink: Callable[[str, bytes], None] | None = None) -> "StreamEngine":
+        """Opener (harness) side: propose reliable mode (``Resume{1}``, PENDING until the
+        answer) or open a legacy stream the way 0.131.0 does (``Resume{0}``)."""
+        if mode == LEGACY:
+            eng = cls(stream_id, OPENER, LEGACY, now, sink)
+            eng._ctrl.append((_RESUME, 0, ""))
+        else:
+            eng = cls(stream_id, OPENER, PENDING, now, sink)
+            eng._ctrl.append((_RESUME, 1, ""))
+        return eng
+
+    @classmethod
+    def accept(cls, stream_id: str, now: float, mode: int,
+               sink: Callable[[str, bytes], None] | None = None,
+               answer: bool = True) -> "StreamEngine":
+        """Acceptor (executor) side.  A reliable stream answers ``Resume{next_seq=1}`` before
+        any Data (``answer``); the multiplexer passes ``answer=False`` when the opening frame
+        is itself a Resume, which :meth:`on_frame` answers."""
+        eng = cls(stream_id, ACCEPTOR, mode, now, sink)
+        if mode != LEGACY and answer:
+            eng._ctrl.append((_RESUME, 1, ""))
+        return eng
+
+    def _to_inbox(self, _sid: str, payload: bytes) -> None:
+        self.inbox.append(payload)
+
+    # ----------------------------------------------------------------------------- sending
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes accepted by :meth:`send` and not yet handed out (application backpressure)."""
+        if self.mode == LEGACY:
+            return sum(len(b) for b in self._out)
+        cur = len(self._cur) - self._cur_off if self._cur is not None else 0
+        return self._queued_bytes + cur
+
+    @property
+    def unacked_bytes(self) -> int:
+        return self._sw.in_flight_bytes
+
+    def send(self, message: bytes) -> None:
+        """Queue one message (a JSON-RPC payload).  Raises :class:`StreamClosed`,
+        :class:`MessageTooLarge` (legacy > 16 MiB frame, reliable > 64 MiB) or ValueError
+        (empty message; P1 forbids empty payloads)."""
+        if self.closed:
+            raise StreamClosed(f"stream {self.stream_id!r} is closed ({self.close_reason})")
+        n = len(message)
+        if n == 0:
+            raise ValueError("relay messages must not be empty")
+        if self.mode == LEGACY:
+            self._out.append(self._legacy_frame(message))
+        else:
+            if n > MAX_MESSAGE_BYTES:
+                raise MessageTooLarge(
+                    f"message of {n} bytes exceeds the {MAX_MESSAGE_BYTES}-byte reliable-mode limit")
+            if type(message) is not bytes:
+                message = bytes(message)
+            self._msgq.append(message)
+            self._queued_bytes += n
+        if not self._queued and self._wake is not None:
+            self._queued = True
+            self._wake(self)
+
+    def _legacy_frame(self, message: bytes) -> bytes:
+        if len(message) > LEGACY_MAX_FRAME_BYTES:
+            raise MessageTooLarge(
+                f"message of {len(message)} bytes cannot be sent to a legacy (0.131.0) peer: "
+                f"frames are limited to {LEGACY_MAX_FRAME_BYTES} bytes")
+        frame = _encode_data(self.stream_id, self._tx_seq, 0, 0, message)
+        if len(frame) > LEGACY_MAX_FRAME_BYTES:
+            raise MessageTooLarge(
+                f"message of {len(message)} bytes cannot be sent to a legacy (0.131.0) peer: "
+                f"the frame would be {len(frame)} bytes, over {LEGACY_MAX_FRAME_BYTES}")
+        self._tx_seq = (self._tx_seq + 1) & 0xFFFFFFFF
+        return frame
+
+    def wants_output(self) -> bool:
+        """True when :meth:`emit_one` would return a frame now."""
+        if self._ctrl:
+            return True
+        if self.closed:
+            return False
+        if self.mode == LEGACY:
+            return bool(self._out)
+        if self._retx or self._ack_now or self._hb_now:
+            return True
+        cur = self._cur
+        if cur is not None:
+            n = len(cur) - self._cur_off
+            return self._sw.can_send(n if n < SEGMENT_BYTES else SEGMENT_BYTES)
+        if self._msgq:
+            n = len(self._msgq[0])
+            if n > SEGMENT_BYTES:
+                if self.mode == PENDING:
+                    return False
+                n = SEGMENT_BYTES
+            return self._sw.can_send(n)
+        return False
+
+    def emit_one(self, now: float) -> bytes | None:
+        """The next encoded frame to send, or None.  Order: control (Resume/Reset), legacy
+        frames, retransmissions, new segments (window permitting), standalone ack, heartbeat.
+        Every reliable frame carries the current ack/ack_bits."""
+        if self._ctrl:
+            kind, next_seq, reason = self._ctrl.popleft()
+            if self.mode == LEGACY:
+                return _encode_control(kind, self.stream_id, 0, 0, next_seq, reason)
+            return self._sent(now, _encode_control(kind, self.stream_id, self._rw.ack,
+                                                   self._rw.ack_bits, next_seq, reason))
+        if self.closed:
+            return None
+        if self.mode == LEGACY:
+            if self._out:
+                return self._out.popleft()
+            return None
+        sw = self._sw
+        while self._retx:
+            seq = self._retx.popleft()
+            seg = sw.get(seq)
+            if seg is not None:
+                sw.mark_sent(seq, now)
+                self.stats["retransmits"] += 1
+                return self._sent(now, _encode_data(self.stream_id, seq, self._rw.ack,
+                                                    self._rw.ack_bits, seg[0], seg[1], seg[2]))
+        frame = self._next_segment(now)
+        if frame is not None:
+            return frame
+        if self._ack_now or self._hb_now:
+            kind = _ACK if self._ack_now else _HEARTBEAT
+            return self._sent(now, _encode_control(kind, self.stream_id, self._rw.ack,
+                                                   self._rw.ack_bits))
+        return None
+
+    def _sent(self, now: float, frame: bytes) -> bytes:
+        self._ack_now = False
+        self._hb_now = False
+        self._ack_at = -1.0
+        self._unacked_rx = 0
+        self._last_tx = now
+        return frame
+
+    def _next_segment(self, now: float) -> bytes | None:
+        cur = self._cur
+        if cur is None:
+            if not self._msgq:
+                return None
+            head = self._msgq[0]
+            n = len(head)
+            if n > SEGMENT_BYTES and self.mode == PENDING:
+                return None
+            if not self._sw.can_send(n if n < SEGMENT_BYTES else SEGMENT_BYTES):
+                return None
+            cur = self._msgq.popleft()
+            self._queued_bytes -= n
+            self._cur = cur
+            self._cur_off = 0
+            self._cur_idx = 0
+            self._cur_count = 1 if n <= SEGMENT_BYTES else -(-n // SEGMENT_BYTES)
+        sw = self._sw
+        count = self._cur_count
+        if count == 1:
+            payload = cur
+        else:
+            off = self._cur_off
+            payload = cur[off:off + SEGMENT_BYTES]
+        n = len(payload)
+        if not sw.can_send(n):
+            return None
+        if sw.next_seq > MAX_SEQ:
+            self.reset("protocol_error: sequence space exhausted")
+            return self.emit_one(now)
+        idx = self._cur_idx
+        seq = sw.push((payload, idx, count), n, now)
+        if idx + 1 >= count:
+            self._cur = None
+        else:
+            self._cur_idx = idx + 1
+            self._cur_off += n
+        return self._sent(now, _encode_data(self.stream_id, seq, self._rw.ack, self._rw.ack_bits,
+                                            payload, idx, count))
+
+    # ----------------------------------------------------------------------------- receiving
+    def on_frame(self, f, now: float) -> None:
+        """Process one decoded frame addressed to this stream."""
+        if self.closed:
+            return
+        kind = f.kind
+        mode = self.mode
+        if kind == _RESET:
+            self._closed_by_peer(f.reason)
+            return
+        if mode == LEGACY:
+            if kind == _DATA:
+                if f.segment_count != 1 or f.segment_index != 0:
+                    self.fail(f"segmented data frame ({f.segment_index}/{f.segment_count}) "
+                              "on a legacy stream")
+                    return
+                self.stats["delivered"] += 1
+                self._sink(self.stream_id, f.payload)
+            return  # 0.131.0 ignores Resume, Ack, Heartbeat and every seq/ack field
+        if mode == PENDING:
+            if kind == _DATA and f.seq == 0:
+                self._become_legacy()
+                self.on_frame(f, now)
+                return
+            if (kind == _RESUME and f.next_seq >= 1) or kind == _ACK or kind == _DATA:
+                self.mode = RELIABLE
+                if kind == _RESUME:
+                    self._ack_fields(f, now)
+                    self._maybe_wake()
+                    return
+            else:
+                return
+        try:
+            self._ack_fields(f, now)
+            if kind == _DATA:
+                self._rx_data(f, now)
+            elif kind == _RESUME:
+                if f.next_seq >= 1:
+                    if self.role == ACCEPTOR:
+                        self._ctrl.append((_RESUME, self._sw.next_seq, ""))
+                    self._resend_all()
+                    self._ack_now = True
+        except ProtocolViolation as exc:
+            self.fail(str(exc))
+            return
+        self._maybe_wake()
+
+    def _maybe_wake(self) -> None:
+        if not self._queued and self._wake is not None and self.wants_output():
+            self._queued = True
+            self._wake(self)
+
+    def _ack_fields(self, f, now: float) -> None:
+        if self._sw.on_ack(f.ack, f.ack_bits, now):
+            for seq in self._sw.take_fast():
+                if seq not in self._retx:
+                    self._retx.append(seq)
+
+    def _rx_data(self, f, now: float) -> None:
+        seq = f.seq
+        if seq == 0:
+            raise ProtocolViolation("data seq 0 on a reliable stream")
+        idx = f.segment_index
+        count = f.segment_count
+        if seq - idx < 1:
+            raise ProtocolViolation(f"segment {idx} at seq {seq} would start a message before seq 1")
+        if count > MAX_SEGMENTS:
+            raise ProtocolViolation(f"message of {count} segments exceeds {MAX_MESSAGE_BYTES} bytes")
+        payload = f.payload
+        n = len(payload)
+        if n > SEGMENT_BYTES:
+            raise ProtocolViolation(f"segment payload of {n} bytes exceeds {SEGMENT_BYTES}")
+        rw = self._rw
+        code = rw.offer(seq, f, n)
+        if code == IN_ORDER:
+            self._rx_segment(f)
+            while not self.closed:
+                g = rw.pop_next()
+                if g is None:
+                    break
+                self._rx_segment(g)
+            self._unacked_rx += 1
+            if self._unacked_rx >= ACK_EVERY:
+                self._ack_now = True
+            elif self._ack_at < 0.0:
+                self._ack_at = now + ACK_DELAY
+        else:
+            if code == 2:
+                self.stats["duplicates"] += 1
+            elif code == 3:
+                self.stats["dropped"] += 1
+            self._ack_now = True
+
+    def _rx_segment(self, f) -> None:
+        msg = self._reasm.feed(f.segment_index, f.segment_count, f.payload)
+        if msg is not None:
+            self.stats["delivered"] += 1
+            self._sink(self.stream_id, msg)
+
+    def _resend_all(self) -> None:
+        self._retx.clear()
+        self._retx.extend(self._sw.unacked())
+
+    def _become_legacy(self) -> None:
+        """PENDING opener learned the peer is 0.131.0: continue exactly as 0.131.0 would."""
+        self.mode = LEGACY
+        self._tx_seq = self._sw.next_seq
+        self._retx.clear()
+        self._sw.clear()
+        msgs = list(self._msgq)
+        self._msgq.clear()
+        self._queued_bytes = 0
+        try:
+            for m in msgs:
+                self._out.append(self._legacy_frame(m))
+        except MessageTooLarge as exc:
+            self.reset(clip_reason(f"legacy_message_too_large: {exc}"))
+
+    # ----------------------------------------------------------------------------- timers
+    def next_deadline(self) -> float:
+        """Earliest time :meth:`on_timer` has work (ack delay, RTO, heartbeat); -1.0: none."""
+        if self.closed or self.mode == LEGACY:
+            return -1.0
+        d = self._sw.next_deadline()
+        a = self._ack_at
+        if a >= 0.0 and (d < 0.0 or a < d):
+            d = a
+        hb = self._last_tx + HEARTBEAT_IDLE
+        if d < 0.0 or hb < d:
+            d = hb
+        return d
+
+    def on_timer(self, now: float) -> None:
+        if self.closed or self.mode == LEGACY:
+            return
+        if self._ack_at >= 0.0 and now >= self._ack_at:
+            self._ack_at = -1.0
+            self._ack_now = True
+        sw = self._sw
+        if sw.in_flight:
+            expired = sw.expire(now)
+            if expired:
+                if self.mode == PENDING:
+                    self._ctrl.append((_RESUME, 1, ""))
+                retx = self._retx
+                for seq in expired:
+                    if seq not in retx:
+                        retx.append(seq)
+        if now >= self._last_tx + HEARTBEAT_IDLE:
+            self._hb_now = True
+        self._maybe_wake()
+
+    # ----------------------------------------------------------------------------- lifecycle
+    def on_reconnect(self, now: float) -> None:
+        """The transport came back: send ``Resume{next_seq}`` then resend everything unacked
+        (reliable/pending streams; legacy streams do not survive a reconnect)."""
+        if self.closed or self.mode == LEGACY:
+            return
+        self._ctrl.append((_RESUME, self._sw.next_seq if self.mode == RELIABLE else 1, ""))
+        self._resend_all()
+        self._maybe_wake()
+
+    def reset(self, reason: str) -> None:
+        """Tear the stream down from this side: one Reset frame goes out, nothing else."""
+        if self.closed:
+            return
+        reason = clip_reason(reason)
+        self._teardown(reason, False)
+        self._ctrl.append((_RESET, 0, reason))
+        self._maybe_wake()
+
+    def fail(self, what: str) -> None:
+        """Protocol violation by the peer: reset with ``protocol_error: <what>``."""
+        self.reset("protocol_error: " + what)
+
+    def _closed_by_peer(self, reason: str) -> None:
+        self._teardown(reason, True)
+
+    def _teardown(self, reason: str, by_peer: bool) -> None:
+        self.closed = True
+        self.close_reason = reason
+        self.reset_by_peer = by_peer
+        self._ctrl.clear()
+        self._out.clear()
+        self._msgq.clear()
+        self._cur = None
+        self._queued_bytes = 0
+        self._retx.clear()
+        self._sw.clear()
+        self._rw.clear()
+        self._reasm.clear()
+        self._ack_now = self._hb_now = False
+        if self._on_close is not None:
+            self._on_close(self)
+
+    def __repr__(self) -> str:
+        state = f"closed({self.close_reason!r})" if self.closed else "open"
+        return f"<StreamEngine {self.stream_id!r} {self.role} {MODE_NAMES[self.mode]} {state}>"
+
+
+__all__ = ["StreamEngine", "LEGACY", "PENDING", "RELIABLE", "OPENER", "ACCEPTOR", "MODE_NAMES",
+           "ACK_DELAY", "ACK_EVERY", "HEARTBEAT_IDLE", "clip_reason", "ProtocolViolation",
+           "MessageTooLarge", "StreamClosed"]

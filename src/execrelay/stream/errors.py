@@ -1,0 +1,42 @@
+"""Errors and limits shared by the stream layer and by both twins of its hot path.
+
+Kept in a plain Python module so the compiled and pure twins raise the *same* exception class
+with the *same* text, which the differential tests compare.
+"""
+from __future__ import annotations
+
+#: P3: a segment (and an unsplit reliable message) carries at most 60 KiB of payload.
+SEGMENT_BYTES: int = 60 * 1024
+#: P3: largest reassembled message.
+MAX_MESSAGE_BYTES: int = 64 * 1024 * 1024
+#: Most segments a legal message can have (ceil(64 MiB / 60 KiB) = 1093).
+MAX_SEGMENTS: int = -(-MAX_MESSAGE_BYTES // SEGMENT_BYTES)
+#: P3 send window.
+SEND_WINDOW_SEGMENTS: int = 32
+SEND_WINDOW_BYTES: int = 2 * 1024 * 1024
+#: P3 receive (reorder) window: seqs ack+1 .. ack+64, at most 1 MiB buffered.
+REORDER_SEGMENTS: int = 64
+REORDER_BYTES: int = 1024 * 1024
+#: P3 RTO estimator bounds (seconds).
+RTO_INITIAL: float = 0.5
+RTO_MIN: float = 0.05
+RTO_MAX: float = 10.0
+#: Largest seq a stream may use (uint32, never wraps).
+MAX_SEQ: int = 0xFFFFFFFF
+#: Legacy (0.131.0) peers drop the connection on a websocket frame above 16 MiB.
+LEGACY_MAX_FRAME_BYTES: int = 16 * 1024 * 1024
+
+
+class ProtocolViolation(ValueError):
+    """The peer broke P3 on one stream; the engine resets that stream with
+    ``protocol_error: <message>``."""
+
+
+class MessageTooLarge(ValueError):
+    """A message this side was asked to send cannot be sent in the stream's mode (legacy: the
+    encoded frame would exceed 16 MiB; reliable: the message exceeds 64 MiB).  Raised locally,
+    nothing goes on the wire."""
+
+
+class StreamClosed(RuntimeError):
+    """The stream was reset (by either side) or closed; it accepts no more messages."""

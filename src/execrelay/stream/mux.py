@@ -1,0 +1,351 @@
+"""Many relay streams over one websocket: the sans-I/O multiplexer.
+
+One :class:`Multiplexer` per physical websocket (executor: the relay socket to the rendezvous,
+``role=ACCEPTOR``; harness: its socket, ``role=OPENER``).  No I/O, no clock: the transport
+passes bytes and the current time in and writes what comes out.
+
+Driving it (everything is synchronous and cheap; call from the event loop callback)::
+
+    mux = Multiplexer(ACCEPTOR, on_message=deliver, on_open=opened, on_close=closed)
+
+    # 1. every binary websocket message received (decoded once, routed by stream_id):
+    mux.feed(frame_bytes, now)            # or mux.feed_many(list_of_bytes, now)
+    #    -> on_message(stream_id, payload: bytes) for every complete message, in order
+    #    -> on_open(stream_id, mode_name) when the peer opens a stream (acceptor side)
+    #    -> on_close(stream_id, reason, by_peer) when a stream ends (peer Reset, local reset,
+    #       protocol_error: ..., legacy stream on disconnect)
+    #    Callbacks may call mux.send()/mux.reset() re-entrantly.  Without callbacks the
+    #    events are appended to ``mux.events`` as ("message"|"open"|"close", sid, data).
+
+    # 2. the application answers (any time, any stream):
+    mux.send(stream_id, payload_bytes)    # StreamClosed / MessageTooLarge / ValueError
+
+    # 3. after handling one read (or a timer), write everything that is ready in ONE write:
+    frames = mux.poll_output(now)         # list[bytes], one binary ws message each,
+                                          # round-robin one frame per stream per turn
+    #    poll_output(now, max_bytes=N) stops once N bytes are collected (transport
+    #    backpressure); the rest stays queued for the next call.
+
+    # 4. timers (reliable streams only: delayed acks, retransmission, heartbeat):
+    t = mux.next_deadline()               # absolute time, or None when nothing is armed
+    mux.tick(now)                         # when t is reached; then poll_output(now)
+
+    # 5. opener side (harness):
+    mux.open_stream(stream_id, now, mode=RELIABLE)   # or LEGACY for a 0.131.0 executor
+    mux.reset(stream_id, reason)
+
+    # 6. transport lost / back:
+    mux.on_disconnect()                   # legacy streams end (as in 0.131.0); reliable live on
+    mux.on_reconnect(now)                 # Resume{next_seq} + resend unacked, every reliable stream
+
+Acceptor-side stream creation (P2, P4, spec 7.2): a Data frame with seq 0 on an unknown
+stream opens a LEGACY stream (0.131.0 harness), Data with seq >= 1 or ``Resume{next_seq>=1}``
+opens a RELIABLE one (answered with ``Resume{1}`` before any Data); Resume{0}, Ack, Heartbeat
+and Reset never create a stream.  A legacy stream that was reset is recreated by the next Data
+(0.131.0 does the same); a closed reliable stream is remembered for ``TOMBSTONE_SECONDS`` and
+frames for it are answered with its Reset again (so a lost Reset is repeated) instead of
+creating a new stream.  Opener side: frames for unknown streams are ignored.
+
+Bad frames (P1): counted in ``bad_frames``, logged at most once a minute; when the FrameError
+carries a ``stream_id`` of a live stream, that stream alone is reset with
+``protocol_error: <what>``.
+
+Fairness: streams with output wait in one FIFO; each turn takes ONE frame (at most one 60 KiB
+segment in reliable mode) from the head stream and requeues it at the tail, so a stream moving
+64 MiB delays a small message by at most one frame per other busy stream.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+from collections import OrderedDict, deque
+from typing import Callable, Iterable
+
+from .. import wire
+from .engine import (ACCEPTOR, LEGACY, MODE_NAMES, OPENER, PENDING, RELIABLE, StreamEngine,
+                     clip_reason)
+from .errors import StreamClosed
+
+log = logging.getLogger("execrelay.stream")
+
+#: How long a closed reliable stream_id is remembered (its frames get the Reset again).
+TOMBSTONE_SECONDS = 120.0
+TOMBSTONE_MAX = 4096
+
+_DATA = wire.DATA
+_RESUME = wire.RESUME
+_RESET = wire.RESET
+_decode = wire.decode
+_FrameError = wire.FrameError
+
+
+class Multiplexer:
+    """Owns every :class:`StreamEngine` of one websocket.  See the module docstring."""
+
+    def __init__(self, role: str = ACCEPTOR,
+                 on_message: Callable[[str, bytes], None] | None = None,
+                 on_open: Callable[[str, str], None] | None = None,
+                 on_close: Callable[[str, str | None, bool], None] | None = None) -> None:
+        if role not in (ACCEPTOR, OPENER):
+            raise ValueError(f"role must be {ACCEPTOR!r} or {OPENER!r}")
+        self.role = role
+        self.events: list[tuple] = []
+        self._on_message = on_message if on_message is not None else self._ev_message
+        self._on_open = on_open if on_open is not None else self._ev_open
+        self._on_close_cb = on_close if on_close is not None else self._ev_close
+        self.streams: dict[str, StreamEngine] = {}
+        self._ready: deque[StreamEngine] = deque()
+        self._dirty: set[StreamEngine] = set()
+        self._heap: list = []
+        self._heap_n = 0
+        self._tombs: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._now = 0.0
+        self._last_bad_log = -1e18
+        #: P1 bad-frame counter (undecodable or invalid frames) and the last error text.
+        self.bad_frames = 0
+        self.last_bad_frame: str | None = None
+        #: Frames for unknown streams that were dropped (not an error: Resume{0}, stale, ...).
+        self.unrouted_frames = 0
+
+    # ------------------------------------------------------------------ default event sinks
+    def _ev_message(self, sid: str, payload: bytes) -> None:
+        self.events.append(("message", sid, payload))
+
+    def _ev_open(self, sid: str, mode: str) -> None:
+        self.events.append(("open", sid, mode))
+
+    def _ev_close(self, sid: str, reason: str | None, by_peer: bool) -> None:
+        self.events.append(("close", sid, (reason, by_peer)))
+
+    # ------------------------------------------------------------------ engine plumbing
+    def _wake(self, eng: StreamEngine) -> None:
+        self._ready.append(eng)
+
+    def _closed(self, eng: StreamEngine) -> None:
+        if eng.mode != LEGACY:
+            tombs = self._tombs
+            tombs[eng.stream_id] = (self._now + TOMBSTONE_SECONDS, eng.close_reason or "reset")
+            tombs.move_to_end(eng.stream_id)
+            while len(tombs) > TOMBSTONE_MAX:
+                tombs.popitem(last=False)
+        if not eng.wants_output() and self.streams.get(eng.stream_id) is eng:
+            del self.streams[eng.stream_id]
+        self._on_close_cb(eng.stream_id, eng.close_reason, eng.reset_by_peer)
+
+    def _adopt(self, eng: StreamEngine) -> StreamEngine:
+        eng._wake = self._wake
+        eng._on_close = self._closed
+        self.streams[eng.stream_id] = eng
+        if eng.wants_output():
+            eng._queued = True
+            self._ready.append(eng)
+        if eng.mode != LEGACY:
+            self._dirty.add(eng)
+        return eng
+
+    # ------------------------------------------------------------------ input
+    def feed(self, data: bytes | bytearray | memoryview, now: float) -> None:
+        """Route one received binary websocket message (one relay frame)."""
+        self._now = now
+        try:
+            f = _decode(data)
+        except _FrameError as exc:
+            self._bad(exc, now)
+            return
+        eng = self.streams.get(f.stream_id)
+        if eng is None:
+            eng = self._unknown(f, now)
+            if eng is None:
+                return
+        eng.on_frame(f, now)
+        if eng.mode != LEGACY:
+            self._dirty.add(eng)
+
+    def feed_many(self, frames: Iterable[bytes], now: float) -> None:
+        for data in frames:
+            self.feed(data, now)
+
+    def _bad(self, exc: Exception, now: float) -> None:
+        self.bad_frames += 1
+        self.last_bad_frame = str(exc)
+        if now - self._last_bad_log >= 60.0:
+            self._last_bad_log = now
+            log.warning("dropping invalid relay frame (%d so far): %s", self.bad_frames, exc)
+        sid = getattr(exc, "stream_id", None)
+        if sid is not None:
+            eng = self.streams.get(sid)
+            if eng is not None and not eng.closed:
+                eng.fail(str(exc))
+
+    def _unknown(self, f, now: float) -> StreamEngine | None:
+        sid = f.stream_id
+        kind = f.kind
+        tomb = self._tombs.get(sid)
+        if tomb is not None:
+            if tomb[0] >= now:
+                self.unrouted_frames += 1
+                if kind == _DATA or kind == _RESUME:
+                    # The peer still thinks the stream lives: repeat the Reset (it may be lost).
+                    eng = StreamEngine(sid, self.role, RELIABLE, now, self._on_message)
+                    eng.closed = True
+                    eng.close_reason = tomb[1]
+                    eng._ctrl.append((_RESET, 0, tomb[1]))
+                    self._ready.append(eng)
+                    eng._queued = True
+                return None
+            del self._tombs[sid]
+        if self.role == OPENER:
+            self.unrouted_frames += 1
+            return None
+        if kind == _DATA:
+            if f.seq == 0:
+                if f.segment_count != 1:  # 0.131.0 drops it and creates nothing (obs E)
+                    self.bad_frames += 1
+                    self.last_bad_frame = "segmented data frame opening a legacy stream"
+                    return None
+                eng = StreamEngine.accept(sid, now, LEGACY, self._on_message)
+            else:
+                eng = StreamEngine.accept(sid, now, RELIABLE, self._on_message)
+        elif kind == _RESUME and f.next_seq >= 1:
+            eng = StreamEngine.accept(sid, now, RELIABLE, self._on_message, answer=False)
+        else:
+            self.unrouted_frames += 1
+            return None
+        self._adopt(eng)
+        self._on_open(sid, MODE_NAMES[eng.mode])
+        return eng
+
+    # ------------------------------------------------------------------ application calls
+    def open_stream(self, stream_id: str, now: float, mode: int = RELIABLE) -> StreamEngine:
+        """Opener side: start a stream (RELIABLE proposes P3 and falls back per P2; LEGACY
+        talks to a 0.131.0 executor exactly like the 0.131.0 harness)."""
+        if stream_id in self.streams:
+            raise ValueError(f"stream {stream_id!r} already exists")
+        self._now = now
+        self._tombs.pop(stream_id, None)
+        eng = StreamEngine.open(stream_id, now, mode, self._on_message)
+        return self._adopt(eng)
+
+    def send(self, stream_id: str, message: bytes) -> None:
+        eng = self.streams.get(stream_id)
+        if eng is None:
+            raise StreamClosed(f"no such stream {stream_id!r}")
+        eng.send(message)
+
+    def reset(self, stream_id: str, reason: str) -> None:
+        """Reset one stream from this side (no-op for unknown/closed streams)."""
+        eng = self.streams.get(stream_id)
+        if eng is not None:
+            eng.reset(clip_reason(reason))
+
+    def stream(self, stream_id: str) -> StreamEngine | None:
+        return self.streams.get(stream_id)
+
+    def buffered(self, stream_id: str) -> int:
+        """Bytes queued on a stream and not yet sent (for application backpressure)."""
+        eng = self.streams.get(stream_id)
+        return eng.buffered_bytes if eng is not None else 0
+
+    # ------------------------------------------------------------------ output
+    def has_output(self) -> bool:
+        return bool(self._ready)
+
+    def poll_output(self, now: float, max_bytes: int = 0) -> list[bytes]:
+        """Every frame ready now, round-robin across streams (one frame per stream per turn)."""
+        self._now = now
+        out: list[bytes] = []
+        ready = self._ready
+        dirty = self._dirty
+        streams = self.streams
+        total = 0
+        while ready:
+            eng = ready.popleft()
+            eng._queued = False
+            frame = eng.emit_one(now)
+            if frame is None:
+                if eng.closed and streams.get(eng.stream_id) is eng:
+                    del streams[eng.stream_id]
+                continue
+            out.append(frame)
+            if eng.mode != LEGACY:
+                dirty.add(eng)
+            if eng.wants_output():
+                eng._queued = True
+                ready.append(eng)
+            elif eng.closed and streams.get(eng.stream_id) is eng:
+                del streams[eng.stream_id]
+            if max_bytes:
+                total += len(frame)
+                if total >= max_bytes:
+                    break
+        return out
+
+    # ------------------------------------------------------------------ timers
+    def _flush_dirty(self) -> None:
+        heap = self._heap
+        for eng in self._dirty:
+            if eng.closed:
+                continue
+            d = eng.next_deadline()
+            if d >= 0.0 and (eng._heap_at < 0.0 or d < eng._heap_at):
+                eng._heap_at = d
+                self._heap_n += 1
+                heapq.heappush(heap, (d, self._heap_n, eng))
+        self._dirty.clear()
+
+    def next_deadline(self) -> float | None:
+        """The earliest absolute time :meth:`tick` has work, or None."""
+        self._flush_dirty()
+        heap = self._heap
+        while heap:
+            d, _, eng = heap[0]
+            if eng.closed or d != eng._heap_at:
+                heapq.heappop(heap)
+                continue
+            return d
+        return None
+
+    def tick(self, now: float) -> None:
+        """Run every timer due at ``now`` (then call :meth:`poll_output`)."""
+        self._now = now
+        self._flush_dirty()
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            d, _, eng = heapq.heappop(heap)
+            if eng.closed or d != eng._heap_at:
+                continue
+            eng._heap_at = -1.0
+            eng.on_timer(now)
+            self._dirty.add(eng)
+        self._flush_dirty()
+        tombs = self._tombs
+        while tombs:
+            sid, (expiry, _) = next(iter(tombs.items()))
+            if expiry > now:
+                break
+            del tombs[sid]
+
+    # ------------------------------------------------------------------ transport events
+    def on_disconnect(self) -> None:
+        """The websocket is gone: legacy streams end (0.131.0 disconnects them all); reliable
+        streams survive until :meth:`on_reconnect` (or their owner resets them)."""
+        for eng in list(self.streams.values()):
+            if eng.mode == LEGACY and not eng.closed:
+                eng._teardown("disconnected", True)
+        self._ready = deque(e for e in self._ready if not e.closed)
+
+    def on_reconnect(self, now: float) -> None:
+        """A new websocket replaces the old one: every live reliable stream sends
+        ``Resume{next_seq}`` and resends everything unacknowledged."""
+        self._now = now
+        for eng in list(self.streams.values()):
+            if not eng.closed and eng.mode != LEGACY:
+                eng.on_reconnect(now)
+                self._dirty.add(eng)
+
+    def __len__(self) -> int:
+        return len(self.streams)
+
+
+__all__ = ["Multiplexer", "ACCEPTOR", "OPENER", "LEGACY", "PENDING", "RELIABLE",
+           "TOMBSTONE_SECONDS"]
