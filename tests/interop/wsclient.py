@@ -95,7 +95,10 @@ class JsonWsClient:
             data = msg
         if binary and isinstance(data, str):
             data = data.encode()
-        await self.ws.send(data)
+        try:
+            await self.ws.send(data)
+        except ConnectionClosed as exc:
+            raise Closed(exc) from None
 
     def new_id(self) -> int:
         self._next_id += 1

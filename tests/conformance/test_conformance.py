@@ -1,0 +1,33 @@
+"""exec-server-rpc.md section 8, cases 1-65, against ``real`` (codex 0.131.0) and ``ours``.
+
+Run one implementation:   pytest tests/conformance -k real
+One case on both:         pytest tests/conformance -k c27-
+A failing ``ours`` case is a real difference from codex 0.131.0 (never skip/xfail it here).
+"""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from interop.aiohttp_thread import ThreadedApp
+from interop.procs import ServerProcess
+
+from .cases import CASES, Ctx
+from .conftest import server_argv
+
+pytestmark = pytest.mark.interop
+
+
+@pytest.mark.parametrize("number", sorted(CASES), ids=[f"c{n:02d}-{CASES[n].slug}" for n in sorted(CASES)])
+async def test_conformance(number: int, impl: str, exec_server: ServerProcess, http_fixture: ThreadedApp,
+                           tmp_path: Path) -> None:
+    spec = CASES[number]
+    assert exec_server.url is not None
+    ctx = Ctx(impl=impl, url=exec_server.url, tmp=tmp_path, http=http_fixture.base_url,
+              argv_for=lambda listen: server_argv(impl, listen))
+    try:
+        await asyncio.wait_for(spec.fn(ctx), spec.timeout)
+    finally:
+        await ctx.close_all()
