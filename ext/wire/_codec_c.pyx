@@ -408,7 +408,14 @@ cdef Frame _decode(const uint8_t* buf, Py_ssize_t end):
                 deferred_body = None
             while pos < sub_end:
                 at = pos
-                pos = _key(buf, pos, sub_end, &skey)
+                if kind == K_ACK or kind == K_HEARTBEAT:
+                    # upb tolerates field number 0 inside these field-less messages
+                    pos = _varint(buf, pos, sub_end, &v)
+                    if v > 0xFFFFFFFF:
+                        _fail(f"invalid field key at offset {at}", at)
+                    skey = <uint32_t>v
+                else:
+                    pos = _key(buf, pos, sub_end, &skey)
                 if _body_wrong_type(kind, skey):
                     if deferred_body is None:
                         deferred_body = _wrong_type_msg(skey, _KIND_NAMES[kind], at)
