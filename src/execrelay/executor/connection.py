@@ -106,8 +106,8 @@ class RpcConnection:
         server.connections.add(self)
 
     # ------------------------------------------------------------------ inbound
-    def feed(self, message: bytes | str) -> None:
-        """Process one inbound JSON-RPC message (text or binary payload)."""
+    def feed(self, message: bytes | str, binary: bool = False) -> None:
+        """Process one inbound JSON-RPC message (text or binary payload: both hold JSON)."""
         if self._busy:
             self._queue.append(message)
             return
@@ -222,6 +222,18 @@ class RpcConnection:
     def add_paused_source(self, resume: Callable[[], None]) -> None:
         """Register a producer that paused itself because of :attr:`write_paused`."""
         self._paused_sources.append(resume)
+
+    # ------------------------------------- transport LinkHandler protocol (base.py)
+    on_message = feed
+
+    def on_close(self) -> None:
+        self.close("transport closed")
+
+    def on_write_paused(self, paused: bool) -> None:
+        if paused:
+            self.pause_writing()
+        else:
+            self.resume_writing()
 
     # ------------------------------------------------------------------- close
     def close(self, reason: str | None = None) -> None:

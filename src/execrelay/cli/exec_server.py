@@ -1,0 +1,128 @@
+"""``execrelay exec-server``: a drop-in for ``codex exec-server`` 0.131.0 (same flags).
+
+``--listen ws://IP:PORT`` (default ``ws://127.0.0.1:0``) prints the bound URL as the first
+stdout line; ``--listen stdio`` serves newline-delimited JSON on stdin/stdout.  ``--remote``
+registers at a rendezvous through :mod:`execrelay.executor.remote` (written separately).
+``-c/--enable/--disable`` are accepted for compatibility and ignored with a warning.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import importlib
+import inspect
+import signal
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("exec-server", help="run the standalone exec-server (codex 0.131.0 compatible)",
+                              description="[EXPERIMENTAL] Run the standalone exec-server service")
+    p.add_argument("-c", "--config", action="append", default=[], metavar="key=value",
+                   help="override a config.toml value (accepted and ignored)")
+    p.add_argument("--listen", metavar="URL", default=None,
+                   help="transport: ws://IP:PORT (default ws://127.0.0.1:0), stdio, stdio://")
+    p.add_argument("--enable", action="append", default=[], metavar="FEATURE", help="accepted and ignored")
+    p.add_argument("--disable", action="append", default=[], metavar="FEATURE", help="accepted and ignored")
+    p.add_argument("--remote", metavar="URL", default=None,
+                   help="register as a remote executor at this base URL (relay mode)")
+    p.add_argument("--executor-id", metavar="ID", default=None,
+                   help="executor id to attach to when registering remotely (required with --remote)")
+    p.add_argument("--name", metavar="NAME", default=None, help="human-readable executor name")
+    p.add_argument("--impl", choices=("picows", "websockets"), default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=run)
+
+
+def _warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.listen is not None and args.remote is not None:
+        print("error: the argument '--listen <URL>' cannot be used with '--remote <URL>'", file=sys.stderr)
+        return 2
+    if args.remote is not None and not args.executor_id:
+        print("error: the following required arguments were not provided:\n  --executor-id <ID>", file=sys.stderr)
+        return 2
+    for c in args.config:
+        _warn(f"ignoring -c {c}: config overrides are not supported by execrelay exec-server")
+    for f in args.enable + args.disable:
+        _warn(f"ignoring feature flag {f}")
+
+    from ..transport import install_event_loop_policy
+
+    install_event_loop_policy()
+    if args.remote is not None:
+        try:
+            remote = importlib.import_module("execrelay.executor.remote")
+        except ImportError:
+            print("Error: --remote is not available in this build (execrelay.executor.remote is missing)",
+                  file=sys.stderr)
+            return 2
+        return asyncio.run(_run_remote(remote, args))
+
+    from ..executor.serve import ListenUrlError, parse_listen
+
+    try:
+        kind, host, port = parse_listen(args.listen or "ws://127.0.0.1:0")
+    except ListenUrlError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    return asyncio.run(_run_local(kind, host, port, args.impl))
+
+
+async def _until_signal(main: "asyncio.Future | None" = None) -> None:
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        except (NotImplementedError, RuntimeError):  # pragma: no cover
+            pass
+    waits = [stop] if main is None else [stop, main]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+
+
+async def _run_local(kind: str, host: str, port: int, impl: str | None) -> int:
+    from ..executor import ExecServer
+    from ..executor.serve import serve_stdio, serve_ws
+
+    server = ExecServer()
+    try:
+        if kind == "stdio":
+            main = asyncio.ensure_future(serve_stdio(server))
+            await _until_signal(main)
+            main.cancel()
+            return 0
+        try:
+            ws = await serve_ws(server, host, port, impl=impl)
+        except OSError as exc:
+            code = exc.errno or 0
+            text = "Address in use" if code == errno.EADDRINUSE else exc.strerror or str(exc)
+            print(f"Error: {text} (os error {code})", file=sys.stderr)
+            return 1
+        print(ws.url, flush=True)
+        await _until_signal()
+        ws.close()
+        return 0
+    finally:
+        await server.aclose()
+
+
+async def _run_remote(remote: object, args: argparse.Namespace) -> int:
+    from ..executor import ExecServer
+
+    server = ExecServer()
+    fn = getattr(remote, "run_remote_executor")
+    try:
+        result = fn(server=server, remote_url=args.remote, executor_id=args.executor_id, name=args.name)
+        if inspect.isawaitable(result):
+            main = asyncio.ensure_future(result)
+            await _until_signal(main)
+            if main.done():
+                return int(main.result() or 0)
+            main.cancel()
+        return int(result or 0) if not inspect.isawaitable(result) else 0
+    finally:
+        await server.aclose()

@@ -1,0 +1,71 @@
+"""Transports for JSON-RPC links: websocket (picows fast path, ``websockets`` pure path) and stdio.
+
+``serve_websocket`` / ``connect_websocket`` pick picows unless ``EXECRELAY_PURE=1`` (or
+``impl="websockets"``) or picows is missing; both implementations give the same
+:class:`~execrelay.transport.base.Link` interface and behave the same (the tests run on both).
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from .. import _accel
+from .base import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, Link, LinkFactory, LinkHandler, Server, format_url
+
+__all__ = ["serve_websocket", "connect_websocket", "default_impl", "install_event_loop_policy",
+           "Link", "LinkHandler", "LinkFactory", "Server", "format_url",
+           "MAX_FRAME_BYTES", "MAX_MESSAGE_BYTES"]
+
+
+def _has_picows() -> bool:
+    try:
+        import picows  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def default_impl() -> str:
+    """``"picows"`` on the fast path, ``"websockets"`` when pure is forced or picows is missing."""
+    if _accel.FORCE_PURE or not _has_picows():
+        return "websockets"
+    return "picows"
+
+
+def _module(impl: str | None) -> Any:
+    impl = impl or default_impl()
+    if impl == "picows":
+        from . import ws_picows as mod
+    elif impl == "websockets":
+        from . import ws_websockets as mod
+    else:
+        raise ValueError(f"unknown websocket implementation {impl!r}")
+    return mod
+
+
+async def serve_websocket(factory: LinkFactory, host: str, port: int, *, impl: str | None = None,
+                          max_message: int = MAX_MESSAGE_BYTES, max_frame: int = MAX_FRAME_BYTES,
+                          readyz: bool = True) -> Server:
+    """Start a websocket server; ``factory(link)`` returns the handler of each new connection."""
+    return await _module(impl).serve(factory, host, port, max_message=max_message,
+                                     max_frame=max_frame, readyz=readyz)
+
+
+async def connect_websocket(url: str, factory: LinkFactory, *, impl: str | None = None,
+                            max_message: int = MAX_MESSAGE_BYTES, max_frame: int = MAX_FRAME_BYTES,
+                            extra_headers: Any = None, timeout: float = 10.0) -> Link:
+    """Connect to a websocket server; returns the link after the handshake."""
+    return await _module(impl).connect(url, factory, max_message=max_message, max_frame=max_frame,
+                                       extra_headers=extra_headers, timeout=timeout)
+
+
+def install_event_loop_policy() -> str:
+    """Use uvloop unless pure is forced or it is missing; returns ``"uvloop"`` or ``"asyncio"``."""
+    if _accel.FORCE_PURE:
+        return "asyncio"
+    try:
+        import uvloop
+    except ImportError:
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"

@@ -1,0 +1,37 @@
+"""Websocket frame headers (RFC 6455), for writing many messages with one ``write()``.
+
+Only headers are built here; payload bytes are never copied or masked (clients use the all-zero
+masking key, which RFC 6455 permits and which leaves the payload unchanged).
+"""
+from __future__ import annotations
+
+import struct
+
+_pack_H = struct.Struct("!H").pack
+_pack_Q = struct.Struct("!Q").pack
+_ZERO_KEY = b"\x00\x00\x00\x00"
+
+
+def header(opcode: int, length: int, masked: bool) -> bytes:
+    """Header of one unfragmented frame (FIN set) carrying ``length`` payload bytes."""
+    b0 = 0x80 | opcode
+    m = 0x80 if masked else 0
+    if length < 126:
+        h = bytes((b0, m | length))
+    elif length < 65536:
+        h = bytes((b0, m | 126)) + _pack_H(length)
+    else:
+        h = bytes((b0, m | 127)) + _pack_Q(length)
+    return h + _ZERO_KEY if masked else h
+
+
+def frames(messages: list, opcode: int, masked: bool) -> bytes:
+    """All ``messages`` (bytes or str) as consecutive frames in one buffer."""
+    parts = []
+    append = parts.append
+    for m in messages:
+        if type(m) is str:
+            m = m.encode()
+        append(header(opcode, len(m), masked))
+        append(m)
+    return b"".join(parts)

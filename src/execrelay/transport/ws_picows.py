@@ -1,0 +1,212 @@
+"""Websocket server and client on picows (the fast path, used with uvloop).
+
+Messages sent while picows delivers the frames of one socket read are queued and written with
+ONE ``write()`` when the last frame of that read has been handled (``frame.last_in_buffer``);
+messages sent from elsewhere (process output, timers) are flushed once per loop iteration.
+Fragmented messages are reassembled here (picows hands over raw frames); a frame over 16 MiB or
+a message over 64 MiB drops the connection, as 0.131.0 does.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Iterable
+
+from picows import (WSListener, WSMsgType, WSTransport, WSUpgradeRequest, WSUpgradeResponse,
+                    WSUpgradeResponseWithListener, ws_connect, ws_create_server)
+
+from . import _frames
+from .base import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, LinkFactory, Payload, format_url, peer_of
+
+_TEXT = WSMsgType.TEXT
+_BINARY = WSMsgType.BINARY
+_CONT = WSMsgType.CONTINUATION
+_CLOSE = WSMsgType.CLOSE
+
+
+class PicowsLink:
+    """A :class:`~execrelay.transport.base.Link` over one picows transport."""
+
+    __slots__ = ("_t", "_raw", "_client", "peer", "write_paused", "_out", "_out_bin", "_in_read",
+                 "_scheduled", "_loop", "_closed", "_handler", "__weakref__")
+
+    def __init__(self, transport: WSTransport, client: bool) -> None:
+        self._t = transport
+        self._raw = transport.underlying_transport
+        self._client = client
+        self.peer = peer_of(self._raw.get_extra_info("peername"))
+        self.write_paused = False
+        self._out: list = []
+        self._out_bin: bool = False
+        self._in_read = False
+        self._scheduled = False
+        self._loop = asyncio.get_running_loop()
+        self._closed = False
+        self._handler: Any = None
+
+    def send(self, data: Payload, binary: bool = False) -> None:
+        if self._closed:
+            return
+        out = self._out
+        if out and binary != self._out_bin:
+            self.flush()
+        self._out_bin = binary
+        out.append(data)
+        if not self._in_read and not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._flush_soon)
+
+    def send_many(self, messages: Iterable[Payload], binary: bool = False) -> None:
+        for m in messages:
+            self.send(m, binary)
+
+    def _flush_soon(self) -> None:
+        self._scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        out = self._out
+        if not out:
+            return
+        self._out = []
+        if self._closed:
+            return
+        opcode = _BINARY if self._out_bin else _TEXT
+        if len(out) == 1:
+            data = out[0]
+            self._t.send(opcode, data.encode() if type(data) is str else data)
+        else:
+            self._raw.write(_frames.frames(out, 2 if self._out_bin else 1, self._client))
+
+    def close(self, graceful: bool = False) -> None:
+        if self._closed:
+            return
+        if graceful:
+            self.flush()
+            self._closed = True
+            self._t.send_close()
+            self._t.disconnect(graceful=True)
+        else:
+            self._closed = True
+            self._out = []
+            self._raw.abort()
+
+    async def wait_closed(self) -> None:
+        await self._t.wait_disconnected()
+
+
+class _Listener(WSListener):
+    def __init__(self, factory: LinkFactory, client: bool, max_message: int) -> None:
+        self._factory = factory
+        self._client = client
+        self._max = max_message
+        self._frag: list[bytes] | None = None
+        self._frag_bin = False
+        self._frag_size = 0
+        self.link: PicowsLink | None = None
+        self.handler: Any = None
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        link = PicowsLink(transport, self._client)
+        self.link = link
+        self.handler = self._factory(link)
+        link._handler = self.handler
+
+    def on_ws_frame(self, transport: WSTransport, frame: Any) -> None:
+        link = self.link
+        link._in_read = True  # type: ignore[union-attr]
+        try:
+            mt = frame.msg_type
+            if mt is _TEXT or mt is _BINARY:
+                if frame.fin:
+                    self.handler.on_message(frame.get_payload_as_bytes(), mt is _BINARY)
+                else:
+                    self._frag = [frame.get_payload_as_bytes()]
+                    self._frag_bin = mt is _BINARY
+                    self._frag_size = len(self._frag[0])
+            elif mt is _CONT:
+                if self._frag is None:
+                    link.close()  # type: ignore[union-attr]
+                    return
+                data = frame.get_payload_as_bytes()
+                self._frag_size += len(data)
+                if self._frag_size > self._max:
+                    self._frag = None
+                    link.close()  # type: ignore[union-attr]
+                    return
+                self._frag.append(data)
+                if frame.fin:
+                    parts, self._frag = self._frag, None
+                    self.handler.on_message(b"".join(parts), self._frag_bin)
+            elif mt is _CLOSE:
+                if self._client:
+                    link.close(graceful=True)  # type: ignore[union-attr]
+                else:
+                    link.close()  # 0.131.0 answers a close frame by dropping TCP  # type: ignore[union-attr]
+        finally:
+            if frame.last_in_buffer:
+                link._in_read = False  # type: ignore[union-attr]
+                link.flush()  # type: ignore[union-attr]
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        link = self.link
+        if link is not None:
+            link._closed = True
+        if self.handler is not None:
+            handler, self.handler = self.handler, None
+            handler.on_close()
+
+    def pause_writing(self) -> None:
+        if self.link is not None:
+            self.link.write_paused = True
+        if self.handler is not None:
+            self.handler.on_write_paused(True)
+
+    def resume_writing(self) -> None:
+        if self.link is not None:
+            self.link.write_paused = False
+        if self.handler is not None:
+            self.handler.on_write_paused(False)
+
+
+class PicowsServer:
+    impl = "picows"
+
+    def __init__(self, server: asyncio.AbstractServer) -> None:
+        self._server = server
+        sock = server.sockets[0].getsockname()
+        self.host, self.port = sock[0], sock[1]
+        self.url = format_url(self.host, self.port)
+
+    def close(self) -> None:
+        self._server.close()
+
+    async def wait_closed(self) -> None:
+        await self._server.wait_closed()
+
+
+async def serve(factory: LinkFactory, host: str, port: int, *, max_message: int = MAX_MESSAGE_BYTES,
+                max_frame: int = MAX_FRAME_BYTES, readyz: bool = True) -> PicowsServer:
+    """Listen on ``host:port``; ``GET /`` upgrades, ``GET /readyz`` -> 200, others -> 404."""
+
+    def route(request: WSUpgradeRequest) -> Any:
+        path = request.path.split(b"?", 1)[0]
+        if path == b"/":
+            return _Listener(factory, False, max_message)
+        if readyz and path == b"/readyz":
+            return WSUpgradeResponseWithListener(WSUpgradeResponse.create_ok_response(b""), None)
+        return None
+
+    server = await ws_create_server(route, host, port, max_frame_size=max_frame,
+                                    websocket_handshake_timeout=10, enable_auto_pong=True,
+                                    use_aiofastnet=False)
+    return PicowsServer(server)
+
+
+async def connect(url: str, factory: LinkFactory, *, max_message: int = MAX_MESSAGE_BYTES,
+                  max_frame: int = MAX_FRAME_BYTES, extra_headers: Any = None,
+                  timeout: float = 10.0) -> PicowsLink:
+    """Connect to ``url``; returns the link once the handshake is done."""
+    transport, listener = await ws_connect(lambda: _Listener(factory, True, max_message), url,
+                                           max_frame_size=max_frame, extra_headers=extra_headers,
+                                           websocket_handshake_timeout=timeout, use_aiofastnet=False)
+    return listener.link  # type: ignore[return-value]
