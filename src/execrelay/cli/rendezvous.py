@@ -1,0 +1,137 @@
+"""``execrelay rendezvous``: run the rendezvous, mint tokens, print harness URLs (P5.1).
+
+    execrelay rendezvous --listen HOST:PORT [--secret-file PATH]
+    execrelay rendezvous token --role executor|harness --executor-id ID [--ttl SECONDS]
+    execrelay rendezvous harness-url --executor-id ID --base ws://HOST:PORT [--ttl SECONDS]
+
+Secret: ``--secret-file`` or ``EXECRELAY_RENDEZVOUS_SECRET`` (>= 16 bytes).  The server falls
+back to a random in-memory secret; the token commands refuse to (their tokens would be useless).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("rendezvous", help="run the rendezvous + registry service, mint tokens",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT",
+                   help="address to serve on (port 0 picks a free port; default %(default)s)")
+    p.add_argument("--secret-file", metavar="PATH", help="file holding the token secret (>= 16 bytes)")
+    p.add_argument("--public-url", metavar="ws://HOST:PORT",
+                   help="websocket base put in registry responses (default: from the request)")
+    p.add_argument("--max-frame-bytes", type=int, default=16 * 1024 * 1024)
+    p.add_argument("--harness-grace", type=float, default=30.0, metavar="SECONDS")
+    p.add_argument("--executor-grace", type=float, default=30.0, metavar="SECONDS")
+    p.add_argument("--log-level", default="WARNING")
+    p.set_defaults(func=run)
+    sub = p.add_subparsers(dest="rendezvous_command", metavar="{token,harness-url}")
+
+    t = sub.add_parser("token", help="print a signed token")
+    t.add_argument("--role", required=True, choices=("executor", "harness"))
+    t.add_argument("--executor-id", required=True)
+    t.add_argument("--ttl", type=float, default=3600.0, metavar="SECONDS")
+    t.add_argument("--secret-file", metavar="PATH", default=argparse.SUPPRESS)
+    t.set_defaults(func=run_token)
+
+    h = sub.add_parser("harness-url", help="print a signed harness websocket URL")
+    h.add_argument("--executor-id", required=True)
+    h.add_argument("--base", required=True, metavar="ws://HOST:PORT")
+    h.add_argument("--ttl", type=float, default=3600.0, metavar="SECONDS")
+    h.add_argument("--secret-file", metavar="PATH", default=argparse.SUPPRESS)
+    h.set_defaults(func=run_harness_url)
+
+
+def _secret(args: argparse.Namespace, allow_random: bool) -> bytes | None:
+    from ..rendezvous.tokens import SecretError, load_secret
+
+    try:
+        secret, source = load_secret(getattr(args, "secret_file", None), allow_random=allow_random)
+    except SecretError as exc:
+        print(f"execrelay rendezvous: {exc}", file=sys.stderr)
+        return None
+    if allow_random and source.startswith("random"):
+        print("execrelay rendezvous: no secret configured; using a random in-memory secret "
+              "(tokens minted elsewhere will not work)", file=sys.stderr)
+    return secret
+
+
+def run_token(args: argparse.Namespace) -> int:
+    from ..rendezvous.tokens import mint
+
+    secret = _secret(args, allow_random=False)
+    if secret is None:
+        return 2
+    print(mint(secret, args.role, args.executor_id, args.ttl))
+    return 0
+
+
+def run_harness_url(args: argparse.Namespace) -> int:
+    from ..rendezvous.server import harness_url
+    from ..rendezvous.tokens import mint
+
+    if not args.base.startswith(("ws://", "wss://")):
+        print("execrelay rendezvous harness-url: --base must start with ws:// or wss://", file=sys.stderr)
+        return 2
+    secret = _secret(args, allow_random=False)
+    if secret is None:
+        return 2
+    print(harness_url(args.base, args.executor_id, mint(secret, "harness", args.executor_id, args.ttl)))
+    return 0
+
+
+def _parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"--listen wants HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        host, port = _parse_listen(args.listen)
+    except ValueError as exc:
+        print(f"execrelay rendezvous: {exc}", file=sys.stderr)
+        return 2
+    secret = _secret(args, allow_random=True)
+    if secret is None:
+        return 2
+    try:
+        import uvloop  # type: ignore[import-not-found]
+    except ImportError:
+        uvloop = None
+    runner = uvloop.run if uvloop is not None else asyncio.run
+    return runner(_serve(args, secret, host, port))
+
+
+async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int) -> int:
+    from ..rendezvous.server import RendezvousServer
+
+    server = RendezvousServer(secret, max_frame_bytes=args.max_frame_bytes,
+                              harness_grace=args.harness_grace, executor_grace=args.executor_grace,
+                              public_url=args.public_url)
+    try:
+        await server.start(host, port)
+    except OSError as exc:
+        print(f"execrelay rendezvous: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"listening on {server.url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    try:
+        await stop.wait()
+    finally:
+        await server.aclose()
+    return 0

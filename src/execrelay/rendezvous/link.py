@@ -1,0 +1,124 @@
+"""One websocket as the router sees it: batched, bounded outbound writes.
+
+aiohttp's ``send_bytes`` writes one websocket frame per ``transport.write`` (a syscall each
+when the socket is writable).  The router instead appends the frame header and the frame,
+unmodified, to a list and flushes the list with one ``transport.writelines`` per loop
+iteration.  Server-to-client frames are unmasked, so the header is two to ten bytes.
+
+Bounded: ``queued_bytes`` (our list plus the transport's buffer) above ``limit`` calls
+``on_overflow(link)``; the router decides what that means (a harness is cut off).
+"""
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Any, Callable
+
+_SMALL_HEADERS = [bytes((0x82, n)) for n in range(126)]
+_H16 = struct.Struct("!BBH").pack
+_H64 = struct.Struct("!BBQ").pack
+
+
+def ws_binary_header(n: int) -> bytes:
+    """Header of an unmasked, final, binary websocket frame with an ``n``-byte payload."""
+    if n < 126:
+        return _SMALL_HEADERS[n]
+    if n < 65536:
+        return _H16(0x82, 126, n)
+    return _H64(0x82, 127, n)
+
+
+class Link:
+    """A harness or executor websocket."""
+
+    __slots__ = ("role", "executor_id", "ws", "transport", "limit", "on_overflow", "streams",
+                 "close_reason", "closed", "label", "_out", "_out_bytes", "_scheduled", "_loop",
+                 "_tbuf", "__weakref__")
+
+    def __init__(self, role: str, executor_id: str, ws: Any, transport: Any, limit: int,
+                 on_overflow: Callable[["Link"], None] | None = None, label: str = "") -> None:
+        self.role = role
+        self.executor_id = executor_id
+        self.ws = ws
+        self.transport = transport
+        self.limit = limit
+        self.on_overflow = on_overflow
+        #: stream ids bound to this (harness) socket; insertion ordered.
+        self.streams: dict[str, None] = {}
+        #: why the router closed this socket (None: the peer went away on its own).
+        self.close_reason: str | None = None
+        self.closed = False
+        self.label = label
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._scheduled = False
+        self._loop = asyncio.get_running_loop()
+        tbuf = getattr(transport, "get_write_buffer_size", None)
+        self._tbuf: Callable[[], int] = tbuf if tbuf is not None else (lambda: 0)
+
+    # -- the per-frame path -------------------------------------------------------------
+    def send(self, frame: bytes) -> None:
+        """Queue one relay frame (forwarded unmodified); flushed at the end of this tick."""
+        if self.closed:
+            return
+        n = len(frame)
+        out = self._out
+        out.append(_SMALL_HEADERS[n] if n < 126 else ws_binary_header(n))
+        out.append(frame)
+        self._out_bytes += n
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+        if self._out_bytes > self.limit:
+            self._overflow()
+
+    def flush(self) -> None:
+        """Write everything queued with one ``writelines`` (one syscall when writable)."""
+        self._scheduled = False
+        if not self._out:
+            return
+        out, self._out = self._out, []
+        self._out_bytes = 0
+        t = self.transport
+        if self.closed or t is None or t.is_closing():
+            return
+        t.writelines(out)
+        if self._tbuf() > self.limit:
+            self._overflow()
+
+    def queued_bytes(self) -> int:
+        return self._out_bytes + (self._tbuf() if not self.closed else 0)
+
+    def _overflow(self) -> None:
+        cb = self.on_overflow
+        if cb is not None and not self.closed:
+            cb(self)
+
+    # -- closing ------------------------------------------------------------------------
+    def abort(self, reason: str) -> None:
+        """Drop the connection now, unflushed data included (a peer that stopped reading)."""
+        if self.close_reason is None:
+            self.close_reason = reason
+        self.closed = True
+        self._out = []
+        self._out_bytes = 0
+        t = self.transport
+        if t is not None and not t.is_closing():
+            t.abort()
+
+    async def close(self, reason: str, code: int = 1000) -> None:
+        """Flush what is queued, then close the websocket politely."""
+        if self.close_reason is None:
+            self.close_reason = reason
+        if not self.closed:
+            self.flush()
+            self.closed = True
+        try:
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()[:120]), 2.0)
+        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+            t = self.transport
+            if t is not None and not t.is_closing():
+                t.abort()
+
+    def __repr__(self) -> str:
+        return f"<Link {self.role} {self.executor_id!r} {self.label} streams={len(self.streams)}>"

@@ -1,0 +1,480 @@
+"""Routing of relay frames between harness sockets and executor sockets (no I/O here).
+
+Frames travel unmodified.  The router reads only the stream_id (``peek_stream_id``) and,
+through :func:`body_kind`, the body's field number from the canonical prefix of the frame
+(``08 01 12 <len> <id> [18 ack] [20 ack_bits] <body tag>``, which every known encoder
+produces).  A full ``decode`` happens only for the first frame of a new stream, for Reset
+frames and for frames in an unusual layout: rare events.
+
+State per executor id is a :class:`Hub`: the executor's link (or None while absent), a
+:class:`~execrelay.rendezvous.directory.StreamTable` of routes, and frames pending for an
+absent executor.  Ownership goes through the
+:class:`~execrelay.rendezvous.directory.ExecutorDirectory`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Callable
+
+from ..wire import RESET, RESUME, FrameError, decode, encode_control, peek_stream_id
+from .config import RendezvousConfig
+from .directory import ExecutorDirectory, LocalExecutorDirectory, LocalStreamTable, StreamTable
+from .link import Link
+from .metrics import Metrics
+
+log = logging.getLogger("execrelay.rendezvous")
+
+# Reset reasons the rendezvous generates (all non-empty, <= 256 bytes: valid for 0.131.0).
+HARNESS_DISCONNECTED = "harness_disconnected"
+EXECUTOR_UNAVAILABLE = "executor_unavailable"
+STREAM_IN_USE = "stream_in_use"
+HARNESS_TOO_SLOW = "harness_too_slow"
+FRAME_TOO_LARGE = "frame_too_large"
+QUEUE_FULL = "queue_full"
+PROTOCOL_ERROR = "protocol_error"
+
+_CANONICAL_HEAD = b"\x08\x01\x12"
+
+
+def body_kind(data: bytes) -> int:
+    """Body field number (DATA..HEARTBEAT) of a canonically laid out v1 frame, else -1.
+
+    -1 means "not sure" (other field order, version field absent or not 1, unknown body):
+    the caller falls back to a full decode.
+    """
+    if data[:3] != _CANONICAL_HEAD:
+        return -1
+    try:
+        n = data[3]
+        if n >= 0x80:
+            return -1
+        pos = 4 + n
+        t = data[pos]
+        if t == 0x18:
+            pos += 1
+            while data[pos] & 0x80:
+                pos += 1
+            pos += 1
+            t = data[pos]
+        if t == 0x20:
+            pos += 1
+            while data[pos] & 0x80:
+                pos += 1
+            pos += 1
+            t = data[pos]
+    except IndexError:
+        return -1
+    if t & 7 != 2:
+        return -1
+    t >>= 3
+    return t if 5 <= t <= 9 else -1
+
+
+class Route:
+    """One stream: the harness socket it is bound to (None while orphaned) and its mode."""
+
+    __slots__ = ("sid", "link", "reliable", "absent_deadline", "orphan_handle")
+
+    def __init__(self, sid: str, link: Link | None, reliable: bool) -> None:
+        self.sid = sid
+        self.link = link
+        self.reliable = reliable
+        #: loop time at which the stream is Reset if the executor is still absent (0: n/a).
+        self.absent_deadline = 0.0
+        self.orphan_handle: asyncio.TimerHandle | None = None
+
+
+class Hub:
+    """Routing state of one executor id."""
+
+    __slots__ = ("executor_id", "executor", "table", "pending", "pending_bytes", "harnesses",
+                 "absent_handle", "absent_at")
+
+    def __init__(self, executor_id: str, table: StreamTable) -> None:
+        self.executor_id = executor_id
+        self.executor: Link | None = None
+        self.table = table
+        self.pending: deque[tuple[str, bytes]] = deque()
+        self.pending_bytes = 0
+        self.harnesses: dict[Link, None] = {}
+        self.absent_handle: asyncio.TimerHandle | None = None
+        self.absent_at = 0.0
+
+
+def _truncate_reason(reason: str) -> str:
+    raw = reason.encode("utf-8")
+    if len(raw) <= 256:
+        return reason
+    return raw[:256].decode("utf-8", "ignore")
+
+
+class Router:
+    """All hubs of one rendezvous process plus the per-frame routing functions."""
+
+    def __init__(self, config: RendezvousConfig | None = None, metrics: Metrics | None = None,
+                 directory: ExecutorDirectory | None = None,
+                 table_factory: Callable[[], StreamTable] = LocalStreamTable) -> None:
+        self.config = config or RendezvousConfig()
+        self.metrics = metrics or Metrics()
+        self.directory: ExecutorDirectory = directory or LocalExecutorDirectory()
+        self._table_factory = table_factory
+        self.hubs: dict[str, Hub] = {}
+        self._bad_log: dict[str, float] = {}
+        self.metrics.set_gauge_source("streams", self.stream_count)
+        self.metrics.set_gauge_source("executors_connected",
+                                      lambda: sum(1 for h in self.hubs.values() if h.executor))
+        self.metrics.set_gauge_source("pending_frames",
+                                      lambda: sum(len(h.pending) for h in self.hubs.values()))
+
+    # -- bookkeeping --------------------------------------------------------------------
+    def stream_count(self) -> int:
+        return sum(len(h.table) for h in self.hubs.values())
+
+    def hub(self, executor_id: str) -> Hub:
+        hub = self.hubs.get(executor_id)
+        if hub is None:
+            hub = self.hubs[executor_id] = Hub(executor_id, self._table_factory())
+        return hub
+
+    def _maybe_forget(self, hub: Hub) -> None:
+        if hub.executor is None and not hub.harnesses and not len(hub.table) and not hub.pending:
+            if hub.absent_handle is not None:
+                hub.absent_handle.cancel()
+            if self.hubs.get(hub.executor_id) is hub:
+                del self.hubs[hub.executor_id]
+
+    def _bad(self, link: Link, reason: str, detail: str) -> None:
+        """Count a refused frame; log at most once per peer per minute (P1)."""
+        self.metrics.bad_frames[reason] += 1
+        key = f"{link.role}:{link.executor_id}:{id(link)}"
+        now = time.monotonic()
+        if now - self._bad_log.get(key, -1e9) >= 60.0:
+            if len(self._bad_log) > 10_000:
+                self._bad_log.clear()
+            self._bad_log[key] = now
+            log.warning("refused %s frame from %s %r: %s", reason, link.role, link.executor_id,
+                        detail)
+
+    def _reset_to(self, link: Link, sid: str, reason: str) -> None:
+        link.send(encode_control(RESET, sid, reason=_truncate_reason(reason)))
+        self.metrics.reset_sent(reason, link.role)
+
+    def _reset_to_executor(self, hub: Hub, sid: str, reason: str) -> None:
+        """Tell the executor a stream is gone.
+
+        With the executor absent, its frames still pending are dropped instead: a 0.131.0
+        executor forgets every stream when its socket drops, so there is nothing to reset.
+        """
+        ex = hub.executor
+        if ex is not None:
+            self._reset_to(ex, sid, reason)
+        else:
+            self._drop_pending(hub, sid)
+
+    def _drop_pending(self, hub: Hub, sid: str) -> None:
+        if not hub.pending:
+            return
+        kept = deque(item for item in hub.pending if item[0] != sid)
+        if len(kept) != len(hub.pending):
+            hub.pending = kept
+            hub.pending_bytes = sum(len(f) for _, f in kept)
+
+    def _unbind(self, hub: Hub, route: Route) -> None:
+        if hub.table.get(route.sid) is route:
+            hub.table.unbind(route.sid)
+        if route.orphan_handle is not None:
+            route.orphan_handle.cancel()
+            route.orphan_handle = None
+        link = route.link
+        if link is not None:
+            link.streams.pop(route.sid, None)
+
+    def _kill_stream(self, hub: Hub, route: Route, reason: str, *, to_harness: bool = True,
+                     to_executor: bool = True) -> None:
+        """End a stream on both sides (each side that is still there)."""
+        self._unbind(hub, route)
+        if to_harness and route.link is not None and not route.link.closed:
+            self._reset_to(route.link, route.sid, reason)
+        if to_executor:
+            self._reset_to_executor(hub, route.sid, reason)
+
+    # -- harness -> executor ------------------------------------------------------------
+    def harness_attached(self, link: Link) -> None:
+        hub = self.hub(link.executor_id)
+        hub.harnesses[link] = None
+
+    def from_harness(self, link: Link, data: bytes) -> None:
+        """Route one binary message from a harness socket."""
+        hub = self.hubs.get(link.executor_id)
+        if hub is None or link.closed:
+            return
+        if len(data) > self.config.max_frame_bytes:
+            self._refuse_oversized(hub, link, data)
+            return
+        try:
+            sid = peek_stream_id(data)
+        except FrameError as exc:
+            self._bad(link, "undecodable", str(exc))
+            return
+        route = hub.table.get(sid)
+        if route is not None and route.link is link:
+            kind = body_kind(data)
+            if kind == RESET or kind < 0:
+                self._from_harness_slow(hub, link, route, data, kind)
+                return
+            ex = hub.executor
+            if ex is not None:
+                ex.send(data)
+                m = self.metrics
+                m.frames_to_executor += 1
+                m.bytes_to_executor += len(data)
+            else:
+                self._queue_pending(hub, route, data)
+            return
+        self._from_harness_new(hub, link, route, sid, data)
+
+    def _from_harness_slow(self, hub: Hub, link: Link, route: Route, data: bytes,
+                           kind: int) -> None:
+        """A bound stream's frame that is a Reset or not in canonical layout: decode it."""
+        try:
+            frame = decode(data)
+        except FrameError as exc:
+            self._bad(link, "invalid", str(exc))
+            self._kill_stream(hub, route, f"{PROTOCOL_ERROR}: {exc}")
+            return
+        self._forward_to_executor(hub, route, data)
+        if frame.kind == RESET:
+            self._unbind(hub, route)
+
+    def _from_harness_new(self, hub: Hub, link: Link, route: Route | None, sid: str,
+                          data: bytes) -> None:
+        """First frame of a stream on this socket: bind, rebind (Resume) or refuse."""
+        try:
+            frame = decode(data)
+        except FrameError as exc:
+            self._bad(link, "invalid", str(exc))
+            return
+        if route is not None:
+            if route.link is None and route.reliable and frame.kind == RESUME:
+                # The harness came back within the grace period and resumes its stream.
+                if route.orphan_handle is not None:
+                    route.orphan_handle.cancel()
+                    route.orphan_handle = None
+                route.link = link
+                link.streams[sid] = None
+                self._forward_to_executor(hub, route, data)
+                return
+            # Someone else's stream: refuse the intruder; the owner is not disturbed.
+            self.metrics.dropped["stream_in_use"] += 1
+            self._reset_to(link, sid, STREAM_IN_USE)
+            return
+        if frame.kind == RESET:
+            # A Reset for a stream nobody holds: nothing to tear down.
+            self.metrics.dropped["no_route"] += 1
+            return
+        reliable = frame.kind == RESUME and frame.next_seq >= 1
+        route = Route(sid, link, reliable)
+        hub.table.bind(sid, route)
+        link.streams[sid] = None
+        self.metrics.streams_opened += 1
+        self._forward_to_executor(hub, route, data)
+
+    def _forward_to_executor(self, hub: Hub, route: Route, data: bytes) -> None:
+        ex = hub.executor
+        if ex is not None:
+            ex.send(data)
+            self.metrics.frames_to_executor += 1
+            self.metrics.bytes_to_executor += len(data)
+        else:
+            self._queue_pending(hub, route, data)
+
+    def _queue_pending(self, hub: Hub, route: Route, data: bytes) -> None:
+        """Hold a frame for an absent executor (bounded); the stream waits for the grace."""
+        cfg = self.config
+        if (len(hub.pending) >= cfg.pending_frames
+                or hub.pending_bytes + len(data) > cfg.pending_bytes):
+            self.metrics.queue_drops["pending"] += 1
+            self._kill_stream(hub, route, QUEUE_FULL, to_executor=False)
+            self._drop_pending(hub, route.sid)
+            self._maybe_forget(hub)
+            return
+        hub.pending.append((route.sid, data))
+        hub.pending_bytes += len(data)
+        if not route.absent_deadline:
+            route.absent_deadline = asyncio.get_running_loop().time() + cfg.executor_grace
+            self._arm_absent_timer(hub)
+
+    def _refuse_oversized(self, hub: Hub, link: Link, data: bytes) -> None:
+        self._bad(link, "too_large", f"{len(data)} bytes > {self.config.max_frame_bytes}")
+        try:
+            sid = peek_stream_id(data)
+        except FrameError:
+            return
+        route = hub.table.get(sid)
+        if route is None:
+            return
+        if link.role == "harness" and route.link is not link:
+            return
+        self._kill_stream(hub, route, FRAME_TOO_LARGE)
+
+    def executor_backlog(self, executor_id: str) -> int:
+        """Bytes queued toward this executor's socket (harness readers wait when high)."""
+        hub = self.hubs.get(executor_id)
+        if hub is None or hub.executor is None:
+            return 0
+        return hub.executor.queued_bytes()
+
+    def harness_detached(self, link: Link) -> None:
+        """A harness socket is gone: Reset its legacy streams now, reliable ones after grace."""
+        hub = self.hubs.get(link.executor_id)
+        link.closed = True
+        if hub is None:
+            return
+        hub.harnesses.pop(link, None)
+        slow = link.close_reason == HARNESS_TOO_SLOW
+        loop = asyncio.get_running_loop()
+        for sid in list(link.streams):
+            route = hub.table.get(sid)
+            if route is None or route.link is not link:
+                continue
+            if route.reliable and not slow:
+                route.link = None
+                route.orphan_handle = loop.call_later(
+                    self.config.harness_grace, self._orphan_expired, hub, route)
+            else:
+                route.link = None
+                self._kill_stream(hub, route, link.close_reason or HARNESS_DISCONNECTED,
+                                  to_harness=False)
+        link.streams.clear()
+        self._maybe_forget(hub)
+
+    def _orphan_expired(self, hub: Hub, route: Route) -> None:
+        route.orphan_handle = None
+        if route.link is None and hub.table.get(route.sid) is route:
+            self._kill_stream(hub, route, HARNESS_DISCONNECTED, to_harness=False)
+            self._maybe_forget(hub)
+
+    def harness_overflow(self, link: Link) -> None:
+        """A harness stopped reading: cut it off; its streams are Reset (no grace)."""
+        self.metrics.queue_drops["harness"] += 1
+        link.abort(HARNESS_TOO_SLOW)
+        self.harness_detached(link)
+
+    # -- executor -> harness ------------------------------------------------------------
+    def executor_claim(self, executor_id: str, registration: str) -> str:
+        """Would a socket with this registration be accepted? ``new``/``takeover``/``refused``."""
+        owner = self.directory.owner(executor_id)
+        if owner is None:
+            return "new"
+        return "takeover" if owner[1] == registration else "refused"
+
+    def executor_attached(self, link: Link, registration: str) -> Link | None | bool:
+        """Install an executor socket.  Returns the replaced link, None, or False if refused."""
+        outcome, old = self.directory.claim(link.executor_id, link, registration)
+        if outcome == "refused":
+            return False
+        hub = self.hub(link.executor_id)
+        hub.executor = link
+        if outcome == "takeover":
+            self.metrics.takeovers += 1
+        if hub.absent_handle is not None:
+            hub.absent_handle.cancel()
+            hub.absent_handle = None
+        for route in hub.table.routes():
+            route.absent_deadline = 0.0
+        pending, hub.pending = hub.pending, deque()
+        hub.pending_bytes = 0
+        m = self.metrics
+        for _, frame in pending:
+            link.send(frame)
+            m.frames_to_executor += 1
+            m.bytes_to_executor += len(frame)
+        return old
+
+    def executor_detached(self, link: Link) -> None:
+        """The executor socket is gone: streams wait ``executor_grace`` for its return."""
+        link.closed = True
+        if not self.directory.release(link.executor_id, link):
+            return  # replaced by a takeover: nothing changes for the streams
+        hub = self.hubs.get(link.executor_id)
+        if hub is None or hub.executor is not link:
+            return
+        hub.executor = None
+        deadline = asyncio.get_running_loop().time() + self.config.executor_grace
+        for route in hub.table.routes():
+            route.absent_deadline = deadline
+        self._arm_absent_timer(hub)
+        self._maybe_forget(hub)
+
+    def _arm_absent_timer(self, hub: Hub) -> None:
+        deadlines = [r.absent_deadline for r in hub.table.routes() if r.absent_deadline]
+        if hub.absent_handle is not None:
+            hub.absent_handle.cancel()
+            hub.absent_handle = None
+        if not deadlines:
+            return
+        when = min(deadlines)
+        hub.absent_handle = asyncio.get_running_loop().call_at(when, self._absent_expired, hub)
+
+    def _absent_expired(self, hub: Hub) -> None:
+        hub.absent_handle = None
+        if hub.executor is not None:
+            return
+        now = asyncio.get_running_loop().time()
+        for route in hub.table.routes():
+            if route.absent_deadline and route.absent_deadline <= now + 1e-3:
+                self._kill_stream(hub, route, EXECUTOR_UNAVAILABLE, to_executor=False)
+                self._drop_pending(hub, route.sid)
+        self._arm_absent_timer(hub)
+        self._maybe_forget(hub)
+
+    def from_executor(self, link: Link, data: bytes) -> None:
+        """Route one binary message from an executor socket."""
+        hub = self.hubs.get(link.executor_id)
+        if hub is None or hub.executor is not link:
+            return
+        if len(data) > self.config.max_frame_bytes:
+            self._refuse_oversized(hub, link, data)
+            return
+        try:
+            sid = peek_stream_id(data)
+        except FrameError as exc:
+            self._bad(link, "undecodable", str(exc))
+            return
+        route = hub.table.get(sid)
+        if route is None or route.link is None:
+            self.metrics.dropped["no_route"] += 1
+            return
+        kind = body_kind(data)
+        if kind == RESET or kind < 0:
+            # Validate before it reaches a harness: an invalid frame is fatal to 0.131.0.
+            try:
+                frame = decode(data)
+            except FrameError as exc:
+                self._bad(link, "invalid", str(exc))
+                self._kill_stream(hub, route, f"{PROTOCOL_ERROR}: {exc}")
+                return
+            h = route.link
+            h.send(data)
+            self.metrics.frames_to_harness += 1
+            self.metrics.bytes_to_harness += len(data)
+            if frame.kind == RESET:
+                self._unbind(hub, route)
+            return
+        route.link.send(data)
+        m = self.metrics
+        m.frames_to_harness += 1
+        m.bytes_to_harness += len(data)
+
+    # -- shutdown -----------------------------------------------------------------------
+    def close(self) -> None:
+        for hub in list(self.hubs.values()):
+            if hub.absent_handle is not None:
+                hub.absent_handle.cancel()
+            for route in hub.table.routes():
+                if route.orphan_handle is not None:
+                    route.orphan_handle.cancel()
+        self.hubs.clear()

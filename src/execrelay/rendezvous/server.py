@@ -1,0 +1,297 @@
+"""The rendezvous + registry service: one aiohttp app on one port (profile P5 / P5.1).
+
+Endpoints:
+
+- ``POST /cloud/executor/{id}/register`` (``Authorization: Bearer <executor token>``)
+  -> ``{"executor_id": id, "url": "ws://host:port/executor/{id}?sig=<short-lived token>"}``
+- ``GET /executor/{id}?sig=...``: the executor's websocket (one per executor id)
+- ``GET /harness?role=harness&executor_id=ID&sig=...``: a harness websocket
+- ``GET /readyz``, ``GET /metrics`` (Prometheus text)
+
+Bad tokens are refused with 401 before the websocket upgrade.  Embedding::
+
+    server = RendezvousServer(secret=b"...16+ bytes...", harness_grace=1.0)
+    await server.start("127.0.0.1", 0)
+    url = server.harness_url("exec-1")   # for a harness
+    base = server.url                      # registry base for `exec-server --remote`
+    await server.aclose()
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import secrets
+import time
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import WSMsgType, web
+
+from . import tokens
+from .config import RendezvousConfig
+from .link import Link
+from .metrics import Metrics
+from .router import Router
+
+log = logging.getLogger("execrelay.rendezvous")
+
+_HUGE = 1 << 62
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _unauthorized(message: str) -> web.Response:
+    # The shape 0.131.0 parses for its error message (spec section 6.3).
+    return web.json_response({"error": {"code": "unauthorized", "message": message}}, status=401)
+
+
+class RendezvousServer:
+    """Registry, executor websockets and harness websockets on one port.
+
+    ``secret`` signs and checks tokens (>= 16 bytes; random when omitted, which only works
+    when this process also mints the tokens).  Keyword overrides are fields of
+    :class:`RendezvousConfig`, e.g. ``harness_grace=0.5``.
+    """
+
+    def __init__(self, secret: bytes | str | None = None, *, config: RendezvousConfig | None = None,
+                 **overrides: Any) -> None:
+        if secret is None:
+            secret = secrets.token_bytes(32)
+        if isinstance(secret, str):
+            secret = secret.encode("utf-8")
+        if len(secret) < tokens.MIN_SECRET_BYTES:
+            raise tokens.SecretError(f"secret is shorter than {tokens.MIN_SECRET_BYTES} bytes")
+        self._secret = secret
+        cfg = config or RendezvousConfig()
+        self.config = dataclasses.replace(cfg, **overrides) if overrides else cfg
+        self.metrics = Metrics()
+        self.router = Router(self.config, self.metrics)
+        self.host = ""
+        self.port = 0
+        self._links: set[Link] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._runner: web.AppRunner | None = None
+        self.app = self._build_app()
+
+    # -- public API ---------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """``http://host:port``: the registry base URL (``exec-server --remote``)."""
+        return f"http://{_host_for_url(self.host)}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{_host_for_url(self.host)}:{self.port}"
+
+    def mint_token(self, role: str, executor_id: str, ttl: float = 3600.0) -> str:
+        """A signed token for ``role`` (``executor`` or ``harness``) on ``executor_id``."""
+        return tokens.mint(self._secret, role, executor_id, ttl)
+
+    def harness_url(self, executor_id: str, ttl: float = 3600.0, base: str | None = None) -> str:
+        """The harness websocket URL (usable as ``CODEX_EXEC_SERVER_URL`` by 0.131.0)."""
+        return harness_url(base or self.ws_url, executor_id, self.mint_token("harness", executor_id, ttl))
+
+    def executor_url(self, executor_id: str, ttl: float = 3600.0) -> str:
+        """A direct executor websocket URL (what the registry hands out)."""
+        token = self.mint_token("executor", executor_id, ttl)
+        return f"{self.ws_url}/executor/{quote(executor_id, safe='')}?sig={token}"
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen; returns :attr:`url`.  Port 0 picks a free port (see :attr:`port`)."""
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                               shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+        await site.start()
+        self._runner = runner
+        server = site._server  # noqa: SLF001 - aiohttp exposes no public accessor for the port
+        sockname = server.sockets[0].getsockname() if server and server.sockets else (host, port)
+        self.host, self.port = host, int(sockname[1])
+        return self.url
+
+    async def aclose(self) -> None:
+        """Drop every socket and stop listening."""
+        for link in list(self._links):
+            link.abort("shutdown")
+        for task in list(self._tasks):
+            task.cancel()
+        self.router.close()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> "RendezvousServer":
+        if self._runner is None:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- HTTP ---------------------------------------------------------------------------
+    def _build_app(self) -> web.Application:
+        app = web.Application(client_max_size=1024 * 1024)
+        app.router.add_post("/cloud/executor/{executor_id}/register", self._register)
+        app.router.add_get("/executor/{executor_id}", self._executor_ws)
+        app.router.add_get("/harness", self._harness_ws)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        return app
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.render().encode(),
+                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    def _public_ws_base(self, request: web.Request) -> str:
+        if self.config.public_url:
+            return self.config.public_url.rstrip("/")
+        scheme = "wss" if request.secure else "ws"
+        return f"{scheme}://{request.host}"
+
+    async def _register(self, request: web.Request) -> web.Response:
+        executor_id = request.match_info["executor_id"]
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+        if not tokens.verify(self._secret, token, "executor", executor_id):
+            self.metrics.auth_failures["register"] += 1
+            return _unauthorized("invalid, expired or missing executor token")
+        assert token is not None
+        ttl = self.config.url_token_ttl
+        url_token = tokens.mint(self._secret, "executor", executor_id, ttl)
+        self.router.directory.remember_registration(
+            tokens.token_fingerprint(url_token), tokens.token_fingerprint(token), ttl)
+        self.metrics.registrations += 1
+        url = f"{self._public_ws_base(request)}/executor/{quote(executor_id, safe='')}?sig={url_token}"
+        return web.json_response({"executor_id": executor_id, "url": url})
+
+    def _new_ws(self) -> web.WebSocketResponse:
+        cfg = self.config
+        return web.WebSocketResponse(max_msg_size=cfg.max_message_bytes, compress=False,
+                                     heartbeat=cfg.heartbeat, autoping=True)
+
+    # -- executor socket ----------------------------------------------------------------
+    async def _executor_ws(self, request: web.Request) -> web.StreamResponse:
+        executor_id = request.match_info["executor_id"]
+        sig = request.query.get("sig")
+        if not tokens.verify(self._secret, sig, "executor", executor_id):
+            self.metrics.auth_failures["executor"] += 1
+            return _unauthorized("invalid, expired or missing executor token")
+        assert sig is not None
+        sig_fp = tokens.token_fingerprint(sig)
+        registration = self.router.directory.registration_of(sig_fp) or sig_fp
+        if self.router.executor_claim(executor_id, registration) == "refused":
+            self.metrics.auth_failures["executor_conflict"] += 1
+            return web.json_response(
+                {"error": {"code": "conflict",
+                           "message": "executor id is connected with another registration"}},
+                status=409)
+        ws = self._new_ws()
+        await ws.prepare(request)
+        link = Link("executor", executor_id, ws, request.transport, _HUGE,
+                    label=str(request.remote))
+        old = self.router.executor_attached(link, registration)
+        if old is False:  # lost a race with another registration
+            await ws.close(code=1008, message=b"executor id taken")
+            return ws
+        self._links.add(link)
+        self.metrics.connections["executor"] += 1
+        self.metrics.connections_total["executor"] += 1
+        if isinstance(old, Link):
+            self._links.discard(old)
+            self._spawn(old.close("superseded"))
+        try:
+            await self._read_loop(ws, link, self.router.from_executor, None)
+        finally:
+            self._links.discard(link)
+            self.metrics.connections["executor"] -= 1
+            self.router.executor_detached(link)
+        return ws
+
+    # -- harness socket -----------------------------------------------------------------
+    async def _harness_ws(self, request: web.Request) -> web.StreamResponse:
+        query = request.query
+        executor_id = query.get("executor_id", "")
+        if query.get("role") != "harness" or not executor_id:
+            return web.json_response(
+                {"error": {"code": "bad_request",
+                           "message": "harness URL needs role=harness and executor_id"}},
+                status=400)
+        if not tokens.verify(self._secret, query.get("sig"), "harness", executor_id):
+            self.metrics.auth_failures["harness"] += 1
+            return _unauthorized("invalid, expired or missing harness token")
+        ws = self._new_ws()
+        await ws.prepare(request)
+        link = Link("harness", executor_id, ws, request.transport, self.config.harness_queue_bytes,
+                    on_overflow=self.router.harness_overflow, label=str(request.remote))
+        self._links.add(link)
+        self.metrics.connections["harness"] += 1
+        self.metrics.connections_total["harness"] += 1
+        self.router.harness_attached(link)
+        try:
+            await self._read_loop(ws, link, self.router.from_harness, executor_id)
+        finally:
+            self._links.discard(link)
+            self.metrics.connections["harness"] -= 1
+            self.router.harness_detached(link)
+        return ws
+
+    # -- shared read loop ---------------------------------------------------------------
+    async def _read_loop(self, ws: web.WebSocketResponse, link: Link, route: Any,
+                         backpressure_for: str | None) -> None:
+        """Receive messages and hand binary ones to ``route``; never raises for bad input.
+
+        ``backpressure_for``: a harness socket's executor id; its reads pause while more
+        than ``executor_high_water`` bytes wait for that executor (TCP pushes back on the
+        harness instead of the rendezvous buffering without bound).
+        """
+        receive = ws.receive
+        binary = WSMsgType.BINARY
+        check_every = 1 << 20
+        high = self.config.executor_high_water
+        since_check = 0
+        router = self.router
+        while not link.closed:
+            msg = await receive()
+            if msg.type is binary:
+                data = msg.data
+                route(link, data)
+                if backpressure_for is not None:
+                    since_check += len(data)
+                    if since_check >= check_every:
+                        since_check = 0
+                        if router.executor_backlog(backpressure_for) > high:
+                            await self._wait_executor_drain(link, backpressure_for, high // 2)
+                continue
+            kind = msg.type
+            if kind is WSMsgType.TEXT:
+                router._bad(link, "text", "text websocket message")
+            elif kind is WSMsgType.ERROR:
+                exc = msg.data
+                if getattr(exc, "code", None) == 1009:
+                    router._bad(link, "too_large", str(exc))
+                break
+            elif kind in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                break
+
+    async def _wait_executor_drain(self, link: Link, executor_id: str, low: int) -> None:
+        deadline = time.monotonic() + 3600
+        while (not link.closed and self.router.executor_backlog(executor_id) > low
+               and time.monotonic() < deadline):
+            await asyncio.sleep(0.002)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def harness_url(base: str, executor_id: str, token: str) -> str:
+    """``<base>/harness?role=harness&executor_id=ID&sig=TOKEN`` (P5.1)."""
+    return (f"{base.rstrip('/')}/harness?role=harness&executor_id={quote(executor_id, safe='')}"
+            f"&sig={token}")

@@ -1,0 +1,92 @@
+"""Stateless signed tokens for the rendezvous (profile P5.1, normative format).
+
+``v1.<expiry unix seconds>.<base64url HMAC-SHA256(secret, "v1|<role>|<executor id>|<expiry>")>``
+
+Stateless so that several rendezvous nodes sharing one secret accept each other's tokens (see
+design/scale-out.md).  The MAC is base64url without ``=`` padding (as in JWT); a padded MAC is
+accepted too.  Comparison is constant time.  Tokens are never logged.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import time
+
+ROLES: tuple[str, ...] = ("executor", "harness")
+TOKEN_PREFIX = "v1"
+MIN_SECRET_BYTES = 16
+SECRET_ENV = "EXECRELAY_RENDEZVOUS_SECRET"
+
+
+class SecretError(ValueError):
+    """The configured secret is missing, unreadable or too short."""
+
+
+def _mac(secret: bytes, role: str, executor_id: str, expiry: int) -> str:
+    msg = f"{TOKEN_PREFIX}|{role}|{executor_id}|{expiry}".encode("utf-8")
+    digest = hmac.new(secret, msg, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def mint(secret: bytes, role: str, executor_id: str, ttl: float = 3600.0,
+         now: float | None = None) -> str:
+    """Return a token for ``role`` on ``executor_id`` valid for ``ttl`` seconds."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    if not executor_id:
+        raise ValueError("executor id must be non-empty")
+    expiry = int((time.time() if now is None else now) + ttl)
+    return f"{TOKEN_PREFIX}.{expiry}.{_mac(secret, role, executor_id, expiry)}"
+
+
+def verify(secret: bytes, token: str | None, role: str, executor_id: str,
+           now: float | None = None) -> bool:
+    """True when ``token`` is a current token for exactly this role and executor id."""
+    if not token or not executor_id:
+        return False
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+        return False
+    expiry_text, given = parts[1], parts[2].rstrip("=")
+    if not expiry_text.isdigit() or len(expiry_text) > 12:
+        return False
+    expiry = int(expiry_text)
+    expected = _mac(secret, role, executor_id, expiry)
+    # Compare first (constant time over the MAC), then the expiry.
+    ok = hmac.compare_digest(expected.encode("ascii"), given.encode("ascii", "replace"))
+    return ok and expiry > (time.time() if now is None else now)
+
+
+def token_fingerprint(token: str) -> str:
+    """A non-reversible identifier for a token (used to recognise "the same registration")."""
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def load_secret(secret_file: str | None = None, *, env: dict[str, str] | None = None,
+                allow_random: bool = True) -> tuple[bytes, str]:
+    """Return ``(secret, source)`` from ``--secret-file``, the env var, or a random one.
+
+    The file wins over the env var when both are given (an explicit flag beats ambient
+    configuration).  Surrounding whitespace (a trailing newline) is stripped.
+    """
+    environ = os.environ if env is None else env
+    if secret_file:
+        try:
+            with open(secret_file, "rb") as fh:
+                secret = fh.read().strip()
+        except OSError as exc:
+            raise SecretError(f"cannot read secret file {secret_file}: {exc.strerror}") from None
+        source = f"file {secret_file}"
+    elif environ.get(SECRET_ENV, "").strip():
+        secret = environ[SECRET_ENV].strip().encode("utf-8")
+        source = f"env {SECRET_ENV}"
+    elif allow_random:
+        return secrets.token_bytes(32), "random (in-memory)"
+    else:
+        raise SecretError(f"no secret: set {SECRET_ENV} or pass --secret-file")
+    if len(secret) < MIN_SECRET_BYTES:
+        raise SecretError(f"secret from {source} is shorter than {MIN_SECRET_BYTES} bytes")
+    return secret, source
