@@ -1,0 +1,131 @@
+"""Routing between one fake executor socket and several fake harness sockets."""
+from __future__ import annotations
+
+import asyncio
+
+from _rdv_helpers import (connect_executor, connect_harness, data, expect_silence, metric,
+                          metrics_text, recv, recv_raw, reset, resume)
+from execrelay.rendezvous import STREAM_IN_USE
+from execrelay.wire import DATA, RESET, encode_data
+
+
+async def test_frames_routed_unmodified_between_executor_and_harnesses(make_server, http) -> None:
+    server = await make_server()
+    ex = await connect_executor(http, server, "exec-1")
+    harnesses = [await connect_harness(http, server, "exec-1") for _ in range(3)]
+    sent = []
+    for i, h in enumerate(harnesses):
+        sid = f"stream-{i}"
+        frames = [resume(sid), data(sid, 0, f'{{"id":1,"method":"initialize","n":{i}}}')]
+        for f in frames:
+            await h.send_bytes(f)
+        sent.extend(frames)
+    got = [await recv_raw(ex) for _ in sent]
+    assert sorted(got) == sorted(sent)  # byte-identical; harness order interleaves
+    for i in range(3):  # per-harness order is kept
+        mine = [g for g in got if f"stream-{i}".encode() in g]
+        assert mine == [resume(f"stream-{i}"), data(f"stream-{i}", 0, f'{{"id":1,"method":"initialize","n":{i}}}')]
+    # Replies go to the harness that owns each stream, and only there.
+    for i in (2, 0, 1):
+        for seq in range(3):
+            await ex.send_bytes(data(f"stream-{i}", seq, f'{{"id":{seq},"result":{i}}}'))
+    for i, h in enumerate(harnesses):
+        for seq in range(3):
+            assert await recv_raw(h) == data(f"stream-{i}", seq, f'{{"id":{seq},"result":{i}}}')
+    for h in harnesses:
+        await expect_silence(h, 0.1)
+    text = await metrics_text(http, server)
+    assert metric(text, "frames_routed_total", '{direction="to_executor"}') == 6
+    assert metric(text, "frames_routed_total", '{direction="to_harness"}') == 9
+    assert metric(text, "bytes_routed_total", '{direction="to_executor"}') == sum(map(len, sent))
+    assert metric(text, "streams") == 3
+    assert metric(text, "connections", '{role="harness"}') == 3
+
+
+async def test_many_streams_on_one_harness_socket(make_server, http) -> None:
+    server = await make_server()
+    ex = await connect_executor(http, server, "e")
+    h = await connect_harness(http, server, "e")
+    for i in range(50):
+        await h.send_bytes(data(f"s{i}", 0))
+    got = {(await recv(ex)).stream_id for _ in range(50)}
+    assert got == {f"s{i}" for i in range(50)}
+    for i in range(50):
+        await ex.send_bytes(data(f"s{i}", 0, b'{"id":1,"result":{}}'))
+    assert [(await recv(h)).stream_id for _ in range(50)] == [f"s{i}" for i in range(50)]
+
+
+async def test_intruder_is_refused_and_owner_unaffected(make_server, http) -> None:
+    server = await make_server()
+    ex = await connect_executor(http, server, "e")
+    owner = await connect_harness(http, server, "e")
+    intruder = await connect_harness(http, server, "e")
+    await owner.send_bytes(resume("s1"))
+    assert await recv_raw(ex) == resume("s1")
+    await intruder.send_bytes(data("s1", 0, b'{"id":9,"method":"process/kill"}'))
+    f = await recv(intruder)
+    assert (f.kind, f.stream_id, f.reason) == (RESET, "s1", STREAM_IN_USE)
+    await intruder.send_bytes(resume("s1", 1))  # a Resume does not steal a live stream either
+    f = await recv(intruder)
+    assert (f.kind, f.reason) == (RESET, STREAM_IN_USE)
+    await expect_silence(ex)
+    await owner.send_bytes(data("s1", 0))
+    assert await recv_raw(ex) == data("s1", 0)
+    await ex.send_bytes(data("s1", 0, b'{"id":1,"result":{}}'))
+    assert (await recv(owner)).payload == b'{"id":1,"result":{}}'
+    await expect_silence(intruder)
+    text = await metrics_text(http, server)
+    assert metric(text, "resets_total", '{reason="stream_in_use",to="harness"}') == 2
+
+
+async def test_harness_reset_is_forwarded_and_frees_the_stream_id(make_server, http) -> None:
+    server = await make_server()
+    ex = await connect_executor(http, server, "e")
+    h1 = await connect_harness(http, server, "e")
+    h2 = await connect_harness(http, server, "e")
+    await h1.send_bytes(data("s", 0))
+    assert await recv_raw(ex) == data("s", 0)
+    await h1.send_bytes(reset("s", "done"))
+    assert await recv_raw(ex) == reset("s", "done")
+    await h2.send_bytes(data("s", 0))  # the id is free now
+    assert await recv_raw(ex) == data("s", 0)
+    await ex.send_bytes(data("s", 0, b'{"id":1,"result":2}'))
+    assert (await recv(h2)).payload == b'{"id":1,"result":2}'
+    await expect_silence(h1)
+
+
+async def test_executor_reset_reaches_harness_and_unbinds(make_server, http) -> None:
+    server = await make_server()
+    ex = await connect_executor(http, server, "e")
+    h = await connect_harness(http, server, "e")
+    await h.send_bytes(data("s", 0))
+    await recv_raw(ex)
+    await ex.send_bytes(reset("s", "stream ended"))
+    f = await recv(h)
+    assert (f.kind, f.reason) == (RESET, "stream ended")
+    text = await metrics_text(http, server)
+    assert metric(text, "streams") == 0
+
+
+async def test_frames_for_unknown_streams_are_dropped(make_server, http) -> None:
+    server = await make_server()
+    ex = await connect_executor(http, server, "e")
+    h = await connect_harness(http, server, "e")
+    await ex.send_bytes(data("nobody", 0, b'{"id":1,"result":{}}'))
+    await h.send_bytes(reset("never-opened"))  # a Reset opens nothing
+    await expect_silence(h)
+    await expect_silence(ex)
+    text = await metrics_text(http, server)
+    assert metric(text, "frames_dropped_total", '{reason="no_route"}') == 2
+    assert metric(text, "streams") == 0
+
+
+async def test_large_frames_pass_through(make_server, http) -> None:
+    server = await make_server()
+    ex = await connect_executor(http, server, "e")
+    h = await connect_harness(http, server, "e")
+    big = encode_data("s", 0, 0, 0, b"x" * (3 * 1024 * 1024))
+    await h.send_bytes(big)
+    assert await recv_raw(ex, 10) == big
+    await ex.send_bytes(big)
+    assert await recv_raw(h, 10) == big
