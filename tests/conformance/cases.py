@@ -609,7 +609,7 @@ async def c35(ctx: Ctx) -> None:
     events = await run_to_close(c, "e35", ["/usr/bin/env"], env={"OVERLAY": "1"}, envPolicy=policy)
     assert sorted(output_bytes(events).decode().splitlines()) == ["FROM_SET=s", "OVERLAY=1"]
     resp = await c.call("process/start", start_params("e35b", ["/usr/bin/env"], envPolicy={"inherit": "none"}))
-    assert_error(resp, -32602, prefix="missing field `")
+    assert_error(resp, -32602, "missing field `ignoreDefaultExcludes`")
     events = await run_to_close(c, "e35c", ["/usr/bin/env"], env={}, envPolicy=None)
     assert output_bytes(events) == b""
 
@@ -633,8 +633,8 @@ async def c37(ctx: Ctx) -> None:
     assert b"24 80\r\n" in out
     assert_result(await c.call("process/write", {"processId": "t37", "chunk": b64("\x04")}), {"status": "accepted"})
     events = await c.wait_process_closed("t37")
-    assert {e["params"]["stream"] for e in events if e["method"] == "process/output"} == {"pty"}
-    assert [e["params"]["exitCode"] for e in events if e["method"] == "process/exited"] == [0]
+    assert {e["params"]["stream"] for e in events if e["method"] == "process/output"} == {"pty"}, events
+    assert [e["params"]["exitCode"] for e in events if e["method"] == "process/exited"] == [0], events
 
 
 @case(38, "pipe-stdin")
@@ -698,6 +698,7 @@ async def c42(ctx: Ctx) -> None:
     assert_result(await c.call("process/read", {"processId": "ev"}))
     await asyncio.sleep(max(0.0, closed_at + 31 - time.monotonic()))
     assert await c.call("process/read", {"processId": "ev"}, id=42) == error(-32600, "unknown process id ev", 42)
+    c.notifications.clear()  # forget the first run's events for the same id
     events = await run_to_close(c, "ev", ["/bin/echo", "two"])
     assert output_bytes(events) == b"two\n"
 
@@ -1127,10 +1128,13 @@ async def c65(ctx: Ctx) -> None:
     big = '{"id":1,"method":"foo/bar","params":{"pad":"' + "x" * (16 * 1024 * 1024 + 512 * 1024) + '"}}'
     try:
         await c.send(big)
-    except Closed as closed:  # the server may drop TCP while the frame is still being written
-        assert not closed.rcvd_close
+    except Closed as exc:  # the server may drop TCP while the frame is still being written
+        closed = exc
     else:
-        assert not (await c.expect_closed(timeout=20)).rcvd_close
+        closed = await c.expect_closed(timeout=20)
+    # 0.131.0 drops TCP (1006, no close frame); a 1009 close frame is tolerated (FINDINGS.md F5):
+    # the spec marks this case optional and clients must not rely on it.
+    assert closed.code in (1006, 1009), closed.code
     # A 14 MiB frame is still fine, on a fresh connection.
     c2 = await ctx.conn()
     ok = '{"id":2,"method":"foo/bar","params":{"pad":"' + "x" * (14 * 1024 * 1024) + '"}}'
