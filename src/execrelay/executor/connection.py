@@ -54,21 +54,41 @@ class PostSend:
         self.after = after
 
 
-def _json_error_text(exc: Exception) -> str:
-    """A serde_json-like text for a parse failure (clients match on the prefix only)."""
-    msg = str(exc)
-    line = getattr(exc, "lineno", 1)
-    col = getattr(exc, "colno", 1)
-    low = msg.lower()
-    if "trailing" in low:
-        what = "trailing characters"
-    elif "eof" in low or "end of" in low or "unexpected end" in low:
-        what = "EOF while parsing a value"
-    elif "utf-8" in low or "utf8" in low or "surrogate" in low:
-        what = "invalid unicode code point"
-    else:
-        what = "expected value"
-    return f"{what} at line {line} column {col}"
+def _json_error_text(message: bytes | str) -> str:
+    """A serde_json-like text for a parse failure (slow path; clients match on the prefix).
+
+    The stdlib parser is used only to locate and name the error the way serde does.
+    """
+    import json
+
+    try:
+        text = message.decode("utf-8") if not isinstance(message, str) else message
+    except UnicodeDecodeError as exc:
+        return f"invalid unicode code point at line 1 column {exc.start + 1}"
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        msg = exc.msg
+        if msg.startswith("Extra data"):
+            what = "trailing characters"
+        elif exc.pos >= len(text.rstrip()):
+            what = "EOF while parsing a value"
+        elif msg.startswith("Expecting value"):
+            what = "expected value"
+        elif msg.startswith("Expecting property name"):
+            what = "key must be a string"
+        elif msg.startswith("Expecting ',' delimiter"):
+            what = "expected `,` or `}`"
+        elif msg.startswith("Expecting ':' delimiter"):
+            what = "expected `:`"
+        elif msg.startswith("Invalid control character"):
+            what = "control character (\\u0000-\\u001F) found while parsing a string"
+        else:
+            what = msg[:1].lower() + msg[1:]
+        return f"{what} at line {exc.lineno} column {exc.colno}"
+    except Exception as exc:  # pragma: no cover
+        return str(exc)
+    return "number out of range at line 1 column 1"
 
 
 class RpcConnection:
@@ -117,8 +137,8 @@ class RpcConnection:
     def _process(self, message: bytes | str) -> None:
         try:
             msg = _loads(message)
-        except _JSONDecodeError as exc:
-            self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _json_error_text(exc))
+        except _JSONDecodeError:
+            self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _json_error_text(message))
             return
         if type(msg) is not dict:
             self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _UNTAGGED)

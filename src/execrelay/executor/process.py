@@ -467,6 +467,9 @@ def process_write(conn: "RpcConnection", params: Any) -> Any:
         return {"status": "unknownProcess"}
     if not proc.stdin_open:
         return {"status": "stdinClosed"}
+    if proc._killed and not proc.tty:
+        # 0.131.0: after process/terminate the stdin pipe is gone (conformance FINDINGS F1)
+        raise RpcError(-32603, "failed to write to process stdin")
     proc.write_stdin(data)
     return {"status": "accepted"}
 
