@@ -1,0 +1,210 @@
+"""Harness client: reach an executor through a rendezvous (relay) or a local exec-server.
+
+::
+
+    async with HarnessClient(url) as client:
+        session = await client.open_session()          # initialize + initialized
+        meta = await session.fs_get_metadata("/tmp")
+        code, out, err = await session.run(["echo", "hi"])
+
+``url`` decides the carrier, exactly as the Codex harness decides (relay-protocol.md 8.1):
+
+* a URL whose query has ``role=harness`` (``execrelay rendezvous harness-url`` prints one) is a
+  rendezvous: ONE websocket carries every session, one relay stream each;
+* any other ``ws://`` URL is a local exec-server (``execrelay exec-server --listen``): JSON
+  text, one websocket per session.
+
+Relay streams are reliable (P3) by default: the client proposes it with ``Resume{1}`` and
+falls back to legacy when the executor is a 0.131.0 one (``mode="auto"``, P2); ``"reliable"``
+or ``"legacy"`` force a mode.
+"""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from functools import partial
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from ..stream import LEGACY, OPENER, PENDING, RELIABLE, MessageTooLarge, Multiplexer, StreamClosed
+from ..transport import Link, connect_websocket
+from ..transport.relay import RelayPump
+from .errors import ConnectionLost, HarnessError
+from .session import ExecSession
+
+_MODES = {"auto": PENDING, "reliable": RELIABLE, "legacy": LEGACY}
+
+
+def is_relay_url(url: str) -> bool:
+    """True for a rendezvous harness URL (its query carries ``role=harness``)."""
+    return ("role", "harness") in parse_qsl(urlsplit(url).query)
+
+
+class HarnessClient:
+    """Sessions with one executor.  See the module docstring."""
+
+    def __init__(self, url: str, *, mode: str = "auto", client_name: str = "execrelay-harness",
+                 impl: str | None = None, connect_timeout: float = 10.0) -> None:
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {sorted(_MODES)}")
+        self.url = url
+        self.mode = mode
+        self.client_name = client_name
+        self.impl = impl
+        self.connect_timeout = connect_timeout
+        self.relay = is_relay_url(url)
+        self.sessions: dict[str, ExecSession] = {}
+        self._mux: Multiplexer | None = None
+        self._pump: RelayPump | None = None
+        self._link: Link | None = None
+        self._direct_links: dict[str, Link] = {}
+        self._reconnect_task: asyncio.Future | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> "HarnessClient":
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def connect(self) -> None:
+        """Open the relay websocket (relay URLs; direct URLs connect per session)."""
+        if not self.relay or self._link is not None:
+            return
+        self._mux = Multiplexer(OPENER, on_message=self._on_stream_message,
+                                on_close=self._on_stream_close)
+        self._pump = RelayPump(self._mux, on_link_lost=self._on_link_lost)
+        self._link = await connect_websocket(self.url, self._pump.handler_for, impl=self.impl,
+                                             timeout=self.connect_timeout)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+        for session in list(self.sessions.values()):
+            session.close("harness client closed")
+        if self._pump is not None:
+            self._pump._flush()  # the Resets go out before the socket closes
+            self._pump.close()
+        links = ([self._link] if self._link is not None else []) + list(self._direct_links.values())
+        for link in links:
+            link.close(graceful=True)
+        for link in links:
+            try:
+                await asyncio.wait_for(link.wait_closed(), 2.0)
+            except asyncio.TimeoutError:
+                link.close()
+
+    # ------------------------------------------------------------------ sessions
+    async def open_session(self, resume_session_id: str | None = None,
+                           initialize: bool = True, timeout: float = 10.0) -> ExecSession:
+        """A new session (a relay stream, or a websocket for a direct URL), initialized."""
+        if self._closed:
+            raise HarnessError("the harness client is closed")
+        sid = str(uuid.uuid4())
+        if self.relay:
+            if self._link is None:
+                await self.connect()
+            session = ExecSession(partial(self._stream_send, sid), partial(self._stream_close, sid), sid)
+            self.sessions[sid] = session
+            assert self._mux is not None and self._pump is not None
+            self._mux.open_stream(sid, self._pump.loop.time(), _MODES[self.mode])
+            self._pump.kick()
+        else:
+            session = await self._open_direct(sid)
+        if initialize:
+            try:
+                await session.initialize(self.client_name, resume_session_id, timeout)
+            except BaseException:
+                session.close("initialize failed")
+                raise
+        return session
+
+    async def _open_direct(self, sid: str) -> ExecSession:
+        holder: dict[str, Any] = {}
+
+        class _Handler:
+            def on_message(self, data: bytes | str, binary: bool) -> None:
+                holder["session"].deliver(data)
+
+            def on_close(self) -> None:
+                holder["session"].lost("websocket closed")
+
+            def on_write_paused(self, paused: bool) -> None:
+                pass
+
+        def factory(link: Link) -> _Handler:
+            holder["link"] = link
+            session = ExecSession(lambda data: link.send(data), lambda reason: link.close(graceful=True), sid)
+            holder["session"] = session
+            return _Handler()
+
+        link = await connect_websocket(self.url, factory, impl=self.impl, timeout=self.connect_timeout)
+        self._direct_links[sid] = link
+        session = holder["session"]
+        self.sessions[sid] = session
+        return session
+
+    # ------------------------------------------------------------------ relay plumbing
+    def _stream_send(self, sid: str, data: bytes) -> None:
+        assert self._mux is not None and self._pump is not None
+        try:
+            self._mux.send(sid, data)
+        except StreamClosed as exc:
+            raise ConnectionLost(str(exc)) from None
+        except MessageTooLarge as exc:
+            raise HarnessError(str(exc)) from None
+        self._pump.kick()
+
+    def _stream_close(self, sid: str, reason: str) -> None:
+        self.sessions.pop(sid, None)
+        if self._mux is not None and self._pump is not None:
+            self._mux.reset(sid, reason)
+            self._pump.kick()
+
+    def _on_stream_message(self, sid: str, payload: bytes) -> None:
+        session = self.sessions.get(sid)
+        if session is not None:
+            session.deliver(payload)
+
+    def _on_stream_close(self, sid: str, reason: str | None, by_peer: bool) -> None:
+        session = self.sessions.pop(sid, None)
+        if session is not None:
+            session.lost(reason)
+
+    def _on_link_lost(self) -> None:
+        """The relay websocket dropped.  Legacy streams ended with it (the multiplexer closed
+        them, as 0.131.0 does); reliable ones live on, so reconnect and let them Resume."""
+        self._link = None
+        if not self._closed and self.sessions and self._reconnect_task is None:
+            self._reconnect_task = asyncio.ensure_future(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = 0.05
+        try:
+            while not self._closed and self.sessions:
+                try:
+                    assert self._pump is not None
+                    self._link = await connect_websocket(self.url, self._pump.handler_for,
+                                                         impl=self.impl, timeout=self.connect_timeout)
+                    return
+                except Exception:  # noqa: BLE001 - refused / 401 / timeout: try again
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            self._reconnect_task = None
+
+    def stream_mode(self, session: ExecSession) -> str | None:
+        """``"legacy"``, ``"pending"`` or ``"reliable"`` for a relay session (None if direct)."""
+        if self._mux is None:
+            return None
+        eng = self._mux.stream(session.label)
+        if eng is None:
+            return None
+        from ..stream.engine import MODE_NAMES
+
+        return MODE_NAMES[eng.mode]
