@@ -1,0 +1,253 @@
+#!/usr/bin/env python
+"""Frames/s and MB/s through the rendezvous, small and 1 MiB frames.
+
+Setup: the rendezvous runs as a subprocess (``execrelay rendezvous``, uvloop) so its CPU is
+read from ``/proc/PID/stat`` apart from the driver's.  The driver (this process, uvloop) plays
+one fake executor and N harness sockets:
+
+- each harness socket owns one stream and keeps ``window`` frames in flight; its frames are
+  pre-encoded (``execrelay.wire.encode_data``), wrapped in masked websocket frames (zero mask
+  key, so the server still runs its unmask pass) and written in blobs: one write per blob;
+- the executor is a raw byte echo after the websocket handshake: every server-to-client frame
+  is written back unchanged (an unmasked client frame, which aiohttp accepts), so the fake
+  executor costs almost nothing and every frame crosses the rendezvous twice.
+
+Reported per run: frames routed per second (both directions), MB/s routed, rendezvous CPU
+(cores and µs per routed frame) and the driver's own CPU (busy fraction; > 0.9 marks the run
+"driver-bound", not a result).  Builds are interleaved A B A B (performance.md).
+
+    python benchmarks/rendezvous_e2e.py [--harnesses 8] [--seconds 3] [--rounds 2]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import re
+import resource
+import statistics
+import struct
+import subprocess
+import sys
+import time
+
+SECRET = "bench-secret-0123456789abcdef"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def self_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def masked_frame(payload: bytes) -> bytes:
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", 0x82, 0x80 | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", 0x82, 0x80 | 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x82, 0x80 | 127, n)
+    return head + b"\0\0\0\0" + payload  # zero mask key: XOR is the identity
+
+
+_KEEP: list[asyncio.StreamWriter] = []
+
+
+def server_wire_size(n: int) -> int:
+    return n + (2 if n < 126 else 4 if n < 65536 else 10)
+
+
+async def ws_handshake(host: str, port: int, path: str) -> asyncio.Transport:
+    reader, writer = await asyncio.open_connection(host, port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise RuntimeError(f"upgrade refused: {head[:80]!r}")
+    assert not reader._buffer, "server sent data before we did"  # noqa: SLF001
+    _KEEP.append(writer)  # a collected StreamWriter closes its transport
+    return writer.transport  # type: ignore[return-value]
+
+
+class Echo(asyncio.Protocol):
+    """The fake executor: echo the byte stream (server frames are valid client frames)."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        pass
+
+
+class Harness(asyncio.Protocol):
+    """Keeps ``window`` frames in flight, written ``per_blob`` at a time."""
+
+    def __init__(self, transport: asyncio.Transport, frame: bytes, per_blob: int, window: int,
+                 reply_wire: int) -> None:
+        self.transport = transport
+        self.blob = masked_frame(frame) * per_blob
+        self.per_blob = per_blob
+        self.window = window
+        self.reply_wire = reply_wire
+        self.rx = 0
+        self.frames = 0
+        self.outstanding = 0
+        self.running = True
+
+    def pump(self) -> None:
+        while self.running and self.outstanding + self.per_blob <= self.window:
+            self.transport.write(self.blob)
+            self.outstanding += self.per_blob
+
+    def data_received(self, data: bytes) -> None:
+        self.rx += len(data)
+        done = self.rx // self.reply_wire
+        new = done - self.frames
+        if new:
+            self.frames = done
+            self.outstanding -= new
+            self.pump()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.running = False
+
+
+async def start_rendezvous(pure: bool) -> tuple[subprocess.Popen, int]:
+    env = dict(os.environ, EXECRELAY_RENDEZVOUS_SECRET=SECRET, EXECRELAY_PURE="1" if pure else "0")
+    proc = subprocess.Popen([sys.executable, "-m", "execrelay", "rendezvous", "--listen", "127.0.0.1:0"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = await asyncio.to_thread(proc.stdout.readline)  # type: ignore[union-attr]
+    m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+    if not m:
+        proc.kill()
+        raise RuntimeError(f"rendezvous did not start: {line!r}")
+    return proc, int(m.group(1))
+
+
+async def one_run(pure: bool, payload_bytes: int, harnesses: int, window: int, per_blob: int,
+                  seconds: float) -> dict:
+    from execrelay.rendezvous import tokens
+    from execrelay.wire import encode_data
+
+    proc, port = await start_rendezvous(pure)
+    transports: list[asyncio.Transport] = []
+    try:
+        secret = SECRET.encode()
+        eid = "bench"
+        reg = tokens.mint(secret, "executor", eid, 600)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write((f"POST /cloud/executor/{eid}/register HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                      f"Authorization: Bearer {reg}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").encode())
+        body = (await reader.read()).decode()
+        writer.close()
+        m = re.search(r'"url": ?"ws://[^/]+(/executor/[^"]+)"', body)
+        assert m, body
+        loop = asyncio.get_running_loop()
+        t = await ws_handshake("127.0.0.1", port, m.group(1))
+        echo = Echo(t)
+        t.set_protocol(echo)
+        transports.append(t)
+        hs: list[Harness] = []
+        for i in range(harnesses):
+            tok = tokens.mint(secret, "harness", eid, 600)
+            t = await ws_handshake("127.0.0.1", port, f"/harness?role=harness&executor_id={eid}&sig={tok}")
+            frame = encode_data(f"stream-{i:04d}", 0, 0, 0, b"x" * payload_bytes)
+            h = Harness(t, frame, per_blob, window, server_wire_size(len(frame)))
+            t.set_protocol(h)
+            transports.append(t)
+            hs.append(h)
+        frame_len = len(encode_data("stream-0000", 0, 0, 0, b"x" * payload_bytes))
+        for h in hs:
+            h.pump()
+        await asyncio.sleep(min(1.0, seconds / 3))  # warm-up
+        f0 = sum(h.frames for h in hs)
+        c0, d0, w0 = proc_cpu(proc.pid), self_cpu(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        f1 = sum(h.frames for h in hs)
+        if os.environ.get("BENCH_DEBUG"):
+            r2, w2 = await asyncio.open_connection("127.0.0.1", port)
+            w2.write(f"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            print((await r2.read()).decode(), [(h.rx, h.frames, h.outstanding) for h in hs])
+        c1, d1, w1 = proc_cpu(proc.pid), self_cpu(), time.perf_counter()
+        for h in hs:
+            h.running = False
+        wall = w1 - w0
+        echoed = f1 - f0
+        routed = 2 * echoed
+        rdv_cpu = c1 - c0
+        drv_cpu = d1 - d0
+        return {
+            "build": "pure" if pure else "fast", "payload": payload_bytes, "frame": frame_len,
+            "harnesses": harnesses, "window": window,
+            "frames_per_s": routed / wall, "mb_per_s": routed * frame_len / wall / 1e6,
+            "rdv_cores": rdv_cpu / wall, "rdv_us_per_frame": rdv_cpu / routed * 1e6 if routed else float("nan"),
+            "driver_busy": drv_cpu / wall, "driver_us_per_frame": drv_cpu / routed * 1e6 if routed else float("nan"),
+        }
+    finally:
+        for t in transports:
+            t.abort()
+        _KEEP.clear()
+        proc.terminate()
+        try:
+            await asyncio.wait_for(asyncio.to_thread(proc.wait), 10)
+        except asyncio.TimeoutError:
+            proc.kill()
+
+
+def fmt(r: dict) -> str:
+    tag = " DRIVER-BOUND" if r["driver_busy"] > 0.9 else ""
+    return (f"{r['build']:4s} payload={r['payload']:>8d}B harnesses={r['harnesses']:<3d} window={r['window']:<4d} "
+            f"{r['frames_per_s'] / 1e3:8.1f} kframes/s {r['mb_per_s']:8.1f} MB/s | rendezvous "
+            f"{r['rdv_cores']:.2f} cores {r['rdv_us_per_frame']:6.2f} us/frame | driver busy "
+            f"{r['driver_busy']:.2f} ({r['driver_us_per_frame']:.2f} us/frame){tag}")
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--harnesses", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--small", type=int, default=100, help="small payload bytes (default %(default)s)")
+    ap.add_argument("--big", type=int, default=1 << 20, help="big payload bytes (default 1 MiB)")
+    ap.add_argument("--builds", default="fast,pure")
+    args = ap.parse_args()
+    cases = [(args.small, 512, 128), (args.big, 4, 1)]
+    results: list[dict] = []
+    for _ in range(args.rounds):
+        for payload, window, per_blob in cases:
+            for build in args.builds.split(","):
+                r = await one_run(build == "pure", payload, args.harnesses, window, per_blob, args.seconds)
+                print(fmt(r), flush=True)
+                results.append(r)
+    print("\nmedians:")
+    for payload, window, _ in cases:
+        for build in args.builds.split(","):
+            rs = [r for r in results if r["payload"] == payload and r["build"] == build]
+            if not rs:
+                continue
+            med = {k: statistics.median(r[k] for r in rs) for k in
+                   ("frames_per_s", "mb_per_s", "rdv_cores", "rdv_us_per_frame", "driver_busy", "driver_us_per_frame")}
+            spread = (min(r["frames_per_s"] for r in rs) / 1e3, max(r["frames_per_s"] for r in rs) / 1e3)
+            print(fmt({**rs[0], **med}) + f"  [kframes/s range {spread[0]:.1f}-{spread[1]:.1f}]")
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop  # type: ignore[import-not-found]
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
