@@ -43,3 +43,20 @@ def exec_server_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Itera
     yield factory
     for srv in started:
         srv.stop()
+
+
+@pytest.fixture
+def process_factory(tmp_path: Path) -> Iterator:
+    """``factory(argv, extra_env=None, wait_url=True, name=...) -> ServerProcess`` (killed at teardown)."""
+    started: list[ServerProcess] = []
+
+    def factory(argv: list[str], extra_env: dict[str, str] | None = None, wait_url: bool = True,
+                name: str = "proc") -> ServerProcess:
+        srv = ServerProcess(argv, env=isolated_env(tmp_path / f"{name}-home", extra_env), cwd=str(tmp_path),
+                            log_dir=tmp_path, name=name)
+        started.append(srv)
+        return srv.start(wait_url=wait_url)
+
+    yield factory
+    for srv in started:
+        srv.stop()

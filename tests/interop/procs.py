@@ -76,9 +76,9 @@ class ServerProcess:
         finally:
             if stderr is not subprocess.DEVNULL:
                 stderr.close()
+        threading.Thread(target=self._drain, daemon=True, name=f"{self.name}-stdout").start()
         if not wait_url:
             return self
-        threading.Thread(target=self._drain, daemon=True, name=f"{self.name}-stdout").start()
         if not self._first_line.wait(timeout):
             self.stop()
             raise RuntimeError(f"{self.name}: no URL on stdout within {timeout:.0f}s "
@@ -153,3 +153,23 @@ def wait_port_closed(proc: subprocess.Popen, timeout: float) -> int | None:
             return rc
         time.sleep(0.05)
     return None
+
+
+REMOTE_TOKEN_ENV = "CODEX_EXEC_SERVER_REMOTE_BEARER_TOKEN"
+
+
+def real_remote_executor_argv(base_url: str, executor_id: str, codex: Path | None = None,
+                              name: str | None = None) -> list[str]:
+    """``codex exec-server --remote BASE --executor-id ID``: registers at
+    ``POST {BASE}/cloud/executor/{ID}/register`` with ``Authorization: Bearer $TOKEN`` and then
+    connects to the returned websocket URL. It prints nothing on stdout (start it with
+    ``ServerProcess(..., ).start(wait_url=False)`` and the token in ``REMOTE_TOKEN_ENV``)."""
+    argv = [str(codex or ensure_codex()), "exec-server", "--remote", base_url, "--executor-id", executor_id]
+    if name is not None:
+        argv += ["--name", name]
+    return argv
+
+
+def relay_harness_url(host: str, port: int, executor_id: str, sig: str, path: str = "/harness") -> str:
+    """The CODEX_EXEC_SERVER_URL that puts codex 0.131.0 in relay-harness mode (``role=harness``)."""
+    return f"ws://{host}:{port}{path}?role=harness&executor_id={executor_id}&sig={sig}"
