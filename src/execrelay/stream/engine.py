@@ -325,6 +325,7 @@ class StreamEngine:
             if kind == _DATA and f.seq == 0:
                 self._become_legacy()
                 self.on_frame(f, now)
+                self._maybe_wake()
                 return
             if (kind == _RESUME and f.next_seq >= 1) or kind == _ACK or kind == _DATA:
                 self.mode = RELIABLE

@@ -44,7 +44,8 @@ opens a RELIABLE one (answered with ``Resume{1}`` before any Data); Resume{0}, A
 and Reset never create a stream.  A legacy stream that was reset is recreated by the next Data
 (0.131.0 does the same); a closed reliable stream is remembered for ``TOMBSTONE_SECONDS`` and
 frames for it are answered with its Reset again (so a lost Reset is repeated) instead of
-creating a new stream.  Opener side: frames for unknown streams are ignored.
+creating a new stream; a closed legacy stream_id stays legacy (the next Data recreates it
+whatever its seq, as 0.131.0 does).  Opener side: frames for unknown streams are ignored.
 
 Bad frames (P1): counted in ``bad_frames``, logged at most once a minute; when the FrameError
 carries a ``stream_id`` of a live stream, that stream alone is reset with
@@ -122,12 +123,12 @@ class Multiplexer:
         self._ready.append(eng)
 
     def _closed(self, eng: StreamEngine) -> None:
-        if eng.mode != LEGACY:
-            tombs = self._tombs
-            tombs[eng.stream_id] = (self._now + TOMBSTONE_SECONDS, eng.close_reason or "reset")
-            tombs.move_to_end(eng.stream_id)
-            while len(tombs) > TOMBSTONE_MAX:
-                tombs.popitem(last=False)
+        tombs = self._tombs
+        tombs[eng.stream_id] = (self._now + TOMBSTONE_SECONDS, eng.close_reason or "reset",
+                                eng.mode)
+        tombs.move_to_end(eng.stream_id)
+        while len(tombs) > TOMBSTONE_MAX:
+            tombs.popitem(last=False)
         if not eng.wants_output() and self.streams.get(eng.stream_id) is eng:
             del self.streams[eng.stream_id]
         self._on_close_cb(eng.stream_id, eng.close_reason, eng.reset_by_peer)
@@ -174,7 +175,9 @@ class Multiplexer:
         sid = getattr(exc, "stream_id", None)
         if sid is not None:
             eng = self.streams.get(sid)
-            if eng is not None and not eng.closed:
+            # P1 resets the named stream; a legacy stream keeps 0.131.0 behaviour instead
+            # (the frame is dropped and the session goes on: relay-protocol.md 7.3, obs H).
+            if eng is not None and not eng.closed and eng.mode != LEGACY:
                 eng.fail(str(exc))
 
     def _unknown(self, f, now: float) -> StreamEngine | None:
@@ -182,7 +185,18 @@ class Multiplexer:
         kind = f.kind
         tomb = self._tombs.get(sid)
         if tomb is not None:
-            if tomb[0] >= now:
+            if tomb[2] == LEGACY:
+                # 0.131.0 recreates a reset/ended stream on its next Data, whatever the seq
+                # (obs M', O): the stream_id stays legacy.
+                del self._tombs[sid]
+                if self.role == ACCEPTOR and kind == _DATA and f.segment_count == 1:
+                    eng = StreamEngine.accept(sid, now, LEGACY, self._on_message)
+                    self._adopt(eng)
+                    self._on_open(sid, MODE_NAMES[LEGACY])
+                    return eng
+                self.unrouted_frames += 1
+                return None
+            elif tomb[0] >= now:
                 self.unrouted_frames += 1
                 if kind == _DATA or kind == _RESUME:
                     # The peer still thinks the stream lives: repeat the Reset (it may be lost).
@@ -320,7 +334,7 @@ class Multiplexer:
         self._flush_dirty()
         tombs = self._tombs
         while tombs:
-            sid, (expiry, _) = next(iter(tombs.items()))
+            sid, (expiry, _, _) = next(iter(tombs.items()))
             if expiry > now:
                 break
             del tombs[sid]
