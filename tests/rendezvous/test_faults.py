@@ -232,3 +232,19 @@ async def test_harness_that_stops_reading_is_cut_off_without_delaying_others(mak
     assert metric(text, "queue_drops_total", '{queue="harness"}') == 1
     assert metric(text, "resets_total", '{reason="harness_too_slow",to="executor"}') == 1
     assert metric(text, "connections", '{role="harness"}') == 1
+
+
+async def test_data_seq_one_first_counts_as_reliable(make_server, http) -> None:
+    """P2: an opening Resume may be lost; Data seq >= 1 first also means reliable."""
+    server = await make_server(harness_grace=0.6)
+    ex = await connect_executor(http, server, "e")
+    h = await connect_harness(http, server, "e")
+    await h.send_bytes(data("rel", 1))
+    await h.send_bytes(data("leg", 0))
+    await recv_raw(ex), await recv_raw(ex)
+    await h.close()
+    f = await recv(ex, 2.0)
+    assert (f.stream_id, f.reason) == ("leg", HARNESS_DISCONNECTED)
+    await expect_silence(ex, 0.3)
+    f = await recv(ex, 2.0)
+    assert (f.stream_id, f.reason) == ("rel", HARNESS_DISCONNECTED)

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from typing import Callable
 
-from ..wire import RESET, RESUME, FrameError, decode, encode_control, peek_stream_id
+from ..wire import DATA, RESET, RESUME, FrameError, decode, encode_control, peek_stream_id
 from .config import RendezvousConfig
 from .directory import ExecutorDirectory, LocalExecutorDirectory, LocalStreamTable, StreamTable
 from .link import Link
@@ -275,7 +275,10 @@ class Router:
             # A Reset for a stream nobody holds: nothing to tear down.
             self.metrics.dropped["no_route"] += 1
             return
-        reliable = frame.kind == RESUME and frame.next_seq >= 1
+        # P2: reliable iff opened with Resume{next_seq>=1}, or (the Resume was lost on the
+        # way) with Data seq >= 1, which a 0.131.0 harness never sends first.
+        reliable = ((frame.kind == RESUME and frame.next_seq >= 1)
+                    or (frame.kind == DATA and frame.seq >= 1))
         route = Route(sid, link, reliable)
         hub.table.bind(sid, route)
         link.streams[sid] = None

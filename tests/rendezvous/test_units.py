@@ -1,0 +1,65 @@
+"""Small pieces: the body-kind sniffer, websocket headers, the directory."""
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from execrelay.rendezvous.directory import LocalExecutorDirectory, LocalStreamTable
+from execrelay.rendezvous.link import ws_binary_header
+from execrelay.rendezvous.router import body_kind
+from execrelay.wire import ACK, DATA, HEARTBEAT, RESET, RESUME, encode_control, encode_data
+
+
+@pytest.mark.parametrize("ack,ack_bits", [(0, 0), (1, 0), (300, 0), (0, 7), (2**32 - 1, 2**32 - 1)])
+def test_body_kind_on_every_kind(ack: int, ack_bits: int) -> None:
+    sid = "s" * 100
+    assert body_kind(encode_data(sid, 5, ack, ack_bits, b"{}")) == DATA
+    assert body_kind(encode_control(ACK, sid, ack, ack_bits)) == ACK
+    assert body_kind(encode_control(RESUME, sid, ack, ack_bits, next_seq=3)) == RESUME
+    assert body_kind(encode_control(RESET, sid, ack, ack_bits, reason="r")) == RESET
+    assert body_kind(encode_control(HEARTBEAT, sid, ack, ack_bits)) == HEARTBEAT
+
+
+def test_body_kind_unsure_means_minus_one() -> None:
+    frame = encode_data("s", 0, 0, 0, b"{}")
+    assert body_kind(frame[:5]) == -1              # truncated
+    assert body_kind(b"\x08\x02" + frame[2:]) == -1  # version 2
+    assert body_kind(frame[2:] + b"\x08\x01") == -1  # other field order
+    assert body_kind(b"\x08\x01\x12\x01s\x52\x00") == -1  # unknown body field 10
+    assert body_kind(b"\x08\x01\x12\x80\x01" + b"s" * 128 + b"\x4a\x00") == -1  # 2-byte length
+    assert body_kind(b"") == -1
+
+
+@pytest.mark.parametrize("n", [0, 1, 125, 126, 127, 65535, 65536, 16 * 1024 * 1024])
+def test_ws_binary_header(n: int) -> None:
+    h = ws_binary_header(n)
+    assert h[0] == 0x82
+    if n < 126:
+        assert h == bytes((0x82, n))
+    elif n < 65536:
+        assert h == struct.pack("!BBH", 0x82, 126, n)
+    else:
+        assert h == struct.pack("!BBQ", 0x82, 127, n)
+
+
+def test_directory_claims() -> None:
+    d = LocalExecutorDirectory()
+    a, b, c = object(), object(), object()
+    assert d.claim("e", a, "reg1") == ("new", None)
+    assert d.claim("e", b, "reg2") == ("refused", a)
+    assert d.claim("e", c, "reg1") == ("takeover", a)
+    assert not d.release("e", a)  # a stale socket cannot release the new owner
+    assert d.release("e", c)
+    assert d.owner("e") is None
+    d.remember_registration("fp", "reg1", ttl=60)
+    assert d.registration_of("fp") == "reg1"
+    d.remember_registration("old", "reg0", ttl=-1)
+    assert d.registration_of("old") is None
+
+
+def test_stream_table() -> None:
+    t = LocalStreamTable()
+    t.bind("s", 1)
+    assert t.get("s") == 1 and len(t) == 1 and t.routes() == [1]
+    assert t.unbind("s") == 1 and t.get("s") is None and t.unbind("s") is None
