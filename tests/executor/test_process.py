@@ -131,10 +131,10 @@ async def test_terminate_kills_process_group(client: Client, server) -> None:
     grandchild = int(client.output("g"))
     assert await client.result("process/terminate", {"processId": "g"}) == {"running": True}
     await client.wait_closed("g")
+    from .test_sessions import _alive
+
     for _ in range(40):
-        try:
-            os.kill(grandchild, 0)
-        except ProcessLookupError:
+        if not _alive(grandchild):
             break
         await asyncio.sleep(0.05)
     else:

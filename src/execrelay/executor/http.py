@@ -138,7 +138,7 @@ async def _do_request(server: "ExecServer", session: "Session", method: str, url
                 data = await resp.read()
             except Exception:
                 resp.release()
-                raise RpcError(-32603, f"http/request failed: error decoding response body") from None
+                raise RpcError(-32603, err_text) from None
             return {"status": resp.status, "headers": _resp_headers(resp), "bodyBase64": b64encode(data)}
     except BaseException:
         if stream:

@@ -1,0 +1,196 @@
+"""fs/* methods: results, error codes and texts, sandbox profiles."""
+from __future__ import annotations
+
+import base64
+import os
+
+import pytest
+
+from .conftest import Client, b64
+
+pytestmark = pytest.mark.timeout(30)
+ENOENT = (-32004, "No such file or directory (os error 2)")
+
+
+async def test_write_read_round_trip_binary(client: Client, tmp_path) -> None:
+    data = bytes(range(256)) * 3
+    p = str(tmp_path / "f.bin")
+    assert await client.result("fs/writeFile", {"path": p, "dataBase64": b64(data), "sandbox": None}) == {}
+    res = await client.result("fs/readFile", {"path": p})
+    assert base64.b64decode(res["dataBase64"]) == data
+
+
+async def test_large_file_goes_through_thread(client: Client, tmp_path) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    p = str(tmp_path / "big.bin")
+    assert await client.result("fs/writeFile", {"path": p, "dataBase64": b64(data)}) == {}
+    res = await client.result("fs/readFile", {"path": p})
+    assert base64.b64decode(res["dataBase64"]) == data
+
+
+async def test_write_errors(client: Client, tmp_path) -> None:
+    assert await client.error("fs/writeFile", {"path": str(tmp_path / "no" / "f"), "dataBase64": ""}) == ENOENT
+    assert await client.error("fs/writeFile", {"path": str(tmp_path), "dataBase64": ""}) == (
+        -32603, "Is a directory (os error 21)")
+    assert await client.error("fs/writeFile", {"path": str(tmp_path / "x"), "dataBase64": "***"}) == (
+        -32600, "fs/writeFile requires valid base64 dataBase64: Invalid symbol 42, offset 0.")
+
+
+async def test_read_errors(client: Client, tmp_path) -> None:
+    assert await client.error("fs/readFile", {"path": str(tmp_path / "missing")}) == ENOENT
+    assert await client.error("fs/readFile", {"path": str(tmp_path)}) == (-32603, "Is a directory (os error 21)")
+    big = tmp_path / "sparse"
+    with open(big, "wb") as f:
+        f.truncate(512 * 1024 * 1024 + 1)
+    assert await client.error("fs/readFile", {"path": str(big)}) == (
+        -32600, "file is too large to read: limit is 536870912 bytes")
+
+
+@pytest.mark.parametrize("path", ["tmp", "", "~/x", "file:///tmp"])
+async def test_relative_paths_refused(client: Client, path) -> None:
+    for method in ("fs/getMetadata", "fs/readFile", "fs/readDirectory", "fs/remove", "fs/createDirectory"):
+        assert await client.error(method, {"path": path}) == (
+            -32602, "AbsolutePathBuf deserialized without a base path")
+
+
+async def test_wrong_types(client: Client) -> None:
+    assert await client.error("fs/getMetadata", {"path": 5}) == (-32602, "invalid type: integer `5`, expected a string")
+    assert await client.error("fs/getMetadata", {}) == (-32602, "missing field `path`")
+    assert await client.error("fs/remove", {"path": "/tmp/x", "force": "yes"}) == (
+        -32602, 'invalid type: string "yes", expected a boolean')
+
+
+async def test_paths_normalised(client: Client, tmp_path) -> None:
+    (tmp_path / "f").write_bytes(b"hi")
+    p = f"{tmp_path}/./sub/../f/"
+    assert base64.b64decode((await client.result("fs/readFile", {"path": p}))["dataBase64"]) == b"hi"
+
+
+async def test_create_directory(client: Client, tmp_path) -> None:
+    p = str(tmp_path / "a" / "b" / "c")
+    assert await client.result("fs/createDirectory", {"path": p}) == {}
+    assert await client.result("fs/createDirectory", {"path": p, "recursive": None}) == {}
+    assert await client.error("fs/createDirectory", {"path": p, "recursive": False}) == (
+        -32603, "File exists (os error 17)")
+    assert await client.error("fs/createDirectory", {"path": str(tmp_path / "m" / "n"), "recursive": False}) == ENOENT
+    (tmp_path / "file").write_text("x")
+    assert await client.error("fs/createDirectory", {"path": str(tmp_path / "file")}) == (
+        -32603, "File exists (os error 17)")
+
+
+async def test_get_metadata(client: Client, tmp_path) -> None:
+    f = tmp_path / "f"
+    f.write_text("x")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "lf").symlink_to(f)
+    (tmp_path / "ld").symlink_to(tmp_path / "d")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    res = await client.result("fs/getMetadata", {"path": str(f)})
+    assert list(res) == ["isDirectory", "isFile", "isSymlink", "createdAtMs", "modifiedAtMs"]
+    assert res["isFile"] and not res["isDirectory"] and not res["isSymlink"]
+    assert abs(res["modifiedAtMs"] - os.stat(f).st_mtime_ns // 1_000_000) <= 1
+    assert (await client.result("fs/getMetadata", {"path": str(tmp_path / "lf")}))["isSymlink"] is True
+    r = await client.result("fs/getMetadata", {"path": str(tmp_path / "ld")})
+    assert r["isDirectory"] and r["isSymlink"]
+    assert await client.error("fs/getMetadata", {"path": str(tmp_path / "dangling")}) == ENOENT
+    assert await client.error("fs/getMetadata", {"path": str(tmp_path / "missing")}) == ENOENT
+
+
+async def test_read_directory(client: Client, tmp_path) -> None:
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "ld").symlink_to(tmp_path / "d")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(tmp_path / "fifo")
+    res = await client.result("fs/readDirectory", {"path": str(tmp_path)})
+    got = {e["fileName"]: (e["isDirectory"], e["isFile"]) for e in res["entries"]}
+    assert got == {"f": (False, True), "d": (True, False), "ld": (True, False), "fifo": (False, False)}
+    assert await client.error("fs/readDirectory", {"path": str(tmp_path / "f")}) == (
+        -32603, "Not a directory (os error 20)")
+    assert await client.error("fs/readDirectory", {"path": str(tmp_path / "missing")}) == ENOENT
+
+
+async def test_remove(client: Client, tmp_path) -> None:
+    missing = str(tmp_path / "missing")
+    assert await client.result("fs/remove", {"path": missing}) == {}
+    assert await client.error("fs/remove", {"path": missing, "force": False}) == ENOENT
+    d = tmp_path / "d"
+    (d / "sub").mkdir(parents=True)
+    (d / "sub" / "f").write_text("x")
+    assert await client.error("fs/remove", {"path": str(d), "recursive": False}) == (
+        -32603, "Directory not empty (os error 39)")
+    assert await client.result("fs/remove", {"path": str(d)}) == {}
+    assert not d.exists()
+    target = tmp_path / "t"
+    target.write_text("keep")
+    (tmp_path / "l").symlink_to(target)
+    assert await client.result("fs/remove", {"path": str(tmp_path / "l")}) == {}
+    assert target.read_text() == "keep"
+
+
+async def test_copy(client: Client, tmp_path) -> None:
+    (tmp_path / "f").write_text("hello")
+    assert await client.result("fs/copy", {"sourcePath": str(tmp_path / "f"), "destinationPath": str(tmp_path / "g"),
+                                           "recursive": False}) == {}
+    assert (tmp_path / "g").read_text() == "hello"
+    src = tmp_path / "tree"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "a").write_text("a")
+    (src / "link").symlink_to("sub/a")
+    os.mkfifo(src / "fifo")
+    assert await client.error("fs/copy", {"sourcePath": str(src), "destinationPath": str(tmp_path / "t2"),
+                                          "recursive": False}) == (
+        -32600, "fs/copy requires recursive: true when sourcePath is a directory")
+    assert await client.error("fs/copy", {"sourcePath": str(src), "destinationPath": str(src / "sub" / "in"),
+                                          "recursive": True}) == (
+        -32600, "fs/copy cannot copy a directory to itself or one of its descendants")
+    assert await client.error("fs/copy", {"sourcePath": str(src), "destinationPath": str(tmp_path / "t2")}) == (
+        -32602, "missing field `recursive`")
+    assert await client.result("fs/copy", {"sourcePath": str(src), "destinationPath": str(tmp_path / "t2"),
+                                           "recursive": True}) == {}
+    assert (tmp_path / "t2" / "sub" / "a").read_text() == "a"
+    assert os.readlink(tmp_path / "t2" / "link") == "sub/a"
+    assert not (tmp_path / "t2" / "fifo").exists()
+    assert await client.error("fs/copy", {"sourcePath": str(src / "fifo"), "destinationPath": str(tmp_path / "ff"),
+                                          "recursive": False}) == (
+        -32600, "fs/copy only supports regular files, directories, and symlinks")
+    assert await client.error("fs/copy", {"sourcePath": str(tmp_path / "nope"), "destinationPath": str(tmp_path / "x"),
+                                          "recursive": False}) == ENOENT
+    assert await client.error("fs/copy", {"sourcePath": str(tmp_path / "f"), "destinationPath": str(src),
+                                          "recursive": False}) == (-32603, "Is a directory (os error 21)")
+
+
+async def test_sandbox_values(client: Client, tmp_path) -> None:
+    p = str(tmp_path)
+    assert await client.error("fs/getMetadata", {"path": p, "sandbox": {}}) == (-32602, "missing field `permissions`")
+    for perms in ({"type": "disabled"}, {"type": "external", "network": "restricted"},
+                  {"type": "managed", "file_system": {"type": "unrestricted"}, "network": "restricted"}):
+        sb = {"permissions": perms, "windowsSandboxLevel": "disabled"}
+        assert "isDirectory" in await client.result("fs/getMetadata", {"path": p, "sandbox": sb})
+    bad = {"permissions": {"type": "bogus"}, "windowsSandboxLevel": "disabled"}
+    assert (await client.error("fs/getMetadata", {"path": p, "sandbox": bad}))[0] == -32602
+
+
+async def test_sandbox_restricted_roots(client: Client, tmp_path) -> None:
+    ro = tmp_path / "ro"
+    rw = tmp_path / "rw"
+    out = tmp_path / "out"
+    for d in (ro, rw, out):
+        d.mkdir()
+    (ro / "f").write_text("r")
+    (out / "secret").write_text("s")
+    (rw / "escape").symlink_to(out / "secret")
+
+    def sb(*entries):
+        return {"permissions": {"type": "managed", "network": "restricted", "file_system": {
+            "type": "restricted", "entries": [{"path": {"type": "path", "path": str(p)}, "access": a}
+                                               for p, a in entries]}}, "windowsSandboxLevel": "disabled"}
+
+    s = sb((ro, "read"), (rw, "write"))
+    assert base64.b64decode((await client.result("fs/readFile", {"path": str(ro / "f"), "sandbox": s}))["dataBase64"]) == b"r"
+    assert await client.error("fs/writeFile", {"path": str(ro / "g"), "dataBase64": "", "sandbox": s}) == (
+        -32603, "Read-only file system (os error 30)")
+    assert await client.result("fs/writeFile", {"path": str(rw / "g"), "dataBase64": b64("w"), "sandbox": s}) == {}
+    assert (await client.error("fs/readFile", {"path": str(out / "secret"), "sandbox": s}))[0] == -32004
+    assert (await client.error("fs/readFile", {"path": str(rw / "escape"), "sandbox": s}))[0] == -32004
+    assert (await client.error("fs/getMetadata", {"path": str(ro), "sandbox": sb()}))[0] == -32004
