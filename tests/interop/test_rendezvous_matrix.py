@@ -1,0 +1,99 @@
+"""The interop matrix through OUR rendezvous (issue 5), with the real codex 0.131.0:
+
+* our harness client   -> our rendezvous -> real ``codex exec-server --remote`` (legacy streams)
+* real ``codex exec``  -> our rendezvous -> our remote executor
+* real ``codex exec``  -> our rendezvous -> real remote executor
+(ours -> ours in reliable mode is tests/e2e.)
+"""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+
+from execrelay.executor import ExecServer
+from execrelay.executor.remote import RemoteExecutor, RemoteExecutorConfig
+from execrelay.harness import HarnessClient, RpcCallError
+from execrelay.rendezvous import RendezvousServer
+
+from .fake_model import FakeModel
+from .harness import run_codex_exec, write_codex_home
+from .procs import REMOTE_TOKEN_ENV, real_remote_executor_argv
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
+
+
+@pytest.fixture
+async def rendezvous():
+    server = RendezvousServer(executor_grace=20.0, harness_grace=5.0)
+    await server.start("127.0.0.1", 0)
+    try:
+        yield server
+    finally:
+        await server.aclose()
+
+
+def start_real_executor(process_factory, rendezvous: RendezvousServer, executor_id: str, tag: str):
+    return process_factory(real_remote_executor_argv(rendezvous.url, executor_id),
+                           {REMOTE_TOKEN_ENV: rendezvous.mint_token("executor", executor_id),
+                            "EXECRELAY_TEST_EXECUTOR_TAG": tag},
+                           wait_url=False, name=f"real-executor-{executor_id}")
+
+
+async def run_tool_call(codex_bin: Path, tmp_path: Path, harness_url: str) -> tuple[str, list[str], str]:
+    token = f"token-{uuid.uuid4().hex}"
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    model = FakeModel(f'echo {token}; echo "tag=$EXECRELAY_TEST_EXECUTOR_TAG"', final_text=f"done {token}").start()
+    try:
+        write_codex_home(tmp_path / "codex-home", model.provider_url, work)
+        result = await run_codex_exec(codex_bin, codex_home=tmp_path / "codex-home", workdir=work,
+                                      exec_server_url=harness_url, timeout=90)
+    finally:
+        model.stop()
+    diag = f"rc={result.returncode}\nstdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, diag
+    return token, model.tool_outputs(), diag
+
+
+async def test_our_harness_to_real_remote_executor(codex_bin, rendezvous, process_factory, tmp_path):
+    tag = uuid.uuid4().hex
+    start_real_executor(process_factory, rendezvous, "exec-real", tag)
+    async with HarnessClient(rendezvous.harness_url("exec-real")) as client:
+        a, b = await asyncio.gather(client.open_session(timeout=30), client.open_session(timeout=30))
+        assert a.session_id != b.session_id
+        # the 0.131.0 executor never answers Resume{1}: the client fell back to legacy (P2)
+        assert client.stream_mode(a) == "legacy"
+        assert (await a.fs_get_metadata("/"))["isDirectory"] is True
+        code, out, _ = await b.run(["/bin/sh", "-c", 'echo "tag=$EXECRELAY_TEST_EXECUTOR_TAG"'], str(tmp_path),
+                                   env={"PATH": "/usr/bin:/bin", "EXECRELAY_TEST_EXECUTOR_TAG": tag})
+        assert (code, out) == (0, f"tag={tag}\n".encode())
+        with pytest.raises(RpcCallError) as info:
+            await a.call("test/unknown", {})
+        assert info.value.code == -32601 and "test/unknown" in info.value.message
+
+
+async def test_real_harness_to_our_remote_executor(codex_bin, rendezvous, tmp_path, monkeypatch):
+    tag = uuid.uuid4().hex
+    monkeypatch.setenv("EXECRELAY_TEST_EXECUTOR_TAG", tag)
+    server = ExecServer()
+    executor = RemoteExecutor(RemoteExecutorConfig.with_bearer_token(
+        rendezvous.url, "exec-ours", rendezvous.mint_token("executor", "exec-ours")), server)
+    task = asyncio.ensure_future(executor.run())
+    try:
+        await asyncio.wait_for(executor.connected.wait(), 10)
+        token, outputs, diag = await run_tool_call(codex_bin, tmp_path, rendezvous.harness_url("exec-ours"))
+        assert len(outputs) == 1 and token in outputs[0] and f"tag={tag}" in outputs[0], (outputs, diag)
+    finally:
+        executor.close()
+        await asyncio.wait_for(task, 10)
+        await server.aclose()
+
+
+async def test_real_harness_to_real_executor_via_our_rendezvous(codex_bin, rendezvous, process_factory, tmp_path):
+    tag = uuid.uuid4().hex
+    start_real_executor(process_factory, rendezvous, "exec-real", tag)
+    token, outputs, diag = await run_tool_call(codex_bin, tmp_path, rendezvous.harness_url("exec-real"))
+    assert len(outputs) == 1 and token in outputs[0] and f"tag={tag}" in outputs[0], (outputs, diag)
