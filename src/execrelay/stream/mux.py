@@ -27,7 +27,9 @@ Driving it (everything is synchronous and cheap; call from the event loop callba
     #    backpressure); the rest stays queued for the next call.
 
     # 4. timers (reliable streams only: delayed acks, retransmission, heartbeat):
-    t = mux.next_deadline()               # absolute time, or None when nothing is armed
+    t = mux.next_deadline()               # absolute time, or None when nothing is armed;
+                                          # may be early (a spurious tick is harmless),
+                                          # never late
     mux.tick(now)                         # when t is reached; then poll_output(now)
 
     # 5. opener side (harness):
