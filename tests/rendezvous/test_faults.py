@@ -248,3 +248,43 @@ async def test_data_seq_one_first_counts_as_reliable(make_server, http) -> None:
     await expect_silence(ex, 0.3)
     f = await recv(ex, 2.0)
     assert (f.stream_id, f.reason) == ("rel", HARNESS_DISCONNECTED)
+
+
+async def test_message_over_reader_cap_closes_only_that_socket(make_server, http) -> None:
+    server = await make_server(max_frame_bytes=8 * 1024, max_message_bytes=64 * 1024)
+    ex = await connect_executor(http, server, "e")
+    bad = await connect_harness(http, server, "e")
+    good = await connect_harness(http, server, "e")
+    await bad.send_bytes(data("b", 0))
+    await good.send_bytes(data("g", 0))
+    await recv_raw(ex), await recv_raw(ex)
+    await bad.send_bytes(encode_data("b", 1, 0, 0, b"q" * (100 * 1024)))
+    msg = await asyncio.wait_for(bad.receive(), 3)
+    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    f = await recv(ex)
+    assert (f.stream_id, f.reason) == ("b", HARNESS_DISCONNECTED)
+    await good.send_bytes(data("g", 1))
+    assert await recv_raw(ex) == data("g", 1)
+    text = await metrics_text(http, server)
+    assert metric(text, "bad_frames_total", '{reason="too_large"}') == 1
+
+
+async def test_executor_not_reading_pushes_back_on_harness_bounded(make_server, http) -> None:
+    high = 256 * 1024
+    server = await make_server(executor_high_water=high)
+    ex = await connect_executor(http, server, "e")
+    h = await connect_harness(http, server, "e")
+    frames = [encode_data("s", i, 0, 0, bytes([i % 251]) * 65536) for i in range(160)]  # 10 MiB
+
+    async def pump() -> None:
+        for f in frames:
+            await h.send_bytes(f)
+
+    task = asyncio.ensure_future(pump())
+    await asyncio.sleep(1.0)  # the executor reads nothing meanwhile
+    backlog = server.router.executor_backlog("e")
+    # Bounded by the high-water mark plus one check interval (1 MiB) plus a frame.
+    assert backlog <= high + (1 << 20) + 65536 + 1024, backlog
+    got = [await recv_raw(ex, 10) for _ in frames]
+    await asyncio.wait_for(task, 10)
+    assert got == frames

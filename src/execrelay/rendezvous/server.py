@@ -172,7 +172,8 @@ class RendezvousServer:
 
     def _new_ws(self) -> web.WebSocketResponse:
         cfg = self.config
-        return web.WebSocketResponse(max_msg_size=cfg.max_message_bytes, compress=False,
+        max_msg = max(cfg.max_message_bytes, cfg.max_frame_bytes + 1024)
+        return web.WebSocketResponse(max_msg_size=max_msg, compress=False,
                                      heartbeat=cfg.heartbeat, autoping=True)
 
     # -- executor socket ----------------------------------------------------------------
