@@ -388,7 +388,7 @@ async def c21(ctx: Ctx) -> None:
     t2 = time.monotonic() - t0
     assert first["id"] == r1 and second["id"] == r2, (first, second)
     assert first["result"]["chunks"] == [] and first["result"]["exited"] is False
-    assert 1.8 <= t1 <= 3.5 and 1.8 <= t2 <= 3.5, (t1, t2)
+    assert 1.8 <= t1 <= 4.5 and 1.8 <= t2 <= 4.5, (t1, t2)
     assert_result(await c.call("process/terminate", {"processId": "sleeper"}), {"running": True})
 
 
@@ -546,8 +546,8 @@ async def c30(ctx: Ctx) -> None:
     await run_to_close(c, "p1", P1_ARGV)
     for after in (4, 10):
         t0 = time.monotonic()
-        res = assert_result(await c.call("process/read", {"processId": "p1", "afterSeq": after, "waitMs": 500}))
-        assert time.monotonic() - t0 < 0.4
+        res = assert_result(await c.call("process/read", {"processId": "p1", "afterSeq": after, "waitMs": 3000}))
+        assert time.monotonic() - t0 < 1.5, "a closed process must not wait out waitMs"
         assert res == {"chunks": [], "nextSeq": 5, "exited": True, "exitCode": 3, "closed": True, "failure": None}
 
 
@@ -728,7 +728,7 @@ async def c44(ctx: Ctx) -> None:
     t0 = time.monotonic()
     res = assert_result(await c.call("process/read", {"processId": "lp", "afterSeq": 0, "waitMs": 4000}))
     dt = time.monotonic() - t0
-    assert 0.7 <= dt <= 2.5, dt
+    assert 0.7 <= dt <= 3.0, dt
     assert [unb64(ch["chunk"]) for ch in res["chunks"]] == [b"late\n"]
 
 
@@ -997,7 +997,7 @@ async def c58(ctx: Ctx) -> None:
     t0 = time.monotonic()
     assert_error(await c.call("http/request", {"method": "GET", "url": slow, "requestId": "r", "timeoutMs": 300}),
                  -32603, f"http/request failed: error sending request for url ({slow})")
-    assert time.monotonic() - t0 < 2.0
+    assert time.monotonic() - t0 < 2.5
 
 
 @case(59, "http-stream")
@@ -1143,3 +1143,161 @@ async def c65(ctx: Ctx) -> None:
 
 
 assert sorted(CASES) == list(range(1, 66)), sorted(set(range(1, 66)) - set(CASES))
+
+
+# ---------------------------------------------------------------------------------------------
+# Extra cases (not numbered in section 8): spec corrections and section 3-5 details that the
+# real harness can run into. Same rules: the 0.131.0 binary is the reference.
+
+EXTRA: dict[int, Case] = {}
+
+
+def extra(number: int, slug: str, timeout: float = 20.0) -> Callable[[CaseFn], CaseFn]:
+    def deco(fn: CaseFn) -> CaseFn:
+        assert number not in EXTRA, number
+        EXTRA[number] = Case(number, slug, fn, timeout)
+        return fn
+    return deco
+
+
+def _exit_codes(events: list[dict[str, Any]]) -> list[int]:
+    return [e["params"]["exitCode"] for e in events if e["method"] == "process/exited"]
+
+
+@extra(1, "exit-code-mapping")
+async def x01(ctx: Ctx) -> None:
+    c = await ctx.conn()
+    assert _exit_codes(await run_to_close(c, "x300", ["/bin/sh", "-c", "exit 300"])) == [44]
+    assert _exit_codes(await run_to_close(c, "x255", ["/bin/sh", "-c", "exit 255"])) == [255]
+    for sig in ("KILL", "TERM", "INT", "HUP"):
+        assert _exit_codes(await run_to_close(c, f"k{sig}", ["/bin/sh", "-c", f"kill -{sig} $$"])) == [-1], sig
+    assert _exit_codes(await run_to_close(c, "k9t", ["/bin/sh", "-c", "kill -9 $$"], tty=True)) == [1]
+
+
+@extra(2, "terminate-kills-process-group")
+async def x02(ctx: Ctx) -> None:
+    """0.131.0 kills the child's whole process group on terminate: a backgrounded grandchild
+    dies of SIGKILL too (FINDINGS.md F4; spec 3.4 says it survives, which a zombie can fake)."""
+    c = await ctx.conn()
+    for pid, tty in (("gc", False), ("gct", True)):
+        pidfile = ctx.tmp / f"x02-{pid}.pid"
+        assert_result(await c.call("process/start", start_params(
+            pid, ["/bin/sh", "-c", f"/bin/sleep 100 >/dev/null 2>&1 & echo $! > {pidfile}; exec /bin/sleep 100"],
+            tty=tty)))
+        for _ in range(100):
+            if pidfile.exists() and pidfile.read_text().strip():
+                break
+            await asyncio.sleep(0.05)
+        grandchild = int(pidfile.read_text())
+        try:
+            await asyncio.sleep(0.2)
+            assert_result(await c.call("process/terminate", {"processId": pid}), {"running": True})
+            events = await c.wait_process_closed(pid)
+            assert _exit_codes(events) == [1 if tty else -1]
+            for _ in range(40):
+                if not _pid_alive(grandchild):
+                    break
+                await asyncio.sleep(0.05)
+            assert not _pid_alive(grandchild), f"grandchild {grandchild} survived terminate (tty={tty})"
+        finally:
+            try:
+                os.kill(grandchild, 9)
+            except ProcessLookupError:
+                pass
+
+
+@extra(3, "copy-special-files")
+async def x03(ctx: Ctx) -> None:
+    c = await ctx.conn()
+    fifo = ctx.tmp / "fifo"
+    os.mkfifo(fifo)
+    assert_error(await c.call("fs/copy", {"sourcePath": str(fifo), "destinationPath": str(ctx.tmp / "fifo2"),
+                                          "recursive": False}),
+                 -32600, "fs/copy only supports regular files, directories, and symlinks")
+    tree = ctx.tmp / "tree"
+    tree.mkdir()
+    os.mkfifo(tree / "pipe")
+    (tree / "a").write_text("a")
+    assert_result(await c.call("fs/copy", {"sourcePath": str(tree), "destinationPath": str(ctx.tmp / "tree2"),
+                                           "recursive": True}), {})
+    assert sorted(os.listdir(ctx.tmp / "tree2")) == ["a"]
+
+
+@extra(4, "sandbox-profiles")
+async def x04(ctx: Ctx) -> None:
+    c = await ctx.conn()
+    (ctx.tmp / "r.txt").write_text("r")
+
+    def restricted(entries: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"permissions": {"type": "managed", "file_system": {"type": "restricted", "entries": entries},
+                                "network": "restricted"}, "windowsSandboxLevel": "disabled"}
+    read_root = [{"path": {"type": "path", "path": str(ctx.tmp)}, "access": "read"}]
+    write_root = [{"path": {"type": "path", "path": str(ctx.tmp)}, "access": "write"}]
+    assert_error(await c.call("fs/getMetadata", {"path": "/tmp", "sandbox": restricted([])}), -32004, ENOENT)
+    assert_result(await c.call("fs/readFile", {"path": str(ctx.tmp / "r.txt"), "sandbox": restricted(read_root)}),
+                  {"dataBase64": b64("r")})
+    assert_error(await c.call("fs/writeFile", {"path": str(ctx.tmp / "w.txt"), "dataBase64": "",
+                                               "sandbox": restricted(read_root)}),
+                 -32603, "Read-only file system (os error 30)")
+    assert_result(await c.call("fs/writeFile", {"path": str(ctx.tmp / "w.txt"), "dataBase64": b64("w"),
+                                                "sandbox": restricted(write_root)}), {})
+    assert (ctx.tmp / "w.txt").read_text() == "w"
+    for perms in ({"type": "disabled"}, {"type": "external", "network": "restricted"},
+                  {"type": "managed", "file_system": {"type": "unrestricted"}, "network": "restricted"}):
+        res = assert_result(await c.call("fs/getMetadata", {"path": "/tmp", "sandbox": {
+            "permissions": perms, "windowsSandboxLevel": "disabled"}}))
+        assert res["isDirectory"] is True, perms
+    assert_error(await c.call("fs/getMetadata", {"path": "/tmp", "sandbox": {
+        "permissions": {"type": "bogus"}, "windowsSandboxLevel": "disabled"}}), -32602,
+        "data did not match any variant of untagged enum PermissionProfileDe")
+
+
+@extra(5, "notifications-while-blocked")
+async def x05(ctx: Ctx) -> None:
+    """A long-poll read blocks the request loop, but notifications keep flowing (spec 6.4)."""
+    c = await ctx.conn()
+    assert_result(await c.call("process/start", start_params("slow", ["/bin/sleep", "5"])))
+    assert_result(await c.call("process/start", start_params("talk", ["/bin/sh", "-c", "sleep 0.3; echo hi"])))
+    res = assert_result(await c.call("process/read", {"processId": "slow", "afterSeq": 0, "waitMs": 1500}))
+    assert res["chunks"] == []
+    assert [n["method"] for n in c.process_events("talk")][-1] == "process/closed"
+    assert output_bytes(c.process_events("talk")) == b"hi\n"
+    assert_result(await c.call("process/terminate", {"processId": "slow"}), {"running": True})
+
+
+@extra(6, "fs-error-mapping")
+async def x06(ctx: Ctx) -> None:
+    c = await ctx.conn()
+    assert_error(await c.call("fs/remove", md("/proc/version")), -32600, "Operation not permitted (os error 1)")
+    assert_error(await c.call("fs/readFile", md("/tmp/../etc/../nonexistent-x06")), -32004, ENOENT)
+    res = assert_result(await c.call("fs/readFile", md("/tmp/../etc/hostname")))
+    assert unb64(res["dataBase64"]) == Path("/etc/hostname").read_bytes()
+
+
+@extra(7, "duplicate-inflight-ids")
+async def x07(ctx: Ctx) -> None:
+    c = await ctx.conn()
+    for _ in range(3):
+        await c.request("fs/getMetadata", md("/tmp"), id=7)
+    await c.request("foo/bar", id=7)
+    replies = [await c.response() for _ in range(4)]
+    assert [r["id"] for r in replies] == [7, 7, 7, 7]
+    assert ["result" in r for r in replies] == [True, True, True, False]
+
+
+@extra(8, "resume-notifications-before-initialized")
+async def x08(ctx: Ctx) -> None:
+    """Notifications reach a resumed connection right after `initialize`, before `initialized`."""
+    c1 = await ctx.conn()
+    sid = c1.session_id
+    script = "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do echo t$i; sleep 0.2; done"
+    assert_result(await c1.call("process/start", start_params("r8", ["/bin/sh", "-c", script])))
+    await wait_output(c1, "r8", b"t1\n")
+    await c1.close()
+    await asyncio.sleep(0.5)
+    c2 = await ctx.conn(init=False)
+    assert await c2.call("initialize", {"clientName": "t", "resumeSessionId": sid}, id=1) == {
+        "id": 1, "result": {"sessionId": sid}}
+    await c2.collect(lambda _: any(e["method"] == "process/output" for e in c2.process_events("r8")), 5)
+    await c2.notify("initialized", {})
+    assert_result(await c2.call("process/terminate", {"processId": "r8"}), {"running": True})

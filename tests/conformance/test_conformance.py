@@ -14,16 +14,21 @@ import pytest
 from interop.aiohttp_thread import ThreadedApp
 from interop.procs import ServerProcess
 
-from .cases import CASES, Ctx
+from .cases import CASES, EXTRA, Ctx
 from .conftest import server_argv
 
 pytestmark = pytest.mark.interop
 
 
-@pytest.mark.parametrize("number", sorted(CASES), ids=[f"c{n:02d}-{CASES[n].slug}" for n in sorted(CASES)])
-async def test_conformance(number: int, impl: str, exec_server: ServerProcess, http_fixture: ThreadedApp,
+ALL = [("c", n) for n in sorted(CASES)] + [("x", n) for n in sorted(EXTRA)]
+
+
+@pytest.mark.parametrize("key", ALL, ids=[f"{k}{n:02d}-{(CASES if k == 'c' else EXTRA)[n].slug}" for k, n in ALL])
+async def test_conformance(key: tuple[str, int], impl: str, exec_server: ServerProcess, http_fixture: ThreadedApp,
                            tmp_path: Path) -> None:
-    spec = CASES[number]
+    """``cNN``: exec-server-rpc.md section 8 case NN; ``xNN``: extra cases (see cases.py)."""
+    kind, number = key
+    spec = (CASES if kind == "c" else EXTRA)[number]
     assert exec_server.url is not None
     ctx = Ctx(impl=impl, url=exec_server.url, tmp=tmp_path, http=http_fixture.base_url,
               argv_for=lambda listen: server_argv(impl, listen))
