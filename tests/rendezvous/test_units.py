@@ -63,3 +63,32 @@ def test_stream_table() -> None:
     t.bind("s", 1)
     assert t.get("s") == 1 and len(t) == 1 and t.routes() == [1]
     assert t.unbind("s") == 1 and t.get("s") is None and t.unbind("s") is None
+
+
+async def test_undecodable_frame_naming_a_stream_resets_only_that_stream() -> None:
+    """P1: a bad frame that names a known stream resets that stream only."""
+    from execrelay.rendezvous.router import Router
+    from execrelay.wire import FrameError, decode
+
+    class FakeLink:
+        def __init__(self, role: str) -> None:
+            self.role, self.executor_id, self.closed, self.streams, self.sent = role, "e", False, {}, []
+            self.close_reason = None
+
+        def send(self, frame: bytes) -> None:
+            self.sent.append(decode(frame))
+
+    router = Router()
+    ex, h = FakeLink("executor"), FakeLink("harness")
+    router.executor_attached(ex, "reg")  # type: ignore[arg-type]
+    router.harness_attached(h)  # type: ignore[arg-type]
+    router.from_harness(h, encode_data("s1", 0, 0, 0, b"{}"))  # type: ignore[arg-type]
+    router.from_harness(h, encode_data("s2", 0, 0, 0, b"{}"))  # type: ignore[arg-type]
+    assert [f.stream_id for f in ex.sent] == ["s1", "s2"]
+    hub = router.hubs["e"]
+    router._undecodable(hub, h, FrameError("broken body", 7, "s1"))  # type: ignore[arg-type]
+    assert [(f.kind, f.stream_id) for f in ex.sent[2:]] == [(RESET, "s1")]
+    assert ex.sent[2].reason.startswith("protocol_error: broken body")
+    assert [(f.kind, f.stream_id) for f in h.sent] == [(RESET, "s1")]
+    assert hub.table.get("s1") is None and hub.table.get("s2") is not None
+    router.close()

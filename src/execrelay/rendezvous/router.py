@@ -158,6 +158,16 @@ class Router:
             log.warning("refused %s frame from %s %r: %s", reason, link.role, link.executor_id,
                         detail)
 
+    def _undecodable(self, hub: Hub, link: Link, exc: FrameError) -> None:
+        """Count and drop; if the error names a stream this socket may speak for, reset it."""
+        self._bad(link, "undecodable", str(exc))
+        sid = getattr(exc, "stream_id", None)
+        if not sid:
+            return
+        route = hub.table.get(sid)
+        if route is not None and (link.role == "executor" or route.link is link):
+            self._kill_stream(hub, route, f"{PROTOCOL_ERROR}: {exc}")
+
     def _reset_to(self, link: Link, sid: str, reason: str) -> None:
         link.send(encode_control(RESET, sid, reason=_truncate_reason(reason)))
         self.metrics.reset_sent(reason, link.role)
@@ -217,7 +227,7 @@ class Router:
         try:
             sid = peek_stream_id(data)
         except FrameError as exc:
-            self._bad(link, "undecodable", str(exc))
+            self._undecodable(hub, link, exc)
             return
         route = hub.table.get(sid)
         if route is not None and route.link is link:
@@ -445,7 +455,7 @@ class Router:
         try:
             sid = peek_stream_id(data)
         except FrameError as exc:
-            self._bad(link, "undecodable", str(exc))
+            self._undecodable(hub, link, exc)
             return
         route = hub.table.get(sid)
         if route is None or route.link is None:
