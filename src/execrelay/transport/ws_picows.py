@@ -46,11 +46,10 @@ class PicowsLink:
     def send(self, data: Payload, binary: bool = False) -> None:
         if self._closed:
             return
-        out = self._out
-        if out and binary != self._out_bin:
+        if self._out and binary != self._out_bin:
             self.flush()
         self._out_bin = binary
-        out.append(data)
+        self._out.append(data)
         if not self._in_read and not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._flush_soon)

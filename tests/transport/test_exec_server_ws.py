@@ -1,0 +1,94 @@
+"""The exec-server over real loopback websockets, on both implementations."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import websockets
+
+from execrelay.executor import ExecServer, ExecServerConfig
+from execrelay.executor.serve import serve_ws
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def ws_server(impl: str):
+    server = ExecServer(ExecServerConfig(detached_session_ttl=1.0))
+    srv = await serve_ws(server, "127.0.0.1", 0, impl=impl)
+    yield srv, server
+    srv.close()
+    await server.aclose()
+
+
+async def _call(ws, msg: dict | str | bytes) -> dict:
+    await ws.send(msg if isinstance(msg, (str, bytes)) else json.dumps(msg))
+    while True:
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        if "method" not in reply:
+            return reply
+
+
+async def test_handshake_binary_in_text_out_and_parse_error_peer(ws_server) -> None:
+    srv, _ = ws_server
+    async with websockets.connect(srv.url) as ws:
+        r = await _call(ws, {"id": 1, "method": "initialize", "params": {"clientName": "t"}})
+        assert "sessionId" in r["result"]
+        await ws.send('{"method":"initialized","params":{}}')
+        await ws.send(b'{"id":2,"method":"fs/getMetadata","params":{"path":"/tmp"}}')
+        raw = await asyncio.wait_for(ws.recv(), 5)
+        assert isinstance(raw, str) and json.loads(raw)["result"]["isDirectory"] is True
+        r = await _call(ws, "hello")
+        port = ws.local_address[1]
+        assert r == {"error": {"code": -32600, "message": "failed to parse websocket JSON-RPC message from exec-server "
+                                                          f"websocket 127.0.0.1:{port}: expected value at line 1 column 1"},
+                     "id": -1}
+
+
+async def test_unknown_notification_drops_connection_and_detaches(ws_server) -> None:
+    srv, server = ws_server
+    async with websockets.connect(srv.url) as ws:
+        r = await _call(ws, {"id": 1, "method": "initialize", "params": {"clientName": "t"}})
+        sid = r["result"]["sessionId"]
+        await ws.send('{"method":"foo","params":{}}')
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert info.value.rcvd is None
+    assert server.sessions[sid].conn is None
+    async with websockets.connect(srv.url) as ws:  # resume from another connection
+        r = await _call(ws, {"id": 1, "method": "initialize", "params": {"clientName": "t", "resumeSessionId": sid}})
+        assert r["result"]["sessionId"] == sid
+
+
+async def test_process_notifications_over_ws(ws_server) -> None:
+    srv, _ = ws_server
+    async with websockets.connect(srv.url) as ws:
+        await _call(ws, {"id": 1, "method": "initialize", "params": {"clientName": "t"}})
+        await ws.send('{"method":"initialized"}')
+        await ws.send(json.dumps({"id": 2, "method": "process/start", "params": {
+            "processId": "p", "argv": ["/bin/sh", "-c", "head -c 100000 /dev/zero"], "cwd": "/", "env": {},
+            "tty": False}}))
+        seqs = []
+        while True:
+            m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            if m.get("method", "").startswith("process/"):
+                seqs.append(m["params"]["seq"])
+                if m["method"] == "process/closed":
+                    break
+        assert sorted(seqs) == list(range(1, len(seqs) + 1))
+
+
+async def test_many_concurrent_connections(ws_server) -> None:
+    srv, server = ws_server
+
+    async def one(i: int) -> None:
+        async with websockets.connect(srv.url, open_timeout=20) as ws:
+            r = await _call(ws, {"id": i, "method": "initialize", "params": {"clientName": "t"}})
+            assert "result" in r
+            r = await _call(ws, {"id": -i, "method": "x/y"})
+            assert r["error"]["code"] == -32601
+
+    await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(1, 201))), 40)
+    await asyncio.sleep(0.1)
+    assert all(s.conn is None for s in server.sessions.values())
