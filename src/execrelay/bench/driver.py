@@ -1,0 +1,525 @@
+"""The load generator: it PLAYS THE RENDEZVOUS for an executor under test.
+
+One asyncio process (uvloop when available) serves
+
+* an HTTP registry: ``POST /cloud/executor/{id}/register`` -> ``{"executor_id", "url"}``;
+* a picows websocket server at that url, where the executor connects and is then driven over
+  N relay streams in LEGACY mode (Data seq 0, 1, 2, ...; what 0.131.0 speaks), so the same
+  driver measures our fast path, our pure path and the real Rust ``codex exec-server``.
+
+Why it is built like this (performance.md, "the driver must not be what you measure"):
+
+* request frames are encoded with the Cython codec (``encode_data``: ~0.1 µs) and framed by hand
+  (server->client websocket frames are unmasked: a 2..10 byte header);
+* everything produced while handling one read goes out in ONE ``transport.write`` (flushed when
+  picows says the frame was the last of its read buffer, or at the next loop turn);
+* one clock read per read batch, not per reply;
+* the driver's own CPU per request and busy fraction are measured next to the executor's, so a
+  run where the driver saturates (> 90% busy) is flagged "driver-bound" and not reported.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import struct
+import subprocess
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import picows
+from picows import WSFrame, WSListener, WSMsgType, WSTransport
+
+from .._accel import load_both
+from . import procfs
+
+_fast_codec, _pure_codec = load_both("execrelay.wire._codec_c", "execrelay.wire._codec_py")
+_codec = _fast_codec or _pure_codec
+encode_data = _codec.encode_data
+encode_control = _codec.encode_control
+decode = _codec.decode
+DATA = 5
+RESET = 8
+MAX_FRAME = 256 * 1024 * 1024
+_pack_h = struct.Struct("!BBH").pack
+_pack_q = struct.Struct("!BBQ").pack
+DRIVER_BOUND_BUSY = 0.90
+
+
+def ws_binary(payload: bytes) -> bytes:
+    """An unmasked (server -> client) binary websocket frame header for ``payload``."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x82, n))
+    if n < 65536:
+        return _pack_h(0x82, 126, n)
+    return _pack_q(0x82, 127, n)
+
+
+# --------------------------------------------------------------------------- scenarios
+@dataclass
+class Scenario:
+    """A request shape: ``prefix + str(id) + suffix`` bytes (unique ids, no JSON encoder)."""
+
+    name: str
+    prefix: bytes
+    suffix: bytes
+    per_id_suffix: Callable[[int], bytes] | None = None  # for unique processIds
+    setup: Callable[[str], None] | None = None
+
+    def payload(self, rid: int) -> bytes:
+        if self.per_id_suffix is not None:
+            return self.prefix + str(rid).encode() + self.per_id_suffix(rid)
+        return self.prefix + str(rid).encode() + self.suffix
+
+
+def scenarios(workdir: str) -> dict[str, Scenario]:
+    def mkfile(name: str, size: int) -> str:
+        path = os.path.join(workdir, name)
+        if not os.path.exists(path) or os.path.getsize(path) != size:
+            with open(path, "wb") as fh:
+                fh.write(os.urandom(size))
+        return path
+
+    small = mkfile("file64k.bin", 64 * 1024)
+    big = mkfile("file16m.bin", 16 * 1024 * 1024)
+    return {
+        "trivial": Scenario("trivial", b'{"id":', b',"method":"bench/unknown","params":{}}'),
+        "getMetadata": Scenario("getMetadata", b'{"id":',
+                                b',"method":"fs/getMetadata","params":{"path":"%s","sandbox":null}}'
+                                % workdir.encode()),
+        "readFile64k": Scenario("readFile64k", b'{"id":',
+                                b',"method":"fs/readFile","params":{"path":"%s","sandbox":null}}'
+                                % small.encode()),
+        "readFile16m": Scenario("readFile16m", b'{"id":',
+                                b',"method":"fs/readFile","params":{"path":"%s","sandbox":null}}'
+                                % big.encode()),
+        "processTrue": Scenario(
+            "processTrue", b'{"id":', b"",
+            per_id_suffix=lambda rid: (b',"method":"process/start","params":{"processId":"p%d",'
+                                       b'"argv":["true"],"cwd":"/tmp","env":{"PATH":"/usr/bin:/bin"},'
+                                       b'"tty":false,"pipeStdin":false,"arg0":null}}' % rid)),
+    }
+
+
+INITIALIZE = b'{"id":0,"method":"initialize","params":{"clientName":"bench","resumeSessionId":null}}'
+INITIALIZED = b'{"method":"initialized","params":{}}'
+
+
+# --------------------------------------------------------------------------- per stream state
+class _Stream:
+    __slots__ = ("sid", "sidb", "seq", "sent", "ready", "dead", "next_id")
+
+    def __init__(self, sid: str) -> None:
+        self.sid = sid
+        self.seq = 0
+        self.sent: deque = deque()
+        self.ready = False
+        self.dead = False
+        self.next_id = 1
+
+
+@dataclass
+class RunStats:
+    requests: int = 0
+    errors: int = 0
+    resets: int = 0
+    latencies: list = field(default_factory=list)
+
+
+class ExecutorConn(WSListener):
+    """The rendezvous side of one executor websocket: streams, window, measurement."""
+
+    def __init__(self, executor_id: str, on_connect: asyncio.Future) -> None:
+        super().__init__()
+        self.executor_id = executor_id
+        self.on_connect = on_connect
+        self.transport: WSTransport | None = None
+        self.raw = None
+        self.out: list = []
+        self.flush_armed = False
+        self.loop = asyncio.get_event_loop()
+        self.streams: dict[str, _Stream] = {}
+        self.scenario: Scenario | None = None
+        self.window = 1
+        self.sending = False
+        self.measuring = False
+        self.measure_t0 = 0.0
+        self.stats = RunStats()
+        self.now = 0.0
+        self.have_now = False
+        self.ready_count = 0
+        self.ready_target = 0
+        self.ready_fut: asyncio.Future | None = None
+        self.drain_fut: asyncio.Future | None = None
+        self.outstanding = 0
+        self.closed = asyncio.Event()
+
+    # -- picows callbacks
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+        self.raw = transport.underlying_transport
+        if not self.on_connect.done():
+            self.on_connect.set_result(self)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.closed.set()
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type != WSMsgType.BINARY:
+            if frame.msg_type == WSMsgType.CLOSE:
+                transport.send_close(frame.get_close_code())
+                transport.disconnect()
+            if frame.last_in_buffer:
+                self.flush()
+            return
+        if not self.have_now:
+            self.now = time.perf_counter()
+            self.have_now = True
+            if not self.flush_armed:
+                self.flush_armed = True
+                self.loop.call_soon(self.flush)
+        f = decode(frame.get_payload_as_bytes())
+        st = self.streams.get(f.stream_id)
+        if st is not None:
+            if f.kind == DATA:
+                self._on_data(st, f.payload)
+            elif f.kind == RESET:
+                st.dead = True
+                self.stats.resets += 1
+                self.outstanding -= len(st.sent)
+                st.sent.clear()
+                self._check_drain()
+        if frame.last_in_buffer:
+            self.flush()
+
+    # -- protocol
+    def _on_data(self, st: _Stream, p: bytes) -> None:
+        if not (p.startswith(b'{"id":') or b'"id":' in p[-32:]):
+            return  # a notification (process/exited ...)
+        if not st.ready:
+            st.ready = True
+            self._send(st, INITIALIZED)
+            self.ready_count += 1
+            if self.ready_fut is not None and self.ready_count >= self.ready_target \
+                    and not self.ready_fut.done():
+                self.ready_fut.set_result(None)
+            if self.sending:
+                for _ in range(self.window):
+                    self._request(st)
+            return
+        t_sent = st.sent.popleft()
+        self.outstanding -= 1
+        if self.measuring and t_sent >= self.measure_t0:
+            stats = self.stats
+            stats.requests += 1
+            stats.latencies.append(self.now - t_sent)
+            if b'"error"' in p[:24]:
+                stats.errors += 1
+        if self.sending:
+            self._request(st)
+        else:
+            self._check_drain()
+
+    def _check_drain(self) -> None:
+        if self.outstanding <= 0 and self.drain_fut is not None and not self.drain_fut.done():
+            self.drain_fut.set_result(None)
+
+    def _request(self, st: _Stream) -> None:
+        rid = st.next_id
+        st.next_id = rid + 1
+        self._send(st, self.scenario.payload(rid))
+        st.sent.append(self.now)
+        self.outstanding += 1
+
+    def _send(self, st: _Stream, payload: bytes) -> None:
+        body = encode_data(st.sid, st.seq, 0, 0, payload)
+        st.seq += 1
+        out = self.out
+        out.append(ws_binary(body))
+        out.append(body)
+
+    def flush(self) -> None:
+        self.flush_armed = False
+        self.have_now = False
+        if self.out:
+            data = b"".join(self.out)
+            self.out.clear()
+            self.raw.write(data)
+
+    def _ensure_now(self) -> None:
+        if not self.have_now:
+            self.now = time.perf_counter()
+            self.have_now = True
+            if not self.flush_armed:
+                self.flush_armed = True
+                self.loop.call_soon(self.flush)
+
+    # -- control (called from coroutines)
+    async def open_streams(self, prefix: str, n: int, timeout: float) -> None:
+        """Open ``n`` new streams (initialize on each); wait until every one is initialized."""
+        self.ready_count = 0
+        self.ready_target = n
+        self.ready_fut = self.loop.create_future()
+        batch = 500
+        for start in range(0, n, batch):
+            self._ensure_now()
+            for i in range(start, min(n, start + batch)):
+                st = _Stream(f"{prefix}-{i}")
+                self.streams[st.sid] = st
+                self._send(st, INITIALIZE)
+            self.flush()
+            await asyncio.sleep(0)
+        await asyncio.wait_for(self.ready_fut, timeout)
+
+    def start_load(self, scenario: Scenario, window: int) -> None:
+        self.scenario = scenario
+        self.window = window
+        self.sending = True
+        self._ensure_now()
+        for st in self.streams.values():
+            if st.ready and not st.dead:
+                for _ in range(window):
+                    self._request(st)
+        self.flush()
+
+    async def stop_load(self, timeout: float) -> None:
+        self.sending = False
+        self.measuring = False
+        self.drain_fut = self.loop.create_future()
+        self._check_drain()
+        try:
+            await asyncio.wait_for(self.drain_fut, timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    def reset_all(self) -> None:
+        """End every stream of the run (Reset), so the executor frees its sessions."""
+        self._ensure_now()
+        for st in self.streams.values():
+            if not st.dead:
+                body = encode_control(RESET, st.sid, reason="bench_done")
+                self.out.append(ws_binary(body))
+                self.out.append(body)
+        self.flush()
+        self.streams.clear()
+        self.outstanding = 0
+
+
+# --------------------------------------------------------------------------- registry (HTTP)
+class _Registry(asyncio.Protocol):
+    def __init__(self, ws_base: str) -> None:
+        self.ws_base = ws_base
+        self.buf = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        head, sep, body = self.buf.partition(b"\r\n\r\n")
+        if not sep:
+            return
+        clen = 0
+        for line in head.split(b"\r\n")[1:]:
+            k, _, v = line.partition(b":")
+            if k.strip().lower() == b"content-length":
+                clen = int(v.strip())
+        if len(body) < clen:
+            return
+        parts = head.split(b" ")
+        path = parts[1].decode() if len(parts) > 1 else "/"
+        segs = path.split("/")
+        if len(parts) > 1 and parts[0] == b"POST" and len(segs) == 5 and segs[1:3] == ["cloud", "executor"] \
+                and segs[4] == "register":
+            eid = segs[3]
+            resp = b'{"executor_id":"%s","url":"%s/executor/%s"}' % (eid.encode(), self.ws_base.encode(),
+                                                                   eid.encode())
+            status = b"200 OK"
+        else:
+            resp, status = b'{"error":{"code":"not_found","message":"no"}}', b"404 Not Found"
+        self.t.write(b"HTTP/1.1 %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                     b"connection: close\r\n\r\n%s" % (status, len(resp), resp))
+        self.t.close()
+
+
+class Rendezvous:
+    """Registry + websocket server; executors are matched by the id in the websocket path."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, asyncio.Future] = {}
+        self.http_port = 0
+        self.ws_port = 0
+        self._servers: list = []
+
+    async def start(self) -> None:
+        loop = asyncio.get_event_loop()
+
+        def factory(req: picows.WSUpgradeRequest):
+            path = req.path.decode() if isinstance(req.path, bytes) else req.path
+            eid = path.split("?")[0].rsplit("/", 1)[-1]
+            fut = self.waiting.get(eid)
+            if fut is None or fut.done():
+                return None
+            return ExecutorConn(eid, fut)
+
+        ws = await picows.ws_create_server(factory, "127.0.0.1", 0, max_frame_size=MAX_FRAME,
+                                           read_buffer_init_size=256 * 1024)
+        self.ws_port = ws.sockets[0].getsockname()[1]
+        http = await loop.create_server(lambda: _Registry(f"ws://127.0.0.1:{self.ws_port}"),
+                                        "127.0.0.1", 0)
+        self.http_port = http.sockets[0].getsockname()[1]
+        self._servers = [ws, http]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def expect(self, executor_id: str) -> asyncio.Future:
+        fut = asyncio.get_event_loop().create_future()
+        self.waiting[executor_id] = fut
+        return fut
+
+    def close(self) -> None:
+        for s in self._servers:
+            s.close()
+
+
+# --------------------------------------------------------------------------- executors
+@dataclass
+class ExecutorSpec:
+    """How to start one executor under test (``{remote}`` and ``{id}`` are substituted)."""
+
+    label: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class ExecutorProcess:
+    """A child executor in its own process group; always killed (group) by :meth:`stop`."""
+
+    def __init__(self, spec: ExecutorSpec, rdv: Rendezvous, executor_id: str, logdir: str) -> None:
+        self.spec = spec
+        self.rdv = rdv
+        self.executor_id = executor_id
+        self.logdir = logdir
+        self.proc: subprocess.Popen | None = None
+        self.conn: ExecutorConn | None = None
+
+    async def start(self, timeout: float = 30.0) -> ExecutorConn:
+        fut = self.rdv.expect(self.executor_id)
+        argv = [a.replace("{remote}", self.rdv.url).replace("{id}", self.executor_id) for a in self.spec.argv]
+        env = dict(os.environ)
+        env["CODEX_EXEC_SERVER_REMOTE_BEARER_TOKEN"] = "bench-token"
+        env.update(self.spec.env)
+        log = open(os.path.join(self.logdir, f"{self.executor_id}.log"), "wb")
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                     start_new_session=True, cwd=self.logdir)
+        log.close()
+        try:
+            self.conn = await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            self.stop()
+            raise RuntimeError(f"{self.spec.label}: executor did not connect within {timeout:.0f}s "
+                               f"(see {self.logdir}/{self.executor_id}.log)") from None
+        return self.conn
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def cpu(self) -> float:
+        return procfs.cpu_seconds(self.pid)
+
+    def rss_kib(self) -> int:
+        return procfs.rss_kib(self.pid)
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        self.proc = None
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.wait(timeout=3)
+        if self.conn is not None and self.conn.transport is not None:
+            try:
+                self.conn.transport.disconnect()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+# --------------------------------------------------------------------------- one measured run
+def percentile(sorted_vals: list, q: float) -> float:
+    if not sorted_vals:
+        return float("nan")
+    i = min(len(sorted_vals) - 1, max(0, int(round(q * (len(sorted_vals) - 1)))))
+    return sorted_vals[i]
+
+
+async def measure(ex: ExecutorProcess, scenario: Scenario, streams: int, window: int,
+                  warmup: float, duration: float, run_tag: str) -> dict:
+    """Open ``streams`` fresh streams, load them, measure, drain, reset; return the figures."""
+    conn = ex.conn
+    assert conn is not None
+    await conn.open_streams(run_tag, streams, timeout=60.0)
+    conn.stats = RunStats()
+    conn.start_load(scenario, window)
+    await asyncio.sleep(warmup)
+    t0 = time.perf_counter()
+    conn.measure_t0 = t0
+    conn.measuring = True
+    c0, d0 = ex.cpu(), procfs.self_cpu_seconds()
+    await asyncio.sleep(duration)
+    c1, d1 = ex.cpu(), procfs.self_cpu_seconds()
+    t1 = time.perf_counter()
+    conn.measuring = False
+    stats = conn.stats
+    await conn.stop_load(timeout=max(5.0, duration))
+    conn.reset_all()
+    await asyncio.sleep(0.05)
+    wall = t1 - t0
+    n = stats.requests
+    lat = sorted(stats.latencies)
+    busy = (d1 - d0) / wall if wall > 0 else 0.0
+    res = {
+        "requests": n, "wall_s": wall, "rps": n / wall if wall > 0 else 0.0,
+        "p50_ms": percentile(lat, 0.50) * 1e3, "p99_ms": percentile(lat, 0.99) * 1e3,
+        "exec_cpu_us": (c1 - c0) / n * 1e6 if n else float("nan"),
+        "exec_busy": (c1 - c0) / wall if wall > 0 else 0.0,
+        "driver_cpu_us": (d1 - d0) / n * 1e6 if n else float("nan"),
+        "driver_busy": busy, "driver_bound": busy > DRIVER_BOUND_BUSY,
+        "errors": stats.errors, "resets": stats.resets,
+    }
+    if len(lat) > 200:  # a thinned CDF for plots
+        step = len(lat) / 200
+        res["cdf_ms"] = [lat[int(i * step)] * 1e3 for i in range(200)] + [lat[-1] * 1e3]
+    else:
+        res["cdf_ms"] = [x * 1e3 for x in lat]
+    return res
+
+
+async def idle_memory(ex: ExecutorProcess, n: int, settle: float = 1.0) -> dict:
+    """RSS with 1 initialized idle stream and with ``n``; KiB per extra stream."""
+    conn = ex.conn
+    assert conn is not None
+    await conn.open_streams("idle1", 1, timeout=30.0)
+    await asyncio.sleep(settle)
+    r1 = ex.rss_kib()
+    await conn.open_streams("idleN", n - 1, timeout=120.0)
+    await asyncio.sleep(settle)
+    rn = ex.rss_kib()
+    conn.reset_all()
+    return {"streams": n, "rss1_kib": r1, "rssN_kib": rn, "kib_per_stream": (rn - r1) / max(n - 1, 1)}

@@ -1,0 +1,50 @@
+"""CPU and memory of a process from ``/proc`` (Linux only), for measured-phase sampling."""
+from __future__ import annotations
+
+import os
+import platform
+
+CLK_TCK: int = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat", "rb") as fh:
+        data = fh.read()
+    fields = data[data.rindex(b")") + 2:].split()
+    # fields[0] is state (field 3); utime is field 14, stime 15 -> indexes 11, 12
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def self_cpu_seconds() -> float:
+    """CPU of this (driver) process: user + system, every thread."""
+    t = os.times()
+    return t.user + t.system
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of ``pid`` in KiB."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def machine() -> dict:
+    """What the report says about the machine: cores, CPU model, load, kernel, Python."""
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = (0.0, 0.0, 0.0)
+    return {"nproc": os.cpu_count(), "cpu_model": model, "loadavg": [round(x, 2) for x in load],
+            "kernel": platform.release(), "python": platform.python_version()}

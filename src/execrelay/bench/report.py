@@ -1,0 +1,297 @@
+"""Markdown report, PNG plots (matplotlib, optional) and --compare of two JSON result files."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+LABELS = {"fast": "ours fast", "pure": "ours pure", "rust": "Rust 0.131.0"}
+
+
+def _f(x: Any, nd: int = 1) -> str:
+    if not isinstance(x, (int, float)) or x != x:
+        return "-"
+    if abs(x) >= 1e5:
+        return f"{x/1e3:,.0f}k"
+    if abs(x) >= 1e4:
+        return f"{x/1e3:.1f}k"
+    return f"{x:.{nd}f}"
+
+
+def _cfg(results: dict, key: str) -> dict:
+    return results.get("executors_bench", {}).get("configs", {}).get(key, {})
+
+
+def _sum(results: dict, key: str, who: str) -> dict:
+    return _cfg(results, key).get("by_executor", {}).get(who, {}).get("summary", {})
+
+
+def targets(results: dict) -> list[tuple[str, str, str, str]]:
+    """(target, required, measured, status) for every target of performance.md."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def ratio(key: str, metric: str) -> float | None:
+        r = _sum(results, key, "fast").get("vs_rust", {}).get(metric)
+        return r
+
+    def row(name: str, need: str, val: float | None, ok: bool | None, fmt: str = "{:.2f}x") -> None:
+        if val is None:
+            rows.append((name, need, "not measured", "-"))
+        else:
+            rows.append((name, need, fmt.format(val), "MET" if ok else "NOT MET"))
+
+    v = ratio("trivial s8 w16", "rps")
+    row("trivial 8 streams w16: requests/s vs Rust", ">= 1.0x", v, v is not None and v >= 1.0)
+    v = ratio("trivial s8 w16", "exec_cpu_us")
+    row("trivial 8 streams w16: CPU/request vs Rust", "<= 1.0x", v, v is not None and v <= 1.0)
+    v = ratio("trivial s8 w1", "exec_cpu_us")
+    row("trivial 8 streams w1: CPU/request vs Rust", "<= 0.5x", v, v is not None and v <= 0.5)
+    v = ratio("trivial s8 w1", "p99_ms")
+    row("trivial 8 streams w1: p99 vs Rust", "<= 1.0x", v, v is not None and v <= 1.0)
+    for scen, need in (("getMetadata", 0.3), ("readFile64k", 0.2)):
+        vals = [ratio(f"{scen} s8 w{w}", "exec_cpu_us") for w in (16, 1)]
+        vals = [x for x in vals if x is not None]
+        v = vals[0] if vals else None
+        row(f"{scen}: CPU/request vs Rust", f"<= {need}x", v, v is not None and v <= need)
+    mem = results.get("executors_bench", {}).get("memory", {}).get("fast", {})
+    v = mem.get("kib_per_stream")
+    row("idle stream memory", "<= 2 KiB", v, v is not None and v <= 2.0, "{:.1f} KiB")
+    rows.append(("stream moving a big file / stalled harness: other streams' p99", "+<= 1 ms",
+                 "not measured", "-"))
+    d = results.get("micro", {}).get("derived", {})
+    v = d.get("decode_vs_upb_x")
+    row("frame decode + field access vs upb", ">= 5x faster", v, v is not None and v >= 5)
+    v = d.get("encode_vs_upb_x")
+    row("frame encode vs upb build+serialize", ">= 2x faster", v, v is not None and v >= 2)
+    v = d.get("recv_window_vs_upb_parse")
+    row("receive-window update vs one upb parse", "<= 0.1x", v, v is not None and v <= 0.1)
+    v = d.get("reassembly_vs_memcpy")
+    row("reassembly 16 MiB vs memcpy bandwidth", ">= 0.33x", v, v is not None and v >= 1 / 3)
+    rows.append(("rendezvous routing, small frames", ">= 500k frames/s/core", "not measured", "-"))
+    f = _cfg(results, "trivial s8 w16").get("fast_vs_pure_rps")
+    row("accelerated vs pure, end to end (trivial 8x16 requests/s)", ">= 5x", f, f is not None and f >= 5)
+    return rows
+
+
+def markdown(results: dict, plots: list[str]) -> str:
+    m = results.get("machine", {})
+    lines = ["# execrelay benchmark report", "",
+             f"Run {results.get('started', '?')} UTC, mode `{results.get('mode', '?')}`, "
+             f"{results.get('elapsed_s', 0):.0f} s.", "",
+             f"Machine: {m.get('nproc')} cores, {m.get('cpu_model')}, load average before the run "
+             f"{m.get('loadavg')}, after {results.get('loadavg_after')}; kernel {m.get('kernel')}, "
+             f"Python {m.get('python')}. The cores are shared with other jobs, so absolute figures "
+             "move from run to run; the ratios (same run, interleaved A B C) are what counts.", ""]
+    ex = results.get("executors_bench")
+    if ex:
+        who = list(ex.get("executors", {}))
+        lines += ["## Executor over one relay websocket (legacy streams)", "",
+                  f"Medians of {ex.get('reps')} interleaved run(s) per executor "
+                  f"({ex.get('warmup_s')} s warm-up, {ex.get('duration_s')} s measured), [min..max] spread. "
+                  "CPU µs/request of the executor from /proc (utime+stime over the measured phase only); "
+                  "latency measured in the driver. Driver-bound runs (driver > 90% busy) are excluded.", ""]
+        hdr = "| scenario | executor | requests/s | p50 / p99 ms | exec CPU µs/req | driver CPU µs/req, busy | vs Rust: req/s, CPU, p99 | notes |"
+        lines += [hdr, "|" + "---|" * 8]
+        for key, cfg in ex["configs"].items():
+            for k in who:
+                s = cfg["by_executor"][k]["summary"]
+                vr = s.get("vs_rust", {})
+                notes = []
+                if s.get("driver_bound_runs"):
+                    notes.append(f"{s['driver_bound_runs']} driver-bound")
+                if s.get("failed_runs"):
+                    fails = [r.get("failed") for r in cfg["by_executor"][k]["runs"] if r.get("failed")]
+                    notes.append(f"{s['failed_runs']} failed ({fails[0][:60]})")
+                if s.get("resets"):
+                    notes.append(f"{s['resets']} stream resets")
+                if s.get("errors") and cfg["scenario"] != "trivial":
+                    notes.append(f"{s['errors']} error replies")
+                if "rps" not in s:
+                    lines.append(f"| {key} | {LABELS.get(k, k)} | - | - | - | - | - | {'; '.join(notes) or 'no valid run'} |")
+                    continue
+                lines.append(
+                    f"| {key} | {LABELS.get(k, k)} | {_f(s['rps'])} [{_f(s['rps_min'])}..{_f(s['rps_max'])}] "
+                    f"| {_f(s['p50_ms'], 3)} / {_f(s['p99_ms'], 3)} "
+                    f"| {_f(s['exec_cpu_us'], 2)} [{_f(s['exec_cpu_us_min'], 2)}..{_f(s['exec_cpu_us_max'], 2)}] "
+                    f"| {_f(s.get('driver_cpu_us'), 2)}, {s.get('driver_busy', 0)*100:.0f}% "
+                    f"| {', '.join(_f(vr.get(x), 2) + 'x' for x in ('rps', 'exec_cpu_us', 'p99_ms')) if vr else '-'} "
+                    f"| {'; '.join(notes)} |")
+            extra = []
+            if cfg.get("fast_vs_pure_rps"):
+                extra.append(f"fast/pure requests/s {cfg['fast_vs_pure_rps']:.2f}x")
+            if cfg.get("pure_vs_fast_cpu"):
+                extra.append(f"pure/fast CPU {cfg['pure_vs_fast_cpu']:.2f}x")
+            if extra:
+                lines.append(f"| {key} | *accel vs pure* | {'; '.join(extra)} | | | | | |")
+        mem = ex.get("memory", {})
+        if mem:
+            lines += ["", "### Idle initialized streams", "", "| executor | streams | RSS 1 stream | RSS N streams | KiB per stream |",
+                      "|---|---|---|---|---|"]
+            for k, v in mem.items():
+                if "failed" in v:
+                    lines.append(f"| {LABELS.get(k, k)} | - | - | - | failed: {v['failed'][:80]} |")
+                else:
+                    lines.append(f"| {LABELS.get(k, k)} | {v['streams']} | {v['rss1_kib']/1024:.1f} MiB "
+                                 f"| {v['rssN_kib']/1024:.1f} MiB | {v['kib_per_stream']:.2f} |")
+    mi = results.get("micro")
+    if mi:
+        lines += ["", "## Micro benchmarks (best of N rounds, ns per operation)", "",
+                  "| operation | cython | pure | upb / memcpy |", "|---|---|---|---|"]
+        for g, impls in mi["ns_per_op"].items():
+            other = impls.get("upb", impls.get("memcpy"))
+            lines.append(f"| {g} | {_f(impls.get('cython'))} | {_f(impls.get('pure'))} | {_f(other)} |")
+        lines += ["", "Derived: " + ", ".join(f"{k} = {v:.3g}" for k, v in mi.get("derived", {}).items())]
+    lines += ["", "## Targets (performance.md)", "", "| target | required | measured (ours fast) | status |",
+              "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in targets(results)]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{os.path.basename(p)}]({os.path.basename(p)})" for p in plots]
+    for note in results.get("notes", []):
+        lines += ["", note]
+    return "\n".join(lines) + "\n"
+
+
+def make_plots(results: dict, out: str) -> list[str]:
+    """PNG plots; returns their paths ([] with a note when matplotlib is missing)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        results.setdefault("notes", []).append(
+            "Plots skipped: matplotlib is not installed (`pip install 'execrelay[bench]'`).")
+        return []
+    paths = []
+    ex = results.get("executors_bench", {})
+    cfgs = ex.get("configs", {})
+    who = list(ex.get("executors", {}))
+    if cfgs:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for k in who:
+            for w, style in ((1, "--"), (16, "-")):
+                pts = sorted((c["streams"], c["by_executor"][k]["summary"].get("rps"))
+                             for c in cfgs.values() if c["scenario"] == "trivial" and c["window"] == w)
+                pts = [(s, r) for s, r in pts if r]
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o",
+                            label=f"{LABELS.get(k, k)} w{w}")
+        ax.set_xscale("log")
+        ax.set_xlabel("streams")
+        ax.set_ylabel("requests/s")
+        ax.set_title("trivial method: throughput vs streams")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        paths.append(_save(fig, out, "throughput_vs_streams.png", plt))
+
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        key = "trivial s8 w1" if "trivial s8 w1" in cfgs else next(iter(cfgs))
+        for k in who:
+            cdf = cfgs[key]["by_executor"][k]["summary"].get("cdf_ms")
+            if cdf:
+                ax.plot(cdf, [i / max(len(cdf) - 1, 1) for i in range(len(cdf))], label=LABELS.get(k, k))
+        ax.set_xscale("log")
+        ax.set_xlabel("latency ms")
+        ax.set_ylabel("fraction of requests")
+        ax.set_title(f"latency CDF: {key}")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        paths.append(_save(fig, out, "latency_cdf.png", plt))
+
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        keys = list(cfgs)
+        width = 0.8 / max(len(who), 1)
+        for i, k in enumerate(who):
+            vals = [cfgs[c]["by_executor"][k]["summary"].get("exec_cpu_us") or 0 for c in keys]
+            ax.bar([j + i * width for j in range(len(keys))], vals, width, label=LABELS.get(k, k))
+        ax.set_xticks([j + width * (len(who) - 1) / 2 for j in range(len(keys))])
+        ax.set_xticklabels(keys, rotation=45, ha="right", fontsize=7)
+        ax.set_yscale("log")
+        ax.set_ylabel("executor CPU µs / request")
+        ax.set_title("CPU per request by scenario")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        paths.append(_save(fig, out, "cpu_per_request.png", plt))
+    mi = results.get("micro", {}).get("ns_per_op", {})
+    if mi:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        groups = [g for g in mi if not g.startswith("reassembly")]
+        impls = ["cython", "pure", "upb"]
+        width = 0.27
+        for i, impl in enumerate(impls):
+            ax.bar([j + i * width for j in range(len(groups))], [mi[g].get(impl, 0) for g in groups], width,
+                   label=impl)
+        ax.set_xticks([j + width for j in range(len(groups))])
+        ax.set_xticklabels(groups, fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylabel("ns / op")
+        ax.set_title("codec and stream hot path")
+        ax.legend(fontsize=8)
+        paths.append(_save(fig, out, "codec_ns_per_op.png", plt))
+    return paths
+
+
+def _save(fig, out: str, name: str, plt) -> str:
+    path = os.path.join(out, name)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- compare
+def flatten(results: dict) -> dict[str, float]:
+    """The headline figures of a result file, as 'path -> number'."""
+    flat: dict[str, float] = {}
+    for key, cfg in results.get("executors_bench", {}).get("configs", {}).items():
+        for k, e in cfg.get("by_executor", {}).items():
+            s = e.get("summary", {})
+            for m in ("rps", "p50_ms", "p99_ms", "exec_cpu_us"):
+                if isinstance(s.get(m), (int, float)):
+                    flat[f"{key} | {k} | {m}"] = s[m]
+            for m, v in s.get("vs_rust", {}).items():
+                flat[f"{key} | {k} | {m} vs rust"] = v
+    for k, v in results.get("executors_bench", {}).get("memory", {}).items():
+        if "kib_per_stream" in v:
+            flat[f"idle memory | {k} | KiB/stream"] = v["kib_per_stream"]
+    for g, impls in results.get("micro", {}).get("ns_per_op", {}).items():
+        for impl, v in impls.items():
+            flat[f"micro | {g} | {impl} ns"] = v
+    return flat
+
+
+LOWER_IS_BETTER = ("p50_ms", "p99_ms", "exec_cpu_us", " ns", "KiB", "exec_cpu_us vs rust", "p99_ms vs rust",
+                   "p50_ms vs rust")
+
+
+def compare(old: dict, new: dict, threshold: float = 0.05) -> str:
+    a, b = flatten(old), flatten(new)
+    lines = [f"{'figure':60s} {'old':>12s} {'new':>12s} {'change':>8s}"]
+    changed = 0
+    for k in sorted(set(a) | set(b)):
+        if k not in a or k not in b:
+            lines.append(f"{k:60s} {_f(a.get(k), 3):>12s} {_f(b.get(k), 3):>12s} {'(only one)':>8s}")
+            continue
+        x, y = a[k], b[k]
+        if not x or math.isnan(x) or math.isnan(y):
+            continue
+        rel = y / x - 1
+        if abs(rel) < threshold:
+            continue
+        changed += 1
+        better = (rel < 0) == any(k.endswith(s) or s in k.split(" | ")[-1] for s in LOWER_IS_BETTER)
+        lines.append(f"{k:60s} {_f(x, 3):>12s} {_f(y, 3):>12s} {rel*100:+7.1f}% {'better' if better else 'worse'}")
+    lines.append(f"{changed} figure(s) changed by more than {threshold*100:.0f}%.")
+    return "\n".join(lines)
+
+
+def write_all(results: dict, out: str) -> dict[str, str]:
+    os.makedirs(out, exist_ok=True)
+    plots = make_plots(results, out)
+    jpath = os.path.join(out, "results.json")
+    with open(jpath, "w") as fh:
+        json.dump(results, fh, indent=1, sort_keys=False)
+    mpath = os.path.join(out, "report.md")
+    with open(mpath, "w") as fh:
+        fh.write(markdown(results, plots))
+    return {"json": jpath, "markdown": mpath, "plots": ",".join(plots)}

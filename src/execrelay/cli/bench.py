@@ -1,0 +1,103 @@
+"""``execrelay bench``: micro benchmarks + executor over one relay websocket, report + plots + JSON.
+
+    execrelay bench --quick --out benchmarks/results/run1      # < 2 minutes
+    execrelay bench --out DIR                                  # the full matrix (~15 minutes)
+    execrelay bench --quick --compare OLD.json                 # run, then print what changed
+    execrelay bench --compare OLD.json --against NEW.json      # compare two files, no run
+
+Runs only on Linux (/proc); the Rust column needs npm (codex 0.131.0 is installed on first use).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("bench", help="benchmark execrelay against codex 0.131.0 (report, plots, JSON)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="a small subset, finishes in under 2 minutes")
+    p.add_argument("--tiny", action="store_true", help="seconds-long smoke configuration (tests, CI)")
+    p.add_argument("--out", metavar="DIR", default=None, help="write report.md, results.json and PNG plots here")
+    p.add_argument("--compare", metavar="OLD.json", default=None, help="print what changed against OLD.json")
+    p.add_argument("--against", metavar="NEW.json", default=None,
+                   help="with --compare: compare these two files without running anything")
+    p.add_argument("--executors", default="fast,pure,rust",
+                   help="comma list from fast,pure,rust (default: all three)")
+    p.add_argument("--only", choices=("micro", "executor", "all"), default="all")
+    p.add_argument("--reps", type=int, default=None, help="interleaved repetitions per configuration")
+    p.add_argument("--duration", type=float, default=None, help="measured seconds per run")
+    p.add_argument("--warmup", type=float, default=None, help="warm-up seconds per run")
+    p.add_argument("--idle-streams", type=int, default=None,
+                   help="streams for the idle-memory measurement (0 skips it; default 10000, quick 2000)")
+    p.add_argument("--configs", default=None,
+                   help="override the matrix: 'trivial:8:16,getMetadata:8:1' (scenario:streams:window)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bench import report
+
+    if args.against:
+        if not args.compare:
+            print("error: --against needs --compare OLD.json", file=sys.stderr)
+            return 2
+        with open(args.compare) as a, open(args.against) as b:
+            print(report.compare(json.load(a), json.load(b)))
+        return 0
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        uvloop = None
+    results = _run_all(args, uvloop)
+    if args.out:
+        paths = report.write_all(results, args.out)
+        print(f"report: {paths['markdown']}\njson: {paths['json']}\nplots: {paths['plots'] or '(none)'}")
+    else:
+        print(report.markdown(results, []))
+    if args.compare:
+        with open(args.compare) as fh:
+            print(report.compare(json.load(fh), results))
+    return 0
+
+
+def _run_all(args: argparse.Namespace, uvloop) -> dict:
+    from ..bench import executors, micro, procfs
+    from ..bench.progress import Progress
+
+    mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    enabled = not args.no_progress
+    t0 = time.monotonic()
+    results: dict = {"mode": mode, "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+                     "machine": procfs.machine()}
+    if args.only in ("micro", "all"):
+        prog = Progress(6, "micro", enabled)
+        results["micro"] = micro.run(quick=mode != "full", progress=prog)
+    if args.only in ("executor", "all"):
+        if args.configs:
+            configs = []
+            for item in args.configs.split(","):
+                s, n, w = item.split(":")
+                configs.append(executors.Config(s, int(n), int(w)))
+        else:
+            configs = {"tiny": executors.TINY, "quick": executors.QUICK, "full": executors.FULL}[mode]
+        reps = args.reps or {"tiny": 1, "quick": 1, "full": 3}[mode]
+        duration = args.duration or {"tiny": 0.5, "quick": 1.5, "full": 3.0}[mode]
+        warmup = args.warmup if args.warmup is not None else {"tiny": 0.2, "quick": 0.4, "full": 1.0}[mode]
+        idle = args.idle_streams if args.idle_streams is not None else {"tiny": 0, "quick": 2000,
+                                                                         "full": 10000}[mode]
+        which = [w.strip() for w in args.executors.split(",") if w.strip()]
+        coro = executors.run_matrix(configs, which, reps, warmup, duration, idle,
+                                    progress_factory=lambda total, label: Progress(total, label, enabled))
+        results["executors_bench"] = uvloop.run(coro) if uvloop is not None else asyncio.run(coro)
+    results["elapsed_s"] = time.monotonic() - t0
+    try:
+        results["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    return results
