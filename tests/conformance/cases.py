@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from interop.procs import ServerProcess, isolated_env
-from interop.wsclient import UUID_RE, Closed, JsonWsClient, normalise
+from interop.wsclient import UUID_RE, Closed, JsonWsClient, is_compact, key_shapes, normalise
 
 CaseFn = Callable[["Ctx"], Awaitable[None]]
 
@@ -66,6 +66,24 @@ class Ctx:
     async def close_all(self) -> None:
         for c in self.clients:
             await c.close()
+
+    def wire_shapes(self) -> dict[str, set[tuple[str, ...]]]:
+        """Key sequences of every object the server sent in this case, per message kind.
+
+        Kind is ``"response"`` for replies (deterministic per case) and the method name for
+        notifications (which ones were read before the case ended depends on timing, so only
+        methods seen by both servers are compared).
+        """
+        shapes: dict[str, set[tuple[str, ...]]] = {}
+        for c in self.clients:
+            for raw in c.raw:
+                msg = json.loads(raw)
+                kind = msg["method"] if "method" in msg and "id" not in msg else "response"
+                key_shapes(msg, shapes.setdefault(kind, set()))
+        return shapes
+
+    def non_compact(self) -> list[str | bytes]:
+        return [raw for c in self.clients for raw in c.raw if not is_compact(raw)]
 
 
 # ---------------------------------------------------------------------------------------------

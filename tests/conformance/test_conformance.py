@@ -36,3 +36,19 @@ async def test_conformance(key: tuple[str, int], impl: str, exec_server: ServerP
         await asyncio.wait_for(spec.fn(ctx), spec.timeout)
     finally:
         await ctx.close_all()
+    # Differential wire checks: compact JSON like serde, and (when the real half ran earlier in
+    # this session) exactly the same object key sequences as codex 0.131.0 for this case.
+    assert ctx.non_compact() == [], "server output is not compact serde-style JSON"
+    shapes = ctx.wire_shapes()
+    if impl == "real":
+        _REAL_SHAPES[key] = shapes
+    elif key in _REAL_SHAPES:
+        real = _REAL_SHAPES[key]
+        for kind in sorted(set(shapes) & set(real)):
+            ours_k, real_k = shapes[kind], real[kind]
+            assert ours_k == real_k, (
+                f"object keys or key order in {kind!r} messages differ from codex 0.131.0: "
+                f"only ours {sorted(ours_k - real_k)}, only real {sorted(real_k - ours_k)}")
+
+
+_REAL_SHAPES: dict[tuple[str, int], dict[str, set[tuple[str, ...]]]] = {}

@@ -54,6 +54,30 @@ def normalise(value: Any) -> Any:
     return value
 
 
+def key_shapes(value: Any, out: set[tuple[str, ...]] | None = None, top: bool = True) -> set[tuple[str, ...]]:
+    """Every object's key sequence (in wire order) inside a message, as a set.
+
+    Comparing these sets between two servers for the same scenario catches missing, extra or
+    reordered members anywhere (values are compared by the case assertions).
+    """
+    if out is None:
+        out = set()
+    if isinstance(value, dict):
+        out.add(tuple(value))
+        for v in value.values():
+            key_shapes(v, out, False)
+    elif isinstance(value, list):
+        for v in value:
+            key_shapes(v, out, False)
+    return out
+
+
+def is_compact(raw: str | bytes) -> bool:
+    """True when ``raw`` is exactly serde_json's compact rendering of itself (what 0.131.0 sends)."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    return json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False) == text
+
+
 class JsonWsClient:
     """One websocket connection to an exec-server speaking JSON-RPC-lite."""
 
@@ -61,6 +85,7 @@ class JsonWsClient:
         self.ws = ws
         self.notifications: list[dict[str, Any]] = []
         self.frame_types: list[str] = []  # "text"/"binary" per received message
+        self.raw: list[str | bytes] = []  # every received message, as received
         self._next_id = 1000
         self.session_id: str | None = None
 
@@ -126,6 +151,7 @@ class JsonWsClient:
         except ConnectionClosed as exc:
             raise Closed(exc) from None
         self.frame_types.append("binary" if isinstance(raw, bytes) else "text")
+        self.raw.append(raw)
         return json.loads(raw)
 
     async def response(self, timeout: float = 10.0) -> dict[str, Any]:
@@ -211,4 +237,4 @@ class JsonWsClient:
         return sorted(self.process_events(process_id), key=lambda e: e["params"]["seq"])
 
 
-__all__ = ["JsonWsClient", "Closed", "normalise", "UUID_RE", "websockets"]
+__all__ = ["JsonWsClient", "Closed", "normalise", "key_shapes", "is_compact", "UUID_RE", "websockets"]
