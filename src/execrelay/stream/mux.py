@@ -71,6 +71,8 @@ from .errors import StreamClosed
 
 log = logging.getLogger("execrelay.stream")
 
+#: Reset reason for a reliable stream this side has no state for (e.g. the executor restarted).
+UNKNOWN_STREAM = "unknown_stream"
 #: How long a closed reliable stream_id is remembered (its frames get the Reset again).
 TOMBSTONE_SECONDS = 120.0
 TOMBSTONE_MAX = 4096
@@ -182,6 +184,15 @@ class Multiplexer:
             if eng is not None and not eng.closed and eng.mode != LEGACY:
                 eng.fail(str(exc))
 
+    def _refuse(self, sid: str, now: float, reason: str) -> None:
+        """Answer frames of a stream we will not serve with a Reset (nothing else is kept)."""
+        eng = StreamEngine(sid, self.role, RELIABLE, now, self._on_message)
+        eng.closed = True
+        eng.close_reason = reason
+        eng._ctrl.append((_RESET, 0, reason))
+        self._ready.append(eng)
+        eng._queued = True
+
     def _unknown(self, f, now: float) -> StreamEngine | None:
         sid = f.stream_id
         kind = f.kind
@@ -202,12 +213,7 @@ class Multiplexer:
                 self.unrouted_frames += 1
                 if kind == _DATA or kind == _RESUME:
                     # The peer still thinks the stream lives: repeat the Reset (it may be lost).
-                    eng = StreamEngine(sid, self.role, RELIABLE, now, self._on_message)
-                    eng.closed = True
-                    eng.close_reason = tomb[1]
-                    eng._ctrl.append((_RESET, 0, tomb[1]))
-                    self._ready.append(eng)
-                    eng._queued = True
+                    self._refuse(sid, now, tomb[1])
                 return None
             del self._tombs[sid]
         if self.role == OPENER:
@@ -220,8 +226,16 @@ class Multiplexer:
                     self.last_bad_frame = "segmented data frame opening a legacy stream"
                     return None
                 eng = StreamEngine.accept(sid, now, LEGACY, self._on_message)
+            elif f.seq > 1:
+                # The stream began before this executor existed (it restarted): it has none
+                # of the earlier segments and never will, so waiting would hang the peer.
+                self._refuse(sid, now, UNKNOWN_STREAM)
+                return None
             else:
                 eng = StreamEngine.accept(sid, now, RELIABLE, self._on_message)
+        elif kind == _RESUME and f.next_seq > 1:
+            self._refuse(sid, now, UNKNOWN_STREAM)  # a Resume of a stream we never had
+            return None
         elif kind == _RESUME and f.next_seq >= 1:
             eng = StreamEngine.accept(sid, now, RELIABLE, self._on_message, answer=False)
         else:
