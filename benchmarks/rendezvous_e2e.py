@@ -127,7 +127,8 @@ class Harness(asyncio.Protocol):
 
 async def start_rendezvous(pure: bool) -> tuple[subprocess.Popen, int]:
     env = dict(os.environ, EXECRELAY_RENDEZVOUS_SECRET=SECRET, EXECRELAY_PURE="1" if pure else "0")
-    proc = subprocess.Popen([sys.executable, "-m", "execrelay", "rendezvous", "--listen", "127.0.0.1:0"],
+    prefix = os.environ.get("BENCH_RDV_PREFIX", "").split()  # e.g. "-m cProfile -o /tmp/rdv.prof"
+    proc = subprocess.Popen([sys.executable, *prefix, "-m", "execrelay", "rendezvous", "--listen", "127.0.0.1:0"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = await asyncio.to_thread(proc.stdout.readline)  # type: ignore[union-attr]
     m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
@@ -223,8 +224,10 @@ async def main() -> None:
     ap.add_argument("--small", type=int, default=100, help="small payload bytes (default %(default)s)")
     ap.add_argument("--big", type=int, default=1 << 20, help="big payload bytes (default 1 MiB)")
     ap.add_argument("--builds", default="fast,pure")
+    ap.add_argument("--cases", default="small,big")
     args = ap.parse_args()
-    cases = [(args.small, 512, 128), (args.big, 4, 1)]
+    cases = [c for name, c in (("small", (args.small, 512, 128)), ("big", (args.big, 4, 1)))
+             if name in args.cases.split(",")]
     results: list[dict] = []
     for _ in range(args.rounds):
         for payload, window, per_blob in cases:

@@ -33,7 +33,7 @@ class Link:
 
     __slots__ = ("role", "executor_id", "ws", "transport", "limit", "on_overflow", "streams",
                  "close_reason", "closed", "label", "_out", "_out_bytes", "_scheduled", "_loop",
-                 "_tbuf", "__weakref__")
+                 "_tbuf", "hub", "__weakref__")
 
     def __init__(self, role: str, executor_id: str, ws: Any, transport: Any, limit: int,
                  on_overflow: Callable[["Link"], None] | None = None, label: str = "") -> None:
@@ -49,6 +49,8 @@ class Link:
         self.close_reason: str | None = None
         self.closed = False
         self.label = label
+        #: the router's per-executor state, set when the router attaches the link.
+        self.hub: Any = None
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._scheduled = False

@@ -122,6 +122,7 @@ class Router:
         self.directory: ExecutorDirectory = directory or LocalExecutorDirectory()
         self._table_factory = table_factory
         self.hubs: dict[str, Hub] = {}
+        self._max_frame = self.config.max_frame_bytes
         self._bad_log: dict[str, float] = {}
         self.metrics.set_gauge_source("streams", self.stream_count)
         self.metrics.set_gauge_source("executors_connected",
@@ -215,13 +216,14 @@ class Router:
     def harness_attached(self, link: Link) -> None:
         hub = self.hub(link.executor_id)
         hub.harnesses[link] = None
+        link.hub = hub
 
     def from_harness(self, link: Link, data: bytes) -> None:
-        """Route one binary message from a harness socket."""
-        hub = self.hubs.get(link.executor_id)
+        """Route one binary message from a harness socket (the per-frame path)."""
+        hub = link.hub
         if hub is None or link.closed:
             return
-        if len(data) > self.config.max_frame_bytes:
+        if len(data) > self._max_frame:
             self._refuse_oversized(hub, link, data)
             return
         try:
@@ -231,10 +233,19 @@ class Router:
             return
         route = hub.table.get(sid)
         if route is not None and route.link is link:
-            kind = body_kind(data)
-            if kind == RESET or kind < 0:
-                self._from_harness_slow(hub, link, route, data, kind)
-                return
+            # Inline fast check for the common case: a canonical v1 Data frame without acks
+            # (``08 01 12 <len> <id> 2a``).  Anything else takes body_kind / decode.
+            n = len(sid)
+            try:
+                plain_data = (n < 128 and data[3] == n and data[n + 4] == 0x2A
+                              and data[0] == 8 and data[1] == 1 and data[2] == 0x12)
+            except IndexError:
+                plain_data = False
+            if not plain_data:
+                kind = body_kind(data)
+                if kind == RESET or kind < 0:
+                    self._from_harness_slow(hub, link, route, data, kind)
+                    return
             ex = hub.executor
             if ex is not None:
                 ex.send(data)
@@ -391,6 +402,7 @@ class Router:
             return False
         hub = self.hub(link.executor_id)
         hub.executor = link
+        link.hub = hub
         if outcome == "takeover":
             self.metrics.takeovers += 1
         if hub.absent_handle is not None:
@@ -445,11 +457,11 @@ class Router:
         self._maybe_forget(hub)
 
     def from_executor(self, link: Link, data: bytes) -> None:
-        """Route one binary message from an executor socket."""
-        hub = self.hubs.get(link.executor_id)
+        """Route one binary message from an executor socket (the per-frame path)."""
+        hub = link.hub
         if hub is None or hub.executor is not link:
             return
-        if len(data) > self.config.max_frame_bytes:
+        if len(data) > self._max_frame:
             self._refuse_oversized(hub, link, data)
             return
         try:
@@ -461,22 +473,28 @@ class Router:
         if route is None or route.link is None:
             self.metrics.dropped["no_route"] += 1
             return
-        kind = body_kind(data)
-        if kind == RESET or kind < 0:
-            # Validate before it reaches a harness: an invalid frame is fatal to 0.131.0.
-            try:
-                frame = decode(data)
-            except FrameError as exc:
-                self._bad(link, "invalid", str(exc))
-                self._kill_stream(hub, route, f"{PROTOCOL_ERROR}: {exc}")
+        n = len(sid)
+        try:
+            plain_data = (n < 128 and data[3] == n and data[n + 4] == 0x2A
+                          and data[0] == 8 and data[1] == 1 and data[2] == 0x12)
+        except IndexError:
+            plain_data = False
+        if not plain_data:
+            kind = body_kind(data)
+            if kind == RESET or kind < 0:
+                # Validate before it reaches a harness: an invalid frame is fatal to 0.131.0.
+                try:
+                    frame = decode(data)
+                except FrameError as exc:
+                    self._bad(link, "invalid", str(exc))
+                    self._kill_stream(hub, route, f"{PROTOCOL_ERROR}: {exc}")
+                    return
+                route.link.send(data)
+                self.metrics.frames_to_harness += 1
+                self.metrics.bytes_to_harness += len(data)
+                if frame.kind == RESET:
+                    self._unbind(hub, route)
                 return
-            h = route.link
-            h.send(data)
-            self.metrics.frames_to_harness += 1
-            self.metrics.bytes_to_harness += len(data)
-            if frame.kind == RESET:
-                self._unbind(hub, route)
-            return
         route.link.send(data)
         m = self.metrics
         m.frames_to_harness += 1
