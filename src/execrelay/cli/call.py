@@ -1,0 +1,67 @@
+"""``execrelay call URL METHOD [PARAMS]``: one JSON-RPC call through the harness client.
+
+URL is a local exec-server (``ws://127.0.0.1:PORT``) or a rendezvous harness URL
+(``execrelay rendezvous harness-url ...``). The session is initialized first; the result is
+printed as JSON on stdout, an error on stderr with exit status 1.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("call", help="make one exec-server call (direct or through a rendezvous)")
+    p.add_argument("url", help="ws://HOST:PORT (exec-server) or a rendezvous harness URL (role=harness)")
+    p.add_argument("method", help="JSON-RPC method, e.g. fs/getMetadata")
+    p.add_argument("params", nargs="?", default="{}", help="params as JSON (default {})")
+    p.add_argument("--mode", choices=("auto", "reliable", "legacy"), default="auto",
+                   help="relay stream mode (default auto: reliable, legacy for a 0.131.0 executor)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
+    p.add_argument("--notifications", type=float, default=0.0, metavar="SECONDS",
+                   help="after the answer, print notifications for this long (e.g. process output)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import orjson
+
+    try:
+        params = orjson.loads(args.params)
+    except orjson.JSONDecodeError as exc:
+        print(f"error: params are not JSON: {exc}", file=sys.stderr)
+        return 2
+    from ..transport import install_event_loop_policy
+
+    install_event_loop_policy()
+    return asyncio.run(_call(args, params))
+
+
+async def _call(args: argparse.Namespace, params: object) -> int:
+    import orjson
+
+    from ..harness import HarnessClient, HarnessError, RpcCallError
+
+    try:
+        async with HarnessClient(args.url, mode=args.mode) as client:
+            session = await client.open_session(timeout=args.timeout)
+            result = await session.call(args.method, params, timeout=args.timeout)
+            sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+            if args.notifications > 0:
+                loop = asyncio.get_running_loop()
+                end = loop.time() + args.notifications
+                while (left := end - loop.time()) > 0:
+                    try:
+                        method, note = await session.next_notification(left)
+                    except asyncio.TimeoutError:
+                        break
+                    sys.stdout.write(orjson.dumps({"method": method, "params": note}).decode() + "\n")
+            sys.stdout.flush()
+            return 0
+    except RpcCallError as exc:
+        print(f"error {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    except (HarnessError, OSError, asyncio.TimeoutError) as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
