@@ -67,12 +67,26 @@ def _version_ok(binary: Path) -> bool:
     return out.returncode == 0 and CODEX_VERSION in out.stdout
 
 
+_FAILED: CodexUnavailable | None = None  # remembered so one offline run pays the npm timeout once
+
+
 def ensure_codex(timeout: float = INSTALL_TIMEOUT_S) -> Path:
     """Return the path of the codex 0.131.0 native binary, installing it with npm if needed.
 
     Raises CodexUnavailable (with the reason) when npm is missing or the install fails, so a
-    fixture can turn that into a clear skip.
+    fixture can turn that into a clear skip. A failure is remembered for the process.
     """
+    global _FAILED
+    if _FAILED is not None:
+        raise _FAILED
+    try:
+        return _ensure_codex(timeout)
+    except CodexUnavailable as exc:
+        _FAILED = exc
+        raise
+
+
+def _ensure_codex(timeout: float) -> Path:
     explicit = os.environ.get("EXECRELAY_CODEX_BIN")
     if explicit:
         path = Path(explicit)
@@ -95,8 +109,12 @@ def ensure_codex(timeout: float = INSTALL_TIMEOUT_S) -> Path:
         raise CodexUnavailable(f"`{' '.join(cmd)}` timed out after {timeout:.0f}s "
                                "(npm registry unreachable?)") from None
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        raise CodexUnavailable(f"`{' '.join(cmd)}` failed (rc {proc.returncode}): " + " | ".join(tail))
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        key = [ln for ln in lines if any(w in ln for w in ("code", "errno", "ECONN", "ENOTFOUND", "ETIMEDOUT",
+                                                                "EAI_AGAIN", "network", "404"))]
+        detail = " | ".join((key or lines)[:4] if key else lines[-4:])
+        raise CodexUnavailable(f"`{' '.join(cmd)}` failed (rc {proc.returncode}; npm registry unreachable?): "
+                               + detail)
     found = native_binary(prefix)
     if found is None or not _version_ok(found):
         raise CodexUnavailable(f"{NPM_PACKAGE} installed into {prefix} but no working native binary found")
