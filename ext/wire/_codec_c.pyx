@@ -311,12 +311,17 @@ DEF SID_CACHE_SLOTS = 512
 cdef object _sid_cache = [None] * SID_CACHE_SLOTS
 
 
-cdef inline uint32_t _fnv1a(const uint8_t* p, Py_ssize_t n) nogil:
-    cdef uint32_t h = 2166136261u
-    cdef Py_ssize_t i
-    for i in range(n):
-        h = (h ^ p[i]) * 16777619u
-    return h
+cdef inline uint32_t _sid_hash(const uint8_t* p, Py_ssize_t n) nogil:
+    """Cheap slot hash: length plus the first and last 8 bytes (a hit is verified with memcmp,
+    so collisions only cost a miss).  UUID-like ids differ early and late, which this sees."""
+    cdef uint64_t a = 0, b = 0
+    if n >= 8:
+        memcpy(&a, p, 8)
+        memcpy(&b, p + n - 8, 8)
+    else:
+        memcpy(&a, p, n)
+    a = (a ^ (b * 0x9E3779B97F4A7C15ULL) ^ <uint64_t>n) * 0xFF51AFD7ED558CCDULL
+    return <uint32_t>(a >> 32)
 
 
 cdef object _stream_id(const uint8_t* p, Py_ssize_t n, Py_ssize_t at):
@@ -329,7 +334,7 @@ cdef object _stream_id(const uint8_t* p, Py_ssize_t n, Py_ssize_t at):
     if n == 0 or n > MAX_SID:
         sid = _utf8(p, n, "stream_id", at, None)
         _check_sid(sid, p, n, at)
-    slot = _fnv1a(p, n) & (SID_CACHE_SLOTS - 1)
+    slot = _sid_hash(p, n) & (SID_CACHE_SLOTS - 1)
     cached = (<list>_sid_cache)[slot]
     if cached is not None:
         cp = PyUnicode_AsUTF8AndSize(cached, &cn)
