@@ -268,38 +268,39 @@ def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
             raise FrameError(f"varint longer than 10 bytes at offset {start}", start)
 
 
-def _skip_group(data: bytes, pos: int, end: int, field: int, at: int, depth: int) -> int:
-    """Skip an unknown group whose start key was at ``at``; return the position after it."""
-    if depth >= 100:
-        raise FrameError(f"groups nested too deeply at offset {at}", at)
-    while True:
-        if pos >= end:
-            raise FrameError(f"unterminated group at offset {at}", at)
-        inner_at = pos
-        key, pos = _varint(data, pos, end)
-        if key > 0xFFFFFFFF:  # field number 0 is tolerated inside groups, as upb does
-            raise FrameError(f"invalid field key at offset {inner_at}", inner_at)
-        f, wt = key >> 3, key & 7
-        if wt == 4:
-            if f != field:
-                raise FrameError(f"mismatched end of group at offset {inner_at}", inner_at)
-            return pos
-        if wt == 0:
-            _, pos = _varint(data, pos, end)
-        elif wt == 2:
-            n, pos = _varint(data, pos, end)
-            if n > end - pos:
-                raise FrameError(f"length {n} at offset {inner_at} runs past the end", inner_at)
-            pos += n
-        elif wt == 1 or wt == 5:
-            n = 8 if wt == 1 else 4
-            if n > end - pos:
-                raise FrameError(f"fixed-width field at offset {inner_at} runs past the end", inner_at)
-            pos += n
-        elif wt == 3:
-            pos = _skip_group(data, pos, end, f, inner_at, depth + 1)
-        else:
-            raise FrameError(f"invalid wire type {wt} at offset {inner_at}", inner_at)
+def _skip(data: bytes, pos: int, end: int, key: int, at: int, depth: int) -> int:
+    """Skip the value of an unknown field whose key (already read) started at ``at``."""
+    wt = key & 7
+    if wt == 0:
+        return _varint(data, pos, end)[1]
+    if wt == 2:
+        n, pos = _varint(data, pos, end)
+        if n > end - pos:
+            raise FrameError(f"length {n} of field at offset {at} runs past the end", at)
+        return pos + n
+    if wt == 1 or wt == 5:
+        n = 8 if wt == 1 else 4
+        if n > end - pos:
+            raise FrameError(f"fixed-width field at offset {at} runs past the end", at)
+        return pos + n
+    if wt == 3:
+        if depth >= 100:
+            raise FrameError(f"groups nested too deeply at offset {at}", at)
+        while True:
+            if pos >= end:
+                raise FrameError(f"unterminated group at offset {at}", at)
+            inner_at = pos
+            inner, pos = _varint(data, pos, end)
+            if inner > 0xFFFFFFFF:  # field number 0 is tolerated inside groups, as upb does
+                raise FrameError(f"invalid field key at offset {inner_at}", inner_at)
+            if inner & 7 == 4:
+                if inner >> 3 != key >> 3:
+                    raise FrameError(f"mismatched end of group at offset {inner_at}", inner_at)
+                return pos
+            pos = _skip(data, pos, end, inner, inner_at, depth + 1)
+    if wt == 4:
+        raise FrameError(f"unexpected end of group at offset {at}", at)
+    raise FrameError(f"invalid wire type {wt} at offset {at}", at)
 
 
 def peek_stream_id(buf: bytes | bytearray | memoryview) -> str:
@@ -316,29 +317,18 @@ def peek_stream_id(buf: bytes | bytearray | memoryview) -> str:
     while pos < end:
         at = pos
         key, pos = _varint(data, pos, end)
-        field, wt = key >> 3, key & 7
-        if key > 0xFFFFFFFF or field == 0:
+        if key > 0xFFFFFFFF or key >> 3 == 0:
             raise FrameError(f"invalid field key at offset {at}", at)
-        if wt == 0:
-            _, pos = _varint(data, pos, end)
-        elif wt == 2:
+        if key >> 3 == 2:
+            if key & 7 != 2:
+                raise FrameError(f"wrong wire type {key & 7} for frame field 2 at offset {at}", at)
             n, pos = _varint(data, pos, end)
             if n > end - pos:
-                raise FrameError(f"length {n} at offset {at} runs past the end", at)
-            if field == 2:
-                sid, sid_at = data[pos:pos + n], at
+                raise FrameError(f"length {n} of stream_id at offset {at} runs past the end", at)
+            sid, sid_at = data[pos:pos + n], at
             pos += n
-        elif wt == 1 or wt == 5:
-            n = 8 if wt == 1 else 4
-            if n > end - pos:
-                raise FrameError(f"fixed-width field at offset {at} runs past the end", at)
-            pos += n
-        elif wt == 3:
-            pos = _skip_group(data, pos, end, field, at, 0)
         else:
-            raise FrameError(f"invalid wire type {wt} at offset {at}", at)
-        if field == 2 and wt != 2:
-            raise FrameError(f"wrong wire type {wt} for frame field 2 at offset {at}", at)
+            pos = _skip(data, pos, end, key, at, 0)
     if sid is None:
         raise FrameError("relay frame is missing stream_id", -1)
     try:
