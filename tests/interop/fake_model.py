@@ -24,8 +24,10 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
 class FakeModel(ThreadedApp):
     """``FakeModel(command).start()``; ``base_url + "/v1"`` is the provider base URL."""
 
-    def __init__(self, command: str, final_text: str = "done", yield_time_ms: int = 2000) -> None:
+    def __init__(self, command: str, final_text: str = "done", yield_time_ms: int = 2000,
+                 tty: bool | None = None) -> None:
         self.command = command
+        self.tty = tty
         self.final_text = final_text
         self.yield_time_ms = yield_time_ms
         self._lock = threading.Lock()
@@ -65,7 +67,7 @@ class FakeModel(ThreadedApp):
             item = {
                 "type": "function_call", "id": f"fc_{uuid.uuid4().hex}", "status": "completed",
                 "call_id": f"call_{uuid.uuid4().hex[:16]}", "name": "exec_command",
-                "arguments": json.dumps({"cmd": self.command, "yield_time_ms": self.yield_time_ms}),
+                "arguments": json.dumps(self._arguments()),
             }
         out = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream",
                                                       "Cache-Control": "no-cache"})
@@ -81,6 +83,12 @@ class FakeModel(ThreadedApp):
                 "output_tokens_details": None, "total_tokens": 15}}}))
         await out.write_eof()
         return out
+
+    def _arguments(self) -> dict[str, Any]:
+        args: dict[str, Any] = {"cmd": self.command, "yield_time_ms": self.yield_time_ms}
+        if self.tty is not None:
+            args["tty"] = self.tty
+        return args
 
     def tool_outputs(self) -> list[str]:
         """Every ``function_call_output.output`` text the harness sent back to the model."""

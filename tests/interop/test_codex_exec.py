@@ -18,8 +18,9 @@ from .harness import run_codex_exec, write_codex_home
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(150)]
 
 
+@pytest.mark.parametrize("tty", [False, True], ids=["pipes", "tty"])
 @pytest.mark.parametrize("impl", ["ours", "real"])
-async def test_codex_exec_tool_call_runs_on_executor(impl: str, codex_bin: Path, tmp_path: Path,
+async def test_codex_exec_tool_call_runs_on_executor(impl: str, tty: bool, codex_bin: Path, tmp_path: Path,
                                                       exec_server_factory) -> None:
     executor_tag = f"executor-{uuid.uuid4().hex}"
     token = f"token-{uuid.uuid4().hex}"
@@ -28,7 +29,9 @@ async def test_codex_exec_tool_call_runs_on_executor(impl: str, codex_bin: Path,
     marker = work / "marker.txt"
     command = f'echo {token}; echo "$EXECRELAY_TEST_EXECUTOR_TAG" > {marker}; echo "tag=$EXECRELAY_TEST_EXECUTOR_TAG"'
     server = exec_server_factory(impl, {"EXECRELAY_TEST_EXECUTOR_TAG": executor_tag})
-    with FakeModel(command, final_text=f"finished {token}") as model:
+    if tty:
+        command += '; if [ -t 1 ]; then echo stdout-is-a-tty; fi'
+    with FakeModel(command, final_text=f"finished {token}", tty=tty) as model:
         write_codex_home(tmp_path / "codex-home", model.provider_url, work)
         result = await run_codex_exec(codex_bin, codex_home=tmp_path / "codex-home", workdir=work,
                                       exec_server_url=server.url, timeout=90)
@@ -44,4 +47,5 @@ async def test_codex_exec_tool_call_runs_on_executor(impl: str, codex_bin: Path,
         # Only the executor's environment has the tag: proves the command ran on the executor.
         assert f"tag={executor_tag}" in outputs[0], (outputs, diag)
         assert marker.read_text().strip() == executor_tag
+        assert ("stdout-is-a-tty" in outputs[0]) is tty, (outputs, diag)
         assert f"finished {token}" in result.stdout, diag
