@@ -10,8 +10,8 @@ from libc.math cimport fabs
 from execrelay.stream.errors import ProtocolViolation
 from execrelay.stream.errors import RTO_INITIAL as _RTO0, RTO_MIN as _RTOMIN, RTO_MAX as _RTOMAX
 
-DEF SLOTS = 64
-DEF MASK = 63
+DEF SLOTS = 32      # in-flight seqs span at most max_segments <= 32: distinct mod 32
+DEF MASK = 31
 
 
 cdef class SendWindow:
@@ -52,7 +52,7 @@ cdef class SendWindow:
         self.rttvar = 0.0
         self.rto_min = rto_min
         self.rto_max = rto_max
-        self._items = [None] * SLOTS
+        self._items = None          # created on the first push
         for i in range(SLOTS):
             self._sizes[i] = 0
             self._sent_at[i] = 0.0
@@ -69,6 +69,8 @@ cdef class SendWindow:
     cpdef int64_t push(self, object item, int64_t nbytes, double now):
         cdef int64_t seq = self.next_seq
         cdef int i = <int>(seq & MASK)
+        if self._items is None:
+            self._items = [None] * SLOTS
         self._items[i] = item
         self._sizes[i] = nbytes
         self._sent_at[i] = now
@@ -220,6 +222,6 @@ cdef class SendWindow:
         return [s for s in range(self.base, self.next_seq) if not self._sacked[s & MASK]]
 
     def clear(self):
-        self._items = [None] * SLOTS
+        self._items = None
         self.in_flight = 0
         self.in_flight_bytes = 0

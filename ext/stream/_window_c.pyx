@@ -4,7 +4,7 @@
 Same API and behaviour; see the pure twin for the protocol.  State is a 64-bit presence map
 (bit i <-> seq ack+1+i) and a 64-slot ring of Python objects indexed by ``seq & 63``.
 """
-from libc.stdint cimport uint64_t, int64_t
+from libc.stdint cimport uint64_t, int64_t, int32_t
 
 DEF SLOTS = 64
 DEF MASK = 63
@@ -19,7 +19,7 @@ cdef class RecvWindow:
     cdef public int64_t ack
     cdef uint64_t _present
     cdef list _slots
-    cdef int64_t _sizes[SLOTS]
+    cdef int32_t _sizes[SLOTS]   # each <= max_bytes (< 2 GiB, checked in __init__)
     cdef public int64_t buffered_bytes
     cdef public int64_t buffered_count
     cdef public int64_t max_bytes
@@ -27,8 +27,10 @@ cdef class RecvWindow:
     def __init__(self, int64_t max_bytes=1024 * 1024):
         self.ack = 0
         self._present = 0
-        self._slots = [None] * SLOTS
         cdef int i
+        if not 0 <= max_bytes < 2**31:
+            raise ValueError("max_bytes must be below 2 GiB")
+        self._slots = None          # created on the first out-of-order segment
         for i in range(SLOTS):
             self._sizes[i] = 0
         self.buffered_bytes = 0
@@ -55,8 +57,10 @@ cdef class RecvWindow:
         if self.buffered_bytes + nbytes > self.max_bytes:
             return DROPPED
         i = <int>(seq & MASK)
+        if self._slots is None:
+            self._slots = [None] * SLOTS
         self._slots[i] = item
-        self._sizes[i] = nbytes
+        self._sizes[i] = <int32_t>nbytes
         self._present |= bit
         self.buffered_bytes += nbytes
         self.buffered_count += 1
@@ -82,7 +86,7 @@ cdef class RecvWindow:
         return <unsigned int>(self._present & 0xFFFFFFFF)
 
     def clear(self):
-        self._slots = [None] * SLOTS
+        self._slots = None
         self._present = 0
         self.buffered_bytes = 0
         self.buffered_count = 0

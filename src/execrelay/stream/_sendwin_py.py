@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .errors import RTO_INITIAL, RTO_MAX, RTO_MIN, ProtocolViolation
 
-_SLOTS = 64
+_SLOTS = 32      # in-flight seqs span at most max_segments <= 32: distinct mod 32
 _MASK = _SLOTS - 1
 
 
@@ -45,7 +45,7 @@ class SendWindow:
         self.rttvar = 0.0
         self.rto_min = rto_min
         self.rto_max = rto_max
-        self._items: list = [None] * _SLOTS
+        self._items: list | None = None   # created on the first push
         self._sizes = [0] * _SLOTS
         self._sent_at = [0.0] * _SLOTS
         self._retx = [False] * _SLOTS
@@ -62,6 +62,8 @@ class SendWindow:
         """Record a segment sent now; returns its seq."""
         seq = self.next_seq
         i = seq & _MASK
+        if self._items is None:
+            self._items = [None] * _SLOTS
         self._items[i] = item
         self._sizes[i] = nbytes
         self._sent_at[i] = now
@@ -218,6 +220,6 @@ class SendWindow:
         return [s for s in range(self.base, self.next_seq) if not self._sacked[s & _MASK]]
 
     def clear(self) -> None:
-        self._items = [None] * _SLOTS
+        self._items = None
         self.in_flight = 0
         self.in_flight_bytes = 0

@@ -30,9 +30,11 @@ class RecvWindow:
                  "max_bytes")
 
     def __init__(self, max_bytes: int = 1024 * 1024) -> None:
+        if not 0 <= max_bytes < 2**31:
+            raise ValueError("max_bytes must be below 2 GiB")
         self.ack = 0
         self._present = 0
-        self._slots: list = [None] * _SLOTS
+        self._slots: list | None = None   # created on the first out-of-order segment
         self._sizes = [0] * _SLOTS
         self.buffered_bytes = 0
         self.buffered_count = 0
@@ -56,6 +58,8 @@ class RecvWindow:
         if self.buffered_bytes + nbytes > self.max_bytes:
             return DROPPED
         i = seq & _MASK
+        if self._slots is None:
+            self._slots = [None] * _SLOTS
         self._slots[i] = item
         self._sizes[i] = nbytes
         self._present |= bit
@@ -84,7 +88,7 @@ class RecvWindow:
 
     def clear(self) -> None:
         """Drop every buffered segment (stream teardown)."""
-        self._slots = [None] * _SLOTS
+        self._slots = None
         self._present = 0
         self.buffered_bytes = 0
         self.buffered_count = 0

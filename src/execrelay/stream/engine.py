@@ -75,13 +75,19 @@ def clip_reason(reason: str) -> str:
 
 
 class StreamEngine:
-    """State of one stream on one side.  See the module docstring."""
+    """State of one stream on one side.  See the module docstring.
+
+    Memory matters (an executor holds up to 10,000 idle streams, P4 budget 2 KiB each): a
+    legacy stream carries no reliable-mode state at all (``_sw``/``_rw``/``_reasm`` are None)
+    and queues are plain lists created on first use.
+    """
 
     __slots__ = ("stream_id", "role", "mode", "closed", "close_reason", "reset_by_peer",
-                 "inbox", "_sink", "_on_close", "_wake", "_queued", "_heap_at",
-                 "_ctrl", "_out", "_tx_seq", "_msgq", "_queued_bytes", "_cur", "_cur_off",
-                 "_cur_idx", "_cur_count", "_sw", "_rw", "_reasm", "_retx", "_unacked_rx",
-                 "_ack_at", "_ack_now", "_hb_now", "_last_tx", "stats")
+                 "_inbox", "_sink", "_on_close", "_wake", "_queued", "_heap_at",
+                 "_ctrl", "_out", "_out_i", "_tx_seq", "_msgq", "_queued_bytes", "_cur",
+                 "_cur_off", "_cur_idx", "_cur_count", "_sw", "_rw", "_reasm", "_retx",
+                 "_unacked_rx", "_ack_at", "_ack_now", "_hb_now", "_last_tx",
+                 "n_retransmits", "n_duplicates", "n_dropped", "n_delivered")
 
     def __init__(self, stream_id: str, role: str, mode: int, now: float,
                  sink: Callable[[str, bytes], None] | None = None) -> None:
@@ -91,33 +97,57 @@ class StreamEngine:
         self.closed = False
         self.close_reason: str | None = None
         self.reset_by_peer = False
-        #: Delivered messages when no ``sink`` is given (standalone use, tests).
-        self.inbox: list[bytes] = []
+        self._inbox: list[bytes] | None = None
         self._sink = sink if sink is not None else self._to_inbox
         self._on_close: Callable[[StreamEngine], None] | None = None
         self._wake: Callable[[StreamEngine], None] | None = None
         self._queued = False     # in the multiplexer's ready queue
         self._heap_at = -1.0     # multiplexer timer-heap bookkeeping
-        self._ctrl: deque = deque()   # (kind, next_seq, reason) control frames, sent first
-        self._out: deque = deque()    # legacy: pre-encoded Data frames
-        self._tx_seq = 0              # legacy: next seq (0.131.0 starts at 0, wraps)
-        self._msgq: deque = deque()   # reliable: messages not yet segmented
+        self._ctrl: list | None = None   # (kind, next_seq, reason) control frames, sent first
+        self._out: list | None = None    # legacy: pre-encoded Data frames ...
+        self._out_i = 0                  # ... of which this many were already handed out
+        self._tx_seq = 0                 # legacy: next seq (0.131.0 starts at 0, wraps)
+        self._msgq: deque | None = None  # reliable: messages not yet segmented (lazy)
         self._queued_bytes = 0
         self._cur: bytes | None = None
         self._cur_off = 0
         self._cur_idx = 0
         self._cur_count = 0
-        self._sw = SendWindow(SEND_WINDOW_SEGMENTS, SEND_WINDOW_BYTES)
-        self._rw = RecvWindow(REORDER_BYTES)
-        self._reasm = Reassembler()
-        self._retx: deque = deque()
+        self._sw = self._rw = self._reasm = None
+        self._retx: list | None = None   # reliable: seqs to retransmit (lazy, <= 32)
+        if mode != LEGACY:
+            self._reliable_state()
         self._unacked_rx = 0
         self._ack_at = -1.0
         self._ack_now = False
         self._hb_now = False
         self._last_tx = now
-        #: Counters: frames/bytes sent, retransmissions, duplicates and drops received.
-        self.stats = {"retransmits": 0, "duplicates": 0, "dropped": 0, "delivered": 0}
+        self.n_retransmits = 0
+        self.n_duplicates = 0
+        self.n_dropped = 0
+        self.n_delivered = 0
+
+    def _reliable_state(self) -> None:
+        self._sw = SendWindow(SEND_WINDOW_SEGMENTS, SEND_WINDOW_BYTES)
+        self._rw = RecvWindow(REORDER_BYTES)
+        self._reasm = Reassembler()
+
+    @property
+    def inbox(self) -> list[bytes]:
+        """Delivered messages when no ``sink`` is given (standalone use, tests)."""
+        if self._inbox is None:
+            self._inbox = []
+        return self._inbox
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {"retransmits": self.n_retransmits, "duplicates": self.n_duplicates,
+                "dropped": self.n_dropped, "delivered": self.n_delivered}
+
+    def _push_ctrl(self, kind: int, next_seq: int = 0, reason: str = "") -> None:
+        if self._ctrl is None:
+            self._ctrl = []
+        self._ctrl.append((kind, next_seq, reason))
 
     # ----------------------------------------------------------------------------- creation
     @classmethod
@@ -127,10 +157,10 @@ class StreamEngine:
         answer) or open a legacy stream the way 0.131.0 does (``Resume{0}``)."""
         if mode == LEGACY:
             eng = cls(stream_id, OPENER, LEGACY, now, sink)
-            eng._ctrl.append((_RESUME, 0, ""))
+            eng._push_ctrl(_RESUME, 0)
         else:
             eng = cls(stream_id, OPENER, PENDING, now, sink)
-            eng._ctrl.append((_RESUME, 1, ""))
+            eng._push_ctrl(_RESUME, 1)
         return eng
 
     @classmethod
@@ -142,7 +172,7 @@ class StreamEngine:
         is itself a Resume, which :meth:`on_frame` answers."""
         eng = cls(stream_id, ACCEPTOR, mode, now, sink)
         if mode != LEGACY and answer:
-            eng._ctrl.append((_RESUME, 1, ""))
+            eng._push_ctrl(_RESUME, 1)
         return eng
 
     def _to_inbox(self, _sid: str, payload: bytes) -> None:
@@ -153,13 +183,14 @@ class StreamEngine:
     def buffered_bytes(self) -> int:
         """Bytes accepted by :meth:`send` and not yet handed out (application backpressure)."""
         if self.mode == LEGACY:
-            return sum(len(b) for b in self._out)
+            out = self._out
+            return sum(len(out[i]) for i in range(self._out_i, len(out))) if out else 0
         cur = len(self._cur) - self._cur_off if self._cur is not None else 0
         return self._queued_bytes + cur
 
     @property
     def unacked_bytes(self) -> int:
-        return self._sw.in_flight_bytes
+        return self._sw.in_flight_bytes if self._sw is not None else 0
 
     def send(self, message: bytes) -> None:
         """Queue one message (a JSON-RPC payload).  Raises :class:`StreamClosed`,
@@ -171,13 +202,19 @@ class StreamEngine:
         if n == 0:
             raise ValueError("relay messages must not be empty")
         if self.mode == LEGACY:
-            self._out.append(self._legacy_frame(message))
+            frame = self._legacy_frame(message)
+            if self._out is None:
+                self._out = [frame]
+            else:
+                self._out.append(frame)
         else:
             if n > MAX_MESSAGE_BYTES:
                 raise MessageTooLarge(
                     f"message of {n} bytes exceeds the {MAX_MESSAGE_BYTES}-byte reliable-mode limit")
             if type(message) is not bytes:
                 message = bytes(message)
+            if self._msgq is None:
+                self._msgq = deque()
             self._msgq.append(message)
             self._queued_bytes += n
         if not self._queued and self._wake is not None:
@@ -204,7 +241,7 @@ class StreamEngine:
         if self.closed:
             return False
         if self.mode == LEGACY:
-            return bool(self._out)
+            return self._out is not None and self._out_i < len(self._out)
         if self._retx or self._ack_now or self._hb_now:
             return True
         cur = self._cur
@@ -225,7 +262,7 @@ class StreamEngine:
         frames, retransmissions, new segments (window permitting), standalone ack, heartbeat.
         Every reliable frame carries the current ack/ack_bits."""
         if self._ctrl:
-            kind, next_seq, reason = self._ctrl.popleft()
+            kind, next_seq, reason = self._ctrl.pop(0)
             if self.mode == LEGACY:
                 return _encode_control(kind, self.stream_id, 0, 0, next_seq, reason)
             return self._sent(now, _encode_control(kind, self.stream_id, self._rw.ack,
@@ -233,16 +270,29 @@ class StreamEngine:
         if self.closed:
             return None
         if self.mode == LEGACY:
-            if self._out:
-                return self._out.popleft()
-            return None
+            out = self._out
+            if out is None:
+                return None
+            i = self._out_i
+            n = len(out)
+            if i >= n:
+                return None
+            frame = out[i]
+            i += 1
+            if i == n:            # drained: reuse the list, no per-frame churn
+                out.clear()
+                i = 0
+            else:
+                out[i - 1] = None
+            self._out_i = i
+            return frame
         sw = self._sw
         while self._retx:
-            seq = self._retx.popleft()
+            seq = self._retx.pop(0)
             seg = sw.get(seq)
             if seg is not None:
                 sw.mark_sent(seq, now)
-                self.stats["retransmits"] += 1
+                self.n_retransmits += 1
                 return self._sent(now, _encode_data(self.stream_id, seq, self._rw.ack,
                                                     self._rw.ack_bits, seg[0], seg[1], seg[2]))
         frame = self._next_segment(now)
@@ -318,7 +368,7 @@ class StreamEngine:
                     self.fail(f"segmented data frame ({f.segment_index}/{f.segment_count}) "
                               "on a legacy stream")
                     return
-                self.stats["delivered"] += 1
+                self.n_delivered += 1
                 self._sink(self.stream_id, f.payload)
             return  # 0.131.0 ignores Resume, Ack, Heartbeat and every seq/ack field
         if mode == PENDING:
@@ -342,7 +392,7 @@ class StreamEngine:
             elif kind == _RESUME:
                 if f.next_seq >= 1:
                     if self.role == ACCEPTOR:
-                        self._ctrl.append((_RESUME, self._sw.next_seq, ""))
+                        self._push_ctrl(_RESUME, self._sw.next_seq)
                     self._resend_all()
                     self._ack_now = True
         except ProtocolViolation as exc:
@@ -358,8 +408,11 @@ class StreamEngine:
     def _ack_fields(self, f, now: float) -> None:
         if self._sw.on_ack(f.ack, f.ack_bits, now):
             for seq in self._sw.take_fast():
-                if seq not in self._retx:
-                    self._retx.append(seq)
+                retx = self._retx
+                if retx is None:
+                    self._retx = [seq]
+                elif seq not in retx:
+                    retx.append(seq)
 
     def _rx_data(self, f, now: float) -> None:
         seq = f.seq
@@ -391,33 +444,34 @@ class StreamEngine:
                 self._ack_at = now + ACK_DELAY
         else:
             if code == 2:
-                self.stats["duplicates"] += 1
+                self.n_duplicates += 1
             elif code == 3:
-                self.stats["dropped"] += 1
+                self.n_dropped += 1
             self._ack_now = True
 
     def _rx_segment(self, f) -> None:
         msg = self._reasm.feed(f.segment_index, f.segment_count, f.payload)
         if msg is not None:
-            self.stats["delivered"] += 1
+            self.n_delivered += 1
             self._sink(self.stream_id, msg)
 
     def _resend_all(self) -> None:
-        self._retx.clear()
-        self._retx.extend(self._sw.unacked())
+        self._retx = self._sw.unacked() or None
 
     def _become_legacy(self) -> None:
         """PENDING opener learned the peer is 0.131.0: continue exactly as 0.131.0 would."""
         self.mode = LEGACY
         self._tx_seq = self._sw.next_seq
-        self._retx.clear()
-        self._sw.clear()
-        msgs = list(self._msgq)
-        self._msgq.clear()
+        msgs = list(self._msgq) if self._msgq else []
+        self._sw = self._rw = self._reasm = self._msgq = self._retx = None
         self._queued_bytes = 0
         try:
             for m in msgs:
-                self._out.append(self._legacy_frame(m))
+                frame = self._legacy_frame(m)
+                if self._out is None:
+                    self._out = [frame]
+                else:
+                    self._out.append(frame)
         except MessageTooLarge as exc:
             self.reset(clip_reason(f"legacy_message_too_large: {exc}"))
 
@@ -446,11 +500,14 @@ class StreamEngine:
             expired = sw.expire(now)
             if expired:
                 if self.mode == PENDING:
-                    self._ctrl.append((_RESUME, 1, ""))
+                    self._push_ctrl(_RESUME, 1)
                 retx = self._retx
-                for seq in expired:
-                    if seq not in retx:
-                        retx.append(seq)
+                if not retx:
+                    self._retx = expired
+                else:
+                    for seq in expired:
+                        if seq not in retx:
+                            retx.append(seq)
         if now >= self._last_tx + HEARTBEAT_IDLE:
             self._hb_now = True
         self._maybe_wake()
@@ -461,7 +518,7 @@ class StreamEngine:
         (reliable/pending streams; legacy streams do not survive a reconnect)."""
         if self.closed or self.mode == LEGACY:
             return
-        self._ctrl.append((_RESUME, self._sw.next_seq if self.mode == RELIABLE else 1, ""))
+        self._push_ctrl(_RESUME, self._sw.next_seq if self.mode == RELIABLE else 1)
         self._resend_all()
         self._maybe_wake()
 
@@ -471,7 +528,7 @@ class StreamEngine:
             return
         reason = clip_reason(reason)
         self._teardown(reason, False)
-        self._ctrl.append((_RESET, 0, reason))
+        self._push_ctrl(_RESET, 0, reason)
         self._maybe_wake()
 
     def fail(self, what: str) -> None:
@@ -485,15 +542,17 @@ class StreamEngine:
         self.closed = True
         self.close_reason = reason
         self.reset_by_peer = by_peer
-        self._ctrl.clear()
-        self._out.clear()
-        self._msgq.clear()
+        self._ctrl = None
+        self._out = None
+        self._out_i = 0
         self._cur = None
         self._queued_bytes = 0
-        self._retx.clear()
-        self._sw.clear()
-        self._rw.clear()
-        self._reasm.clear()
+        if self._sw is not None:
+            self._msgq = None
+            self._retx = None
+            self._sw.clear()
+            self._rw.clear()
+            self._reasm.clear()
         self._ack_now = self._hb_now = False
         if self._on_close is not None:
             self._on_close(self)

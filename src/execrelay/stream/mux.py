@@ -186,10 +186,11 @@ class Multiplexer:
 
     def _refuse(self, sid: str, now: float, reason: str) -> None:
         """Answer frames of a stream we will not serve with a Reset (nothing else is kept)."""
-        eng = StreamEngine(sid, self.role, RELIABLE, now, self._on_message)
+        # A bare closed engine whose only output is the Reset (legacy mode: no window state).
+        eng = StreamEngine(sid, self.role, LEGACY, now, self._on_message)
         eng.closed = True
         eng.close_reason = reason
-        eng._ctrl.append((_RESET, 0, reason))
+        eng._push_ctrl(_RESET, 0, reason)
         self._ready.append(eng)
         eng._queued = True
 
