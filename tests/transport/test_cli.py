@@ -117,3 +117,12 @@ def test_stdio_eof_exits_promptly() -> None:
     p.stdin.close()
     assert p.wait(timeout=20) == 0
     assert time.monotonic() - t0 < 15
+
+
+def test_stdio_from_regular_file(tmp_path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id":1,"method":"initialize","params":{"clientName":"t"}}\n{"id":2,"method":"nope"}')
+    with open(src, "rb") as f:
+        r = subprocess.run([*CMD, "--listen", "stdio"], stdin=f, capture_output=True, timeout=30)
+    assert r.returncode == 0
+    assert [json.loads(line)["id"] for line in r.stdout.decode().splitlines()] == [1, 2]

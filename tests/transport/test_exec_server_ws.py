@@ -92,3 +92,32 @@ async def test_many_concurrent_connections(ws_server) -> None:
     await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(1, 201))), 40)
     await asyncio.sleep(0.1)
     assert all(s.conn is None for s in server.sessions.values())
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+async def test_flood_to_client_that_stops_reading_is_bounded(ws_server) -> None:
+    """A process printing without end while the client reads nothing: server memory stays flat."""
+    srv, server = ws_server
+    ws = await websockets.connect(srv.url, max_queue=1, max_size=None)
+    try:
+        await _call(ws, {"id": 1, "method": "initialize", "params": {"clientName": "t"}})
+        await ws.send('{"method":"initialized"}')
+        await ws.send(json.dumps({"id": 2, "method": "process/start", "params": {
+            "processId": "y", "argv": ["/bin/cat", "/dev/zero"], "cwd": "/", "env": {}, "tty": False}}))
+        await asyncio.sleep(0.5)
+        rss0 = _rss_kib()
+        proc = next(iter(server.sessions.values())).processes["y"]
+        seq0 = proc.next_seq
+        await asyncio.sleep(1.0)
+        assert _rss_kib() - rss0 < 48 * 1024
+        assert proc.next_seq - seq0 < 2000  # paused: not reading GB/s from the pipe
+        assert proc.retained <= 1024 * 1024
+    finally:
+        ws.transport.abort()

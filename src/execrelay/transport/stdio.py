@@ -104,15 +104,8 @@ async def serve_stdio(factory: LinkFactory, stdin: BinaryIO | None = None, stdou
     link._handler = handler
     buf = bytearray()
     eof = loop.create_future()
-    os.set_blocking(in_fd, False)
 
-    def on_readable() -> None:
-        try:
-            data = os.read(in_fd, 1 << 20)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
+    def feed_bytes(data: bytes) -> None:
         if not data:
             if not eof.done():
                 eof.set_result(None)
@@ -132,13 +125,42 @@ async def serve_stdio(factory: LinkFactory, stdin: BinaryIO | None = None, stdou
         del buf[:start]
         link.flush()
 
-    loop.add_reader(in_fd, on_readable)
+    def on_readable() -> None:
+        try:
+            data = os.read(in_fd, 1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        feed_bytes(data)
+
+    def read_blocking() -> None:  # stdin is a regular file: epoll refuses it, read in a thread
+        while True:
+            try:
+                data = os.read(in_fd, 1 << 20)
+            except OSError:
+                data = b""
+            loop.call_soon_threadsafe(feed_bytes, data)
+            if not data:
+                return
+
+    use_reader = True
+    try:
+        os.set_blocking(in_fd, False)
+        loop.add_reader(in_fd, on_readable)
+    except (PermissionError, OSError):
+        use_reader = False
+        os.set_blocking(in_fd, True)
+        import threading
+
+        threading.Thread(target=read_blocking, name="stdio-reader", daemon=True).start()
     try:
         await asyncio.wait([eof, link._done], return_when=asyncio.FIRST_COMPLETED)
         if eof.done() and buf.strip():
             handler.on_message(bytes(buf).strip(), False)
     finally:
-        loop.remove_reader(in_fd)
+        if use_reader:
+            loop.remove_reader(in_fd)
         link.flush()
         link._closed = True
         handler.on_close()
