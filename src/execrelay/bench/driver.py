@@ -85,6 +85,7 @@ def scenarios(workdir: str) -> dict[str, Scenario]:
 
     small = mkfile("file64k.bin", 64 * 1024)
     big = mkfile("file16m.bin", 16 * 1024 * 1024)
+    mid = mkfile("file8m.bin", 8 * 1024 * 1024)
     return {
         "trivial": Scenario("trivial", b'{"id":', b',"method":"bench/unknown","params":{}}'),
         "getMetadata": Scenario("getMetadata", b'{"id":',
@@ -96,6 +97,9 @@ def scenarios(workdir: str) -> dict[str, Scenario]:
         "readFile16m": Scenario("readFile16m", b'{"id":',
                                 b',"method":"fs/readFile","params":{"path":"%s","sandbox":null}}'
                                 % big.encode()),
+        "readFile8m": Scenario("readFile8m", b'{"id":',
+                               b',"method":"fs/readFile","params":{"path":"%s","sandbox":null}}'
+                               % mid.encode()),
         "processTrue": Scenario(
             "processTrue", b'{"id":', b"",
             per_id_suffix=lambda rid: (b',"method":"process/start","params":{"processId":"p%d",'
@@ -110,10 +114,13 @@ INITIALIZED = b'{"method":"initialized","params":{}}'
 
 # --------------------------------------------------------------------------- per stream state
 class _Stream:
-    __slots__ = ("sid", "sidb", "seq", "sent", "ready", "dead", "next_id")
+    __slots__ = ("sid", "seq", "sent", "ready", "dead", "next_id", "scen", "rec", "window")
 
-    def __init__(self, sid: str) -> None:
+    def __init__(self, sid: str, scen: "Scenario | None" = None, rec: bool = True, window: int = 0) -> None:
         self.sid = sid
+        self.scen = scen      # None: the run's scenario; else this stream's own (isolation runs)
+        self.rec = rec        # False: not counted in the run's figures (the "big" stream)
+        self.window = window  # 0: the run's window
         self.seq = 0
         self.sent: deque = deque()
         self.ready = False
@@ -126,6 +133,7 @@ class RunStats:
     requests: int = 0
     errors: int = 0
     resets: int = 0
+    other_requests: int = 0
     latencies: list = field(default_factory=list)
 
 
@@ -207,12 +215,14 @@ class ExecutorConn(WSListener):
                     and not self.ready_fut.done():
                 self.ready_fut.set_result(None)
             if self.sending:
-                for _ in range(self.window):
+                for _ in range(st.window or self.window):
                     self._request(st)
             return
         t_sent = st.sent.popleft()
         self.outstanding -= 1
-        if self.measuring and t_sent >= self.measure_t0:
+        if not st.rec:
+            self.stats.other_requests += 1
+        elif self.measuring and t_sent >= self.measure_t0:
             stats = self.stats
             stats.requests += 1
             stats.latencies.append(self.now - t_sent)
@@ -230,7 +240,7 @@ class ExecutorConn(WSListener):
     def _request(self, st: _Stream) -> None:
         rid = st.next_id
         st.next_id = rid + 1
-        self._send(st, self.scenario.payload(rid))
+        self._send(st, (st.scen or self.scenario).payload(rid))
         st.sent.append(self.now)
         self.outstanding += 1
 
@@ -258,10 +268,15 @@ class ExecutorConn(WSListener):
                 self.loop.call_soon(self.flush)
 
     # -- control (called from coroutines)
-    async def open_streams(self, prefix: str, n: int, timeout: float) -> None:
-        """Open ``n`` new streams (initialize on each); wait until every one is initialized."""
+    async def open_streams(self, prefix: str, n: int, timeout: float,
+                           special: "list[_Stream] | None" = None) -> None:
+        """Open ``n`` new streams (+ ``special`` ones); wait until every one is initialized."""
         self.ready_count = 0
-        self.ready_target = n
+        self.ready_target = n + len(special or ())
+        for st in special or ():
+            self.streams[st.sid] = st
+            self._ensure_now()
+            self._send(st, INITIALIZE)
         self.ready_fut = self.loop.create_future()
         batch = 500
         for start in range(0, n, batch):
@@ -281,7 +296,7 @@ class ExecutorConn(WSListener):
         self._ensure_now()
         for st in self.streams.values():
             if st.ready and not st.dead:
-                for _ in range(window):
+                for _ in range(st.window or window):
                     self._request(st)
         self.flush()
 
@@ -470,20 +485,25 @@ def percentile(sorted_vals: list, q: float) -> float:
 
 
 async def measure(ex: ExecutorProcess, scenario: Scenario, streams: int, window: int,
-                  warmup: float, duration: float, run_tag: str) -> dict:
-    """Open ``streams`` fresh streams, load them, measure, drain, reset; return the figures."""
+                  warmup: float, duration: float, run_tag: str, big: Scenario | None = None) -> dict:
+    """Open ``streams`` fresh streams, load them, measure, drain, reset; return the figures.
+
+    With ``big``, one more stream runs ``big`` back to back (window 1) during the run and is left
+    out of the figures: the isolation test (what a bulk transfer does to the other streams).
+    """
     conn = ex.conn
     assert conn is not None
-    await conn.open_streams(run_tag, streams, timeout=60.0)
+    special = [_Stream(f"{run_tag}-big", scen=big, rec=False, window=1)] if big is not None else None
+    await conn.open_streams(run_tag, streams, timeout=60.0, special=special)
     conn.stats = RunStats()
     conn.start_load(scenario, window)
     await asyncio.sleep(warmup)
     t0 = time.perf_counter()
     conn.measure_t0 = t0
     conn.measuring = True
-    c0, d0 = ex.cpu(), procfs.self_cpu_seconds()
+    c0, d0, m0 = ex.cpu(), procfs.self_cpu_seconds(), procfs.machine_busy_seconds()[0]
     await asyncio.sleep(duration)
-    c1, d1 = ex.cpu(), procfs.self_cpu_seconds()
+    c1, d1, m1 = ex.cpu(), procfs.self_cpu_seconds(), procfs.machine_busy_seconds()[0]
     t1 = time.perf_counter()
     conn.measuring = False
     stats = conn.stats
@@ -501,7 +521,9 @@ async def measure(ex: ExecutorProcess, scenario: Scenario, streams: int, window:
         "exec_busy": (c1 - c0) / wall if wall > 0 else 0.0,
         "driver_cpu_us": (d1 - d0) / n * 1e6 if n else float("nan"),
         "driver_busy": busy, "driver_bound": busy > DRIVER_BOUND_BUSY,
-        "errors": stats.errors, "resets": stats.resets,
+        "errors": stats.errors, "resets": stats.resets, "big_requests": stats.other_requests,
+        # cores used by everything else on the machine (other agents' jobs) during the phase
+        "others_cores": max(0.0, ((m1 - m0) - (c1 - c0) - (d1 - d0)) / wall) if wall > 0 else 0.0,
     }
     if len(lat) > 200:  # a thinned CDF for plots
         step = len(lat) / 200

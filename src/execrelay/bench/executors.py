@@ -26,19 +26,22 @@ class Config:
     scenario: str
     streams: int
     window: int
+    big: str | None = None  # isolation: one more stream doing this back to back
 
     @property
     def key(self) -> str:
-        return f"{self.scenario} s{self.streams} w{self.window}"
+        base = f"{self.scenario} s{self.streams} w{self.window}"
+        return base + (f" +1 stream {self.big}" if self.big else "")
 
 
 FULL = [Config("trivial", s, w) for s in (1, 8, 64, 1000) for w in (1, 16)] + [
     Config("getMetadata", 8, 1), Config("getMetadata", 8, 16),
     Config("readFile64k", 8, 1), Config("readFile64k", 8, 16),
     Config("readFile16m", 1, 1), Config("processTrue", 8, 1),
+    Config("trivial", 8, 1, big="readFile8m"),
 ]
 QUICK = [Config("trivial", 1, 1), Config("trivial", 8, 1), Config("trivial", 8, 16),
-         Config("getMetadata", 8, 16), Config("readFile64k", 8, 1)]
+         Config("getMetadata", 8, 16), Config("readFile64k", 8, 1), Config("trivial", 8, 1, big="readFile8m")]
 TINY = [Config("trivial", 8, 16)]
 
 
@@ -97,7 +100,8 @@ def _summary(runs: list[dict]) -> dict:
     out: dict = {"runs": len(runs), "valid_runs": len(good),
                  "driver_bound_runs": sum(1 for r in runs if r.get("driver_bound")),
                  "failed_runs": sum(1 for r in runs if r.get("failed"))}
-    for k in ("rps", "p50_ms", "p99_ms", "exec_cpu_us", "driver_cpu_us", "driver_busy", "exec_busy"):
+    for k in ("rps", "p50_ms", "p99_ms", "exec_cpu_us", "driver_cpu_us", "driver_busy", "exec_busy",
+              "others_cores"):
         vals = [r[k] for r in good if isinstance(r.get(k), (int, float)) and r[k] == r[k]]
         if vals:
             out[k] = statistics.median(vals)
@@ -147,9 +151,15 @@ async def run_matrix(configs: list[Config], which: list[str], reps: int, warmup:
                         ex = await ensure(k)
                         res = await asyncio.wait_for(
                             drv.measure(ex, scen[cfg.scenario], cfg.streams, cfg.window, warmup, duration,
-                                        f"r{n}"), timeout=warmup + duration + 90)
+                                        f"r{n}", big=scen[cfg.big] if cfg.big else None),
+                            timeout=warmup + duration + 90)
                     except Exception as exc:  # noqa: BLE001 - recorded, executor restarted
-                        res = {"failed": f"{type(exc).__name__}: {exc}"}
+                        ex = procs.get(k)
+                        c = ex.conn if ex is not None else None
+                        state = (f" [streams ready {c.ready_count}/{c.ready_target}, outstanding {c.outstanding}, "
+                                 f"executor alive {ex.proc is not None and ex.proc.poll() is None}, "
+                                 f"ws closed {c.closed.is_set()}]") if c is not None else ""
+                        res = {"failed": f"{type(exc).__name__}: {exc}{state}"}
                         if k in procs:
                             procs[k].stop()
                     res["rep"] = rep
@@ -181,7 +191,8 @@ async def run_matrix(configs: list[Config], which: list[str], reps: int, warmup:
     results: dict = {"executors": {k: s.label for k, s in specs.items()}, "configs": {}, "memory": memory,
                      "reps": reps, "warmup_s": warmup, "duration_s": duration}
     for cfg in configs:
-        entry = {"scenario": cfg.scenario, "streams": cfg.streams, "window": cfg.window, "by_executor": {}}
+        entry = {"scenario": cfg.scenario, "streams": cfg.streams, "window": cfg.window, "big": cfg.big,
+                 "by_executor": {}}
         for k in specs:
             runs = raw[cfg.key][k]
             entry["by_executor"][k] = {"summary": _summary(runs),
@@ -203,4 +214,13 @@ async def run_matrix(configs: list[Config], which: list[str], reps: int, warmup:
         if f.get("exec_cpu_us") and p.get("exec_cpu_us"):
             entry["pure_vs_fast_cpu"] = p["exec_cpu_us"] / f["exec_cpu_us"]
         results["configs"][cfg.key] = entry
+    for cfg in configs:  # isolation: p99 added to the small streams by the big one
+        base_key = Config(cfg.scenario, cfg.streams, cfg.window).key
+        if cfg.big and base_key in results["configs"]:
+            entry = results["configs"][cfg.key]
+            for k in specs:
+                s_big = entry["by_executor"][k]["summary"]
+                s_base = results["configs"][base_key]["by_executor"][k]["summary"]
+                if "p99_ms" in s_big and "p99_ms" in s_base:
+                    s_big["p99_added_ms"] = s_big["p99_ms"] - s_base["p99_ms"]
     return results

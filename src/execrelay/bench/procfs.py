@@ -48,3 +48,13 @@ def machine() -> dict:
         load = (0.0, 0.0, 0.0)
     return {"nproc": os.cpu_count(), "cpu_model": model, "loadavg": [round(x, 2) for x in load],
             "kernel": platform.release(), "python": platform.python_version()}
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy CPU seconds of every core, wall-clock) from /proc/stat, for "other processes" load."""
+    with open("/proc/stat") as fh:
+        parts = fh.readline().split()[1:]
+    vals = [int(x) for x in parts]
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+    busy = sum(vals[:8]) - idle
+    return busy / CLK_TCK, 0.0

@@ -28,14 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="with --compare: compare these two files without running anything")
     p.add_argument("--executors", default="fast,pure,rust",
                    help="comma list from fast,pure,rust (default: all three)")
-    p.add_argument("--only", choices=("micro", "executor", "all"), default="all")
+    p.add_argument("--only", choices=("micro", "executor", "rendezvous", "all"), default="all")
+    p.add_argument("--no-rendezvous", action="store_true", help="skip the rendezvous-routing step")
     p.add_argument("--reps", type=int, default=None, help="interleaved repetitions per configuration")
     p.add_argument("--duration", type=float, default=None, help="measured seconds per run")
     p.add_argument("--warmup", type=float, default=None, help="warm-up seconds per run")
     p.add_argument("--idle-streams", type=int, default=None,
                    help="streams for the idle-memory measurement (0 skips it; default 10000, quick 2000)")
     p.add_argument("--configs", default=None,
-                   help="override the matrix: 'trivial:8:16,getMetadata:8:1' (scenario:streams:window)")
+                   help="override the matrix: 'trivial:8:16,getMetadata:8:1,trivial:8:1:readFile8m' "
+                        "(scenario:streams:window[:scenario of one extra bulk stream])")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -82,8 +84,8 @@ def _run_all(args: argparse.Namespace, uvloop) -> dict:
         if args.configs:
             configs = []
             for item in args.configs.split(","):
-                s, n, w = item.split(":")
-                configs.append(executors.Config(s, int(n), int(w)))
+                s, n, w, *big = item.split(":")
+                configs.append(executors.Config(s, int(n), int(w), big[0] if big else None))
         else:
             configs = {"tiny": executors.TINY, "quick": executors.QUICK, "full": executors.FULL}[mode]
         reps = args.reps or {"tiny": 1, "quick": 1, "full": 3}[mode]
@@ -95,9 +97,36 @@ def _run_all(args: argparse.Namespace, uvloop) -> dict:
         coro = executors.run_matrix(configs, which, reps, warmup, duration, idle,
                                     progress_factory=lambda total, label: Progress(total, label, enabled))
         results["executors_bench"] = uvloop.run(coro) if uvloop is not None else asyncio.run(coro)
+    if args.only == "rendezvous" or (args.only == "all" and not args.no_rendezvous and mode != "tiny"):
+        from ..bench import rdv
+
+        cfgs = [executors.Config("trivial", 8, 1)] + ([executors.Config("trivial", 8, 16)] if mode == "full" else [])
+        which = [w.strip() for w in args.executors.split(",") if w.strip() and w.strip() != "pure"]
+        coro = rdv.run(which, cfgs, 1 if mode != "full" else 3,
+                       0.4 if mode != "full" else 1.0, 1.5 if mode != "full" else 3.0,
+                       progress_factory=lambda total, label: Progress(total, label, enabled))
+        results["rendezvous"] = uvloop.run(coro) if uvloop is not None else asyncio.run(coro)
+        if mode == "full":
+            results["rendezvous_e2e"] = _rendezvous_e2e()
     results["elapsed_s"] = time.monotonic() - t0
     try:
         results["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     except OSError:
         pass
     return results
+
+
+def _rendezvous_e2e() -> str | None:
+    """Output of the rendezvous helper's benchmarks/rendezvous_e2e.py (checkouts only)."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[3] / "benchmarks" / "rendezvous_e2e.py"
+    if not script.is_file():
+        return None
+    try:
+        proc = subprocess.run([sys.executable, str(script), "--builds", "fast", "--seconds", "3", "--rounds", "2"],
+                              capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        return "rendezvous_e2e.py timed out"
+    return proc.stdout[-4000:] or proc.stderr[-2000:]
