@@ -288,3 +288,23 @@ async def test_executor_not_reading_pushes_back_on_harness_bounded(make_server, 
     got = [await recv_raw(ex, 10) for _ in frames]
     await asyncio.wait_for(task, 10)
     assert got == frames
+
+
+async def test_many_streams_wait_for_absent_executor_without_quadratic_cost(make_server, http) -> None:
+    """5,000 streams opened while the executor is away: delivered, or Reset, all at once."""
+    server = await make_server(executor_grace=1.5)
+    h = await connect_harness(http, server, "late")
+    n = 5000
+    t0 = time.monotonic()
+    for i in range(n):
+        await h.send_bytes(data(f"s{i}", 0))
+    ex = await connect_executor(http, server, "late")
+    got = [(await recv(ex, 10)).stream_id for _ in range(n)]
+    assert got == [f"s{i}" for i in range(n)]
+    await ex.close()  # now every stream waits again, then all are Reset together
+    resets = [await recv(h, 10) for _ in range(n)]
+    assert {f.stream_id for f in resets} == {f"s{i}" for i in range(n)}
+    assert {f.reason for f in resets} == {EXECUTOR_UNAVAILABLE}
+    assert time.monotonic() - t0 < 20
+    text = await metrics_text(http, server)
+    assert metric(text, "streams") == 0

@@ -90,8 +90,8 @@ class Route:
 class Hub:
     """Routing state of one executor id."""
 
-    __slots__ = ("executor_id", "executor", "table", "pending", "pending_bytes", "harnesses",
-                 "absent_handle", "absent_at")
+    __slots__ = ("executor_id", "executor", "table", "pending", "pending_bytes", "pending_sids",
+                 "harnesses", "absent_handle", "absent_queue")
 
     def __init__(self, executor_id: str, table: StreamTable) -> None:
         self.executor_id = executor_id
@@ -99,9 +99,13 @@ class Hub:
         self.table = table
         self.pending: deque[tuple[str, bytes]] = deque()
         self.pending_bytes = 0
+        #: stream_id -> number of its frames in ``pending`` (cheap "anything to drop?").
+        self.pending_sids: dict[str, int] = {}
         self.harnesses: dict[Link, None] = {}
         self.absent_handle: asyncio.TimerHandle | None = None
-        self.absent_at = 0.0
+        #: (deadline, route) in deadline order: the grace is constant, so appending keeps
+        #: it sorted and expiry pops from the left (O(1) per stream, no rescans).
+        self.absent_queue: deque[tuple[float, Route]] = deque()
 
 
 def _truncate_reason(reason: str) -> str:
@@ -186,12 +190,18 @@ class Router:
             self._drop_pending(hub, sid)
 
     def _drop_pending(self, hub: Hub, sid: str) -> None:
-        if not hub.pending:
+        if sid not in hub.pending_sids:
             return
-        kept = deque(item for item in hub.pending if item[0] != sid)
-        if len(kept) != len(hub.pending):
-            hub.pending = kept
-            hub.pending_bytes = sum(len(f) for _, f in kept)
+        self._drop_pending_many(hub, {sid})
+
+    def _drop_pending_many(self, hub: Hub, sids: set[str]) -> None:
+        if not sids or not hub.pending:
+            return
+        kept = deque(item for item in hub.pending if item[0] not in sids)
+        hub.pending = kept
+        hub.pending_bytes = sum(len(f) for _, f in kept)
+        for sid in sids:
+            hub.pending_sids.pop(sid, None)
 
     def _unbind(self, hub: Hub, route: Route) -> None:
         if hub.table.get(route.sid) is route:
@@ -325,10 +335,14 @@ class Router:
             self._drop_pending(hub, route.sid)
             self._maybe_forget(hub)
             return
-        hub.pending.append((route.sid, data))
+        sid = route.sid
+        hub.pending.append((sid, data))
         hub.pending_bytes += len(data)
+        hub.pending_sids[sid] = hub.pending_sids.get(sid, 0) + 1
         if not route.absent_deadline:
-            route.absent_deadline = asyncio.get_running_loop().time() + cfg.executor_grace
+            deadline = asyncio.get_running_loop().time() + cfg.executor_grace
+            route.absent_deadline = deadline
+            hub.absent_queue.append((deadline, route))
             self._arm_absent_timer(hub)
 
     def _refuse_oversized(self, hub: Hub, link: Link, data: bytes) -> None:
@@ -408,10 +422,12 @@ class Router:
         if hub.absent_handle is not None:
             hub.absent_handle.cancel()
             hub.absent_handle = None
-        for route in hub.table.routes():
+        for _, route in hub.absent_queue:
             route.absent_deadline = 0.0
+        hub.absent_queue.clear()
         pending, hub.pending = hub.pending, deque()
         hub.pending_bytes = 0
+        hub.pending_sids.clear()
         m = self.metrics
         for _, frame in pending:
             link.send(frame)
@@ -429,30 +445,34 @@ class Router:
             return
         hub.executor = None
         deadline = asyncio.get_running_loop().time() + self.config.executor_grace
+        hub.absent_queue.clear()
         for route in hub.table.routes():
             route.absent_deadline = deadline
+            hub.absent_queue.append((deadline, route))
         self._arm_absent_timer(hub)
         self._maybe_forget(hub)
 
     def _arm_absent_timer(self, hub: Hub) -> None:
-        deadlines = [r.absent_deadline for r in hub.table.routes() if r.absent_deadline]
-        if hub.absent_handle is not None:
-            hub.absent_handle.cancel()
-            hub.absent_handle = None
-        if not deadlines:
-            return
-        when = min(deadlines)
+        """Make sure a timer fires at the earliest absent-executor deadline."""
+        if hub.absent_handle is not None or not hub.absent_queue:
+            return  # an armed timer is never later than a newly appended deadline
+        when = hub.absent_queue[0][0]
         hub.absent_handle = asyncio.get_running_loop().call_at(when, self._absent_expired, hub)
 
     def _absent_expired(self, hub: Hub) -> None:
         hub.absent_handle = None
         if hub.executor is not None:
             return
-        now = asyncio.get_running_loop().time()
-        for route in hub.table.routes():
-            if route.absent_deadline and route.absent_deadline <= now + 1e-3:
-                self._kill_stream(hub, route, EXECUTOR_UNAVAILABLE, to_executor=False)
-                self._drop_pending(hub, route.sid)
+        now = asyncio.get_running_loop().time() + 1e-3
+        queue = hub.absent_queue
+        killed: set[str] = set()
+        while queue and queue[0][0] <= now:
+            deadline, route = queue.popleft()
+            if route.absent_deadline != deadline or hub.table.get(route.sid) is not route:
+                continue  # stale entry: the stream ended or the executor came and went
+            self._kill_stream(hub, route, EXECUTOR_UNAVAILABLE, to_executor=False)
+            killed.add(route.sid)
+        self._drop_pending_many(hub, killed & hub.pending_sids.keys())
         self._arm_absent_timer(hub)
         self._maybe_forget(hub)
 
