@@ -222,12 +222,14 @@ class StreamEngine:
             self._wake(self)
 
     def _legacy_frame(self, message: bytes) -> bytes:
-        if len(message) > LEGACY_MAX_FRAME_BYTES:
+        n = len(message)
+        if n > LEGACY_MAX_FRAME_BYTES:
             raise MessageTooLarge(
                 f"message of {len(message)} bytes cannot be sent to a legacy (0.131.0) peer: "
                 f"frames are limited to {LEGACY_MAX_FRAME_BYTES} bytes")
         frame = _encode_data(self.stream_id, self._tx_seq, 0, 0, message)
-        if len(frame) > LEGACY_MAX_FRAME_BYTES:
+        # The frame header is under 256 bytes (stream_id <= 128), so only near the limit:
+        if n > LEGACY_MAX_FRAME_BYTES - 256 and len(frame) > LEGACY_MAX_FRAME_BYTES:
             raise MessageTooLarge(
                 f"message of {len(message)} bytes cannot be sent to a legacy (0.131.0) peer: "
                 f"the frame would be {len(frame)} bytes, over {LEGACY_MAX_FRAME_BYTES}")

@@ -81,7 +81,10 @@ _DATA = wire.DATA
 _RESUME = wire.RESUME
 _RESET = wire.RESET
 _decode = wire.decode
+_encode_data = wire.encode_data
 _FrameError = wire.FrameError
+#: Legacy messages up to this size take the inlined send path (no frame-size recheck needed).
+_LEGACY_FAST_MAX = wire.LEGACY_MAX_FRAME_BYTES - 256
 
 
 class Multiplexer:
@@ -123,9 +126,6 @@ class Multiplexer:
         self.events.append(("close", sid, (reason, by_peer)))
 
     # ------------------------------------------------------------------ engine plumbing
-    def _wake(self, eng: StreamEngine) -> None:
-        self._ready.append(eng)
-
     def _closed(self, eng: StreamEngine) -> None:
         tombs = self._tombs
         tombs[eng.stream_id] = (self._now + TOMBSTONE_SECONDS, eng.close_reason or "reset",
@@ -138,7 +138,7 @@ class Multiplexer:
         self._on_close_cb(eng.stream_id, eng.close_reason, eng.reset_by_peer)
 
     def _adopt(self, eng: StreamEngine) -> StreamEngine:
-        eng._wake = self._wake
+        eng._wake = self._ready.append     # a C call, no Python frame
         eng._on_close = self._closed
         self.streams[eng.stream_id] = eng
         if eng.wants_output():
@@ -162,6 +162,15 @@ class Multiplexer:
             eng = self._unknown(f, now)
             if eng is None:
                 return
+        elif eng.mode == LEGACY:
+            # 0.131.0 hot path, inlined: an unsplit Data is delivered as is (P1 already
+            # guarantees segment_index < segment_count, so count 1 means index 0).
+            if f.kind == _DATA and f.segment_count == 1 and not eng.closed:
+                eng.n_delivered += 1
+                eng._sink(f.stream_id, f.payload)
+                return
+            eng.on_frame(f, now)
+            return
         eng.on_frame(f, now)
         if eng.mode != LEGACY:
             self._dirty.add(eng)
@@ -258,9 +267,23 @@ class Multiplexer:
         return self._adopt(eng)
 
     def send(self, stream_id: str, message: bytes) -> None:
+        """Queue one message on a stream (see :meth:`StreamEngine.send` for the errors)."""
         eng = self.streams.get(stream_id)
         if eng is None:
             raise StreamClosed(f"no such stream {stream_id!r}")
+        if eng.mode == LEGACY and not eng.closed and 0 < len(message) <= _LEGACY_FAST_MAX:
+            # 0.131.0 hot path, inlined StreamEngine.send: encode now, queue, wake.
+            frame = _encode_data(stream_id, eng._tx_seq, 0, 0, message)
+            eng._tx_seq = (eng._tx_seq + 1) & 0xFFFFFFFF
+            q = eng._out
+            if q is None:
+                eng._out = [frame]
+            else:
+                q.append(frame)
+            if not eng._queued:
+                eng._queued = True
+                self._ready.append(eng)
+            return
         eng.send(message)
 
     def reset(self, stream_id: str, reason: str) -> None:
@@ -291,6 +314,30 @@ class Multiplexer:
         total = 0
         while ready:
             eng = ready.popleft()
+            if eng.mode == LEGACY and eng._ctrl is None and eng._out is not None:
+                # 0.131.0 hot path, inlined emit_one: pre-encoded frames, one per turn.
+                q = eng._out
+                i = eng._out_i
+                n = len(q)
+                if i < n:
+                    frame = q[i]
+                    out.append(frame)
+                    i += 1
+                    if i < n:
+                        q[i - 1] = None
+                        eng._out_i = i
+                        ready.append(eng)          # stays queued (_queued is still True)
+                    else:
+                        q.clear()
+                        eng._out_i = 0
+                        eng._queued = False
+                        if eng.closed and streams.get(eng.stream_id) is eng:
+                            del streams[eng.stream_id]
+                    if max_bytes:
+                        total += len(frame)
+                        if total >= max_bytes:
+                            break
+                    continue
             eng._queued = False
             frame = eng.emit_one(now)
             if frame is None:
@@ -363,7 +410,7 @@ class Multiplexer:
         for eng in list(self.streams.values()):
             if eng.mode == LEGACY and not eng.closed:
                 eng._teardown("disconnected", True)
-        self._ready = deque(e for e in self._ready if not e.closed)
+        # (closed engines still in the ready queue are reaped by the next poll_output)
 
     def on_reconnect(self, now: float) -> None:
         """A new websocket replaces the old one: every live reliable stream sends
