@@ -26,6 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-frame-bytes", type=int, default=16 * 1024 * 1024)
     p.add_argument("--harness-grace", type=float, default=30.0, metavar="SECONDS")
     p.add_argument("--executor-grace", type=float, default=30.0, metavar="SECONDS")
+    p.add_argument("--heartbeat", type=float, default=30.0, metavar="SECONDS",
+                   help="websocket ping interval; a peer missing its pong is dropped (0: off)")
+    p.add_argument("--harness-queue-bytes", type=int, default=24 * 1024 * 1024,
+                   help="outbound bytes queued for one harness before it is cut off")
     p.add_argument("--log-level", default="WARNING")
     p.set_defaults(func=run)
     sub = p.add_subparsers(dest="rendezvous_command", metavar="{token,harness-url}")
@@ -87,7 +91,9 @@ def _parse_listen(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit():
         raise ValueError(f"--listen wants HOST:PORT, got {text!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
+    host = host.strip("[]") or "127.0.0.1"
+    # "localhost" may resolve to two addresses, each getting its own random port with port 0.
+    return ("127.0.0.1" if host == "localhost" else host), int(port)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,7 +122,8 @@ async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int) 
 
     server = RendezvousServer(secret, max_frame_bytes=args.max_frame_bytes,
                               harness_grace=args.harness_grace, executor_grace=args.executor_grace,
-                              public_url=args.public_url)
+                              public_url=args.public_url, heartbeat=args.heartbeat or None,
+                              harness_queue_bytes=args.harness_queue_bytes)
     try:
         await server.start(host, port)
     except OSError as exc:
