@@ -41,7 +41,8 @@ def test_verify_accepts_padded_mac_and_rejects_garbage() -> None:
     token = tokens.mint(SECRET, "harness", "e1", ttl=100)
     assert tokens.verify(SECRET, token + "=", "harness", "e1")
     for bad in ("", "v1", "v1..", "v2" + token[2:], token[:-1], token + "A", "v1.abc." + token.split(".")[2],
-                "v1.-5." + token.split(".")[2], token.replace(".", "|")):
+                "v1.-5." + token.split(".")[2], token.replace(".", "|"), "v1.\u00b2." + token.split(".")[2],
+                "v1.1" + "0" * 20 + "." + token.split(".")[2], "v1.99." + "\u00e9" * 43):
         assert not tokens.verify(SECRET, bad, "harness", "e1"), bad
     assert not tokens.verify(SECRET, None, "harness", "e1")
 

@@ -51,7 +51,7 @@ def verify(secret: bytes, token: str | None, role: str, executor_id: str,
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return False
     expiry_text, given = parts[1], parts[2].rstrip("=")
-    if not expiry_text.isdigit() or len(expiry_text) > 12:
+    if not (expiry_text.isascii() and expiry_text.isdigit()) or len(expiry_text) > 12:
         return False
     expiry = int(expiry_text)
     expected = _mac(secret, role, executor_id, expiry)
