@@ -1319,3 +1319,37 @@ async def x08(ctx: Ctx) -> None:
     await c2.collect(lambda _: any(e["method"] == "process/output" for e in c2.process_events("r8")), 5)
     await c2.notify("initialized", {})
     assert_result(await c2.call("process/terminate", {"processId": "r8"}), {"running": True})
+
+
+async def _run_cli(ctx: Ctx, args: list[str], env_extra: dict[str, str] | None = None,
+                   drop: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    base = ctx.argv_for("ws://127.0.0.1:0")[:-2]  # [..., "exec-server"]
+    env = isolated_env(ctx.tmp / "cli-home", env_extra)
+    for name in drop:
+        env.pop(name, None)
+    return await asyncio.to_thread(subprocess.run, base + args, capture_output=True, text=True, timeout=20,
+                                   env=env, stdin=subprocess.DEVNULL)
+
+
+@extra(9, "cli-flag-conflicts")
+async def x09(ctx: Ctx) -> None:
+    """Spec 7: --listen conflicts with --remote; --remote requires --executor-id (clap: rc 2)."""
+    p = await _run_cli(ctx, ["--listen", "ws://127.0.0.1:0", "--remote", "http://127.0.0.1:9", "--executor-id", "x"])
+    assert p.returncode == 2 and p.stdout == "", p
+    assert "the argument '--listen <URL>' cannot be used with '--remote <URL>'" in p.stderr, p.stderr
+    p = await _run_cli(ctx, ["--remote", "http://127.0.0.1:9"])
+    assert p.returncode == 2 and p.stdout == "", p
+    assert "the following required arguments were not provided" in p.stderr and "--executor-id <ID>" in p.stderr
+
+
+@extra(10, "remote-token-required")
+async def x10(ctx: Ctx) -> None:
+    """relay-protocol.md 6.1: a missing or blank bearer token fails with rc 1 before any HTTP."""
+    token = "CODEX_EXEC_SERVER_REMOTE_BEARER_TOKEN"
+    prefix = f"executor registry authentication error: executor registry bearer token environment variable `{token}` is "
+    p = await _run_cli(ctx, ["--remote", "http://127.0.0.1:9", "--executor-id", "x"], drop=(token,))
+    assert p.returncode == 1 and p.stdout == "", p
+    assert prefix + "not set" in p.stderr, p.stderr
+    p = await _run_cli(ctx, ["--remote", "http://127.0.0.1:9", "--executor-id", "x"], {token: "   "})
+    assert p.returncode == 1 and p.stdout == "", p
+    assert prefix + "empty" in p.stderr, p.stderr
