@@ -308,3 +308,39 @@ async def test_many_streams_wait_for_absent_executor_without_quadratic_cost(make
     assert time.monotonic() - t0 < 20
     text = await metrics_text(http, server)
     assert metric(text, "streams") == 0
+
+
+async def test_slow_but_reading_harness_survives_a_burst(make_server, http) -> None:
+    """Above the soft limit only briefly (it reads): not cut off.  Stopped reading: cut off."""
+    server = await make_server(harness_queue_bytes=256 * 1024, harness_queue_hard_bytes=256 * 1024 * 1024,
+                               harness_slow_after=1.5)
+    ex = await connect_executor(http, server, "e")
+    reader = await connect_harness(http, server, "e")
+    await reader.send_bytes(data("r", 0))
+    await recv_raw(ex)
+    chunk = encode_data("r", 0, 0, 0, b"r" * 65536)
+    for _ in range(128):  # 8 MiB burst, far above the 256 KiB soft limit
+        await ex.send_bytes(chunk)
+    for _ in range(128):
+        assert await recv_raw(reader, 10) == chunk
+    await expect_silence(ex, 0.2)  # no Reset: the harness kept reading
+    text = await metrics_text(http, server)
+    assert 'queue="harness"' not in text
+    # Now a harness that never reads, fed continuously: cut off after the allowance.
+    stuck = await connect_harness(http, server, "e")
+    await stuck.send_bytes(data("s", 0))
+    await recv_raw(ex)
+    stuck_chunk = encode_data("s", 0, 0, 0, b"s" * 65536)
+    t0 = time.monotonic()
+    reset_seen = None
+    while reset_seen is None and time.monotonic() - t0 < 20:
+        for _ in range(8):
+            await ex.send_bytes(stuck_chunk)
+        try:
+            f = await recv(ex, 0.02)
+            if f.kind == RESET:
+                reset_seen = f
+        except asyncio.TimeoutError:
+            pass
+    assert reset_seen is not None and (reset_seen.stream_id, reset_seen.reason) == ("s", HARNESS_TOO_SLOW)
+    assert time.monotonic() - t0 >= 1.5

@@ -16,9 +16,13 @@ class RendezvousConfig:
     harness_grace: float = 30.0
     #: Harness streams wait this long for an absent executor before ``executor_unavailable``.
     executor_grace: float = 30.0
-    #: Outbound bytes queued for one harness socket before it is cut off.  Must exceed one
-    #: maximal frame, or a large legitimate reply would cut the harness off.
+    #: Outbound bytes queued for one harness socket (soft limit): above it for longer than
+    #: ``harness_slow_after`` seconds, the harness is cut off.  Must exceed one maximal frame.
     harness_queue_bytes: int = 24 * MiB
+    #: Hard limit: above it the harness is cut off at once (None: 2 x the soft limit).
+    harness_queue_hard_bytes: int | None = None
+    #: How long a harness may stay above the soft limit (0: cut off at the soft limit).
+    harness_slow_after: float = 2.0
     #: Above this many queued bytes for the executor, harness readers wait (TCP backpressure).
     executor_high_water: int = 8 * MiB
     #: Frames queued per executor while it is absent (bytes and count).

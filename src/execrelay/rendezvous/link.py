@@ -5,8 +5,10 @@ when the socket is writable).  The router instead appends the frame header and t
 unmodified, to a list and flushes the list with one ``transport.writelines`` per loop
 iteration.  Server-to-client frames are unmasked, so the header is two to ten bytes.
 
-Bounded: ``queued_bytes`` (our list plus the transport's buffer) above ``limit`` calls
-``on_overflow(link)``; the router decides what that means (a harness is cut off).
+Bounded: ``queued_bytes`` (our list plus the transport's buffer) above ``hard_limit``, or
+above ``limit`` for longer than ``slow_after`` seconds, calls ``on_overflow(link)``; the router
+decides what that means (a harness is cut off).  The soft limit with a time allowance spares
+a harness that reads, only slower than a burst arrives; one that stops reading is cut off.
 """
 from __future__ import annotations
 
@@ -33,15 +35,19 @@ class Link:
 
     __slots__ = ("role", "executor_id", "ws", "transport", "limit", "on_overflow", "streams",
                  "close_reason", "closed", "label", "_out", "_out_bytes", "_scheduled", "_loop",
-                 "_tbuf", "hub", "__weakref__")
+                 "_tbuf", "hub", "hard_limit", "slow_after", "_over_since", "__weakref__")
 
     def __init__(self, role: str, executor_id: str, ws: Any, transport: Any, limit: int,
-                 on_overflow: Callable[["Link"], None] | None = None, label: str = "") -> None:
+                 on_overflow: Callable[["Link"], None] | None = None, label: str = "",
+                 hard_limit: int | None = None, slow_after: float = 0.0) -> None:
         self.role = role
         self.executor_id = executor_id
         self.ws = ws
         self.transport = transport
         self.limit = limit
+        self.hard_limit = hard_limit if hard_limit is not None else limit
+        self.slow_after = slow_after
+        self._over_since = 0.0
         self.on_overflow = on_overflow
         #: stream ids bound to this (harness) socket; insertion ordered.
         self.streams: dict[str, None] = {}
@@ -72,7 +78,7 @@ class Link:
             self._scheduled = True
             self._loop.call_soon(self.flush)
         if self._out_bytes > self.limit:
-            self._overflow()
+            self._over(self._out_bytes + self._tbuf())
 
     def flush(self) -> None:
         """Write everything queued with one ``writelines`` (one syscall when writable)."""
@@ -85,11 +91,25 @@ class Link:
         if self.closed or t is None or t.is_closing():
             return
         t.writelines(out)
-        if self._tbuf() > self.limit:
-            self._overflow()
+        queued = self._tbuf()
+        if queued > self.limit:
+            self._over(queued)
+        else:
+            self._over_since = 0.0
 
     def queued_bytes(self) -> int:
         return self._out_bytes + (self._tbuf() if not self.closed else 0)
+
+    def _over(self, queued: int) -> None:
+        """Above the soft limit: tolerate it for ``slow_after`` seconds, never above hard."""
+        if queued <= self.hard_limit and self.slow_after > 0:
+            now = self._loop.time()
+            if not self._over_since:
+                self._over_since = now
+                return
+            if now - self._over_since < self.slow_after:
+                return
+        self._overflow()
 
     def _overflow(self) -> None:
         cb = self.on_overflow

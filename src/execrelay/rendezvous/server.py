@@ -228,8 +228,11 @@ class RendezvousServer:
             return _unauthorized("invalid, expired or missing harness token")
         ws = self._new_ws()
         await ws.prepare(request)
-        link = Link("harness", executor_id, ws, request.transport, self.config.harness_queue_bytes,
-                    on_overflow=self.router.harness_overflow, label=str(request.remote))
+        cfg = self.config
+        hard = cfg.harness_queue_hard_bytes or 2 * cfg.harness_queue_bytes
+        link = Link("harness", executor_id, ws, request.transport, cfg.harness_queue_bytes,
+                    on_overflow=self.router.harness_overflow, label=str(request.remote),
+                    hard_limit=hard, slow_after=cfg.harness_slow_after)
         self._links.add(link)
         self.metrics.connections["harness"] += 1
         self.metrics.connections_total["harness"] += 1
