@@ -53,7 +53,7 @@ class ManagedProcess:
     __slots__ = (
         "session", "process_id", "popen", "pid", "tty", "loop", "server", "next_seq", "chunks",
         "retained", "exited", "exit_code", "closed", "waiters", "_fds", "_pidfd", "_stdin_fd",
-        "_stdin_buf", "stdin_open", "_evict", "_paused", "_retain_limit", "_chunk", "_killed",
+        "_stdin_buf", "stdin_open", "_evict", "_paused", "_retain_limit", "_chunk", "_killed", "_slave_fd",
     )
 
     def __init__(self, server: "ExecServer", session: "Session", process_id: str, tty: bool) -> None:
@@ -80,6 +80,7 @@ class ManagedProcess:
         self._evict: asyncio.TimerHandle | None = None
         self._paused = False
         self._killed = False
+        self._slave_fd = -1
         self._retain_limit = server.config.retained_output_bytes
         self._chunk = server.config.output_chunk_bytes
 
@@ -151,9 +152,12 @@ class ManagedProcess:
             )
         except BaseException:
             os.close(master)
-            raise
-        finally:
             os.close(slave)
+            raise
+        # Keep our copy of the slave open until the child exits: if the child's close of its
+        # last slave fd released the terminal, the kernel would hang up the session and a child
+        # exiting normally after EOF could be reported as killed by SIGHUP (exit code 1).
+        self._slave_fd = slave
         self._fds = {master: "pty"}
         self._stdin_fd = master
         self.stdin_open = True
@@ -237,6 +241,9 @@ class ManagedProcess:
         self.next_seq = seq + 1
         self.session.notify_bytes(_dumps({"method": "process/exited", "params": {
             "processId": self.process_id, "seq": seq, "exitCode": rc}}))
+        if self._slave_fd >= 0:
+            os.close(self._slave_fd)
+            self._slave_fd = -1
         if self._stdin_fd >= 0 and not self.tty:
             self._stop_stdin_writer()
             os.close(self._stdin_fd)
@@ -335,6 +342,9 @@ class ManagedProcess:
             self._stop_stdin_writer()
             os.close(self._stdin_fd)
             self._stdin_fd = -1
+        if self._slave_fd >= 0:
+            os.close(self._slave_fd)
+            self._slave_fd = -1
         if self._pidfd >= 0:
             loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
