@@ -4,7 +4,7 @@
 Same API and behaviour, including the floating-point RTO arithmetic (same operations in the
 same order, IEEE doubles), so the differential tests can compare every output exactly.
 """
-from libc.stdint cimport uint64_t, int64_t
+from libc.stdint cimport uint64_t, int64_t, int32_t
 from libc.math cimport fabs
 
 from execrelay.stream.errors import ProtocolViolation
@@ -28,7 +28,7 @@ cdef class SendWindow:
     cdef public double rto_min
     cdef public double rto_max
     cdef list _items
-    cdef int64_t _sizes[SLOTS]
+    cdef int32_t _sizes[SLOTS]
     cdef double _sent_at[SLOTS]
     cdef char _retx[SLOTS]
     cdef char _sacked[SLOTS]
@@ -66,13 +66,15 @@ cdef class SendWindow:
             return False
         return self.in_flight_bytes == 0 or self.in_flight_bytes + nbytes <= self.max_bytes
 
-    cpdef int64_t push(self, object item, int64_t nbytes, double now):
+    cpdef int64_t push(self, object item, int64_t nbytes, double now) except? -1:
         cdef int64_t seq = self.next_seq
         cdef int i = <int>(seq & MASK)
+        if not 0 <= nbytes < 2**31:
+            raise ValueError("segment size must be below 2 GiB")
         if self._items is None:
             self._items = [None] * SLOTS
         self._items[i] = item
-        self._sizes[i] = nbytes
+        self._sizes[i] = <int32_t>nbytes
         self._sent_at[i] = now
         self._retx[i] = 0
         self._sacked[i] = 0
@@ -132,6 +134,8 @@ cdef class SendWindow:
                 self._items[i] = None
             base += 1
         self.base = base
+        if base == nxt:       # nothing in flight: drop the ring (idle streams stay small)
+            self._items = None
         if ack_bits:
             s = base if base > ack + 1 else ack + 1
             end = ack + 33

@@ -62,19 +62,26 @@ class Link:
 class Pair:
     """An opener (harness) and an acceptor (executor) multiplexer joined by two Links."""
 
-    def __init__(self, seed: int = 1, **link) -> None:
+    def __init__(self, seed: int = 1, mux_cls=Multiplexer, record: bool = False, **link) -> None:
         self.rng = random.Random(seed)
-        self.h = Multiplexer(OPENER)
-        self.e = Multiplexer(ACCEPTOR)
+        self.h = mux_cls(OPENER)
+        self.e = mux_cls(ACCEPTOR)
+        #: with record=True: every frame each side emitted, in order (differential tests)
+        self.record = [] if record else None
         self.h2e = Link(random.Random(seed * 7 + 1), **link)
         self.e2h = Link(random.Random(seed * 7 + 2), **link)
         self.now = 0.0
         self.steps = 0
 
     def flush(self) -> None:
+        rec = self.record
         for f in self.h.poll_output(self.now):
+            if rec is not None:
+                rec.append((self.now, "h", f))
             self.h2e.send(f, self.now)
         for f in self.e.poll_output(self.now):
+            if rec is not None:
+                rec.append((self.now, "e", f))
             self.e2h.send(f, self.now)
 
     def step(self) -> bool:

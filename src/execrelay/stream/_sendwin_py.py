@@ -60,6 +60,8 @@ class SendWindow:
 
     def push(self, item: object, nbytes: int, now: float) -> int:
         """Record a segment sent now; returns its seq."""
+        if not 0 <= nbytes < 2**31:
+            raise ValueError("segment size must be below 2 GiB")
         seq = self.next_seq
         i = seq & _MASK
         if self._items is None:
@@ -127,6 +129,8 @@ class SendWindow:
                 items[i] = None
             base += 1
         self.base = base
+        if base == nxt:       # nothing in flight: drop the ring (idle streams stay small)
+            self._items = None
         if ack_bits:
             s = base if base > ack + 1 else ack + 1
             end = ack + 33

@@ -31,7 +31,6 @@ true and ``on_close`` fires once.
 """
 from __future__ import annotations
 
-from collections import deque
 from typing import Callable
 
 from .. import wire
@@ -84,7 +83,7 @@ class StreamEngine:
 
     __slots__ = ("stream_id", "role", "mode", "closed", "close_reason", "reset_by_peer",
                  "_inbox", "_sink", "_on_close", "_wake", "_queued", "_heap_at",
-                 "_ctrl", "_out", "_out_i", "_tx_seq", "_msgq", "_queued_bytes", "_cur",
+                 "_ctrl", "_out", "_out_i", "_tx_seq", "_msgq", "_msgq_i", "_queued_bytes", "_cur",
                  "_cur_off", "_cur_idx", "_cur_count", "_sw", "_rw", "_reasm", "_retx",
                  "_unacked_rx", "_ack_at", "_ack_now", "_hb_now", "_last_tx",
                  "n_retransmits", "n_duplicates", "n_dropped", "n_delivered")
@@ -107,7 +106,8 @@ class StreamEngine:
         self._out: list | None = None    # legacy: pre-encoded Data frames ...
         self._out_i = 0                  # ... of which this many were already handed out
         self._tx_seq = 0                 # legacy: next seq (0.131.0 starts at 0, wraps)
-        self._msgq: deque | None = None  # reliable: messages not yet segmented (lazy)
+        self._msgq: list | None = None   # reliable: messages not yet segmented (lazy) ...
+        self._msgq_i = 0                 # ... of which this many were already taken
         self._queued_bytes = 0
         self._cur: bytes | None = None
         self._cur_off = 0
@@ -214,8 +214,9 @@ class StreamEngine:
             if type(message) is not bytes:
                 message = bytes(message)
             if self._msgq is None:
-                self._msgq = deque()
-            self._msgq.append(message)
+                self._msgq = [message]
+            else:
+                self._msgq.append(message)
             self._queued_bytes += n
         if not self._queued and self._wake is not None:
             self._queued = True
@@ -250,8 +251,9 @@ class StreamEngine:
         if cur is not None:
             n = len(cur) - self._cur_off
             return self._sw.can_send(n if n < SEGMENT_BYTES else SEGMENT_BYTES)
-        if self._msgq:
-            n = len(self._msgq[0])
+        q = self._msgq
+        if q is not None and self._msgq_i < len(q):
+            n = len(q[self._msgq_i])
             if n > SEGMENT_BYTES:
                 if self.mode == PENDING:
                     return False
@@ -264,7 +266,10 @@ class StreamEngine:
         frames, retransmissions, new segments (window permitting), standalone ack, heartbeat.
         Every reliable frame carries the current ack/ack_bits."""
         if self._ctrl:
-            kind, next_seq, reason = self._ctrl.pop(0)
+            ctrl = self._ctrl
+            kind, next_seq, reason = ctrl.pop(0)
+            if not ctrl:
+                self._ctrl = None
             if self.mode == LEGACY:
                 return _encode_control(kind, self.stream_id, 0, 0, next_seq, reason)
             return self._sent(now, _encode_control(kind, self.stream_id, self._rw.ack,
@@ -317,15 +322,26 @@ class StreamEngine:
     def _next_segment(self, now: float) -> bytes | None:
         cur = self._cur
         if cur is None:
-            if not self._msgq:
+            q = self._msgq
+            if q is None:
                 return None
-            head = self._msgq[0]
+            i = self._msgq_i
+            if i >= len(q):
+                return None
+            head = q[i]
             n = len(head)
             if n > SEGMENT_BYTES and self.mode == PENDING:
                 return None
             if not self._sw.can_send(n if n < SEGMENT_BYTES else SEGMENT_BYTES):
                 return None
-            cur = self._msgq.popleft()
+            i += 1
+            if i == len(q):       # drained: reuse the list, no per-message churn
+                q.clear()
+                i = 0
+            else:
+                q[i - 1] = None
+            self._msgq_i = i
+            cur = head
             self._queued_bytes -= n
             self._cur = cur
             self._cur_off = 0
@@ -464,7 +480,8 @@ class StreamEngine:
         """PENDING opener learned the peer is 0.131.0: continue exactly as 0.131.0 would."""
         self.mode = LEGACY
         self._tx_seq = self._sw.next_seq
-        msgs = list(self._msgq) if self._msgq else []
+        msgs = self._msgq[self._msgq_i:] if self._msgq else []
+        self._msgq_i = 0
         self._sw = self._rw = self._reasm = self._msgq = self._retx = None
         self._queued_bytes = 0
         try:
@@ -551,6 +568,7 @@ class StreamEngine:
         self._queued_bytes = 0
         if self._sw is not None:
             self._msgq = None
+            self._msgq_i = 0
             self._retx = None
             self._sw.clear()
             self._rw.clear()
