@@ -25,6 +25,7 @@ import random
 import sys
 from dataclasses import dataclass
 from functools import partial
+from typing import Callable
 from urllib.parse import quote
 
 from ..stream import ACCEPTOR, MessageTooLarge, Multiplexer, StreamClosed
@@ -171,7 +172,7 @@ class RemoteExecutor:
 
     # ------------------------------------------------------------------ streams
     def _on_open(self, sid: str, mode: str) -> None:
-        conn = RelayRpcConnection(self.server, partial(self._send, sid), partial(self._conn_closed, sid))
+        conn = RelayRpcConnection(self.server, self._sender(sid), partial(self._conn_closed, sid))
         self.conns[sid] = conn
 
     def _on_message(self, sid: str, payload: bytes) -> None:
@@ -192,15 +193,25 @@ class RemoteExecutor:
             self.mux.reset(sid, "session closed")
             self._kick()
 
-    def _send(self, sid: str, data: bytes) -> None:
-        try:
-            self.mux.send(sid, data)
-        except StreamClosed:
-            return
-        except MessageTooLarge as exc:
-            log.warning("stream %s: %s; resetting the stream", sid, exc)
-            self.mux.reset(sid, "message_too_large")
-        self._kick()
+    def _sender(self, sid: str) -> Callable[[bytes], None]:
+        """The connection's ``send`` for stream ``sid``: queue in the multiplexer and make
+        sure a flush is scheduled.  A closure, because this runs once per reply."""
+        mux_send = self.mux.send
+        executor = self
+
+        def send(data: bytes) -> None:
+            try:
+                mux_send(sid, data)
+            except StreamClosed:
+                return
+            except MessageTooLarge as exc:
+                log.warning("stream %s: %s; resetting the stream", sid, exc)
+                executor.mux.reset(sid, "message_too_large")
+            pump = executor._pump
+            if pump is not None and not pump.flush_scheduled:
+                pump.kick()
+
+        return send
 
     def _kick(self) -> None:
         if self._pump is not None:

@@ -39,7 +39,8 @@ class RelayPump:
         self.loop = loop or asyncio.get_running_loop()
         self.link: Link | None = None
         self._had_link = False
-        self._flush_scheduled = False
+        #: True while a flush is queued for this loop iteration (senders check it to skip kick())
+        self.flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = -1.0
         self._on_link_lost = on_link_lost
@@ -78,18 +79,18 @@ class RelayPump:
             self.text_dropped += 1
             return
         self.mux.feed(data, self.loop.time())
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
             self.loop.call_soon(self._flush)
 
     def kick(self) -> None:
         """Something was queued in the multiplexer outside a read: flush in this iteration."""
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
             self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
+        self.flush_scheduled = False
         mux = self.mux
         now = self.loop.time()
         link = self.link
