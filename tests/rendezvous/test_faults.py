@@ -6,7 +6,7 @@ import time
 
 import aiohttp
 
-from _rdv_helpers import (connect_executor, connect_harness, data, expect_silence, metric,
+from _rdv_helpers import (connect_executor, connect_harness, data, expect_silence, metric, reset,
                           metrics_text, recv, recv_raw, register, resume)
 from execrelay.rendezvous import (EXECUTOR_UNAVAILABLE, FRAME_TOO_LARGE, HARNESS_DISCONNECTED,
                                   HARNESS_TOO_SLOW, PROTOCOL_ERROR)
@@ -344,3 +344,19 @@ async def test_slow_but_reading_harness_survives_a_burst(make_server, http) -> N
             pass
     assert reset_seen is not None and (reset_seen.stream_id, reset_seen.reason) == ("s", HARNESS_TOO_SLOW)
     assert time.monotonic() - t0 >= 1.5
+
+
+async def test_stream_closed_while_executor_absent_leaves_nothing_behind(make_server, http) -> None:
+    server = await make_server(executor_grace=0.4)
+    h = await connect_harness(http, server, "never")
+    await h.send_bytes(data("s", 0))
+    await h.send_bytes(reset("s", "done"))  # the harness ends its stream before anyone came
+    await h.send_bytes(data("t", 0))
+    f = await recv(h, 3)
+    assert (f.stream_id, f.reason) == ("t", EXECUTOR_UNAVAILABLE)
+    await expect_silence(h, 0.3)
+    text = await metrics_text(http, server)
+    assert metric(text, "pending_frames") == 0 and metric(text, "streams") == 0
+    await h.close()
+    await asyncio.sleep(0.1)
+    assert server.router.hubs == {}

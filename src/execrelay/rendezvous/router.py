@@ -473,6 +473,11 @@ class Router:
             self._kill_stream(hub, route, EXECUTOR_UNAVAILABLE, to_executor=False)
             killed.add(route.sid)
         self._drop_pending_many(hub, killed & hub.pending_sids.keys())
+        if not queue and hub.pending:
+            # Nothing waits any more; what is left belongs to streams already ended.
+            hub.pending.clear()
+            hub.pending_bytes = 0
+            hub.pending_sids.clear()
         self._arm_absent_timer(hub)
         self._maybe_forget(hub)
 
