@@ -38,6 +38,14 @@ def write_codex_home(codex_home: Path, provider_url: str, workdir: Path) -> Path
         "\n"
         f'[projects."{workdir_s}"]\n'
         'trust_level = "trusted"\n'
+        "\n"
+        "# Tests talk to 127.0.0.1 only: no plugin/app sync with github.com or chatgpt.com.\n"
+        "[features]\n"
+        "plugins = false\n"
+        "apps = false\n"
+        "\n"
+        "[analytics]\n"
+        "enabled = false\n"
     )
     return codex_home / "config.toml"
 
