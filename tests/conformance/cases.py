@@ -1153,6 +1153,17 @@ async def c65(ctx: Ctx) -> None:
     # 0.131.0 drops TCP (1006, no close frame); a 1009 close frame is tolerated (FINDINGS.md F5):
     # the spec marks this case optional and clients must not rely on it.
     assert closed.code in (1006, 1009), closed.code
+    # A message over 64 MiB in 8 MiB fragments (each frame under the frame limit) is dropped too.
+    c3 = await ctx.conn()
+    piece = "x" * (8 * 1024 * 1024)
+    fragments = ['{"id":3,"method":"foo/bar","params":{"pad":"'] + [piece] * 8 + ['"}}']
+    try:
+        await c3.ws.send(iter(fragments))
+    except Exception as exc:  # noqa: BLE001 - dropped while still sending
+        assert "ConnectionClosed" in type(exc).__name__ or isinstance(exc, ConnectionError), exc
+    else:
+        closed = await c3.expect_closed(timeout=20)
+        assert closed.code in (1006, 1009), closed.code
     # A 14 MiB frame is still fine, on a fresh connection.
     c2 = await ctx.conn()
     ok = '{"id":2,"method":"foo/bar","params":{"pad":"' + "x" * (14 * 1024 * 1024) + '"}}'
