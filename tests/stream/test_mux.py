@@ -136,3 +136,26 @@ def test_idle_stream_memory(mode, budget):
         budget *= 3   # the pure twins keep their windows in Python lists; the budget is for
                       # the accelerated build (the pure one is the fallback, not the product)
     assert per <= budget, f"{per:.0f} bytes per idle {mode} stream"
+
+
+def test_first_frame_seq2_is_refused_not_hung():
+    """Data seq > 1 opening an unknown stream means the stream began elsewhere (executor
+    restart; or a lossy link that lost Resume{1} and seq 1): Reset at once, never a hang."""
+    mux = Multiplexer(ACCEPTOR)
+    mux.feed(wire.encode_data("n", 2, 0, 0, b"second"), 0.0)
+    (f,) = [wire.decode(b) for b in mux.poll_output(0.0)]
+    assert (f.kind, f.reason) == (wire.RESET, "unknown_stream") and len(mux) == 0
+    mux.feed(wire.encode_data("m", 1, 0, 0, b"first"), 0.0)      # seq 1: P2, reliable
+    assert mux.events == [("open", "m", "reliable"), ("message", "m", b"first")]
+
+
+def test_restarted_executor_refuses_streams_it_never_had():
+    """A peer that already got our Data (ack > 0) or resumes past seq 1 talks to a stream this
+    side never had (executor restart): Reset 'unknown_stream' at once instead of hanging."""
+    mux = Multiplexer(ACCEPTOR)
+    mux.feed(wire.encode_data("old", 5, 3, 0, b"x"), 0.0)
+    mux.feed(wire.encode_control(wire.RESUME, "old2", next_seq=7), 0.0)
+    out = [wire.decode(f) for f in mux.poll_output(0.0)]
+    assert [(f.stream_id, f.kind, f.reason) for f in out] == [
+        ("old", wire.RESET, "unknown_stream"), ("old2", wire.RESET, "unknown_stream")]
+    assert len(mux) == 0 and mux.events == []

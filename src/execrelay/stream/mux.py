@@ -239,6 +239,10 @@ class Multiplexer:
             elif f.seq > 1:
                 # The stream began before this executor existed (it restarted): it has none
                 # of the earlier segments and never will, so waiting would hang the peer.
+                # Deliberate deviation from P2's "seq >= 1 opens reliable": a 0.131.0 harness
+                # mid-stream (seq > 1, ack 0) looks the same and must get an error at once.
+                # The price: a reliable opener whose Resume{1} AND seq 1 were both lost while
+                # seq 2 got through is reset too (a clean, immediate error; never a hang).
                 self._refuse(sid, now, UNKNOWN_STREAM)
                 return None
             else:
