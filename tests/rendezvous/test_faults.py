@@ -37,7 +37,7 @@ async def test_reliable_stream_reset_only_after_grace(make_server, http) -> None
     f = await recv(ex, 2.0)
     elapsed = time.monotonic() - t0
     assert (f.kind, f.stream_id, f.reason) == (RESET, "rel", HARNESS_DISCONNECTED)
-    assert 0.55 <= elapsed < 1.5
+    assert 0.55 <= elapsed < 3.0
 
 
 async def test_reliable_stream_resumed_from_new_socket_within_grace(make_server, http) -> None:
@@ -90,7 +90,7 @@ async def test_executor_unavailable_after_grace(make_server, http) -> None:
     await ex.close()
     f = await recv(h, 3.0)
     assert (f.kind, f.stream_id, f.reason) == (RESET, "s", EXECUTOR_UNAVAILABLE)
-    assert 0.45 <= time.monotonic() - t0 < 2.0
+    assert 0.45 <= time.monotonic() - t0 < 4.0
     assert not h.closed  # the harness socket stays open
 
 
@@ -102,7 +102,7 @@ async def test_harness_for_absent_executor_waits_then_reset(make_server, http) -
     await h.send_bytes(data("s", 0))
     f = await recv(h, 3.0)
     assert (f.kind, f.stream_id, f.reason) == (RESET, "s", EXECUTOR_UNAVAILABLE)
-    assert 0.45 <= time.monotonic() - t0 < 2.0
+    assert 0.45 <= time.monotonic() - t0 < 4.0
     text = await metrics_text(http, server)
     assert metric(text, "resets_total", '{reason="executor_unavailable",to="harness"}') == 1
     assert metric(text, "pending_frames") == 0
@@ -224,7 +224,7 @@ async def test_harness_that_stops_reading_is_cut_off_without_delaying_others(mak
             pass
     assert reset_seen is not None, f"no Reset after {sent} x 64 KiB"
     assert reset_seen.reason == HARNESS_TOO_SLOW
-    assert worst < 0.5, worst
+    assert worst < 1.0, worst
     # The fast harness keeps working after the cut-off.
     await fast.send_bytes(data("fast", 1))
     assert await recv_raw(ex) == data("fast", 1)
