@@ -118,8 +118,8 @@ async def test_message_over_limit_drops_connection(impl: str) -> None:
         srv.close()
 
 
-async def test_frame_over_limit_drops_connection() -> None:
-    srv, handlers = await _server("picows", _echo, max_frame=64 * 1024)
+async def test_frame_over_limit_drops_connection(impl: str) -> None:
+    srv, handlers = await _server(impl, _echo, max_frame=64 * 1024)
     try:
         async with websockets.connect(srv.url, max_size=None) as ws:
             with pytest.raises(websockets.ConnectionClosed):

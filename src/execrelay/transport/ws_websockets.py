@@ -15,7 +15,7 @@ import websockets
 from websockets.asyncio.client import connect as _ws_connect
 from websockets.asyncio.server import serve as _ws_serve
 
-from .base import MAX_MESSAGE_BYTES, LinkFactory, Payload, format_url, peer_of
+from .base import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, LinkFactory, Payload, format_url, peer_of
 
 HIGH_WATER = 4 * 1024 * 1024
 LOW_WATER = 1024 * 1024
@@ -140,7 +140,7 @@ class WebsocketsServer:
 
 
 async def serve(factory: LinkFactory, host: str, port: int, *, max_message: int = MAX_MESSAGE_BYTES,
-                max_frame: int = 0, readyz: bool = True) -> WebsocketsServer:
+                max_frame: int = MAX_FRAME_BYTES, readyz: bool = True) -> WebsocketsServer:
     """Listen on ``host:port``; ``GET /`` upgrades, ``GET /readyz`` -> 200, others -> 404."""
 
     def process_request(connection: Any, request: Any) -> Any:
@@ -158,8 +158,12 @@ async def serve(factory: LinkFactory, host: str, port: int, *, max_message: int 
     async def handler(ws: Any) -> None:
         await _run_link(ws, factory)
 
+    # websockets has no separate per-frame limit: cap messages at the frame limit, so a frame over
+    # 16 MiB is refused as by 0.131.0 (close 1009 instead of a bare TCP drop); the price is that
+    # fragmented messages above 16 MiB are refused too on this (pure) path.
+    limit = min(max_message, max_frame) if max_frame else max_message
     server = await _ws_serve(handler, host, port, process_request=process_request,
-                             max_size=max_message, compression=None, ping_interval=None,
+                             max_size=limit, compression=None, ping_interval=None,
                              max_queue=64, write_limit=HIGH_WATER, server_header=None)
     return WebsocketsServer(server)
 
