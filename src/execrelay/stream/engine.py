@@ -341,12 +341,22 @@ class StreamEngine:
             else:
                 q[i - 1] = None
             self._msgq_i = i
-            cur = head
             self._queued_bytes -= n
+            sw = self._sw
+            if n <= SEGMENT_BYTES:
+                # The common case, short-circuited: the whole message is one segment.
+                if sw.next_seq > MAX_SEQ:
+                    self.reset("protocol_error: sequence space exhausted")
+                    return self.emit_one(now)
+                seq = sw.push((head, 0, 1), n, now)
+                rw = self._rw
+                return self._sent(now, _encode_data(self.stream_id, seq, rw.ack, rw.ack_bits,
+                                                    head, 0, 1))
+            cur = head
             self._cur = cur
             self._cur_off = 0
             self._cur_idx = 0
-            self._cur_count = 1 if n <= SEGMENT_BYTES else -(-n // SEGMENT_BYTES)
+            self._cur_count = -(-n // SEGMENT_BYTES)
         sw = self._sw
         count = self._cur_count
         if count == 1:
@@ -449,12 +459,18 @@ class StreamEngine:
         rw = self._rw
         code = rw.offer(seq, f, n)
         if code == IN_ORDER:
-            self._rx_segment(f)
-            while not self.closed:
-                g = rw.pop_next()
-                if g is None:
-                    break
-                self._rx_segment(g)
+            if count == 1 and not self._reasm.active:
+                self.n_delivered += 1            # unsplit message: delivered as is
+                self._sink(self.stream_id, payload)
+            else:
+                self._rx_segment(f)
+            if rw.buffered_count:
+                while not self.closed:
+                    g = rw.pop_next()
+                    if g is None:
+                        break
+                    self._rx_segment(g)
+                    self._unacked_rx += 1
             self._unacked_rx += 1
             if self._unacked_rx >= ACK_EVERY:
                 self._ack_now = True
