@@ -13,7 +13,6 @@ import sys
 import time
 
 import aiohttp
-import pytest
 
 SECRET = "cli-test-secret-0123456789"
 

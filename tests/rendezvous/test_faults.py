@@ -7,7 +7,7 @@ import time
 import aiohttp
 
 from _rdv_helpers import (connect_executor, connect_harness, data, expect_silence, metric, reset,
-                          metrics_text, recv, recv_raw, register, resume)
+                          metrics_text, recv, recv_raw, resume)
 from execrelay.rendezvous import (EXECUTOR_UNAVAILABLE, FRAME_TOO_LARGE, HARNESS_DISCONNECTED,
                                   HARNESS_TOO_SLOW, PROTOCOL_ERROR)
 from execrelay.wire import RESET, encode_data

@@ -1,12 +1,10 @@
 """Routing between one fake executor socket and several fake harness sockets."""
 from __future__ import annotations
 
-import asyncio
-
 from _rdv_helpers import (connect_executor, connect_harness, data, expect_silence, metric,
                           metrics_text, recv, recv_raw, reset, resume)
 from execrelay.rendezvous import STREAM_IN_USE
-from execrelay.wire import DATA, RESET, encode_data
+from execrelay.wire import RESET, encode_data
 
 
 async def test_frames_routed_unmodified_between_executor_and_harnesses(make_server, http) -> None:
