@@ -157,11 +157,31 @@ MISSING = _MISSING
 _B64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 
 
+try:  # SIMD base64: ~40x faster than binascii on 64 KiB (fs/readFile, process output)
+    import pybase64 as _pybase64
+
+    def _strict_decode(s: str) -> bytes:
+        return _pybase64.b64decode(s, validate=True)
+
+    def b64encode(data: bytes) -> str:
+        return _pybase64.b64encode_as_string(data)
+
+    BASE64_IMPL = "pybase64"
+except ImportError:  # pragma: no cover - optional dependency
+    def _strict_decode(s: str) -> bytes:
+        return binascii.a2b_base64(s, strict_mode=True)
+
+    def b64encode(data: bytes) -> str:
+        return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+    BASE64_IMPL = "binascii"
+
+
 def b64decode(s: str) -> bytes:
     """Strict standard base64 with padding; raises ValueError with the Rust crate's text."""
     try:
-        return binascii.a2b_base64(s, strict_mode=True)
-    except (binascii.Error, ValueError):
+        return _strict_decode(s)
+    except (binascii.Error, ValueError, TypeError):
         pass
     raw = s.encode("utf-8", "surrogatepass")
     n = len(raw)
@@ -174,6 +194,3 @@ def b64decode(s: str) -> bytes:
         raise ValueError("Invalid input length.")
     raise ValueError("Invalid padding")
 
-
-def b64encode(data: bytes) -> str:
-    return binascii.b2a_base64(data, newline=False).decode("ascii")
