@@ -407,10 +407,8 @@ class StreamEngine:
                 return
             if (kind == _RESUME and f.next_seq >= 1) or kind == _ACK or kind == _DATA:
                 self.mode = RELIABLE
-                if kind == _RESUME:
-                    self._ack_fields(f, now)
-                    self._maybe_wake()
-                    return
+                if kind == _RESUME:      # the answer: nothing to resend
+                    kind = _ACK          # (only its ack fields matter)
             else:
                 return
         try:
