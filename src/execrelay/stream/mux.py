@@ -40,18 +40,33 @@ Driving it (everything is synchronous and cheap; call from the event loop callba
     mux.on_disconnect()                   # legacy streams end (as in 0.131.0); reliable live on
     mux.on_reconnect(now)                 # Resume{next_seq} + resend unacked, every reliable stream
 
+    # 7. inspection / application backpressure:
+    mux.stream(stream_id)                 # the StreamEngine or None (.mode: LEGACY/PENDING/
+                                          # RELIABLE, .closed, .close_reason, .stats)
+    mux.buffered(stream_id)               # bytes queued on that stream, not yet sent: stop
+                                          # producing (e.g. process output) above a threshold
+    len(mux), mux.bad_frames, mux.unrouted_frames, mux.has_output()
+
+Times are floats in seconds on any monotonic clock (pass ``loop.time()``).  Exceptions raised
+by the callbacks propagate out of ``feed()``/``tick()``.  A closed stream leaves
+``mux.streams`` as soon as its last frame (its Reset, if any) was handed out.
+
 Acceptor-side stream creation (P2, P4, spec 7.2): a Data frame with seq 0 on an unknown
-stream opens a LEGACY stream (0.131.0 harness), Data with seq >= 1 or ``Resume{next_seq>=1}``
-opens a RELIABLE one (answered with ``Resume{1}`` before any Data); Resume{0}, Ack, Heartbeat
-and Reset never create a stream.  A legacy stream that was reset is recreated by the next Data
-(0.131.0 does the same); a closed reliable stream is remembered for ``TOMBSTONE_SECONDS`` and
-frames for it are answered with its Reset again (so a lost Reset is repeated) instead of
-creating a new stream; a closed legacy stream_id stays legacy (the next Data recreates it
-whatever its seq, as 0.131.0 does).  Opener side: frames for unknown streams are ignored.
+stream opens a LEGACY stream (0.131.0 harness), Data with seq 1 or ``Resume{next_seq=1}``
+opens a RELIABLE one (answered with ``Resume{1}`` before any Data); Data with seq > 1 or
+``Resume{next_seq>1}`` is a stream that began elsewhere (this executor restarted) and is
+answered with ``Reset{unknown_stream}``; Resume{0}, Ack, Heartbeat and Reset never create a
+stream.  A legacy stream that was reset is recreated by the next Data (0.131.0 does the same)
+and stays legacy whatever that Data's seq; a closed reliable stream is remembered for
+``TOMBSTONE_SECONDS`` and frames for it are answered with its Reset again (so a lost Reset is
+repeated) instead of creating a new stream.  Opener side: frames for unknown streams are
+ignored.
 
 Bad frames (P1): counted in ``bad_frames``, logged at most once a minute; when the FrameError
-carries a ``stream_id`` of a live stream, that stream alone is reset with
-``protocol_error: <what>``.
+carries the ``stream_id`` of a live reliable stream, that stream alone is reset with
+``protocol_error: <what>`` (a live legacy stream keeps 0.131.0 behaviour: the frame is dropped,
+the session goes on).  Stream-level violations (seq/segment/ack patterns, a segmented Data on a
+legacy stream) reset that stream only, in either mode.
 
 Fairness: streams with output wait in one FIFO; each turn takes ONE frame (at most one 60 KiB
 segment in reliable mode) from the head stream and requeues it at the tail, so a stream moving
