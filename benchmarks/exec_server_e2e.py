@@ -172,10 +172,13 @@ def start_server(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.Popen,
     return p, line
 
 
+READ_FILE = f"/tmp/execrelay-bench-64k-{os.getuid()}"
 SCENARIOS = {
     "unknown": b'{"id":1,"method":"bench/unknown","params":{}}',
     "getMetadata": b'{"id":1,"method":"fs/getMetadata","params":{"path":"/tmp","sandbox":null}}',
+    "readFile64k": b'{"id":1,"method":"fs/readFile","params":{"path":"' + READ_FILE.encode() + b'","sandbox":null}}',
 }
+DEFAULT_SCENARIOS = ["unknown", "getMetadata"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,12 +187,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pure", action="store_true", help="run our server with EXECRELAY_PURE=1")
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--window", type=int, nargs="+", default=[1, 16])
-    ap.add_argument("--scenario", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
+    ap.add_argument("--scenario", nargs="+", default=DEFAULT_SCENARIOS, choices=list(SCENARIOS))
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--json", default=None, help="write results as JSON here")
     args = ap.parse_args(argv)
 
+    if "readFile64k" in args.scenario:
+        with open(READ_FILE, "wb") as f:
+            f.write(os.urandom(65536))
     env = dict(os.environ)
     if args.server_cmd:
         cmd = shlex.split(args.server_cmd)

@@ -35,3 +35,19 @@ def frames(messages: list, opcode: int, masked: bool) -> bytes:
         append(header(opcode, len(m), masked))
         append(m)
     return b"".join(parts)
+
+
+def frame_parts(messages: list, opcode: int, masked: bool) -> tuple[list, int]:
+    """``[header, payload, header, payload, ...]`` and the total payload size, for writelines()
+    (uvloop turns it into one writev without copying large payloads)."""
+    parts = []
+    append = parts.append
+    total = 0
+    for m in messages:
+        if type(m) is str:
+            m = m.encode()
+        n = len(m)
+        total += n
+        append(header(opcode, n, masked))
+        append(m)
+    return parts, total

@@ -21,6 +21,8 @@ _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
 _CONT = WSMsgType.CONTINUATION
 _CLOSE = WSMsgType.CLOSE
+#: above this many payload bytes per flush, frames are handed to writelines() instead of joined
+_JOIN_LIMIT = 64 * 1024
 
 
 class PicowsLink:
@@ -74,7 +76,11 @@ class PicowsLink:
             data = out[0]
             self._t.send(opcode, data.encode() if type(data) is str else data)
         else:
-            self._raw.write(_frames.frames(out, 2 if self._out_bin else 1, self._client))
+            parts, total = _frames.frame_parts(out, 2 if self._out_bin else 1, self._client)
+            if total > _JOIN_LIMIT:
+                self._raw.writelines(parts)  # big payloads: one writev, no copy (uvloop)
+            else:
+                self._raw.write(b"".join(parts))
 
     def close(self, graceful: bool = False) -> None:
         if self._closed:
