@@ -3,8 +3,9 @@
 ``v1.<expiry unix seconds>.<base64url HMAC-SHA256(secret, "v1|<role>|<executor id>|<expiry>")>``
 
 Stateless so that several rendezvous nodes sharing one secret accept each other's tokens (see
-design/scale-out.md).  The MAC is base64url without ``=`` padding (as in JWT); a padded MAC is
-accepted too.  Comparison is constant time.  Tokens are never logged.
+design/scale-out.md).  The MAC is RFC 4648 base64url *with* its ``=`` padding, exactly what
+Python's ``base64.urlsafe_b64encode`` gives an operator's script; an unpadded MAC (JWT style)
+is accepted too.  Comparison is constant time.  Tokens are never logged.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ class SecretError(ValueError):
 def _mac(secret: bytes, role: str, executor_id: str, expiry: int) -> str:
     msg = f"{TOKEN_PREFIX}|{role}|{executor_id}|{expiry}".encode("utf-8")
     digest = hmac.new(secret, msg, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return base64.urlsafe_b64encode(digest).decode("ascii")
 
 
 def mint(secret: bytes, role: str, executor_id: str, ttl: float = 3600.0,
@@ -56,7 +57,7 @@ def verify(secret: bytes, token: str | None, role: str, executor_id: str,
     expiry = int(expiry_text)
     expected = _mac(secret, role, executor_id, expiry)
     # Compare first (constant time over the MAC), then the expiry.
-    ok = hmac.compare_digest(expected.encode("ascii"), given.encode("ascii", "replace"))
+    ok = hmac.compare_digest(expected.rstrip("=").encode("ascii"), given.encode("ascii", "replace"))
     return ok and expiry > (time.time() if now is None else now)
 
 
