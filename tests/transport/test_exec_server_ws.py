@@ -94,6 +94,59 @@ async def test_many_concurrent_connections(ws_server) -> None:
     assert all(s.conn is None for s in server.sessions.values())
 
 
+async def test_thousand_concurrent_connections_no_fd_leak(ws_server, impl) -> None:
+    """1,000 connections open at once (fast client), each initialized and answered; no fd leak."""
+    import os
+
+    from execrelay.transport import connect_websocket
+
+    srv, server = ws_server
+    fds0 = len(os.listdir("/proc/self/fd"))
+    done = 0
+    all_done = asyncio.get_running_loop().create_future()
+    links = []
+
+    class H:
+        def __init__(self, link) -> None:
+            self.link = link
+
+        def on_message(self, data, binary) -> None:
+            nonlocal done
+            msg = json.loads(data)
+            if msg.get("id") == 1:
+                self.link.send(b'{"id":2,"method":"fs/getMetadata","params":{"path":"/"}}')
+            elif msg.get("id") == 2:
+                assert msg["result"]["isDirectory"] is True
+                done += 1
+                if done == 1000 and not all_done.done():
+                    all_done.set_result(None)
+
+        def on_close(self) -> None:
+            pass
+
+        def on_write_paused(self, paused) -> None:
+            pass
+
+    async def one() -> None:
+        link = await connect_websocket(srv.url, H, impl="picows", timeout=30)
+        links.append(link)
+        link.send(b'{"id":1,"method":"initialize","params":{"clientName":"t"}}')
+        link.send(b'{"method":"initialized"}')
+
+    for start in range(0, 1000, 100):  # bounded connect bursts (listen backlog)
+        await asyncio.wait_for(asyncio.gather(*(one() for _ in range(100))), 30)
+    await asyncio.wait_for(all_done, 40)
+    assert len(server.sessions) == 1000
+    for link in links:
+        link.close()
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        if all(s.conn is None for s in server.sessions.values()) and len(os.listdir("/proc/self/fd")) <= fds0 + 5:
+            break
+    assert all(s.conn is None for s in server.sessions.values())
+    assert len(os.listdir("/proc/self/fd")) <= fds0 + 5
+
+
 def _rss_kib() -> int:
     with open("/proc/self/status") as f:
         for line in f:

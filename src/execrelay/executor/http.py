@@ -36,7 +36,7 @@ def _client(server: "ExecServer") -> Any:
 
         http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, force_close=False),
-            skip_auto_headers=("User-Agent",),
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
             auto_decompress=False,
         )
         server._http = http
