@@ -109,7 +109,7 @@ class StreamEngine:
         self._msgq: list | None = None   # reliable: messages not yet segmented (lazy) ...
         self._msgq_i = 0                 # ... of which this many were already taken
         self._queued_bytes = 0
-        self._cur: bytes | None = None
+        self._cur: memoryview | None = None   # message being segmented
         self._cur_off = 0
         self._cur_idx = 0
         self._cur_count = 0
@@ -352,7 +352,7 @@ class StreamEngine:
                 rw = self._rw
                 return self._sent(now, _encode_data(self.stream_id, seq, rw.ack, rw.ack_bits,
                                                     head, 0, 1))
-            cur = head
+            cur = memoryview(head)   # segments are views: the only copy is into the frame
             self._cur = cur
             self._cur_off = 0
             self._cur_idx = 0
