@@ -143,3 +143,39 @@ def test_engine_standalone_inbox():
         b.on_frame(fr, 0.0)
     assert b.inbox == [b"hi"]
     assert OPENER != ACCEPTOR
+
+
+def test_big_first_message_waits_for_the_answer_then_segments():
+    from ._sim import Pair
+    p = Pair(seed=2)
+    p.h.open_stream("s", 0.0, RELIABLE)
+    big = bytes(range(256)) * 1000                     # 256,000 bytes: 5 segments
+    p.h.send("s", big)
+    first = [wire.decode(f) for f in p.h.poll_output(0.0)]
+    assert [f.kind for f in first] == [wire.RESUME]    # held while PENDING (never segmented
+    for f in first:                                    # towards a maybe-0.131.0 peer)
+        p.h2e.send(wire.encode(f), 0.0)
+    p.run_until(lambda: any(e[0] == "message" for e in p.e.events))
+    assert Pair.messages(p.e) == [big]
+
+
+def test_pending_fallback_with_oversized_queued_message_resets_clearly():
+    mux = Multiplexer(OPENER)
+    mux.open_stream("u", 0.0, RELIABLE)
+    mux.send("u", b"x" * (17 * 1024 * 1024))            # fine for reliable, held while pending
+    mux.poll_output(0.0)
+    mux.feed(wire.encode_data("u", 0, 0, 0, b"legacy peer"), 0.0)
+    (f,) = [wire.decode(b) for b in mux.poll_output(0.0)]
+    assert f.kind == wire.RESET and f.reason.startswith("legacy_message_too_large: ")
+    assert mux.events[-1][0] == "close"
+
+
+def test_sequence_space_never_wraps():
+    mux = reliable_acceptor()
+    sw = mux.streams["s"]._sw
+    sw.base = sw.next_seq = 2**32 - 1
+    mux.send("s", b"last")
+    mux.send("s", b"one too many")
+    out = [wire.decode(b) for b in mux.poll_output(0.0)]
+    assert [(f.kind, f.seq) for f in out[:1]] == [(wire.DATA, 2**32 - 1)]
+    assert out[1].kind == wire.RESET and "sequence space exhausted" in out[1].reason
