@@ -117,19 +117,24 @@ class RpcConnection:
         self.initialized = False
         self._init_done = False
         self._busy = False
-        self._queue: deque[bytes | str] = deque()
+        #: messages that arrived while an async handler ran (created on first use: an idle
+        #: connection must stay small, issue 8 targets <= 2 KiB per idle stream)
+        self._queue: deque[bytes | str] | None = None
         self._task: asyncio.Task | None = None
         self.closed = False
         #: set by the transport while its write buffer is above the high-water mark
         self.write_paused = False
-        self._paused_sources: list[Callable[[], None]] = []
+        self._paused_sources: list[Callable[[], None]] | None = None
         server.connections.add(self)
 
     # ------------------------------------------------------------------ inbound
     def feed(self, message: bytes | str, binary: bool = False) -> None:
         """Process one inbound JSON-RPC message (text or binary payload: both hold JSON)."""
         if self._busy:
-            self._queue.append(message)
+            queue = self._queue
+            if queue is None:
+                queue = self._queue = deque()
+            queue.append(message)
             return
         if not self.closed:
             self._process(message)
@@ -214,6 +219,8 @@ class RpcConnection:
         queue = self._queue
         while queue and not self._busy and not self.closed:
             self._process(queue.popleft())
+        if queue is not None and not queue:
+            self._queue = None
 
     # ----------------------------------------------------------------- outbound
     def _send_error(self, rid: Any, code: int, message: str) -> None:
@@ -235,12 +242,15 @@ class RpcConnection:
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        sources, self._paused_sources = self._paused_sources, []
-        for resume in sources:
-            resume()
+        sources, self._paused_sources = self._paused_sources, None
+        if sources:
+            for resume in sources:
+                resume()
 
     def add_paused_source(self, resume: Callable[[], None]) -> None:
         """Register a producer that paused itself because of :attr:`write_paused`."""
+        if self._paused_sources is None:
+            self._paused_sources = []
         self._paused_sources.append(resume)
 
     # ------------------------------------- transport LinkHandler protocol (base.py)
@@ -265,7 +275,7 @@ class RpcConnection:
         if self.closed:
             return
         self.closed = True
-        self._queue.clear()
+        self._queue = None
         task = self._task
         if task is not None:
             task.cancel()
@@ -273,9 +283,10 @@ class RpcConnection:
         if session is not None:
             self.server.detach(session, self)
         self.server.connections.discard(self)
-        sources, self._paused_sources = self._paused_sources, []
-        for resume in sources:  # detached sessions keep draining output into retention
-            resume()
+        sources, self._paused_sources = self._paused_sources, None
+        if sources:
+            for resume in sources:  # detached sessions keep draining output into retention
+                resume()
         cb = self._on_close
         self._on_close = None
         if cb is not None:

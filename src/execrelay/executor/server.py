@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -39,7 +38,8 @@ class ExecServer:
     def __init__(self, config: ExecServerConfig | None = None) -> None:
         self.config = config or ExecServerConfig()
         self.sessions: dict[str, Session] = {}
-        self.connections: weakref.WeakSet[RpcConnection] = weakref.WeakSet()
+        #: open connections (removed in RpcConnection.close), dropped by aclose()
+        self.connections: set[RpcConnection] = set()
         self._http: Any = None  # lazily created aiohttp.ClientSession
         self._closed = False
         from .handlers import build_handlers
