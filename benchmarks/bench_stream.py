@@ -276,3 +276,47 @@ def test_e2e_legacy_executor_request_path(benchmark, pure):
     n = 16_000
     benchmark.pedantic(_legacy_transfer, args=(mux_mod, engine_mod, n), rounds=5, iterations=1)
     benchmark.extra_info["us_per_request"] = round(benchmark.stats.stats.median / n * 1e6, 3)
+
+
+def _reliable_requests(wire, streams: int = 8, per_stream: int = 2000) -> list[list[bytes]]:
+    """Batches of 16 request frames (2 per stream, seq ascending, acking earlier replies)."""
+    batches = []
+    for j in range(0, per_stream, 2):
+        batch = []
+        for k in (j, j + 1):
+            for s in range(streams):
+                body = b'{"id":%d,"method":"x/unknown","params":{}}' % k
+                batch.append(wire.encode_data(f"stream-{s}", k + 1, max(0, k - 2), 0, body))
+        batches.append(batch)
+    return batches
+
+
+def _reliable_executor(mux_mod, engine_mod, wire, batches) -> None:
+    e = mux_mod.Multiplexer(engine_mod.ACCEPTOR, on_message=lambda s, p: e.send(s, REPLY),
+                            on_open=lambda s, m: None)
+    for s in range(8):
+        e.feed(wire.encode_control(wire.RESUME, f"stream-{s}", next_seq=1), 0.0)
+    e.poll_output(0.0)
+    feed = e.feed
+    poll = e.poll_output
+    now = 0.0
+    for batch in batches:
+        now += 1e-5
+        for f in batch:
+            feed(f, now)
+        poll(now)
+        e.next_deadline()
+
+
+@pytest.mark.parametrize("pure", STACKS)
+def test_e2e_reliable_executor_request_path(benchmark, pure):
+    """Per request on the executor, reliable mode: decode, ack processing, receive window,
+    deliver, reply (segment + window + encode with piggybacked ack), one poll and one timer
+    lookup per 16 requests."""
+    benchmark.group = "executor reliable request path (per request)"
+    mux_mod, engine_mod, hot, wire = _stack(pure)
+    batches = _reliable_requests(wire)
+    n = sum(len(b) for b in batches)
+    benchmark.pedantic(_reliable_executor, args=(mux_mod, engine_mod, wire, batches), rounds=5,
+                       iterations=1)
+    benchmark.extra_info["us_per_request"] = round(benchmark.stats.stats.median / n * 1e6, 3)
