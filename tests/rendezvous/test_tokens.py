@@ -22,7 +22,7 @@ def independent_mac(secret: bytes, role: str, executor_id: str, expiry: int) -> 
 def test_format_matches_independent_hmac() -> None:
     now = 1_800_000_000
     token = tokens.mint(SECRET, "harness", "exec-1", ttl=60, now=now)
-    assert re.fullmatch(r"v1\.\d+\.[A-Za-z0-9_-]{43}", token)
+    assert re.fullmatch(r"v1\.\d+\.[A-Za-z0-9_-]{43}=", token)
     _, expiry, mac = token.split(".")
     assert int(expiry) == now + 60
     assert mac == independent_mac(SECRET, "harness", "exec-1", now + 60)
