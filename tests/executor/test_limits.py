@@ -104,3 +104,31 @@ async def test_many_connections(server: ExecServer) -> None:
     for c in clients:
         c.conn.close()
     assert all(s.conn is None for s in server.sessions.values())
+
+
+def test_idle_initialized_connection_is_small() -> None:
+    """Issue 8: an idle stream must stay under 2 KiB (Rust: 23.7 KiB); measure ours in-process."""
+    import gc
+    import tracemalloc
+
+    async def run() -> float:
+        srv = ExecServer()
+        keep = []
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        send = keep.append  # one shared callable so only the connection + session count
+        for _ in range(2000):
+            c = RpcConnection(srv, send)
+            c.feed(b'{"id":1,"method":"initialize","params":{"clientName":"codex-environment","resumeSessionId":null}}')
+            c.feed(b'{"method":"initialized","params":{}}')
+        keep.clear()
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        per = (after - before) / 2000
+        await srv.aclose()
+        return per
+
+    per = asyncio.run(run())
+    assert per < 1500, per

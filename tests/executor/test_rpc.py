@@ -190,3 +190,25 @@ async def test_sync_path_creates_no_task(client: Client) -> None:
         client.send(orjson.dumps({"id": i, "method": "nope"}))
     assert len(asyncio.all_tasks()) == before
     assert len([m for m in client.messages if m.get("id") in range(50)]) == 100
+
+
+async def test_queue_behind_async_handler_pauses_reading(server) -> None:
+    """Many requests queued behind a long poll: the transport is told to stop reading, then resume."""
+    from execrelay.executor import RpcConnection
+
+    out: list[bytes] = []
+    flow: list[bool] = []
+    conn = RpcConnection(server, out.append, None, pause_reading=flow.append)
+    conn.feed(b'{"id":1,"method":"initialize","params":{"clientName":"t"}}')
+    conn.feed(b'{"method":"initialized"}')
+    conn.feed(b'{"id":2,"method":"process/start","params":{"processId":"s","argv":["/bin/sleep","5"],'
+              b'"cwd":"/","env":{},"tty":false}}')
+    conn.feed(b'{"id":3,"method":"process/read","params":{"processId":"s","waitMs":200}}')
+    for i in range(300):
+        conn.feed(orjson.dumps({"id": 100 + i, "method": "nope"}))
+    assert flow == [True]
+    await asyncio.sleep(0.4)
+    assert flow == [True, False]
+    ids = [orjson.loads(m).get("id") for m in out]
+    assert ids == [1, 2, 3] + list(range(100, 400))
+    conn.close()

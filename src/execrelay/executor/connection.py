@@ -30,6 +30,8 @@ _JSONDecodeError = orjson.JSONDecodeError
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
 _UNTAGGED = "data did not match any variant of untagged enum JSONRPCMessage"
+#: queued messages (behind an async handler) at which the transport is asked to stop reading
+QUEUE_PAUSE = 128
 
 
 class Deferred:
@@ -97,7 +99,7 @@ class RpcConnection:
     __slots__ = (
         "server", "_send", "_on_close", "parse_error_prefix", "session", "initialized",
         "_init_done", "_busy", "_queue", "_task", "closed", "write_paused", "_paused_sources",
-        "__weakref__",
+        "_pause_reading", "_reading_paused", "__weakref__",
     )
 
     def __init__(
@@ -107,6 +109,7 @@ class RpcConnection:
         on_close: Callable[[], None] | None = None,
         *,
         parse_error_prefix: str = "failed to parse JSON-RPC message from exec-server stdio: ",
+        pause_reading: Callable[[bool], None] | None = None,
     ) -> None:
         self.server = server
         self._send = send
@@ -125,6 +128,10 @@ class RpcConnection:
         #: set by the transport while its write buffer is above the high-water mark
         self.write_paused = False
         self._paused_sources: list[Callable[[], None]] | None = None
+        #: transport hook: stop/restart reading when too many messages queue behind an async
+        #: handler (0.131.0 reads through a bounded channel, so a flooding client is held back)
+        self._pause_reading = pause_reading
+        self._reading_paused = False
         server.connections.add(self)
 
     # ------------------------------------------------------------------ inbound
@@ -135,6 +142,9 @@ class RpcConnection:
             if queue is None:
                 queue = self._queue = deque()
             queue.append(message)
+            if len(queue) >= QUEUE_PAUSE and not self._reading_paused and self._pause_reading is not None:
+                self._reading_paused = True
+                self._pause_reading(True)
             return
         if not self.closed:
             self._process(message)
@@ -221,6 +231,9 @@ class RpcConnection:
             self._process(queue.popleft())
         if queue is not None and not queue:
             self._queue = None
+        if self._reading_paused and (not queue or len(queue) < QUEUE_PAUSE // 2) and not self.closed:
+            self._reading_paused = False
+            self._pause_reading(False)  # type: ignore[misc]
 
     # ----------------------------------------------------------------- outbound
     def _send_error(self, rid: Any, code: int, message: str) -> None:

@@ -48,6 +48,7 @@ def ws_connection_factory(server: ExecServer) -> Any:
         return RpcConnection(
             server, link.send, link.close,
             parse_error_prefix=f"failed to parse websocket JSON-RPC message from exec-server websocket {link.peer}: ",
+            pause_reading=getattr(link, "pause_reading", None),
         )
 
     return factory

@@ -35,6 +35,10 @@ class Link(Protocol):
     def flush(self) -> None:
         """Write everything queued now."""
 
+    def pause_reading(self, paused: bool) -> None:
+        """Stop (True) or restart (False) reading from the peer (backpressure).  Optional: the
+        stdio link does not have it."""
+
     def close(self, graceful: bool = False) -> None:
         """``graceful``: send a close frame; otherwise drop the TCP connection at once
         (what 0.131.0 does on protocol violations).  Idempotent."""

@@ -82,6 +82,15 @@ class PicowsLink:
             else:
                 self._raw.write(b"".join(parts))
 
+    def pause_reading(self, paused: bool) -> None:
+        """Stop (True) or restart (False) reading from the socket: TCP backpressure to the peer."""
+        if self._closed:
+            return
+        if paused:
+            self._raw.pause_reading()
+        else:
+            self._raw.resume_reading()
+
     def close(self, graceful: bool = False) -> None:
         if self._closed:
             return

@@ -33,7 +33,16 @@ class WebsocketsLink:
         self._wake = asyncio.Event()
         self._closed = False
         self._handler: Any = None
+        self._read_ok = asyncio.Event()
+        self._read_ok.set()
         self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+
+    def pause_reading(self, paused: bool) -> None:
+        """Stop (True) or restart (False) taking messages from the connection."""
+        if paused:
+            self._read_ok.clear()
+        else:
+            self._read_ok.set()
 
     def send(self, data: Payload, binary: bool = False) -> None:
         if self._closed:
@@ -105,6 +114,8 @@ async def _run_link(ws: Any, factory: LinkFactory) -> None:
         async for message in ws:
             if link._closed:
                 break
+            if not link._read_ok.is_set():
+                await link._read_ok.wait()
             if type(message) is str:
                 handler.on_message(message, False)
             else:
