@@ -77,8 +77,10 @@ def targets(results: dict) -> list[tuple[str, str, str, str]]:
     v = max(fps) if fps else None
     row("rendezvous routing, small frames (best config)", ">= 500k frames/s/core", v, v is not None and v >= 5e5,
         "{:,.0f} frames/s/core")
-    f = _cfg(results, "trivial s8 w16").get("fast_vs_pure_rps")
-    row("accelerated vs pure, end to end (trivial 8x16 requests/s)", ">= 5x", f, f is not None and f >= 5)
+    c816 = _cfg(results, "trivial s8 w16")
+    f, cpu = c816.get("fast_vs_pure_rps"), c816.get("pure_vs_fast_cpu")
+    row("accelerated vs pure, end to end (trivial 8x16 requests/s; CPU ratio alongside)", ">= 5x", f,
+        f is not None and f >= 5, "{:.2f}x" + (f" (CPU/request {cpu:.2f}x)" if cpu else ""))
     return rows
 
 
@@ -174,6 +176,10 @@ def markdown(results: dict, plots: list[str]) -> str:
             other = impls.get("upb", impls.get("memcpy"))
             lines.append(f"| {g} | {_f(impls.get('cython'))} | {_f(impls.get('pure'))} | {_f(other)} |")
         lines += ["", "Derived: " + ", ".join(f"{k} = {v:.3g}" for k, v in mi.get("derived", {}).items())]
+    if results.get("profile"):
+        from .profile import markdown as prof_md
+
+        lines += prof_md(results["profile"])
     lines += ["", "## Targets (performance.md)", "", "| target | required | measured (ours fast) | status |",
               "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in targets(results)]
@@ -204,7 +210,8 @@ def make_plots(results: dict, out: str) -> list[str]:
         for k in who:
             for w, style in ((1, "--"), (16, "-")):
                 pts = sorted((c["streams"], c["by_executor"][k]["summary"].get("rps"))
-                             for c in cfgs.values() if c["scenario"] == "trivial" and c["window"] == w)
+                             for c in cfgs.values() if c["scenario"] == "trivial" and c["window"] == w
+                             and not c.get("big"))
                 pts = [(s, r) for s, r in pts if r]
                 if pts:
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o",

@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--compare", metavar="OLD.json", default=None, help="print what changed against OLD.json")
     p.add_argument("--against", metavar="NEW.json", default=None,
                    help="with --compare: compare these two files without running anything")
+    p.add_argument("--render", metavar="RESULTS.json", default=None,
+                   help="re-render report.md and plots from a results.json (into --out, default its folder)")
     p.add_argument("--executors", default="fast,pure,rust",
                    help="comma list from fast,pure,rust (default: all three)")
     p.add_argument("--only", choices=("micro", "executor", "rendezvous", "all"), default="all")
@@ -38,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--configs", default=None,
                    help="override the matrix: 'trivial:8:16,getMetadata:8:1,trivial:8:1:readFile8m' "
                         "(scenario:streams:window[:scenario of one extra bulk stream])")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile our fast executor with py-spy --native under the load (adds ~30 s)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -45,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..bench import report
 
+    if args.render:
+        with open(args.render) as fh:
+            results = json.load(fh)
+        paths = report.write_all(results, args.out or os.path.dirname(os.path.abspath(args.render)))
+        print(f"report: {paths['markdown']}\nplots: {paths['plots'] or '(none)'}")
+        return 0
     if args.against:
         if not args.compare:
             print("error: --against needs --compare OLD.json", file=sys.stderr)
@@ -78,7 +88,7 @@ def _run_all(args: argparse.Namespace, uvloop) -> dict:
     results: dict = {"mode": mode, "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
                      "machine": procfs.machine()}
     if args.only in ("micro", "all"):
-        prog = Progress(6, "micro", enabled)
+        prog = Progress(7, "micro", enabled)
         results["micro"] = micro.run(quick=mode != "full", progress=prog)
     if args.only in ("executor", "all"):
         if args.configs:
@@ -108,6 +118,12 @@ def _run_all(args: argparse.Namespace, uvloop) -> dict:
         results["rendezvous"] = uvloop.run(coro) if uvloop is not None else asyncio.run(coro)
         if mode == "full":
             results["rendezvous_e2e"] = _rendezvous_e2e()
+    if args.profile:
+        from ..bench import profile
+
+        prog = Progress(len(profile.DEFAULT), "profile", enabled)
+        coro = profile.run(profile.DEFAULT, seconds=4.0 if mode != "full" else 6.0, progress=prog)
+        results["profile"] = uvloop.run(coro) if uvloop is not None else asyncio.run(coro)
     results["elapsed_s"] = time.monotonic() - t0
     try:
         results["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]

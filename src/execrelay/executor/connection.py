@@ -34,6 +34,18 @@ _UNTAGGED = "data did not match any variant of untagged enum JSONRPCMessage"
 QUEUE_PAUSE = 128
 
 
+_UNKNOWN: dict[str, bytes] = {}
+
+
+def _unknown_prefix(method: str) -> bytes:
+    """Encoded -32601 error up to the id, cached for a bounded set of method names."""
+    prefix = (b'{"error":{"code":' + str(METHOD_NOT_FOUND).encode() + b',"message":'
+              + _dumps(f"exec-server stub does not implement `{method}` yet") + b'},"id":')
+    if len(_UNKNOWN) < 256:
+        _UNKNOWN[method] = prefix
+    return prefix
+
+
 class Deferred:
     """Returned by a handler whose answer needs waiting; ``coro`` produces the result."""
 
@@ -165,7 +177,10 @@ class RpcConnection:
             if t is str or (t is int and _I64_MIN <= rid <= _I64_MAX):
                 handler = self.server.handlers.get(method)
                 if handler is None:
-                    self._send(_dumps({"error": {"code": METHOD_NOT_FOUND, "message": f"exec-server stub does not implement `{method}` yet"}, "id": rid}))
+                    prefix = _UNKNOWN.get(method)
+                    if prefix is None:
+                        prefix = _unknown_prefix(method)
+                    self._send(prefix + _dumps(rid) + b"}")
                     return
                 try:
                     result = handler(self, msg.get("params"))

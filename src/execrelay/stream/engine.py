@@ -300,8 +300,12 @@ class StreamEngine:
             if seg is not None:
                 sw.mark_sent(seq, now)
                 self.n_retransmits += 1
+                if type(seg) is tuple:           # (payload view, index, count)
+                    payload, idx, count = seg
+                else:                            # an unsplit message
+                    payload, idx, count = seg, 0, 1
                 return self._sent(now, _encode_data(self.stream_id, seq, self._rw.ack,
-                                                    self._rw.ack_bits, seg[0], seg[1], seg[2]))
+                                                    self._rw.ack_bits, payload, idx, count))
         frame = self._next_segment(now)
         if frame is not None:
             return frame
@@ -348,7 +352,7 @@ class StreamEngine:
                 if sw.next_seq > MAX_SEQ:
                     self.reset("protocol_error: sequence space exhausted")
                     return self.emit_one(now)
-                seq = sw.push((head, 0, 1), n, now)
+                seq = sw.push(head, n, now)      # unsplit: the payload itself, no tuple
                 rw = self._rw
                 return self._sent(now, _encode_data(self.stream_id, seq, rw.ack, rw.ack_bits,
                                                     head, 0, 1))

@@ -118,48 +118,59 @@ class _Listener(WSListener):
         self._frag_size = 0
         self.link: PicowsLink | None = None
         self.handler: Any = None
+        self._on_message: Any = None
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         link = PicowsLink(transport, self._client)
         self.link = link
         self.handler = self._factory(link)
+        self._on_message = self.handler.on_message
         link._handler = self.handler
 
     def on_ws_frame(self, transport: WSTransport, frame: Any) -> None:
         link = self.link
         link._in_read = True  # type: ignore[union-attr]
+        mt = frame.msg_type
+        if (mt is _TEXT or mt is _BINARY) and frame.fin:  # the hot path: one whole message
+            try:
+                self._on_message(frame.get_payload_as_bytes(), mt is _BINARY)
+            finally:
+                if frame.last_in_buffer:
+                    link._in_read = False  # type: ignore[union-attr]
+                    link.flush()  # type: ignore[union-attr]
+            return
         try:
-            mt = frame.msg_type
-            if mt is _TEXT or mt is _BINARY:
-                if frame.fin:
-                    self.handler.on_message(frame.get_payload_as_bytes(), mt is _BINARY)
-                else:
-                    self._frag = [frame.get_payload_as_bytes()]
-                    self._frag_bin = mt is _BINARY
-                    self._frag_size = len(self._frag[0])
-            elif mt is _CONT:
-                if self._frag is None:
-                    link.close()  # type: ignore[union-attr]
-                    return
-                data = frame.get_payload_as_bytes()
-                self._frag_size += len(data)
-                if self._frag_size > self._max:
-                    self._frag = None
-                    link.close()  # type: ignore[union-attr]
-                    return
-                self._frag.append(data)
-                if frame.fin:
-                    parts, self._frag = self._frag, None
-                    self.handler.on_message(b"".join(parts), self._frag_bin)
-            elif mt is _CLOSE:
-                if self._client:
-                    link.close(graceful=True)  # type: ignore[union-attr]
-                else:
-                    link.close()  # 0.131.0 answers a close frame by dropping TCP  # type: ignore[union-attr]
+            self._other_frame(mt, frame)
         finally:
             if frame.last_in_buffer:
                 link._in_read = False  # type: ignore[union-attr]
                 link.flush()  # type: ignore[union-attr]
+
+    def _other_frame(self, mt: Any, frame: Any) -> None:
+        link = self.link
+        if mt is _TEXT or mt is _BINARY:
+            self._frag = [frame.get_payload_as_bytes()]
+            self._frag_bin = mt is _BINARY
+            self._frag_size = len(self._frag[0])
+        elif mt is _CONT:
+            if self._frag is None:
+                link.close()  # type: ignore[union-attr]
+                return
+            data = frame.get_payload_as_bytes()
+            self._frag_size += len(data)
+            if self._frag_size > self._max:
+                self._frag = None
+                link.close()  # type: ignore[union-attr]
+                return
+            self._frag.append(data)
+            if frame.fin:
+                parts, self._frag = self._frag, None
+                self._on_message(b"".join(parts), self._frag_bin)
+        elif mt is _CLOSE:
+            if self._client:
+                link.close(graceful=True)  # type: ignore[union-attr]
+            else:
+                link.close()  # 0.131.0 answers a close frame by dropping TCP  # type: ignore[union-attr]
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         link = self.link
