@@ -486,7 +486,12 @@ class StreamEngine:
             self._ack_now = True
 
     def _rx_segment(self, f) -> None:
-        msg = self._reasm.feed(f.segment_index, f.segment_count, f.payload)
+        try:
+            msg = self._reasm.feed(f.segment_index, f.segment_count, f.payload)
+        except MemoryError:
+            # Too many big messages in flight at once: this stream alone pays for it.
+            self.reset(f"resource_exhausted: cannot buffer a {f.segment_count}-segment message")
+            return
         if msg is not None:
             self.n_delivered += 1
             self._sink(self.stream_id, msg)
