@@ -39,11 +39,17 @@ def summarize(raw_path: str, top: int = 15) -> dict:
                 incl[f] += k
     if not total:
         return {"samples": 0}
+    # samples parked in the event loop's poll are idle time, not cost: percentages are of the rest
+    idle = sum(n for f, n in self_c.items() if "epoll_pwait" in f or "epoll_wait" in f)
+    busy = max(total - idle, 1)
+    for f in [f for f in self_c if "epoll_pwait" in f or "epoll_wait" in f]:
+        del self_c[f]
     # inclusive: only frames of our code and the I/O boundary are informative
     keep = ("execrelay/", "write", "read", "epoll", "stat", "b2a_base64", "orjson", "picows")
-    inc = [(f, n / total) for f, n in incl.most_common() if any(x in f for x in keep) and n / total < 0.995]
-    return {"samples": total,
-            "self": [(f[:140], n / total) for f, n in self_c.most_common(top)],
+    keep_inc = [(f, n) for f, n in incl.most_common() if any(x in f for x in keep) and "epoll" not in f]
+    inc = [(f, n / busy) for f, n in keep_inc if n / busy < 0.995]
+    return {"samples": total, "idle_fraction": idle / total,
+            "self": [(f[:140], n / busy) for f, n in self_c.most_common(top)],
             "inclusive": [(f[:140], p) for f, p in inc[:top]]}
 
 
@@ -94,7 +100,8 @@ def markdown(prof: dict) -> list[str]:
     if "skipped" in prof:
         return lines + [f"Skipped: {prof['skipped']}"]
     for key, p in prof.get("configs", {}).items():
-        lines += [f"### {key} ({p.get('samples', 0)} samples)", ""]
+        lines += [f"### {key} ({p.get('samples', 0)} samples, {p.get('idle_fraction', 0)*100:.0f}% idle in "
+                  "epoll; percentages below are of the busy samples)", ""]
         if "failed" in p:
             lines += [f"failed: {p['failed']}", ""]
             continue
