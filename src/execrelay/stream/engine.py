@@ -416,7 +416,12 @@ class StreamEngine:
             else:
                 return
         try:
-            self._ack_fields(f, now)
+            ack = f.ack
+            bits = f.ack_bits
+            sw = self._sw
+            # (an ack that releases nothing new and carries no selective bits is a no-op)
+            if (ack >= sw.base or bits) and sw.on_ack(ack, bits, now):
+                self._queue_fast()
             if kind == _DATA:
                 self._rx_data(f, now)
             elif kind == _RESUME:
@@ -428,21 +433,23 @@ class StreamEngine:
         except ProtocolViolation as exc:
             self.fail(str(exc))
             return
-        self._maybe_wake()
+        if not self._queued and self._wake is not None and self.wants_output():
+            self._queued = True
+            self._wake(self)
 
     def _maybe_wake(self) -> None:
         if not self._queued and self._wake is not None and self.wants_output():
             self._queued = True
             self._wake(self)
 
-    def _ack_fields(self, f, now: float) -> None:
-        if self._sw.on_ack(f.ack, f.ack_bits, now):
-            for seq in self._sw.take_fast():
-                retx = self._retx
-                if retx is None:
-                    self._retx = [seq]
-                elif seq not in retx:
-                    retx.append(seq)
+    def _queue_fast(self) -> None:
+        """Queue the fast retransmits the last ``on_ack`` found."""
+        retx = self._retx
+        for seq in self._sw.take_fast():
+            if retx is None:
+                self._retx = retx = [seq]
+            elif seq not in retx:
+                retx.append(seq)
 
     def _rx_data(self, f, now: float) -> None:
         seq = f.seq
