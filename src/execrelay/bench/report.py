@@ -307,10 +307,9 @@ def compare(old: dict, new: dict, threshold: float = 0.05) -> str:
     a, b = flatten(old), flatten(new)
     lines = [f"{'figure':60s} {'old':>12s} {'new':>12s} {'change':>8s}"]
     changed = 0
-    for k in sorted(set(a) | set(b)):
-        if k not in a or k not in b:
-            lines.append(f"{k:60s} {_f(a.get(k), 3):>12s} {_f(b.get(k), 3):>12s} {'(only one)':>8s}")
-            continue
+    only_old = sorted(set(a) - set(b))
+    only_new = sorted(set(b) - set(a))
+    for k in sorted(set(a) & set(b)):
         x, y = a[k], b[k]
         if not x or math.isnan(x) or math.isnan(y):
             continue
@@ -321,6 +320,10 @@ def compare(old: dict, new: dict, threshold: float = 0.05) -> str:
         better = (rel < 0) == any(k.endswith(s) or s in k.split(" | ")[-1] for s in LOWER_IS_BETTER)
         lines.append(f"{k:60s} {_f(x, 3):>12s} {_f(y, 3):>12s} {rel*100:+7.1f}% {'better' if better else 'worse'}")
     lines.append(f"{changed} figure(s) changed by more than {threshold*100:.0f}%.")
+    for label, keys in (("only in OLD", only_old), ("only in NEW", only_new)):
+        if keys:
+            groups = sorted({k.split(" | ")[0] for k in keys})
+            lines.append(f"{len(keys)} figure(s) {label}: " + ", ".join(groups))
     return "\n".join(lines)
 
 
