@@ -162,3 +162,11 @@ def test_lost_opening_resume_and_lost_answer():
 
 def test_roles():
     assert Pair().h.role == OPENER and Pair().e.role == ACCEPTOR
+
+
+@pytest.mark.parametrize("seed", range(20, 28))
+def test_seed_sweep_heavy_faults(seed):
+    """Many seeds, harsher link (15% loss, 15% duplication, jitter 10x the delay) and cuts:
+    liveness bugs (a lost frame nobody repeats) show up as a simulation that never ends."""
+    p = Pair(seed=seed, loss=0.15, dup=0.15, delay=0.001, jitter=0.01)
+    _run(p, 600, seed=seed, cut_every=150 + seed)

@@ -179,3 +179,26 @@ def test_sequence_space_never_wraps():
     out = [wire.decode(b) for b in mux.poll_output(0.0)]
     assert [(f.kind, f.seq) for f in out[:1]] == [(wire.DATA, 2**32 - 1)]
     assert out[1].kind == wire.RESET and "sequence space exhausted" in out[1].reason
+
+
+def test_lost_resume_is_repeated_even_with_nothing_in_flight():
+    """Found by a seeded run: the opener held a >60 KiB first message (PENDING) and its only
+    Resume{1} was lost -> nothing in flight, no RTO, a deadlock.  Resume{1} now repeats on its
+    own timer (500 ms, doubling) until answered."""
+    mux = Multiplexer(OPENER)
+    mux.open_stream("s", 0.0, RELIABLE)
+    mux.send("s", b"b" * 77_499)
+    assert [wire.decode(f).kind for f in mux.poll_output(0.0)] == [wire.RESUME]   # lost
+    times = []
+    now = 0.0
+    while len(times) < 3:
+        now = mux.next_deadline()
+        mux.tick(now)
+        out = [wire.decode(f) for f in mux.poll_output(now)]
+        if out:
+            assert [(f.kind, f.next_seq) for f in out] == [(wire.RESUME, 1)]
+            times.append(now)
+    assert times == [0.5, 1.5, 3.5]
+    mux.feed(wire.encode_control(wire.RESUME, "s", next_seq=1), now)   # the answer
+    out = [wire.decode(f) for f in mux.poll_output(now)]
+    assert [(f.kind, f.seq, f.segment_count) for f in out] == [(wire.DATA, 1, 2), (wire.DATA, 2, 2)]

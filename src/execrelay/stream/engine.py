@@ -19,7 +19,10 @@ Modes (fixed for the stream's life once known, P2):
               reorder buffer, 60 KiB segments reassembled up to 64 MiB, exactly-once in-order
               delivery, Resume + resend after reconnect, 30 s idle heartbeat.
 ``PENDING``   opener only: ``Resume{next_seq=1}`` sent, answer not seen yet.  Sends unsplit
-              messages (<= 60 KiB) as reliable Data; holds larger ones.  Becomes RELIABLE on a
+              messages (<= 60 KiB) as reliable Data; holds larger ones (so a first message
+              over 60 KiB can only reach an execrelay peer: a 0.131.0 executor never answers
+              and only reveals itself by replying).  Resume{1} is repeated on an RTO-like
+              timer (500 ms, doubling, <= 10 s) until answered.  Becomes RELIABLE on a
               Resume answer, an Ack frame or Data with seq >= 1 (P2's executor rule, applied
               symmetrically so a lost answer cannot flip the mode); becomes LEGACY on Data
               with seq 0 (a 0.131.0 executor).  Retransmissions are preceded by
@@ -35,7 +38,8 @@ from typing import Callable
 
 from .. import wire
 from .errors import (LEGACY_MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, MAX_SEGMENTS, MAX_SEQ,
-                     REORDER_BYTES, SEGMENT_BYTES, SEND_WINDOW_BYTES, SEND_WINDOW_SEGMENTS,
+                     REORDER_BYTES, RTO_INITIAL, RTO_MAX, SEGMENT_BYTES, SEND_WINDOW_BYTES,
+                     SEND_WINDOW_SEGMENTS,
                      MessageTooLarge, ProtocolViolation, StreamClosed)
 from .hot import IN_ORDER, Reassembler, RecvWindow, SendWindow
 
@@ -85,7 +89,8 @@ class StreamEngine:
                  "_inbox", "_sink", "_on_close", "_wake", "_queued", "_heap_at",
                  "_ctrl", "_out", "_out_i", "_tx_seq", "_msgq", "_msgq_i", "_queued_bytes", "_cur",
                  "_cur_off", "_cur_idx", "_cur_count", "_sw", "_rw", "_reasm", "_retx",
-                 "_unacked_rx", "_ack_at", "_ack_now", "_hb_now", "_last_tx",
+                 "_unacked_rx", "_ack_at", "_ack_now", "_hb_now", "_last_tx", "_resume_at",
+                 "_resume_rto",
                  "n_retransmits", "n_duplicates", "n_dropped", "n_delivered")
 
     def __init__(self, stream_id: str, role: str, mode: int, now: float,
@@ -122,6 +127,8 @@ class StreamEngine:
         self._ack_now = False
         self._hb_now = False
         self._last_tx = now
+        self._resume_at = -1.0          # PENDING: when to repeat Resume{1} (no answer yet)
+        self._resume_rto = RTO_INITIAL
         self.n_retransmits = 0
         self.n_duplicates = 0
         self.n_dropped = 0
@@ -272,6 +279,12 @@ class StreamEngine:
                 self._ctrl = None
             if self.mode == LEGACY:
                 return _encode_control(kind, self.stream_id, 0, 0, next_seq, reason)
+            if self.mode == PENDING and kind == _RESUME:
+                # Repeat the proposal until answered, even with nothing in flight (a lost
+                # Resume must not leave a held >60 KiB first message waiting forever).
+                self._resume_at = now + self._resume_rto
+                rto = self._resume_rto * 2.0
+                self._resume_rto = rto if rto < RTO_MAX else RTO_MAX
             return self._sent(now, _encode_control(kind, self.stream_id, self._rw.ack,
                                                    self._rw.ack_bits, next_seq, reason))
         if self.closed:
@@ -411,6 +424,7 @@ class StreamEngine:
                 return
             if (kind == _RESUME and f.next_seq >= 1) or kind == _ACK or kind == _DATA:
                 self.mode = RELIABLE
+                self._resume_at = -1.0
                 if kind == _RESUME:      # the answer: nothing to resend
                     kind = _ACK          # (only its ack fields matter)
             else:
@@ -509,6 +523,7 @@ class StreamEngine:
     def _become_legacy(self) -> None:
         """PENDING opener learned the peer is 0.131.0: continue exactly as 0.131.0 would."""
         self.mode = LEGACY
+        self._resume_at = -1.0
         self._tx_seq = self._sw.next_seq
         msgs = self._msgq[self._msgq_i:] if self._msgq else []
         self._msgq_i = 0
@@ -536,6 +551,9 @@ class StreamEngine:
         hb = self._last_tx + HEARTBEAT_IDLE
         if d < 0.0 or hb < d:
             d = hb
+        r = self._resume_at
+        if r >= 0.0 and r < d:
+            d = r
         return d
 
     def on_timer(self, now: float) -> None:
@@ -559,6 +577,10 @@ class StreamEngine:
                             retx.append(seq)
         if now >= self._last_tx + HEARTBEAT_IDLE:
             self._hb_now = True
+        if self._resume_at >= 0.0 and now >= self._resume_at and self.mode == PENDING:
+            self._resume_at = -1.0
+            if not self._ctrl:
+                self._push_ctrl(_RESUME, 1)
         self._maybe_wake()
 
     # ----------------------------------------------------------------------------- lifecycle
