@@ -50,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
     for f in args.enable + args.disable:
         _warn(f"ignoring feature flag {f}")
 
+    from ..executor.tuning import tune_malloc
     from ..transport import install_event_loop_policy
 
+    tune_malloc()
     install_event_loop_policy()
     if args.remote is not None:
         try:
