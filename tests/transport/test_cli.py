@@ -126,3 +126,41 @@ def test_stdio_from_regular_file(tmp_path) -> None:
         r = subprocess.run([*CMD, "--listen", "stdio"], stdin=f, capture_output=True, timeout=30)
     assert r.returncode == 0
     assert [json.loads(line)["id"] for line in r.stdout.decode().splitlines()] == [1, 2]
+
+
+@pytest.mark.parametrize("pure", ["0", "1"])
+def test_sigterm_kills_started_processes(pure: str) -> None:
+    """No leaked process at exit: SIGTERM right after start-up still shuts down cleanly."""
+    import asyncio
+
+    import websockets
+
+    p = _start(env_extra={"EXECRELAY_PURE": pure})
+    url = p.stdout.readline().decode().strip()
+
+    async def start_sleep() -> int:
+        async with websockets.connect(url) as ws:
+            await ws.send('{"id":1,"method":"initialize","params":{"clientName":"t"}}')
+            await asyncio.wait_for(ws.recv(), 5)
+            await ws.send('{"method":"initialized"}')
+            await ws.send('{"id":2,"method":"process/start","params":{"processId":"s","argv":["/bin/sh","-c",'
+                          '"echo $$; exec sleep 100"],"cwd":"/","env":{},"tty":false}}')
+            while True:
+                m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                if m.get("method") == "process/output":
+                    import base64
+                    return int(base64.b64decode(m["params"]["chunk"]))
+
+    child = asyncio.run(start_sleep())
+    os.kill(p.pid, signal.SIGTERM)
+    assert p.wait(timeout=15) == 0
+    for _ in range(100):
+        try:
+            with open(f"/proc/{child}/stat") as f:
+                if f.read().rsplit(") ", 1)[1][0] == "Z":
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("child survived the server's SIGTERM")

@@ -74,14 +74,19 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_run_local(kind, host, port, args.impl))
 
 
-async def _until_signal(main: "asyncio.Future | None" = None) -> None:
-    loop = asyncio.get_running_loop()
-    stop = loop.create_future()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+def _install_stop(loop: asyncio.AbstractEventLoop) -> "asyncio.Future[None]":
+    """A future set by SIGINT/SIGTERM; installed before the URL is printed, so a supervisor
+    that signals right after reading the URL still gets a clean shutdown (processes killed)."""
+    stop: asyncio.Future[None] = loop.create_future()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         try:
             loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
-        except (NotImplementedError, RuntimeError):  # pragma: no cover
+        except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
             pass
+    return stop
+
+
+async def _wait(stop: "asyncio.Future[None]", main: "asyncio.Future | None" = None) -> None:
     waits = [stop] if main is None else [stop, main]
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
 
@@ -90,11 +95,12 @@ async def _run_local(kind: str, host: str, port: int, impl: str | None) -> int:
     from ..executor import ExecServer
     from ..executor.serve import serve_stdio, serve_ws
 
+    stop = _install_stop(asyncio.get_running_loop())
     server = ExecServer()
     try:
         if kind == "stdio":
             main = asyncio.ensure_future(serve_stdio(server))
-            await _until_signal(main)
+            await _wait(stop, main)
             main.cancel()
             return 0
         try:
@@ -105,7 +111,7 @@ async def _run_local(kind: str, host: str, port: int, impl: str | None) -> int:
             print(f"Error: {text} (os error {code})", file=sys.stderr)
             return 1
         print(ws.url, flush=True)
-        await _until_signal()
+        await _wait(stop)
         ws.close()
         return 0
     finally:
@@ -115,13 +121,14 @@ async def _run_local(kind: str, host: str, port: int, impl: str | None) -> int:
 async def _run_remote(remote: object, args: argparse.Namespace) -> int:
     from ..executor import ExecServer
 
+    stop = _install_stop(asyncio.get_running_loop())
     server = ExecServer()
     fn = getattr(remote, "run_remote_executor")
     try:
         result = fn(server=server, remote_url=args.remote, executor_id=args.executor_id, name=args.name)
         if inspect.isawaitable(result):
             main = asyncio.ensure_future(result)
-            await _until_signal(main)
+            await _wait(stop, main)
             if main.done():
                 return int(main.result() or 0)
             main.cancel()
