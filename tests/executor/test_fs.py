@@ -194,3 +194,9 @@ async def test_sandbox_restricted_roots(client: Client, tmp_path) -> None:
     assert (await client.error("fs/readFile", {"path": str(out / "secret"), "sandbox": s}))[0] == -32004
     assert (await client.error("fs/readFile", {"path": str(rw / "escape"), "sandbox": s}))[0] == -32004
     assert (await client.error("fs/getMetadata", {"path": str(ro), "sandbox": sb()}))[0] == -32004
+
+
+async def test_read_endless_device_stops_at_limit(client: Client, server) -> None:
+    server.config.read_file_limit = 1024 * 1024  # /dev/zero never ends: bounded by the limit
+    assert await client.error("fs/readFile", {"path": "/dev/zero"}, timeout=20) == (
+        -32600, "file is too large to read: limit is 1048576 bytes")

@@ -77,15 +77,20 @@ def get_metadata(conn: "RpcConnection", params: Any) -> Any:
 
 
 # --------------------------------------------------------------------- readFile
-def _read_fd(fd: int, size: int) -> dict:
+def _read_fd(fd: int, size: int, limit: int) -> dict:
+    """Read to EOF; a file that grows (or a device like /dev/zero) stops at the size limit."""
     try:
         chunks = []
+        total = 0
         while True:
             data = os.read(fd, max(size, 65536))
             if not data:
                 break
+            total += len(data)
+            if total > limit:
+                raise RpcError(INVALID_REQUEST, f"file is too large to read: limit is {limit} bytes")
             chunks.append(data)
-            size = 65536
+            size = 1 << 20
         return {"dataBase64": b64encode(b"".join(chunks))}
     finally:
         os.close(fd)
@@ -115,10 +120,10 @@ def read_file(conn: "RpcConnection", params: Any) -> Any:
         raise RpcError(INVALID_REQUEST, f"file is too large to read: limit is {limit} bytes")
     if _S_ISREG(st.st_mode) and st.st_size <= conn.server.config.inline_io_bytes:
         try:
-            return _read_fd(fd, st.st_size + 1)
+            return _read_fd(fd, st.st_size + 1, limit)
         except OSError as exc:
             raise fs_error(exc) from None
-    return _in_thread(_read_fd, fd, st.st_size + 1)
+    return _in_thread(_read_fd, fd, st.st_size + 1, limit)
 
 
 # -------------------------------------------------------------------- writeFile
