@@ -138,3 +138,22 @@ async def test_registry_errors_are_retried_not_fatal(fake_rendezvous):
         executor.close()
         await asyncio.wait_for(task, 10)
         await server.aclose()
+
+
+async def test_reply_over_the_legacy_frame_limit_is_an_error_not_a_reset(fake_rendezvous, remote_executor, tmp_path):
+    """A 0.131.0 peer cannot take frames over 16 MiB: the request gets a JSON-RPC error and the
+    stream (and session) go on."""
+    fake = fake_rendezvous
+    await fake.accept()
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * (13 * 1024 * 1024))  # base64: ~17.3 MiB of JSON
+    await fake.send(data("s", 0, initialize(1, "big")))
+    assert orjson.loads((await fake.recv()).payload)["id"] == 1
+    await fake.send(data("s", 1, {"method": "initialized", "params": {}}))
+    await fake.send(data("s", 2, {"id": 2, "method": "fs/readFile", "params": {"path": str(big)}}))
+    frame = await fake.recv(timeout=20)
+    msg = orjson.loads(frame.payload)
+    assert frame.kind == wire.DATA and msg["id"] == 2
+    assert msg["error"]["code"] == -32603 and "too large" in msg["error"]["message"]
+    await fake.send(data("s", 3, {"id": 3, "method": "fs/getMetadata", "params": {"path": str(big)}}))
+    assert orjson.loads((await fake.recv()).payload)["result"]["isFile"] is True

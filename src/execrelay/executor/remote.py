@@ -205,13 +205,33 @@ class RemoteExecutor:
             except StreamClosed:
                 return
             except MessageTooLarge as exc:
-                log.warning("stream %s: %s; resetting the stream", sid, exc)
-                executor.mux.reset(sid, "message_too_large")
+                executor._too_large(sid, data, exc)
             pump = executor._pump
             if pump is not None and not pump.flush_scheduled:
                 pump.kick()
 
         return send
+
+    def _too_large(self, sid: str, data: bytes, exc: MessageTooLarge) -> None:
+        """A reply too big for this stream (a 16 MiB legacy frame, or 64 MiB): the request
+        gets a clear JSON-RPC error instead and the session goes on.  Only a message that
+        is not a response (nobody to answer) costs the stream."""
+        import orjson
+
+        try:
+            rid = orjson.loads(data).get("id")
+        except (orjson.JSONDecodeError, AttributeError):
+            rid = None
+        if rid is None:
+            log.warning("stream %s: %s; resetting the stream", sid, exc)
+            self.mux.reset(sid, "message_too_large")
+            return
+        error = {"error": {"code": -32603, "message": f"response too large for this relay stream: {exc}"},
+                 "id": rid}
+        try:
+            self.mux.send(sid, orjson.dumps(error))
+        except StreamClosed:
+            pass
 
     def _kick(self) -> None:
         if self._pump is not None:
