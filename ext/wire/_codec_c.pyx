@@ -94,7 +94,7 @@ cdef class Frame:
         if segment_count < 0:
             segment_count = 1 if kind == K_DATA else 0
         self.segment_count = <unsigned int>segment_count
-        if segment_count > 0xFFFFFFFF:
+        if (segment_count >> 32) != 0:
             raise OverflowError("segment_count does not fit in 32 bits")
         self.payload = payload if PyBytes_CheckExact(payload) else bytes(payload)
         self.next_seq = next_seq
@@ -157,18 +157,25 @@ cdef class Frame:
 
 cdef inline Py_ssize_t _varint(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end,
                                uint64_t* out) except -1:
-    """Read a varint at ``pos``; return the position after it.  At most 10 bytes, like upb
-    (the spare bits of a 10th byte are ignored, as upb ignores them)."""
-    cdef uint64_t result
+    """Read a varint at ``pos``; return the position after it.  One-byte varints (nearly all
+    of them in this schema) are decoded inline; longer ones go to :func:`_varint_slow`."""
     cdef uint8_t b
-    cdef Py_ssize_t start = pos
-    cdef int shift = 0
     if pos < end:
         b = buf[pos]
         if b < 0x80:
             out[0] = b
             return pos + 1
-    result = 0
+    return _varint_slow(buf, pos, end, out)
+
+
+cdef Py_ssize_t _varint_slow(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end,
+                             uint64_t* out) except -1:
+    """At most 10 bytes, like upb (the spare bits of a 10th byte are ignored, as upb
+    ignores them)."""
+    cdef uint64_t result = 0
+    cdef uint8_t b
+    cdef Py_ssize_t start = pos
+    cdef int shift = 0
     while True:
         if pos >= end:
             _fail(f"truncated varint at offset {start}", start)
@@ -213,7 +220,7 @@ cdef Py_ssize_t _skip(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, uint32
                 _fail(f"unterminated group at offset {at}", at)
             inner_at = pos
             pos = _varint(buf, pos, end, &v)
-            if v > 0xFFFFFFFF:  # field number 0 is tolerated inside groups, as upb does
+            if (v >> 32) != 0:  # field number 0 is tolerated inside groups, as upb does
                 _fail(f"invalid field key at offset {inner_at}", inner_at)
             inner = <uint32_t>v
             if (inner & 7) == 4:
@@ -231,7 +238,7 @@ cdef inline Py_ssize_t _key(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end,
     cdef uint64_t v
     cdef Py_ssize_t at = pos
     pos = _varint(buf, pos, end, &v)
-    if v > 0xFFFFFFFF or (v >> 3) == 0:
+    if (v >> 32) != 0 or (v >> 3) == 0:
         _fail(f"invalid field key at offset {at}", at)
     key[0] = <uint32_t>v
     return pos
@@ -416,7 +423,7 @@ cdef Frame _decode(const uint8_t* buf, Py_ssize_t end):
                 if kind == K_ACK or kind == K_HEARTBEAT:
                     # upb tolerates field number 0 inside these field-less messages
                     pos = _varint(buf, pos, sub_end, &v)
-                    if v > 0xFFFFFFFF:
+                    if (v >> 32) != 0:
                         _fail(f"invalid field key at offset {at}", at)
                     skey = <uint32_t>v
                 else:
