@@ -212,3 +212,16 @@ async def test_queue_behind_async_handler_pauses_reading(server) -> None:
     ids = [orjson.loads(m).get("id") for m in out]
     assert ids == [1, 2, 3] + list(range(100, 400))
     conn.close()
+
+
+async def test_write_pause_stops_request_intake(server) -> None:
+    """A peer that does not read our output is not read from either (bounded memory)."""
+    from execrelay.executor import RpcConnection
+
+    flow: list[bool] = []
+    conn = RpcConnection(server, lambda b: None, None, pause_reading=flow.append)
+    conn.pause_writing()
+    assert flow == [True]
+    conn.resume_writing()
+    assert flow == [True, False]
+    conn.close()

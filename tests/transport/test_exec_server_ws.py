@@ -174,3 +174,32 @@ async def test_flood_to_client_that_stops_reading_is_bounded(ws_server) -> None:
         assert proc.retained <= 1024 * 1024
     finally:
         ws.transport.abort()
+
+
+async def test_client_that_stops_reading_responses_is_held_back(ws_server, tmp_path) -> None:
+    """Pipelined 64 KiB reads from a client that never reads: the server stops reading too,
+    so neither side buffers the ~170 MB of answers."""
+    srv, server = ws_server
+    f = tmp_path / "f"
+    f.write_bytes(b"x" * 65536)
+    ws = await websockets.connect(srv.url, max_queue=1, max_size=None, write_limit=65536)
+    try:
+        await _call(ws, {"id": 1, "method": "initialize", "params": {"clientName": "t"}})
+        await ws.send('{"method":"initialized"}')
+        req = json.dumps({"id": 2, "method": "fs/readFile", "params": {"path": str(f)}})
+        sent = 0
+
+        async def flood() -> None:
+            nonlocal sent
+            for _ in range(50000):  # ~4 GB of answers if nothing held the client back
+                await ws.send(req)
+                sent += 1
+
+        rss0 = _rss_kib()
+        task = asyncio.ensure_future(flood())
+        await asyncio.sleep(1.5)
+        assert not task.done() and sent < 50000  # held back by TCP backpressure
+        assert _rss_kib() - rss0 < 80 * 1024
+        task.cancel()
+    finally:
+        ws.transport.abort()

@@ -154,9 +154,8 @@ class RpcConnection:
             if queue is None:
                 queue = self._queue = deque()
             queue.append(message)
-            if len(queue) >= QUEUE_PAUSE and not self._reading_paused and self._pause_reading is not None:
-                self._reading_paused = True
-                self._pause_reading(True)
+            if len(queue) >= QUEUE_PAUSE and not self._reading_paused:
+                self._update_reading()
             return
         if not self.closed:
             self._process(message)
@@ -246,9 +245,25 @@ class RpcConnection:
             self._process(queue.popleft())
         if queue is not None and not queue:
             self._queue = None
-        if self._reading_paused and (not queue or len(queue) < QUEUE_PAUSE // 2) and not self.closed:
-            self._reading_paused = False
-            self._pause_reading(False)  # type: ignore[misc]
+        if self._reading_paused:
+            self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Ask the transport to stop reading while requests pile up behind an async handler or
+        while the peer does not read our output (0.131.0's bounded queues have the same effect:
+        a client that stops reading stalls only its own connection)."""
+        hook = self._pause_reading
+        if hook is None or self.closed:
+            return
+        queue = self._queue
+        queued = len(queue) if queue is not None else 0
+        if self._reading_paused:
+            want = self.write_paused or queued >= QUEUE_PAUSE // 2
+        else:
+            want = self.write_paused or queued >= QUEUE_PAUSE
+        if want != self._reading_paused:
+            self._reading_paused = want
+            hook(want)
 
     # ----------------------------------------------------------------- outbound
     def _send_error(self, rid: Any, code: int, message: str) -> None:
@@ -265,11 +280,15 @@ class RpcConnection:
 
     # ------------------------------------------------------------ flow control
     def pause_writing(self) -> None:
-        """Transport buffer is full: output producers stop reading until :meth:`resume_writing`."""
+        """Transport buffer is full: output producers and request intake stop until
+        :meth:`resume_writing`."""
         self.write_paused = True
+        self._update_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        if self._reading_paused:
+            self._update_reading()
         sources, self._paused_sources = self._paused_sources, None
         if sources:
             for resume in sources:
