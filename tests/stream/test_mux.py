@@ -138,15 +138,35 @@ def test_idle_stream_memory(mode, budget):
     assert per <= budget, f"{per:.0f} bytes per idle {mode} stream"
 
 
-def test_first_frame_seq2_is_refused_not_hung():
-    """Data seq > 1 opening an unknown stream means the stream began elsewhere (executor
-    restart; or a lossy link that lost Resume{1} and seq 1): Reset at once, never a hang."""
+def test_lossy_open_seq2_first_is_a_reliable_stream_on_probation():
+    """P2: the opener's Resume{1} and seq 1 were lost, seq 2 (ack 0: it has received
+    nothing) arrives first -> a reliable stream; seq 1 delivered first once it is resent."""
     mux = Multiplexer(ACCEPTOR)
     mux.feed(wire.encode_data("n", 2, 0, 0, b"second"), 0.0)
-    (f,) = [wire.decode(b) for b in mux.poll_output(0.0)]
-    assert (f.kind, f.reason) == (wire.RESET, "unknown_stream") and len(mux) == 0
-    mux.feed(wire.encode_data("m", 1, 0, 0, b"first"), 0.0)      # seq 1: P2, reliable
-    assert mux.events == [("open", "m", "reliable"), ("message", "m", b"first")]
+    assert mux.events == [("open", "n", "reliable")]
+    mux.feed(wire.encode_data("n", 1, 0, 0, b"first"), 0.6)
+    assert [e[2] for e in mux.events[1:]] == [b"first", b"second"]
+    mux.tick(10.0)                                    # probation passed: stream stays
+    assert not mux.streams["n"].closed
+
+
+def test_seq2_first_without_seq1_is_reset_after_probation():
+    """The same first frame from a legacy harness mid-stream (executor restart): seq 1 never
+    comes, so the stream is reset with unknown_stream after PROBATION_SECONDS -- never a hang."""
+    from execrelay.stream.errors import PROBATION_SECONDS
+    mux = Multiplexer(ACCEPTOR)
+    mux.feed(wire.encode_data("n", 7, 0, 0, b"mid-stream"), 0.0)
+    mux.poll_output(0.0)
+    t = mux.next_deadline()
+    while t is not None and t < PROBATION_SECONDS:
+        mux.tick(t)
+        mux.poll_output(t)
+        t = mux.next_deadline()
+    assert t == PROBATION_SECONDS
+    mux.tick(t)
+    out = [wire.decode(f) for f in mux.poll_output(t)]
+    assert [(f.kind, f.reason) for f in out] == [(wire.RESET, "unknown_stream")]
+    assert mux.events[-1] == ("close", "n", ("unknown_stream", False)) and len(mux) == 0
 
 
 def test_restarted_executor_refuses_streams_it_never_had():

@@ -39,7 +39,7 @@ from typing import Callable
 from .. import wire
 from .errors import (LEGACY_MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, MAX_SEGMENTS, MAX_SEQ,
                      REORDER_BYTES, RTO_INITIAL, RTO_MAX, SEGMENT_BYTES, SEND_WINDOW_BYTES,
-                     SEND_WINDOW_SEGMENTS,
+                     SEND_WINDOW_SEGMENTS, UNKNOWN_STREAM,
                      MessageTooLarge, ProtocolViolation, StreamClosed)
 from .hot import IN_ORDER, Reassembler, RecvWindow, SendWindow
 
@@ -90,7 +90,7 @@ class StreamEngine:
                  "_ctrl", "_out", "_out_i", "_tx_seq", "_msgq", "_msgq_i", "_queued_bytes", "_cur",
                  "_cur_off", "_cur_idx", "_cur_count", "_sw", "_rw", "_reasm", "_retx",
                  "_unacked_rx", "_ack_at", "_ack_now", "_hb_now", "_last_tx", "_resume_at",
-                 "_resume_rto",
+                 "_resume_rto", "_probation_at",
                  "n_retransmits", "n_duplicates", "n_dropped", "n_delivered")
 
     def __init__(self, stream_id: str, role: str, mode: int, now: float,
@@ -129,6 +129,7 @@ class StreamEngine:
         self._last_tx = now
         self._resume_at = -1.0          # PENDING: when to repeat Resume{1} (no answer yet)
         self._resume_rto = RTO_INITIAL
+        self._probation_at = -1.0       # acceptor: reset unless seq 1 arrives by then (mux)
         self.n_retransmits = 0
         self.n_duplicates = 0
         self.n_dropped = 0
@@ -554,6 +555,9 @@ class StreamEngine:
         r = self._resume_at
         if r >= 0.0 and r < d:
             d = r
+        r = self._probation_at
+        if r >= 0.0 and r < d:
+            d = r
         return d
 
     def on_timer(self, now: float) -> None:
@@ -577,6 +581,11 @@ class StreamEngine:
                             retx.append(seq)
         if now >= self._last_tx + HEARTBEAT_IDLE:
             self._hb_now = True
+        if self._probation_at >= 0.0 and now >= self._probation_at:
+            self._probation_at = -1.0
+            if self._rw.ack == 0:      # seq 1 never came: the stream began elsewhere
+                self.reset(UNKNOWN_STREAM)
+                return
         if self._resume_at >= 0.0 and now >= self._resume_at and self.mode == PENDING:
             self._resume_at = -1.0
             if not self._ctrl:

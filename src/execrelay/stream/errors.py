@@ -23,6 +23,11 @@ RTO_MIN: float = 0.05
 RTO_MAX: float = 10.0
 #: Largest seq a stream may use (uint32, never wraps).
 MAX_SEQ: int = 0xFFFFFFFF
+#: Reset reason for a stream this side has no state for (e.g. the executor restarted).
+UNKNOWN_STREAM: str = "unknown_stream"
+#: How long a stream opened by Data seq > 1 (ack 0) may wait for seq 1 / Resume{1} before it
+#: is judged a stream that began elsewhere and reset with UNKNOWN_STREAM (see mux).
+PROBATION_SECONDS: float = 3.0
 #: Legacy (0.131.0) peers drop the connection on a websocket frame above 16 MiB.
 LEGACY_MAX_FRAME_BYTES: int = 16 * 1024 * 1024
 

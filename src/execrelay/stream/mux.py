@@ -53,9 +53,12 @@ by the callbacks propagate out of ``feed()``/``tick()``.  A closed stream leaves
 
 Acceptor-side stream creation (P2, P4, spec 7.2): a Data frame with seq 0 on an unknown
 stream opens a LEGACY stream (0.131.0 harness), Data with seq 1 or ``Resume{next_seq=1}``
-opens a RELIABLE one (answered with ``Resume{1}`` before any Data); Data with seq > 1 or
-``Resume{next_seq>1}`` is a stream that began elsewhere (this executor restarted) and is
-answered with ``Reset{unknown_stream}``; Resume{0}, Ack, Heartbeat and Reset never create a
+opens a RELIABLE one (answered with ``Resume{1}`` before any Data); Data with seq > 1 and
+ack > 0 or ``Resume{next_seq>1}`` is a stream that began elsewhere (this executor restarted)
+and is answered with ``Reset{unknown_stream}``; Data with seq > 1 and ack 0 opens a reliable
+stream on probation (P2: its opener lost Resume{1} and seq 1 and will repeat them) that is
+reset with ``unknown_stream`` if seq 1 has not arrived within ``PROBATION_SECONDS`` (a legacy
+harness mid-stream after an executor restart); Resume{0}, Ack, Heartbeat and Reset never create a
 stream.  A legacy stream that was reset is recreated by the next Data (0.131.0 does the same)
 and stays legacy whatever that Data's seq; a closed reliable stream is remembered for
 ``TOMBSTONE_SECONDS`` and frames for it are answered with its Reset again (so a lost Reset is
@@ -82,12 +85,10 @@ from typing import Callable, Iterable
 from .. import wire
 from .engine import (ACCEPTOR, LEGACY, MODE_NAMES, OPENER, PENDING, RELIABLE, StreamEngine,
                      clip_reason)
-from .errors import StreamClosed
+from .errors import PROBATION_SECONDS, UNKNOWN_STREAM, StreamClosed
 
 log = logging.getLogger("execrelay.stream")
 
-#: Reset reason for a reliable stream this side has no state for (e.g. the executor restarted).
-UNKNOWN_STREAM = "unknown_stream"
 #: How long a closed reliable stream_id is remembered (its frames get the Reset again).
 TOMBSTONE_SECONDS = 120.0
 TOMBSTONE_MAX = 4096
@@ -251,17 +252,21 @@ class Multiplexer:
                     self.last_bad_frame = "segmented data frame opening a legacy stream"
                     return None
                 eng = StreamEngine.accept(sid, now, LEGACY, self._on_message)
-            elif f.seq > 1:
-                # The stream began before this executor existed (it restarted): it has none
-                # of the earlier segments and never will, so waiting would hang the peer.
-                # Deliberate deviation from P2's "seq >= 1 opens reliable": a 0.131.0 harness
-                # mid-stream (seq > 1, ack 0) looks the same and must get an error at once.
-                # The price: a reliable opener whose Resume{1} AND seq 1 were both lost while
-                # seq 2 got through is reset too (a clean, immediate error; never a hang).
+            elif f.seq > 1 and f.ack > 0:
+                # The stream began before this executor existed (it restarted): the peer
+                # already received our Data on it (ack > 0), we have none of its earlier
+                # segments and never will, so waiting would hang the peer.
                 self._refuse(sid, now, UNKNOWN_STREAM)
                 return None
             else:
                 eng = StreamEngine.accept(sid, now, RELIABLE, self._on_message)
+                if f.seq > 1:
+                    # Ambiguous: a reliable opener whose Resume{1} and seq 1 were lost (P2:
+                    # reliable; it repeats them within an RTO), or a legacy harness mid-stream
+                    # after an executor restart (it never will).  Wait a little for seq 1 /
+                    # Resume{1}, then reset with UNKNOWN_STREAM: never a hang, never a false
+                    # reset on a lossy link.
+                    eng._probation_at = now + PROBATION_SECONDS
         elif kind == _RESUME and f.next_seq > 1:
             self._refuse(sid, now, UNKNOWN_STREAM)  # a Resume of a stream we never had
             return None
