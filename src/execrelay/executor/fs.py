@@ -18,6 +18,11 @@ from .connection import Deferred
 from .errors import RpcError, INVALID_REQUEST, fs_error, os_error
 from .params import abs_path, b64decode, b64encode, opt_bool, req_bool, req_str, struct
 from . import sandbox as _sandbox
+from .. import _accel
+
+#: lstat -> result dict; Cython twin builds it from struct stat without os.stat_result
+_metadata = _accel.select("fsmeta", "execrelay.executor._fsmeta_c", "execrelay.executor._fsmeta_py").metadata
+_NUL = "file name contained an unexpected NUL byte"
 
 if TYPE_CHECKING:  # pragma: no cover
     from .connection import RpcConnection
@@ -63,17 +68,11 @@ def get_metadata(conn: "RpcConnection", params: Any) -> Any:
     if sb is not None:
         sb.check(path, False)
     try:
-        st = _lstat(path)
-        mode = st.st_mode
-        if _S_ISLNK(mode):
-            target = _stat_fn(path)
-            tmode = target.st_mode
-            return {"isDirectory": _S_ISDIR(tmode), "isFile": _S_ISREG(tmode), "isSymlink": True,
-                    "createdAtMs": 0, "modifiedAtMs": target.st_mtime_ns // 1000000}
+        return _metadata(path)
     except OSError as exc:
         raise fs_error(exc) from None
-    return {"isDirectory": _S_ISDIR(mode), "isFile": _S_ISREG(mode), "isSymlink": False,
-            "createdAtMs": 0, "modifiedAtMs": st.st_mtime_ns // 1000000}
+    except ValueError:
+        raise RpcError(INVALID_REQUEST, _NUL) from None
 
 
 # --------------------------------------------------------------------- readFile

@@ -1,0 +1,38 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""``fs/getMetadata`` result from one lstat (and one stat for a symlink), without os.stat_result.
+
+Twin: ``src/execrelay/executor/_fsmeta_py.py`` (same function, same results and errors).
+os.lstat builds a 20-field stat_result with float times (~1.5 µs); this builds the five-key
+result dict straight from ``struct stat`` (~0.5 µs).
+"""
+from libc.errno cimport errno
+from posix.stat cimport struct_stat, lstat as c_lstat, stat as c_stat, S_ISDIR, S_ISREG, S_ISLNK
+
+import os
+
+cdef object _fsencode = os.fsencode
+
+
+cdef inline long long _mtime_ms(struct_stat* st) noexcept:
+    return <long long>st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec // 1000000
+
+
+def metadata(str path):
+    """The 0.131.0 ``fs/getMetadata`` result for ``path``; raises OSError like os.lstat."""
+    cdef struct_stat st
+    cdef struct_stat target
+    cdef bytes raw = _fsencode(path)
+    if b"\0" in raw:
+        raise ValueError("embedded null byte")
+    cdef const char* p = raw
+    if c_lstat(p, &st) != 0:
+        code = errno
+        raise OSError(code, os.strerror(code), path)
+    if S_ISLNK(st.st_mode):
+        if c_stat(p, &target) != 0:
+            code = errno
+            raise OSError(code, os.strerror(code), path)
+        return {"isDirectory": S_ISDIR(target.st_mode) != 0, "isFile": S_ISREG(target.st_mode) != 0,
+                "isSymlink": True, "createdAtMs": 0, "modifiedAtMs": _mtime_ms(&target)}
+    return {"isDirectory": S_ISDIR(st.st_mode) != 0, "isFile": S_ISREG(st.st_mode) != 0,
+            "isSymlink": False, "createdAtMs": 0, "modifiedAtMs": _mtime_ms(&st)}

@@ -1,0 +1,29 @@
+"""``fs/getMetadata`` result from one lstat (and one stat for a symlink).
+
+Pure twin of ``ext/executor/_fsmeta_c.pyx`` (selected by :mod:`execrelay.executor.fs`).
+``isDirectory``/``isFile`` follow a symlink, ``isSymlink`` describes the link itself, and
+``createdAtMs`` is 0 as in 0.131.0's musl build (spec 5.4).
+"""
+from __future__ import annotations
+
+import os
+import stat as _stat
+
+_lstat = os.lstat
+_stat_fn = os.stat
+_S_ISLNK = _stat.S_ISLNK
+_S_ISDIR = _stat.S_ISDIR
+_S_ISREG = _stat.S_ISREG
+
+
+def metadata(path: str) -> dict:
+    """The 0.131.0 ``fs/getMetadata`` result for ``path``; raises OSError like os.lstat."""
+    st = _lstat(path)
+    mode = st.st_mode
+    if _S_ISLNK(mode):
+        target = _stat_fn(path)
+        tmode = target.st_mode
+        return {"isDirectory": _S_ISDIR(tmode), "isFile": _S_ISREG(tmode), "isSymlink": True,
+                "createdAtMs": 0, "modifiedAtMs": target.st_mtime_ns // 1000000}
+    return {"isDirectory": _S_ISDIR(mode), "isFile": _S_ISREG(mode), "isSymlink": False,
+            "createdAtMs": 0, "modifiedAtMs": st.st_mtime_ns // 1000000}

@@ -1,0 +1,62 @@
+"""The fs/getMetadata kernel: Cython and pure twins give identical results and errors."""
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from execrelay._accel import load_both
+
+FAST, PURE = load_both("execrelay.executor._fsmeta_c", "execrelay.executor._fsmeta_py")
+TWINS = [pytest.param(PURE, id="pure"),
+         pytest.param(FAST, id="cython", marks=pytest.mark.skipif(FAST is None, reason="extension not built"))]
+
+
+@pytest.fixture
+def tree(tmp_path):
+    (tmp_path / "f").write_bytes(b"x")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "lf").symlink_to(tmp_path / "f")
+    (tmp_path / "ld").symlink_to(tmp_path / "d")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    os.utime(tmp_path / "f", ns=(0, 1_700_000_000_123_456_789))
+    os.utime(tmp_path / "d", ns=(0, -1_500_000_000))  # before the epoch: floor division
+    return tmp_path
+
+
+@pytest.mark.parametrize("mod", TWINS)
+def test_results(mod, tree) -> None:
+    assert mod.metadata(str(tree / "f")) == {"isDirectory": False, "isFile": True, "isSymlink": False,
+                                              "createdAtMs": 0, "modifiedAtMs": 1_700_000_000_123}
+    assert mod.metadata(str(tree / "d"))["modifiedAtMs"] == -1500
+    assert mod.metadata(str(tree / "lf"))["isSymlink"] is True
+    r = mod.metadata(str(tree / "ld"))
+    assert r["isDirectory"] and r["isSymlink"] and not r["isFile"]
+    assert list(r) == ["isDirectory", "isFile", "isSymlink", "createdAtMs", "modifiedAtMs"]
+
+
+@pytest.mark.parametrize("mod", TWINS)
+def test_errors(mod, tree) -> None:
+    for name in ("dangling", "missing"):
+        with pytest.raises(OSError) as info:
+            mod.metadata(str(tree / name))
+        assert info.value.errno == errno.ENOENT
+    with pytest.raises(OSError) as info:
+        mod.metadata(str(tree / "f" / "x"))
+    assert info.value.errno == errno.ENOTDIR
+    with pytest.raises(ValueError):
+        mod.metadata(str(tree) + "/a\0b")
+
+
+def test_twins_agree(tree) -> None:
+    if FAST is None:
+        pytest.skip("extension not built")
+    names = ["f", "d", "lf", "ld", "d/", "d/../f"]
+    undecodable = os.fsdecode(b"caf\xe9")  # not UTF-8: surrogateescape round trip
+    with open(os.path.join(os.fsencode(str(tree)), b"caf\xe9"), "wb"):
+        pass
+    names.append(undecodable)
+    for name in names:
+        p = os.path.join(str(tree), name)
+        assert FAST.metadata(p) == PURE.metadata(p), name
