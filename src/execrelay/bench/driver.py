@@ -134,6 +134,7 @@ class RunStats:
     errors: int = 0
     resets: int = 0
     other_requests: int = 0
+    reset_reasons: dict = field(default_factory=dict)
     latencies: list = field(default_factory=list)
 
 
@@ -197,6 +198,9 @@ class ExecutorConn(WSListener):
             elif f.kind == RESET:
                 st.dead = True
                 self.stats.resets += 1
+                if not self.stats.reset_reasons.get(f.reason):
+                    self.stats.reset_reasons[f.reason] = 0
+                self.stats.reset_reasons[f.reason] += 1
                 self.outstanding -= len(st.sent)
                 st.sent.clear()
                 self._check_drain()
@@ -437,8 +441,13 @@ class ExecutorProcess:
             self.conn = await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
             self.stop()
-            raise RuntimeError(f"{self.spec.label}: executor did not connect within {timeout:.0f}s "
-                               f"(see {self.logdir}/{self.executor_id}.log)") from None
+            try:
+                with open(os.path.join(self.logdir, f"{self.executor_id}.log"), "rb") as fh:
+                    tail = fh.read()[-400:].decode(errors="replace").strip().replace("\n", " | ")
+            except OSError:
+                tail = ""
+            raise RuntimeError(f"{self.spec.label}: executor did not connect within {timeout:.0f}s; "
+                               f"its log ends: {tail or '(empty)'}") from None
         return self.conn
 
     @property
@@ -522,6 +531,7 @@ async def measure(ex: ExecutorProcess, scenario: Scenario, streams: int, window:
         "driver_cpu_us": (d1 - d0) / n * 1e6 if n else float("nan"),
         "driver_busy": busy, "driver_bound": busy > DRIVER_BOUND_BUSY,
         "errors": stats.errors, "resets": stats.resets, "big_requests": stats.other_requests,
+        "reset_reasons": dict(stats.reset_reasons),
         # cores used by everything else on the machine (other agents' jobs) during the phase
         "others_cores": max(0.0, ((m1 - m0) - (c1 - c0) - (d1 - d0)) / wall) if wall > 0 else 0.0,
     }

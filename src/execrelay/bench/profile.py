@@ -19,7 +19,7 @@ from . import driver as drv
 from .executors import Config, executor_specs
 
 DEFAULT = [Config("trivial", 8, 1), Config("trivial", 8, 16), Config("getMetadata", 8, 16),
-           Config("readFile64k", 8, 1)]
+           Config("readFile64k", 8, 1), Config("trivial", 8, 1, big="readFile8m")]
 
 
 def summarize(raw_path: str, top: int = 15) -> dict:
@@ -68,7 +68,9 @@ async def run(configs: list[Config], seconds: float = 5.0, progress=None) -> dic
             ex = drv.ExecutorProcess(spec, rdv, f"prof-{i}", workdir)
             try:
                 conn = await ex.start()
-                await conn.open_streams(f"p{i}", cfg.streams, timeout=30)
+                special = ([drv._Stream(f"p{i}-big", scen=scen[cfg.big], rec=False, window=1)]
+                           if cfg.big else None)
+                await conn.open_streams(f"p{i}", cfg.streams, timeout=30, special=special)
                 conn.start_load(scen[cfg.scenario], cfg.window)
                 await asyncio.sleep(0.5)
                 raw = os.path.join(workdir, f"prof-{i}.txt")

@@ -118,7 +118,12 @@ def markdown(results: dict, plots: list[str]) -> str:
                 if s.get("p99_added_ms") is not None:
                     notes.append(f"p99 {s['p99_added_ms']:+.2f} ms vs no big stream")
                 if s.get("resets"):
-                    notes.append(f"{s['resets']} stream resets")
+                    reasons: dict = {}
+                    for r in cfg["by_executor"][k]["runs"]:
+                        for why, n in (r.get("reset_reasons") or {}).items():
+                            reasons[why] = reasons.get(why, 0) + n
+                    why = "; ".join(f"{w[:60]!r} x{n}" for w, n in reasons.items())
+                    notes.append(f"{s['resets']} stream resets" + (f" ({why})" if why else ""))
                 if s.get("errors") and cfg["scenario"] != "trivial":
                     notes.append(f"{s['errors']} error replies")
                 if not s.get("rps") or "p50_ms" not in s:
