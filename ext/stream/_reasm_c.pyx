@@ -23,7 +23,8 @@ cdef extern from "Python.h":
 # shrinking a large block with realloc makes glibc's next same-sized allocation an mmap (fresh
 # pages, a page fault per 4 KiB: 6x slower reassembly), while keeping the block lets it reuse
 # warm heap memory.  The waste is under one segment per message in flight.
-DEF KEEP_SLACK = 64 * 1024
+cdef enum:  # compile-time constants (DEF is deprecated in Cython 3)
+    KEEP_SLACK = 64 * 1024
 
 
 cdef class Reassembler:

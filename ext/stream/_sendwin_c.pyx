@@ -10,8 +10,9 @@ from libc.math cimport fabs
 from execrelay.stream.errors import ProtocolViolation
 from execrelay.stream.errors import RTO_INITIAL as _RTO0, RTO_MIN as _RTOMIN, RTO_MAX as _RTOMAX
 
-DEF SLOTS = 32      # in-flight seqs span at most max_segments <= 32: distinct mod 32
-DEF MASK = 31
+cdef enum:  # compile-time constants (DEF is deprecated in Cython 3)
+    SLOTS = 32      # in-flight seqs span at most max_segments <= 32: distinct mod 32
+    MASK = 31
 
 
 cdef class SendWindow:

@@ -6,13 +6,18 @@ Same API and behaviour; see the pure twin for the protocol.  State is a 64-bit p
 """
 from libc.stdint cimport uint64_t, int64_t, int32_t
 
-DEF SLOTS = 64
-DEF MASK = 63
+cdef enum:  # compile-time constants (DEF is deprecated in Cython 3)
+    SLOTS = 64
+    MASK = 63
+    C_IN_ORDER = 0
+    C_BUFFERED = 1
+    C_DUPLICATE = 2
+    C_DROPPED = 3
 
-IN_ORDER = 0
-BUFFERED = 1
-DUPLICATE = 2
-DROPPED = 3
+IN_ORDER = C_IN_ORDER
+BUFFERED = C_BUFFERED
+DUPLICATE = C_DUPLICATE
+DROPPED = C_DROPPED
 
 
 cdef class RecvWindow:
@@ -43,19 +48,19 @@ cdef class RecvWindow:
         cdef uint64_t bit
         cdef int i
         if seq <= ack:
-            return DUPLICATE
+            return C_DUPLICATE
         off = seq - ack - 1
         if off == 0:
             self.ack = seq
             self._present >>= 1
-            return IN_ORDER
+            return C_IN_ORDER
         if off >= SLOTS:
-            return DROPPED
+            return C_DROPPED
         bit = (<uint64_t>1) << off
         if self._present & bit:
-            return DUPLICATE
+            return C_DUPLICATE
         if self.buffered_bytes + nbytes > self.max_bytes:
-            return DROPPED
+            return C_DROPPED
         i = <int>(seq & MASK)
         if self._slots is None:
             self._slots = [None] * SLOTS
@@ -64,7 +69,7 @@ cdef class RecvWindow:
         self._present |= bit
         self.buffered_bytes += nbytes
         self.buffered_count += 1
-        return BUFFERED
+        return C_BUFFERED
 
     cpdef object pop_next(self):
         cdef int64_t seq
