@@ -55,6 +55,13 @@ def _sb(p: dict) -> Any:
     return None if v is None else _sandbox.parse(v)
 
 
+def _enter(conn: "RpcConnection", sb: Any, path: str, write: bool) -> None:
+    """After a handler decoded its params: the session gate, then the sandbox check."""
+    _gate(conn)
+    if sb is not None:
+        sb.check(path, write)
+
+
 # ------------------------------------------------------------------ getMetadata
 def get_metadata(conn: "RpcConnection", params: Any) -> Any:
     if type(params) is not dict:
@@ -64,7 +71,7 @@ def get_metadata(conn: "RpcConnection", params: Any) -> Any:
     if sb is not None:
         sb = _sandbox.parse(sb)
     if conn.session is None or not conn.initialized or conn.session.conn is not conn:
-        _gate(conn)
+        _gate(conn)  # raises; the common case skips the call
     if sb is not None:
         sb.check(path, False)
     try:
@@ -99,9 +106,7 @@ def read_file(conn: "RpcConnection", params: Any) -> Any:
     p = struct(params, "FsReadFileParams")
     path = abs_path(p, "path")
     sb = _sb(p)
-    _gate(conn)
-    if sb is not None:
-        sb.check(path, False)
+    _enter(conn, sb, path, False)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
@@ -164,9 +169,7 @@ def create_directory(conn: "RpcConnection", params: Any) -> Any:
     path = abs_path(p, "path")
     recursive = opt_bool(p, "recursive", True)
     sb = _sb(p)
-    _gate(conn)
-    if sb is not None:
-        sb.check(path, True)
+    _enter(conn, sb, path, True)
     try:
         if recursive:
             os.makedirs(path, exist_ok=True)
@@ -182,9 +185,7 @@ def read_directory(conn: "RpcConnection", params: Any) -> Any:
     p = struct(params, "FsReadDirectoryParams")
     path = abs_path(p, "path")
     sb = _sb(p)
-    _gate(conn)
-    if sb is not None:
-        sb.check(path, False)
+    _enter(conn, sb, path, False)
     entries = []
     try:
         with os.scandir(path) as it:
@@ -216,9 +217,7 @@ def remove(conn: "RpcConnection", params: Any) -> Any:
     recursive = opt_bool(p, "recursive", True)
     force = opt_bool(p, "force", True)
     sb = _sb(p)
-    _gate(conn)
-    if sb is not None:
-        sb.check(path, True)
+    _enter(conn, sb, path, True)
     try:
         st = _lstat(path)
     except FileNotFoundError as exc:
@@ -284,9 +283,8 @@ def copy(conn: "RpcConnection", params: Any) -> Any:
     dst = abs_path(p, "destinationPath")
     recursive = req_bool(p, "recursive")
     sb = _sb(p)
-    _gate(conn)
+    _enter(conn, sb, src, False)
     if sb is not None:
-        sb.check(src, False)
         sb.check(dst, True)
     try:
         st = _lstat(src)
