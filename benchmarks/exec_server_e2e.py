@@ -23,14 +23,12 @@ import json
 import os
 import resource
 import shlex
-import statistics
 import subprocess
 import sys
 import time
 from collections import deque
 from typing import Any
 
-import orjson
 import uvloop
 from picows import WSListener, WSMsgType, ws_connect
 

@@ -28,18 +28,6 @@ class RpcError(Exception):
         return f"RpcError({self.code}, {self.message!r})"
 
 
-def invalid_request(message: str) -> RpcError:
-    return RpcError(INVALID_REQUEST, message)
-
-
-def invalid_params(message: str) -> RpcError:
-    return RpcError(INVALID_PARAMS, message)
-
-
-def internal(message: str) -> RpcError:
-    return RpcError(INTERNAL_ERROR, message)
-
-
 def io_message(exc: OSError) -> str:
     """Rust's io::Error display: ``"<strerror> (os error N)"``."""
     code = exc.errno

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import RpcError, INVALID_REQUEST
-from .params import bad_type, opt_str, req_str, struct
+from .params import opt_str, req_str, struct
 
 if TYPE_CHECKING:  # pragma: no cover
     from .connection import RpcConnection
@@ -43,6 +43,3 @@ def build_handlers() -> dict[str, Callable[..., Any]]:
     table.update(fs.HANDLERS)
     table.update(http.HANDLERS)
     return table
-
-
-_ = bad_type  # re-exported for handler modules

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from .connection import RpcConnection
@@ -41,7 +41,3 @@ class Session:
 
     def __repr__(self) -> str:  # pragma: no cover
         return f"<Session {self.id} attached={self.conn is not None} procs={len(self.processes)}>"
-
-
-def _unused(_: Any) -> None:  # pragma: no cover
-    pass

@@ -25,18 +25,6 @@ def header(opcode: int, length: int, masked: bool) -> bytes:
     return h + _ZERO_KEY if masked else h
 
 
-def frames(messages: list, opcode: int, masked: bool) -> bytes:
-    """All ``messages`` (bytes or str) as consecutive frames in one buffer."""
-    parts = []
-    append = parts.append
-    for m in messages:
-        if type(m) is str:
-            m = m.encode()
-        append(header(opcode, len(m), masked))
-        append(m)
-    return b"".join(parts)
-
-
 def frame_parts(messages: list, opcode: int, masked: bool) -> tuple[list, int]:
     """``[header, payload, header, payload, ...]`` and the total payload size, for writelines()
     (uvloop turns it into one writev without copying large payloads)."""
