@@ -24,8 +24,6 @@ import os
 import random
 import sys
 from dataclasses import dataclass
-from functools import partial
-from typing import Callable
 from urllib.parse import quote
 
 from ..stream import ACCEPTOR, MessageTooLarge, Multiplexer, StreamClosed
@@ -153,6 +151,33 @@ class RelayRpcConnection(RpcConnection):
         super()._send_error(rid, code, message)
 
 
+class _StreamPort:
+    """What a stream's connection writes to: ``port(data)`` queues a reply in the multiplexer
+    (and makes sure a flush is scheduled); ``port.closed()`` reports that the session ended
+    itself.  One small slotted object per stream, because an idle executor holds thousands."""
+
+    __slots__ = ("executor", "sid")
+
+    def __init__(self, executor: "RemoteExecutor", sid: str) -> None:
+        self.executor = executor
+        self.sid = sid
+
+    def __call__(self, data: bytes) -> None:
+        executor = self.executor
+        try:
+            executor.mux.send(self.sid, data)
+        except StreamClosed:
+            return
+        except MessageTooLarge as exc:
+            executor._too_large(self.sid, data, exc)
+        pump = executor._pump
+        if pump is not None and not pump.flush_scheduled:
+            pump.kick()
+
+    def closed(self) -> None:
+        self.executor._conn_closed(self.sid)
+
+
 class RemoteExecutor:
     """Registration loop + one relay websocket + a session per stream."""
 
@@ -172,8 +197,8 @@ class RemoteExecutor:
 
     # ------------------------------------------------------------------ streams
     def _on_open(self, sid: str, mode: str) -> None:
-        conn = RelayRpcConnection(self.server, self._sender(sid), partial(self._conn_closed, sid))
-        self.conns[sid] = conn
+        port = _StreamPort(self, sid)
+        self.conns[sid] = RelayRpcConnection(self.server, port, port.closed)
 
     def _on_message(self, sid: str, payload: bytes) -> None:
         conn = self.conns.get(sid)
@@ -192,25 +217,6 @@ class RemoteExecutor:
             # its calls hanging (a deliberate, documented difference).
             self.mux.reset(sid, "session closed")
             self._kick()
-
-    def _sender(self, sid: str) -> Callable[[bytes], None]:
-        """The connection's ``send`` for stream ``sid``: queue in the multiplexer and make
-        sure a flush is scheduled.  A closure, because this runs once per reply."""
-        mux_send = self.mux.send
-        executor = self
-
-        def send(data: bytes) -> None:
-            try:
-                mux_send(sid, data)
-            except StreamClosed:
-                return
-            except MessageTooLarge as exc:
-                executor._too_large(sid, data, exc)
-            pump = executor._pump
-            if pump is not None and not pump.flush_scheduled:
-                pump.kick()
-
-        return send
 
     def _too_large(self, sid: str, data: bytes, exc: MessageTooLarge) -> None:
         """A reply too big for this stream (a 16 MiB legacy frame, or 64 MiB): the request
