@@ -112,3 +112,30 @@ async def test_faults_every_request_answered_exactly_once(system):
         assert proxy.stats["dropped"] > 0 and proxy.stats["duplicated"] > 0 and proxy.stats["kills"] >= 1
     finally:
         await proxy.aclose()
+
+
+@pytest.mark.timeout(60)
+async def test_duplicating_link_legacy_keeps_0131_semantics_reliable_exactly_once(system):
+    """Every frame duplicated in both directions: a legacy stream behaves as 0.131.0 (each
+    request runs twice, nothing de-duplicates), a reliable stream runs each request once."""
+    proxy = FaultProxy(system.registry_base, Faults(duplicate=1.0), seed=9)
+    await proxy.start()
+    server, seen = counting_server()
+    try:
+        await system.start_executor("exec-dup", registry=proxy.base, server=server)
+        url = proxy.ws_url(system.rendezvous.harness_url("exec-dup"))
+        async with HarnessClient(url, mode="legacy") as legacy, HarnessClient(url, mode="reliable") as reliable:
+            s_legacy = await legacy.open_session()
+            s_reliable = await reliable.open_session()
+            assert legacy.stream_mode(s_legacy) == "legacy" and reliable.stream_mode(s_reliable) == "reliable"
+            for n in range(20):
+                assert (await s_legacy.call("test/count", {"n": n}))["n"] == n
+                assert (await s_reliable.call("test/count", {"n": 100 + n}))["n"] == 100 + n
+            await asyncio.sleep(0.2)
+        legacy_runs = sorted(n for sid, n in seen if sid == s_legacy.session_id)
+        reliable_runs = sorted(n for sid, n in seen if sid == s_reliable.session_id)
+        # each frame crosses the proxy twice (harness socket, then executor socket): 4 copies
+        assert legacy_runs == sorted(list(range(20)) * 4)
+        assert reliable_runs == list(range(100, 120))
+    finally:
+        await proxy.aclose()
