@@ -200,3 +200,30 @@ async def test_read_endless_device_stops_at_limit(client: Client, server) -> Non
     server.config.read_file_limit = 1024 * 1024  # /dev/zero never ends: bounded by the limit
     assert await client.error("fs/readFile", {"path": "/dev/zero"}, timeout=20) == (
         -32600, "file is too large to read: limit is 1048576 bytes")
+
+
+@pytest.mark.parametrize("size", [256 * 1024 + 1, 3 << 18, (3 << 18) + 1, (3 << 19) + 2, 3 * 1024 * 1024 + 5])
+@pytest.mark.parametrize("rid", [7, "r-\u00e9\"x"])
+async def test_large_read_reply_bytes_are_orjson_compact(client: Client, tmp_path, size, rid) -> None:
+    """A large read is encoded in a worker thread by concatenation (base64 pieces of 768 KiB
+    input): the bytes must equal orjson's compact encoding of the same response, key order
+    included, for any size around the piece boundaries and for a string id that needs escaping."""
+    import orjson
+
+    data = os.urandom(size)
+    p = tmp_path / "big.bin"
+    p.write_bytes(data)
+    client.send({"id": rid, "method": "fs/readFile", "params": {"path": str(p)}})
+    await client.response(rid, timeout=20)
+    raw = next(r for r, m in zip(client.raw, client.messages) if m.get("id") == rid)
+    assert raw == orjson.dumps({"id": rid, "result": {"dataBase64": base64.b64encode(data).decode()}})
+
+
+async def test_large_read_errors_keep_the_connection(client: Client, server, tmp_path) -> None:
+    """Errors raised in the worker (size limit) answer the request; later requests still work."""
+    server.config.read_file_limit = 1024 * 1024
+    assert await client.error("fs/readFile", {"path": "/dev/zero"}, timeout=20) == (
+        -32600, "file is too large to read: limit is 1048576 bytes")
+    (tmp_path / "f").write_bytes(b"ok")
+    res = await client.result("fs/readFile", {"path": str(tmp_path / "f")})
+    assert base64.b64decode(res["dataBase64"]) == b"ok"

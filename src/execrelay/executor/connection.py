@@ -47,12 +47,19 @@ def _unknown_prefix(method: str) -> bytes:
 
 
 class Deferred:
-    """Returned by a handler whose answer needs waiting; ``coro`` produces the result."""
+    """Returned by a handler whose answer needs waiting; ``coro`` produces the result.
 
-    __slots__ = ("coro",)
+    With ``encoded=True``, ``coro`` is instead a callable taking the response's head
+    (``{"id":<id>,"result":`` as bytes) and returning an awaitable of the COMPLETE encoded
+    response.  Used for large ``fs/readFile`` replies: the worker thread builds the bytes, so
+    the event loop never serializes (or copies) megabytes while other streams wait.
+    """
 
-    def __init__(self, coro: Awaitable[Any]) -> None:
+    __slots__ = ("coro", "encoded")
+
+    def __init__(self, coro: Any, encoded: bool = False) -> None:
         self.coro = coro
+        self.encoded = encoded
 
 
 class PostSend:
@@ -190,7 +197,10 @@ class RpcConnection:
                     self._send_error(rid, INTERNAL_ERROR, f"internal error: {exc!r}")
                     return
                 if type(result) is Deferred:
-                    self._start_async(rid, result.coro)
+                    if result.encoded:
+                        self._start_async(rid, result.coro(b'{"id":' + _dumps(rid) + b',"result":'), True)
+                    else:
+                        self._start_async(rid, result.coro)
                 elif type(result) is PostSend:
                     self._send(_dumps({"id": rid, "result": result.result}))
                     result.after()
@@ -213,11 +223,11 @@ class RpcConnection:
         # unknown notification, early `initialized`, `initialize` without id, bad id: close
         self.close(f"unexpected notification {method!r}")
 
-    def _start_async(self, rid: Any, coro: Awaitable[Any]) -> None:
+    def _start_async(self, rid: Any, coro: Awaitable[Any], encoded: bool = False) -> None:
         self._busy = True
-        self._task = asyncio.get_running_loop().create_task(self._run_async(rid, coro))
+        self._task = asyncio.get_running_loop().create_task(self._run_async(rid, coro, encoded))
 
-    async def _run_async(self, rid: Any, coro: Awaitable[Any]) -> None:
+    async def _run_async(self, rid: Any, coro: Awaitable[Any], encoded: bool) -> None:
         try:
             result = await coro
         except RpcError as exc:
@@ -230,7 +240,9 @@ class RpcConnection:
                 self._send_error(rid, INTERNAL_ERROR, f"internal error: {exc!r}")
         else:
             if not self.closed:
-                if type(result) is PostSend:
+                if encoded:
+                    self._send(result)
+                elif type(result) is PostSend:
                     self._send(_dumps({"id": rid, "result": result.result}))
                     result.after()
                 else:

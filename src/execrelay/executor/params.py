@@ -166,6 +166,9 @@ try:  # SIMD base64: ~40x faster than binascii on 64 KiB (fs/readFile, process o
     def b64encode(data: bytes) -> str:
         return _pybase64.b64encode_as_string(data)
 
+    #: base64 of any buffer as ASCII bytes (pybase64 releases the GIL for large inputs)
+    b64encode_bytes = _pybase64.b64encode
+
     BASE64_IMPL = "pybase64"
 except ImportError:  # pragma: no cover - optional dependency
     def _strict_decode(s: str) -> bytes:
@@ -173,6 +176,9 @@ except ImportError:  # pragma: no cover - optional dependency
 
     def b64encode(data: bytes) -> str:
         return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+    def b64encode_bytes(data: Any) -> bytes:
+        return binascii.b2a_base64(data, newline=False)
 
     BASE64_IMPL = "binascii"
 
