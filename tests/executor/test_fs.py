@@ -227,3 +227,23 @@ async def test_large_read_errors_keep_the_connection(client: Client, server, tmp
     (tmp_path / "f").write_bytes(b"ok")
     res = await client.result("fs/readFile", {"path": str(tmp_path / "f")})
     assert base64.b64decode(res["dataBase64"]) == b"ok"
+
+
+@pytest.mark.parametrize("size", [10, 400 * 1024])  # inline and worker-thread decoding
+async def test_write_error_order_same_inline_and_large(client: Client, tmp_path, size) -> None:
+    """Large writes decode in a worker thread: the errors (bad base64 before the sandbox,
+    sandbox before the write) and their texts must be the inline ones."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    s = {"permissions": {"type": "managed", "network": "restricted", "file_system": {
+        "type": "restricted", "entries": [{"path": {"type": "path", "path": str(ro)}, "access": "read"}]}},
+        "windowsSandboxLevel": "disabled"}
+    good = b64(os.urandom(size))
+    bad = good[:-8] + "*" + good[-7:]
+    assert await client.error("fs/writeFile", {"path": str(ro / "x"), "dataBase64": bad, "sandbox": s}) == (
+        -32600, f"fs/writeFile requires valid base64 dataBase64: Invalid symbol 42, offset {len(good) - 8}.")
+    assert await client.error("fs/writeFile", {"path": str(ro / "x"), "dataBase64": good, "sandbox": s}) == (
+        -32603, "Read-only file system (os error 30)")
+    assert await client.error("fs/writeFile", {"path": str(tmp_path / "no" / "x"), "dataBase64": good}) == ENOENT
+    assert await client.result("fs/writeFile", {"path": str(tmp_path / "x"), "dataBase64": good}) == {}
+    assert (tmp_path / "x").read_bytes() == base64.b64decode(good)
