@@ -110,9 +110,15 @@ def _run_all(args: argparse.Namespace, uvloop) -> dict:
     if args.only == "rendezvous" or (args.only == "all" and not args.no_rendezvous and mode != "tiny"):
         from ..bench import rdv
 
-        cfgs = [executors.Config("trivial", 8, 1)] + ([executors.Config("trivial", 8, 16)] if mode == "full" else [])
-        which = [w.strip() for w in args.executors.split(",") if w.strip() and w.strip() != "pure"]
-        coro = rdv.run(which, cfgs, 1 if mode != "full" else 3,
+        # issue 5: end to end through the rendezvous for 1, 8, 64 and 1,000 streams
+        cfgs = ([executors.Config("trivial", 1, 1), executors.Config("trivial", 8, 1),
+                 executors.Config("trivial", 8, 16), executors.Config("trivial", 64, 16),
+                 executors.Config("trivial", 1000, 1)] if mode == "full"
+                else [executors.Config("trivial", 8, 1)])
+        which = [w.strip() for w in args.executors.split(",") if w.strip()]
+        if mode != "full":
+            which = [w for w in which if w != "pure"]
+        coro = rdv.run(which, cfgs, 1 if mode != "full" else 2,
                        0.4 if mode != "full" else 1.0, 1.5 if mode != "full" else 3.0,
                        progress_factory=lambda total, label: Progress(total, label, enabled))
         results["rendezvous"] = uvloop.run(coro) if uvloop is not None else asyncio.run(coro)
