@@ -20,12 +20,13 @@ def accelerated() -> dict[str, str]:
 
     Importing the components is what makes the choice, so this imports them first.
     """
-    from . import _accel, wire  # noqa: F401  (import for the side effect of choosing)
+    import importlib
 
-    try:
-        from . import stream  # noqa: F401
-    except ImportError:  # the stream layer may not be importable in a partial install
-        pass
+    from . import _accel
+
+    # every module that selects a twin (importing it makes the choice)
+    for name in ("execrelay.wire", "execrelay.stream.hot", "execrelay.executor.fs"):
+        importlib.import_module(name)
     return dict(_accel.ACTIVE)
 
 
