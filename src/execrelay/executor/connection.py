@@ -112,14 +112,43 @@ def _json_error_text(message: bytes | str) -> str:
     return "number out of range at line 1 column 1"
 
 
-class RpcConnection:
-    """JSON-RPC-lite endpoint for one peer; see the module docstring."""
+_STDIO_PREFIX = "failed to parse JSON-RPC message from exec-server stdio: "
 
-    __slots__ = (
-        "server", "_send", "_on_close", "parse_error_prefix", "session", "initialized",
-        "_init_done", "_busy", "_queue", "_task", "closed", "write_paused", "_paused_sources",
-        "_pause_reading", "_reading_paused", "__weakref__",
-    )
+
+class _Extra:
+    """The rarely used part of a connection's state, allocated on first need.
+
+    Why: an executor holds thousands of idle relay streams, each one connection (issue 8:
+    <= 2 KiB per idle stream).  A stream that never pauses, never queues behind an async
+    handler and uses the default parse-error text never allocates this.
+    """
+
+    __slots__ = ("parse_error_prefix", "pause_reading", "queue", "write_paused", "reading_paused",
+                 "paused_sources")
+
+    def __init__(self, parse_error_prefix: str, pause_reading: Callable[[bool], None] | None) -> None:
+        #: text before the parser's message in the id -1 error (differs per transport, spec 1.3)
+        self.parse_error_prefix = parse_error_prefix
+        #: transport hook: stop/restart reading when too many messages queue behind an async
+        #: handler (0.131.0 reads through a bounded channel, so a flooding client is held back)
+        self.pause_reading = pause_reading
+        #: messages that arrived while an async handler ran
+        self.queue: deque[bytes | str] | None = None
+        #: set by the transport while its write buffer is above the high-water mark
+        self.write_paused = False
+        self.reading_paused = False
+        self.paused_sources: list[Callable[[], None]] | None = None
+
+
+class RpcConnection:
+    """JSON-RPC-lite endpoint for one peer; see the module docstring.
+
+    Per-connection memory is kept small on purpose (issue 8): eight slots; "initialize done"
+    is ``session is not None``, "an async handler is running" is ``_task is not None``, and
+    everything rare lives in :class:`_Extra`.
+    """
+
+    __slots__ = ("server", "_send", "_on_close", "session", "initialized", "closed", "_task", "_x")
 
     def __init__(
         self,
@@ -127,41 +156,51 @@ class RpcConnection:
         send: Callable[[bytes], None],
         on_close: Callable[[], None] | None = None,
         *,
-        parse_error_prefix: str = "failed to parse JSON-RPC message from exec-server stdio: ",
+        parse_error_prefix: str = _STDIO_PREFIX,
         pause_reading: Callable[[bool], None] | None = None,
     ) -> None:
         self.server = server
         self._send = send
         self._on_close = on_close
-        #: text before the parser's message in the id -1 error (differs per transport, spec 1.3)
-        self.parse_error_prefix = parse_error_prefix
         self.session: Session | None = None
+        #: ``initialized`` received after a successful ``initialize``
         self.initialized = False
-        self._init_done = False
-        self._busy = False
-        #: messages that arrived while an async handler ran (created on first use: an idle
-        #: connection must stay small, issue 8 targets <= 2 KiB per idle stream)
-        self._queue: deque[bytes | str] | None = None
-        self._task: asyncio.Task | None = None
         self.closed = False
-        #: set by the transport while its write buffer is above the high-water mark
-        self.write_paused = False
-        self._paused_sources: list[Callable[[], None]] | None = None
-        #: transport hook: stop/restart reading when too many messages queue behind an async
-        #: handler (0.131.0 reads through a bounded channel, so a flooding client is held back)
-        self._pause_reading = pause_reading
-        self._reading_paused = False
+        #: the running async handler (later messages queue while it runs)
+        self._task: asyncio.Task | None = None
+        self._x: _Extra | None = None
+        if pause_reading is not None or parse_error_prefix != _STDIO_PREFIX:
+            self._x = _Extra(parse_error_prefix, pause_reading)
+        # until initialize attaches a session (which then references this connection)
         server.connections.add(self)
+
+    def _extra(self) -> _Extra:
+        x = self._x
+        if x is None:
+            x = self._x = _Extra(_STDIO_PREFIX, None)
+        return x
+
+    @property
+    def parse_error_prefix(self) -> str:
+        x = self._x
+        return _STDIO_PREFIX if x is None else x.parse_error_prefix
+
+    @property
+    def write_paused(self) -> bool:
+        """True while the transport's write buffer is above its high-water mark."""
+        x = self._x
+        return x is not None and x.write_paused
 
     # ------------------------------------------------------------------ inbound
     def feed(self, message: bytes | str, binary: bool = False) -> None:
         """Process one inbound JSON-RPC message (text or binary payload: both hold JSON)."""
-        if self._busy:
-            queue = self._queue
+        if self._task is not None:
+            x = self._extra()
+            queue = x.queue
             if queue is None:
-                queue = self._queue = deque()
+                queue = x.queue = deque()
             queue.append(message)
-            if len(queue) >= QUEUE_PAUSE and not self._reading_paused:
+            if len(queue) >= QUEUE_PAUSE and not x.reading_paused:
                 self._update_reading()
             return
         if not self.closed:
@@ -217,14 +256,13 @@ class RpcConnection:
         self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _UNTAGGED)
 
     def _notification(self, method: str, msg: dict) -> None:
-        if method == "initialized" and self._init_done and self.session is not None:
+        if method == "initialized" and self.session is not None:
             self.initialized = True
             return
         # unknown notification, early `initialized`, `initialize` without id, bad id: close
         self.close(f"unexpected notification {method!r}")
 
     def _start_async(self, rid: Any, coro: Awaitable[Any], encoded: bool = False) -> None:
-        self._busy = True
         self._task = asyncio.get_running_loop().create_task(self._run_async(rid, coro, encoded))
 
     async def _run_async(self, rid: Any, coro: Awaitable[Any], encoded: bool) -> None:
@@ -250,32 +288,34 @@ class RpcConnection:
             elif type(result) is PostSend:
                 result.after()
         finally:
-            self._busy = False
             self._task = None
-        queue = self._queue
-        while queue and not self._busy and not self.closed:
+        x = self._x
+        if x is None:
+            return
+        queue = x.queue
+        while queue and self._task is None and not self.closed:
             self._process(queue.popleft())
-        if queue is not None and not queue:
-            self._queue = None
-        if self._reading_paused:
+        if queue is not None and not queue and x.queue is queue:
+            x.queue = None
+        if x.reading_paused:
             self._update_reading()
 
     def _update_reading(self) -> None:
         """Ask the transport to stop reading while requests pile up behind an async handler or
         while the peer does not read our output (0.131.0's bounded queues have the same effect:
         a client that stops reading stalls only its own connection)."""
-        hook = self._pause_reading
-        if hook is None or self.closed:
+        x = self._x
+        if x is None or x.pause_reading is None or self.closed:
             return
-        queue = self._queue
+        queue = x.queue
         queued = len(queue) if queue is not None else 0
-        if self._reading_paused:
-            want = self.write_paused or queued >= QUEUE_PAUSE // 2
+        if x.reading_paused:
+            want = x.write_paused or queued >= QUEUE_PAUSE // 2
         else:
-            want = self.write_paused or queued >= QUEUE_PAUSE
-        if want != self._reading_paused:
-            self._reading_paused = want
-            hook(want)
+            want = x.write_paused or queued >= QUEUE_PAUSE
+        if want != x.reading_paused:
+            x.reading_paused = want
+            x.pause_reading(want)
 
     # ----------------------------------------------------------------- outbound
     def _send_error(self, rid: Any, code: int, message: str) -> None:
@@ -294,23 +334,27 @@ class RpcConnection:
     def pause_writing(self) -> None:
         """Transport buffer is full: output producers and request intake stop until
         :meth:`resume_writing`."""
-        self.write_paused = True
+        self._extra().write_paused = True
         self._update_reading()
 
     def resume_writing(self) -> None:
-        self.write_paused = False
-        if self._reading_paused:
+        x = self._x
+        if x is None:
+            return
+        x.write_paused = False
+        if x.reading_paused:
             self._update_reading()
-        sources, self._paused_sources = self._paused_sources, None
+        sources, x.paused_sources = x.paused_sources, None
         if sources:
             for resume in sources:
                 resume()
 
     def add_paused_source(self, resume: Callable[[], None]) -> None:
         """Register a producer that paused itself because of :attr:`write_paused`."""
-        if self._paused_sources is None:
-            self._paused_sources = []
-        self._paused_sources.append(resume)
+        x = self._extra()
+        if x.paused_sources is None:
+            x.paused_sources = []
+        x.paused_sources.append(resume)
 
     # ------------------------------------- transport LinkHandler protocol (base.py)
     on_message = feed
@@ -334,7 +378,6 @@ class RpcConnection:
         if self.closed:
             return
         self.closed = True
-        self._queue = None
         task = self._task
         if task is not None:
             task.cancel()
@@ -342,10 +385,13 @@ class RpcConnection:
         if session is not None:
             self.server.detach(session, self)
         self.server.connections.discard(self)
-        sources, self._paused_sources = self._paused_sources, None
-        if sources:
-            for resume in sources:  # detached sessions keep draining output into retention
-                resume()
+        x = self._x
+        if x is not None:
+            x.queue = None
+            sources, x.paused_sources = x.paused_sources, None
+            if sources:
+                for resume in sources:  # detached sessions keep draining output into retention
+                    resume()
         cb = self._on_close
         self._on_close = None
         if cb is not None:

@@ -27,10 +27,9 @@ def initialize(conn: "RpcConnection", params: Any) -> Any:
     p = struct(params, "InitializeParams")
     req_str(p, "clientName")
     resume = opt_str(p, "resumeSessionId")
-    if conn._init_done:
+    if conn.session is not None:  # set only by a successful initialize
         raise RpcError(INVALID_REQUEST, "initialize may only be sent once per connection")
-    session = conn.server.attach(conn, resume)  # raises: the once-only flag stays unset
-    conn._init_done = True
+    session = conn.server.attach(conn, resume)  # raises: the connection stays uninitialized
     conn.session = session
     return {"sessionId": session.id}
 

@@ -38,7 +38,9 @@ class ExecServer:
     def __init__(self, config: ExecServerConfig | None = None) -> None:
         self.config = config or ExecServerConfig()
         self.sessions: dict[str, Session] = {}
-        #: open connections (removed in RpcConnection.close), dropped by aclose()
+        #: open connections that have no session yet (removed in RpcConnection.close and on
+        #: attach: an attached connection is reachable as ``session.conn``, which saves a set
+        #: entry per idle relay stream); aclose() drops both kinds
         self.connections: set[RpcConnection] = set()
         self._http: Any = None  # lazily created aiohttp.ClientSession
         self._closed = False
@@ -65,6 +67,7 @@ class ExecServer:
                 session.expiry.cancel()
                 session.expiry = None
         session.conn = conn
+        self.connections.discard(conn)
         return session
 
     def detach(self, session: Session, conn: "RpcConnection") -> None:
@@ -96,7 +99,9 @@ class ExecServer:
     async def aclose(self) -> None:
         """Drop all connections, kill all processes (whole groups), close the http client."""
         self._closed = True
-        for conn in list(self.connections):
+        conns = list(self.connections)
+        conns += [s.conn for s in self.sessions.values() if s.conn is not None]
+        for conn in conns:
             conn.close("server shutting down")
         self.kill_all()
         http = self._http
