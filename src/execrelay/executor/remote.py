@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from ..stream import ACCEPTOR, MessageTooLarge, Multiplexer, StreamClosed
-from ..transport import connect_websocket
+from ..transport import RELAY_KEEPALIVE, connect_websocket
 from ..transport.relay import RelayPump
 from .connection import RpcConnection
 from .server import ExecServer
@@ -61,6 +61,8 @@ class RemoteExecutorConfig:
     backoff_max: float = 30.0
     connect_timeout: float = 10.0
     request_timeout: float = 10.0
+    #: websocket ping after this many idle seconds, drop after no pong for the second (P3)
+    keepalive: tuple[float, float] | None = RELAY_KEEPALIVE
 
     def __post_init__(self) -> None:
         self.registry_url = self.registry_url.strip().rstrip("/")
@@ -261,7 +263,8 @@ class RemoteExecutor:
                 print(f"codex exec-server remote executor registered with executor_id {executor_id}",
                       file=sys.stderr, flush=True)
                 try:
-                    link = await connect_websocket(url, self._pump.handler_for, timeout=cfg.connect_timeout)
+                    link = await connect_websocket(url, self._pump.handler_for, timeout=cfg.connect_timeout,
+                                                   keepalive=cfg.keepalive)
                 except Exception as exc:  # noqa: BLE001 - refused, 4xx/5xx, bad scheme: retry
                     print(f"warning: failed to connect remote exec-server websocket: {exc}",
                           file=sys.stderr, flush=True)

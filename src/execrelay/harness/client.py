@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ..stream import LEGACY, OPENER, PENDING, RELIABLE, MessageTooLarge, Multiplexer, StreamClosed
-from ..transport import Link, connect_websocket
+from ..transport import RELAY_KEEPALIVE, Link, connect_websocket
 from ..transport.relay import RelayPump
 from .errors import ConnectionLost, HarnessError
 from .session import ExecSession
@@ -44,7 +44,8 @@ class HarnessClient:
     """Sessions with one executor.  See the module docstring."""
 
     def __init__(self, url: str, *, mode: str = "auto", client_name: str = "execrelay-harness",
-                 impl: str | None = None, connect_timeout: float = 10.0) -> None:
+                 impl: str | None = None, connect_timeout: float = 10.0,
+                 keepalive: tuple[float, float] | None = RELAY_KEEPALIVE) -> None:
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {sorted(_MODES)}")
         self.url = url
@@ -52,6 +53,8 @@ class HarnessClient:
         self.client_name = client_name
         self.impl = impl
         self.connect_timeout = connect_timeout
+        #: relay websocket ping interval / pong timeout (P3); None disables
+        self.keepalive = keepalive
         self.relay = is_relay_url(url)
         self.sessions: dict[str, ExecSession] = {}
         self._mux: Multiplexer | None = None
@@ -77,7 +80,7 @@ class HarnessClient:
                                 on_close=self._on_stream_close)
         self._pump = RelayPump(self._mux, on_link_lost=self._on_link_lost)
         self._link = await connect_websocket(self.url, self._pump.handler_for, impl=self.impl,
-                                             timeout=self.connect_timeout)
+                                             timeout=self.connect_timeout, keepalive=self.keepalive)
 
     async def aclose(self) -> None:
         if self._closed:
@@ -190,7 +193,8 @@ class HarnessClient:
                 try:
                     assert self._pump is not None
                     self._link = await connect_websocket(self.url, self._pump.handler_for,
-                                                         impl=self.impl, timeout=self.connect_timeout)
+                                                         impl=self.impl, timeout=self.connect_timeout,
+                                                         keepalive=self.keepalive)
                     return
                 except Exception:  # noqa: BLE001 - refused / 401 / timeout: try again
                     await asyncio.sleep(delay)

@@ -12,7 +12,10 @@ from typing import Any
 from .. import _accel
 from .base import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, Link, LinkFactory, LinkHandler, Server, format_url
 
-__all__ = ["serve_websocket", "connect_websocket", "default_impl", "install_event_loop_policy",
+#: P3 connection liveness for relay clients: ping after 30 s idle, give up 60 s later.
+RELAY_KEEPALIVE: tuple[float, float] = (30.0, 60.0)
+
+__all__ = ["serve_websocket", "connect_websocket", "RELAY_KEEPALIVE", "default_impl", "install_event_loop_policy",
            "Link", "LinkHandler", "LinkFactory", "Server", "format_url",
            "MAX_FRAME_BYTES", "MAX_MESSAGE_BYTES"]
 
@@ -53,10 +56,17 @@ async def serve_websocket(factory: LinkFactory, host: str, port: int, *, impl: s
 
 async def connect_websocket(url: str, factory: LinkFactory, *, impl: str | None = None,
                             max_message: int = MAX_MESSAGE_BYTES, max_frame: int = MAX_FRAME_BYTES,
-                            extra_headers: Any = None, timeout: float = 10.0) -> Link:
-    """Connect to a websocket server; returns the link after the handshake."""
+                            extra_headers: Any = None, timeout: float = 10.0,
+                            keepalive: tuple[float, float] | None = None) -> Link:
+    """Connect to a websocket server; returns the link after the handshake.
+
+    ``keepalive=(interval, timeout)`` pings the server after ``interval`` seconds without
+    traffic and drops the connection when no pong comes within ``timeout`` (relay clients use
+    P3's 30 s / 60 s, so a dead peer is noticed within 90 s and the streams Resume elsewhere).
+    """
     return await _module(impl).connect(url, factory, max_message=max_message, max_frame=max_frame,
-                                       extra_headers=extra_headers, timeout=timeout)
+                                       extra_headers=extra_headers, timeout=timeout,
+                                       keepalive=keepalive)
 
 
 def install_event_loop_policy() -> str:

@@ -229,9 +229,18 @@ async def serve(factory: LinkFactory, host: str, port: int, *, max_message: int 
 
 async def connect(url: str, factory: LinkFactory, *, max_message: int = MAX_MESSAGE_BYTES,
                   max_frame: int = MAX_FRAME_BYTES, extra_headers: Any = None,
-                  timeout: float = 10.0) -> PicowsLink:
-    """Connect to ``url``; returns the link once the handshake is done."""
+                  timeout: float = 10.0, keepalive: tuple[float, float] | None = None) -> PicowsLink:
+    """Connect to ``url``; returns the link once the handshake is done.  ``keepalive =
+    (interval, timeout)``: ping after ``interval`` idle seconds, drop the connection when no
+    pong comes within ``timeout``."""
+    ping: dict[str, Any] = {}
+    if keepalive is not None:
+        # picows wants the reply timeout <= the idle interval: a dead peer is then noticed
+        # after at most 2 x interval (60 s for P3's 30 s pings, stricter than its 90 s).
+        ping = {"enable_auto_ping": True, "auto_ping_idle_timeout": keepalive[0],
+                "auto_ping_reply_timeout": min(keepalive[1], keepalive[0])}
     transport, listener = await ws_connect(lambda: _Listener(factory, True, max_message), url,
                                            max_frame_size=max_frame, extra_headers=extra_headers,
-                                           websocket_handshake_timeout=timeout, use_aiofastnet=False)
+                                           websocket_handshake_timeout=timeout, use_aiofastnet=False,
+                                           **ping)
     return listener.link  # type: ignore[return-value]
