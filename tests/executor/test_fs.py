@@ -202,12 +202,14 @@ async def test_read_endless_device_stops_at_limit(client: Client, server) -> Non
         -32600, "file is too large to read: limit is 1048576 bytes")
 
 
-@pytest.mark.parametrize("size", [256 * 1024 + 1, 3 << 18, (3 << 18) + 1, (3 << 19) + 2, 3 * 1024 * 1024 + 5])
+@pytest.mark.parametrize("size", [0, 1, 2, 64 * 1024, 256 * 1024,  # inline (Encoded)
+                                  256 * 1024 + 1, 3 << 18, (3 << 18) + 1, (3 << 19) + 2, 3 * 1024 * 1024 + 5])
 @pytest.mark.parametrize("rid", [7, "r-\u00e9\"x"])
 async def test_large_read_reply_bytes_are_orjson_compact(client: Client, tmp_path, size, rid) -> None:
-    """A large read is encoded in a worker thread by concatenation (base64 pieces of 768 KiB
-    input): the bytes must equal orjson's compact encoding of the same response, key order
-    included, for any size around the piece boundaries and for a string id that needs escaping."""
+    """Reads are encoded by concatenation (small: on the loop; large: in a worker thread, base64
+    pieces of 768 KiB input): the bytes must equal orjson's compact encoding of the same
+    response, key order included, for sizes around the inline limit and the piece boundaries,
+    and for a string id that needs escaping."""
     import orjson
 
     data = os.urandom(size)
@@ -247,3 +249,23 @@ async def test_write_error_order_same_inline_and_large(client: Client, tmp_path,
     assert await client.error("fs/writeFile", {"path": str(tmp_path / "no" / "x"), "dataBase64": good}) == ENOENT
     assert await client.result("fs/writeFile", {"path": str(tmp_path / "x"), "dataBase64": good}) == {}
     assert (tmp_path / "x").read_bytes() == base64.b64decode(good)
+
+
+async def test_close_before_a_large_read_runs_leaks_no_fd(server, tmp_path) -> None:
+    """The connection closes in the same loop turn as a large read request: the read (which
+    owns the fd opened on the loop) still runs in the worker and closes its fd."""
+    import asyncio
+
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * (1 << 20))
+    fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        c = Client(server)
+        await c.handshake()
+        c.send({"id": 1, "method": "fs/readFile", "params": {"path": str(big)}})
+        c.conn.close()
+    for _ in range(200):
+        if len(os.listdir("/proc/self/fd")) <= fds:
+            break
+        await asyncio.sleep(0.01)
+    assert len(os.listdir("/proc/self/fd")) <= fds

@@ -62,6 +62,19 @@ class Deferred:
         self.encoded = encoded
 
 
+class Encoded:
+    """A result already encoded as JSON, in pieces (joined once, after the id).
+
+    ``fs/readFile``: base64 needs no JSON escaping, so ``{"dataBase64":"`` + base64 + ``"}``
+    is orjson's compact encoding without building (and re-scanning) a str of the data.
+    """
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: tuple[bytes, ...]) -> None:
+        self.parts = parts
+
+
 class PostSend:
     """A result plus a callback to run right after the response has been sent.
 
@@ -240,6 +253,8 @@ class RpcConnection:
                         self._start_async(rid, result.coro(b'{"id":' + _dumps(rid) + b',"result":'), True)
                     else:
                         self._start_async(rid, result.coro)
+                elif type(result) is Encoded:
+                    self._send(b"".join((b'{"id":', _dumps(rid), b',"result":', *result.parts, b"}")))
                 elif type(result) is PostSend:
                     self._send(_dumps({"id": rid, "result": result.result}))
                     result.after()

@@ -14,9 +14,10 @@ import shutil
 import stat as _stat
 from typing import TYPE_CHECKING, Any
 
-from .connection import Deferred
+from .connection import Deferred, Encoded
 from .errors import RpcError, INVALID_REQUEST, fs_error, os_error
-from .params import abs_path, b64decode, b64encode, b64encode_bytes, opt_bool, req_bool, req_str, struct
+from .handlers import gate as _handlers_gate
+from .params import abs_path, b64decode, b64encode_bytes, opt_bool, req_bool, req_str, struct
 from . import sandbox as _sandbox
 from .. import _accel
 
@@ -39,18 +40,31 @@ _EMPTY: dict = {}
 
 
 def _gate(conn: "RpcConnection") -> None:
-    from .handlers import gate
+    # the common case (initialized, session ours) without a call; gate() raises the errors
+    session = conn.session
+    if session is None or session.conn is not conn or not conn.initialized:
+        _handlers_gate(conn, "filesystem")
 
-    gate(conn, "filesystem")
+
+def _fs_call(fn: Any, *args: Any) -> Any:
+    """Worker thread: run ``fn``, OSError -> the fs error 0.131.0 sends."""
+    try:
+        return fn(*args)
+    except OSError as exc:
+        raise fs_error(exc) from None
+
+
+def _submit(fn: Any, *args: Any) -> "asyncio.Future[Any]":
+    """Start ``fn`` in the default thread pool NOW and return its future.
+
+    Submitting at once (rather than from a coroutine the connection's task would start)
+    means the work -- which owns resources such as an open fd -- always runs and cleans up,
+    even when the connection closes before its task gets to run."""
+    return asyncio.get_running_loop().run_in_executor(None, _fs_call, fn, *args)
 
 
 def _in_thread(fn: Any, *args: Any) -> Deferred:
-    async def run() -> Any:
-        try:
-            return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
-        except OSError as exc:
-            raise fs_error(exc) from None
-    return Deferred(run())
+    return Deferred(_submit(fn, *args))
 
 
 def _sb(p: dict) -> Any:
@@ -89,7 +103,7 @@ def get_metadata(conn: "RpcConnection", params: Any) -> Any:
 #: base64 is produced in pieces of this much input (a multiple of 3: the pieces concatenate
 #: to the base64 of the whole): each call is short even where base64 holds the GIL
 _B64_PIECE = 3 << 18  # 768 KiB in, 1 MiB out
-_READ_TAIL = b'"}}'
+_READ_TAIL = b'"}}'  # closes the result and the response
 
 
 def _read_all(fd: int, size: int, limit: int) -> bytes:
@@ -112,8 +126,12 @@ def _read_all(fd: int, size: int, limit: int) -> bytes:
         os.close(fd)
 
 
-def _read_fd(fd: int, size: int, limit: int) -> dict:
-    return {"dataBase64": b64encode(_read_all(fd, size, limit))}
+_READ_HEAD = b'{"dataBase64":"'
+
+
+def _read_fd(fd: int, size: int, limit: int) -> Encoded:
+    """A small read on the loop: the result pre-encoded (see :class:`Encoded`)."""
+    return Encoded((_READ_HEAD, b64encode_bytes(_read_all(fd, size, limit)), b'"}'))
 
 
 def _read_reply(fd: int, size: int, limit: int, head: bytes) -> bytes:
@@ -126,7 +144,7 @@ def _read_reply(fd: int, size: int, limit: int, head: bytes) -> bytes:
     """
     data = _read_all(fd, size, limit)
     view = memoryview(data)
-    parts = [head + b'{"dataBase64":"']
+    parts = [head + _READ_HEAD]
     for i in range(0, len(data), _B64_PIECE):
         parts.append(b64encode_bytes(view[i:i + _B64_PIECE]))
     view.release()
@@ -136,13 +154,8 @@ def _read_reply(fd: int, size: int, limit: int, head: bytes) -> bytes:
 
 
 def _read_deferred(fd: int, size: int, limit: int) -> Deferred:
-    def start(head: bytes) -> Any:
-        async def run() -> bytes:
-            try:
-                return await asyncio.get_running_loop().run_in_executor(None, _read_reply, fd, size, limit, head)
-            except OSError as exc:
-                raise fs_error(exc) from None
-        return run()
+    def start(head: bytes) -> "asyncio.Future[bytes]":
+        return _submit(_read_reply, fd, size, limit, head)
     return Deferred(start, encoded=True)
 
 
