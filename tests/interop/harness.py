@@ -87,3 +87,28 @@ def _killpg(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+async def run_tool_call(codex_bin: Path, tmp_path: Path, harness_url: str):
+    """One ``codex exec`` turn whose tool call runs ``echo <token>`` and prints the executor's
+    ``EXECRELAY_TEST_EXECUTOR_TAG`` on whatever executor ``harness_url`` reaches.  Returns
+    ``(token, diagnostics, model)``; ``model.tool_outputs()`` is what reached the model."""
+    import uuid
+
+    from .fake_model import FakeModel
+
+    token = f"token-{uuid.uuid4().hex}"
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    command = f'echo {token}; echo "tag=$EXECRELAY_TEST_EXECUTOR_TAG"'
+    model = FakeModel(command, final_text=f"finished {token}").start()
+    try:
+        write_codex_home(tmp_path / "codex-home", model.provider_url, work)
+        result = await run_codex_exec(codex_bin, codex_home=tmp_path / "codex-home", workdir=work,
+                                      exec_server_url=harness_url, timeout=90)
+    finally:
+        model.stop()
+    diag = (f"rc={result.returncode} timed_out={result.timed_out}\nstdout:\n{result.stdout[-3000:]}\n"
+            f"stderr:\n{result.stderr[-4000:]}")
+    assert result.returncode == 0, diag
+    return token, diag, model

@@ -15,31 +15,11 @@ import pytest
 
 from execrelay.wire import DATA, RESUME
 
-from .fake_model import FakeModel
-from .harness import run_codex_exec, write_codex_home
+from .harness import run_tool_call
 from .mini_relay import MiniRelay
 from .procs import REMOTE_TOKEN_ENV, real_remote_executor_argv
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(150)]
-
-
-async def _run_tool_call(codex_bin: Path, tmp_path: Path, harness_url: str) -> tuple[str, str, FakeModel]:
-    executor_tag = f"executor-{uuid.uuid4().hex}"
-    token = f"token-{uuid.uuid4().hex}"
-    work = tmp_path / "work"
-    work.mkdir(exist_ok=True)
-    command = f'echo {token}; echo "tag=$EXECRELAY_TEST_EXECUTOR_TAG"'
-    model = FakeModel(command, final_text=f"finished {token}").start()
-    try:
-        write_codex_home(tmp_path / "codex-home", model.provider_url, work)
-        result = await run_codex_exec(codex_bin, codex_home=tmp_path / "codex-home", workdir=work,
-                                      exec_server_url=harness_url, timeout=90)
-    finally:
-        model.stop()
-    diag = (f"rc={result.returncode} timed_out={result.timed_out}\nstdout:\n{result.stdout[-3000:]}\n"
-            f"stderr:\n{result.stderr[-4000:]}")
-    assert result.returncode == 0, diag
-    return token, diag, model
 
 
 def _check_harness_opening(relay: MiniRelay) -> None:
@@ -62,7 +42,7 @@ async def test_relay_harness_to_plain_executor(impl: str, codex_bin: Path, tmp_p
     tag = f"executor-{uuid.uuid4().hex}"
     server = exec_server_factory(impl, {"EXECRELAY_TEST_EXECUTOR_TAG": tag})
     with MiniRelay(bridge_to=server.url) as relay:
-        token, diag, model = await _run_tool_call(codex_bin, tmp_path, relay.harness_url())
+        token, diag, model = await run_tool_call(codex_bin, tmp_path, relay.harness_url())
         outputs = model.tool_outputs()
         assert len(outputs) == 1 and token in outputs[0] and f"tag={tag}" in outputs[0], (outputs, diag)
         _check_harness_opening(relay)
@@ -79,7 +59,7 @@ async def test_real_harness_to_real_remote_executor(codex_bin: Path, tmp_path: P
         assert await asyncio.to_thread(relay.executor_connected.wait, 20), executor.stderr_text()[-3000:]
         assert relay.registrations == [{"executor_id": "exec-1", "authorization": "Bearer secret-token",
                                          "body": b""}]
-        token, diag, model = await _run_tool_call(codex_bin, tmp_path, relay.harness_url("exec-1"))
+        token, diag, model = await run_tool_call(codex_bin, tmp_path, relay.harness_url("exec-1"))
         outputs = model.tool_outputs()
         assert len(outputs) == 1 and token in outputs[0] and f"tag={tag}" in outputs[0], (outputs, diag)
         _check_harness_opening(relay)

@@ -18,8 +18,7 @@ from execrelay.executor.remote import RemoteExecutor, RemoteExecutorConfig
 from execrelay.harness import HarnessClient, RpcCallError
 from execrelay.rendezvous import RendezvousServer
 
-from .fake_model import FakeModel
-from .harness import run_codex_exec, write_codex_home
+from .harness import run_tool_call
 from .procs import REMOTE_TOKEN_ENV, real_remote_executor_argv
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
@@ -40,22 +39,6 @@ def start_real_executor(process_factory, rendezvous: RendezvousServer, executor_
                            {REMOTE_TOKEN_ENV: rendezvous.mint_token("executor", executor_id),
                             "EXECRELAY_TEST_EXECUTOR_TAG": tag},
                            wait_url=False, name=f"real-executor-{executor_id}")
-
-
-async def run_tool_call(codex_bin: Path, tmp_path: Path, harness_url: str) -> tuple[str, list[str], str]:
-    token = f"token-{uuid.uuid4().hex}"
-    work = tmp_path / "work"
-    work.mkdir(exist_ok=True)
-    model = FakeModel(f'echo {token}; echo "tag=$EXECRELAY_TEST_EXECUTOR_TAG"', final_text=f"done {token}").start()
-    try:
-        write_codex_home(tmp_path / "codex-home", model.provider_url, work)
-        result = await run_codex_exec(codex_bin, codex_home=tmp_path / "codex-home", workdir=work,
-                                      exec_server_url=harness_url, timeout=90)
-    finally:
-        model.stop()
-    diag = f"rc={result.returncode}\nstdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-3000:]}"
-    assert result.returncode == 0, diag
-    return token, model.tool_outputs(), diag
 
 
 async def test_our_harness_to_real_remote_executor(codex_bin, rendezvous, process_factory, tmp_path):
@@ -84,7 +67,8 @@ async def test_real_harness_to_our_remote_executor(codex_bin, rendezvous, tmp_pa
     task = asyncio.ensure_future(executor.run())
     try:
         await asyncio.wait_for(executor.connected.wait(), 10)
-        token, outputs, diag = await run_tool_call(codex_bin, tmp_path, rendezvous.harness_url("exec-ours"))
+        token, diag, model = await run_tool_call(codex_bin, tmp_path, rendezvous.harness_url("exec-ours"))
+        outputs = model.tool_outputs()
         assert len(outputs) == 1 and token in outputs[0] and f"tag={tag}" in outputs[0], (outputs, diag)
     finally:
         executor.close()
@@ -95,5 +79,6 @@ async def test_real_harness_to_our_remote_executor(codex_bin, rendezvous, tmp_pa
 async def test_real_harness_to_real_executor_via_our_rendezvous(codex_bin, rendezvous, process_factory, tmp_path):
     tag = uuid.uuid4().hex
     start_real_executor(process_factory, rendezvous, "exec-real", tag)
-    token, outputs, diag = await run_tool_call(codex_bin, tmp_path, rendezvous.harness_url("exec-real"))
+    token, diag, model = await run_tool_call(codex_bin, tmp_path, rendezvous.harness_url("exec-real"))
+    outputs = model.tool_outputs()
     assert len(outputs) == 1 and token in outputs[0] and f"tag={tag}" in outputs[0], (outputs, diag)
