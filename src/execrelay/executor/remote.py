@@ -191,10 +191,8 @@ class RemoteExecutor:
         self.conns: dict[str, RelayRpcConnection] = {}
         self._pump: RelayPump | None = None
         self._closing = asyncio.Event()
-        self._link = None
-        #: number of successful registrations / websocket connections (for tests and metrics)
+        #: successful registrations so far (a re-registration follows every websocket loss)
         self.registrations = 0
-        self.connections = 0
         self.connected = asyncio.Event()
 
     # ------------------------------------------------------------------ streams
@@ -270,8 +268,6 @@ class RemoteExecutor:
                           file=sys.stderr, flush=True)
                     backoff = await self._sleep(backoff)
                     continue
-                self._link = link
-                self.connections += 1
                 self.connected.set()
                 backoff = cfg.backoff_initial
                 closing = asyncio.ensure_future(self._closing.wait())
@@ -283,7 +279,6 @@ class RemoteExecutor:
                     await asyncio.wait([closed], timeout=2.0)
                 closed.cancel()
                 self._pump.detach(link)
-                self._link = None
                 self.connected.clear()
                 if not self._closing.is_set():
                     backoff = await self._sleep(backoff)
