@@ -1,10 +1,12 @@
-"""The 65 conformance cases of exec-server-rpc.md section 8, as implementation-agnostic coroutines.
+"""The 65 numbered exec-server conformance cases, as implementation-agnostic coroutines.
+
+The behaviour they pin down is documented in docs/exec-server.md.
 
 Each case gets a ``Ctx`` (server URL, scratch dir, HTTP fixture) and asserts exact outcomes.
-Expectations follow the real codex 0.131.0 binary; where it differs from the spec text, the
-binary wins and the difference is written down in FINDINGS.md. Replies are compared after
-``normalise`` (uuids, timestamps and peer addresses replaced), so ours and theirs must match
-byte-for-byte modulo those.
+Expectations follow the real codex 0.131.0 binary; where it differs from the earlier written
+description, the binary wins and the difference is written down in FINDINGS.md. Replies are
+compared after ``normalise`` (uuids, timestamps and peer addresses replaced), so ours and theirs
+must match byte-for-byte modulo those.
 """
 from __future__ import annotations
 
@@ -613,7 +615,7 @@ async def c34(ctx: Ctx) -> None:
     events = await run_to_close(c, "e34", ["/usr/bin/env"], env={})
     assert output_bytes(events) == b""
     assert [e["params"]["exitCode"] for e in events if e["method"] == "process/exited"] == [0]
-    # A bare program name is still found through a default search path (correction 5).
+    # A bare program name is still found through a default search path (docs/exec-server.md §Methods).
     events = await run_to_close(c, "e34b", ["env"], env={})
     assert output_bytes(events) == b""
     assert [e["params"]["exitCode"] for e in events if e["method"] == "process/exited"] == [0]
@@ -1151,7 +1153,7 @@ async def c65(ctx: Ctx) -> None:
     else:
         closed = await c.expect_closed(timeout=20)
     # 0.131.0 drops TCP (1006, no close frame); a 1009 close frame is tolerated (FINDINGS.md F5):
-    # the spec marks this case optional and clients must not rely on it.
+    # copying this exactly is optional and clients must not rely on it.
     assert closed.code in (1006, 1009), closed.code
     # A message over 64 MiB in 8 MiB fragments (each frame under the frame limit) is dropped too.
     c3 = await ctx.conn()
@@ -1175,8 +1177,8 @@ assert sorted(CASES) == list(range(1, 66)), sorted(set(range(1, 66)) - set(CASES
 
 
 # ---------------------------------------------------------------------------------------------
-# Extra cases (not numbered in section 8): spec corrections and section 3-5 details that the
-# real harness can run into. Same rules: the 0.131.0 binary is the reference.
+# Extra cases (beyond the 65 numbered ones): method, process and filesystem details
+# (docs/exec-server.md §Methods) that the real harness can run into. Same rules: the 0.131.0 binary is the reference.
 
 EXTRA: dict[int, Case] = {}
 
@@ -1206,7 +1208,7 @@ async def x01(ctx: Ctx) -> None:
 @extra(2, "terminate-kills-process-group")
 async def x02(ctx: Ctx) -> None:
     """0.131.0 kills the child's whole process group on terminate: a backgrounded grandchild
-    dies of SIGKILL too (FINDINGS.md F4; spec 3.4 says it survives, which a zombie can fake)."""
+    dies of SIGKILL too (FINDINGS.md F4; an earlier description said it survives, which a zombie can fake)."""
     c = await ctx.conn()
     for pid, tty in (("gc", False), ("gct", True)):
         pidfile = ctx.tmp / f"x02-{pid}.pid"
@@ -1283,7 +1285,7 @@ async def x04(ctx: Ctx) -> None:
 
 @extra(5, "notifications-while-blocked")
 async def x05(ctx: Ctx) -> None:
-    """A long-poll read blocks the request loop, but notifications keep flowing (spec 6.4)."""
+    """A long-poll read blocks the request loop, but notifications keep flowing (docs/exec-server.md §Sessions)."""
     c = await ctx.conn()
     assert_result(await c.call("process/start", start_params("slow", ["/bin/sleep", "5"])))
     assert_result(await c.call("process/start", start_params("talk", ["/bin/sh", "-c", "sleep 0.3; echo hi"])))
@@ -1344,7 +1346,7 @@ async def _run_cli(ctx: Ctx, args: list[str], env_extra: dict[str, str] | None =
 
 @extra(9, "cli-flag-conflicts")
 async def x09(ctx: Ctx) -> None:
-    """Spec 7: --listen conflicts with --remote; --remote requires --executor-id (clap: rc 2)."""
+    """0.131.0 CLI: --listen conflicts with --remote; --remote requires --executor-id (clap: rc 2)."""
     p = await _run_cli(ctx, ["--listen", "ws://127.0.0.1:0", "--remote", "http://127.0.0.1:9", "--executor-id", "x"])
     assert p.returncode == 2 and p.stdout == "", p
     assert "the argument '--listen <URL>' cannot be used with '--remote <URL>'" in p.stderr, p.stderr
@@ -1355,7 +1357,8 @@ async def x09(ctx: Ctx) -> None:
 
 @extra(10, "remote-token-required")
 async def x10(ctx: Ctx) -> None:
-    """relay-protocol.md 6.1: a missing or blank bearer token fails with rc 1 before any HTTP."""
+    """Remote mode: a missing or blank bearer token fails with rc 1 before any HTTP (0.131.0 and
+    ours alike; docs/relay-protocol.md §Executor behaviour)."""
     token = "CODEX_EXEC_SERVER_REMOTE_BEARER_TOKEN"
     prefix = f"executor registry authentication error: executor registry bearer token environment variable `{token}` is "
     p = await _run_cli(ctx, ["--remote", "http://127.0.0.1:9", "--executor-id", "x"], drop=(token,))

@@ -1,4 +1,4 @@
-"""Fixtures for the exec-server conformance suite (exec-server-rpc.md section 8).
+"""Fixtures for the exec-server conformance suite (docs/exec-server.md).
 
 Every case runs against ``ours`` (``python -m execrelay exec-server``) and ``real``
 (``codex exec-server`` 0.131.0 from npm). One server per implementation serves the whole

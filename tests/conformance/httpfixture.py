@@ -1,4 +1,4 @@
-"""Local HTTP endpoints the exec-server's ``http/request`` is pointed at (spec cases 55-61)."""
+"""Local HTTP endpoints the exec-server's ``http/request`` is pointed at (conformance cases 55-61)."""
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,4 @@
-"""exec-server-rpc.md section 8, cases 1-65, against ``real`` (codex 0.131.0) and ``ours``.
+"""The 65 numbered conformance cases (cases.py, docs/exec-server.md) against ``real`` (codex 0.131.0) and ``ours``.
 
 Run one implementation:   pytest tests/conformance -k real
 One case on both:         pytest tests/conformance -k c27-
@@ -26,7 +26,7 @@ ALL = [("c", n) for n in sorted(CASES)] + [("x", n) for n in sorted(EXTRA)]
 @pytest.mark.parametrize("key", ALL, ids=[f"{k}{n:02d}-{(CASES if k == 'c' else EXTRA)[n].slug}" for k, n in ALL])
 async def test_conformance(key: tuple[str, int], impl: str, exec_server: ServerProcess, http_fixture: ThreadedApp,
                            tmp_path: Path) -> None:
-    """``cNN``: exec-server-rpc.md section 8 case NN; ``xNN``: extra cases (see cases.py)."""
+    """``cNN``: numbered case NN of cases.py; ``xNN``: extra cases (see cases.py)."""
     kind, number = key
     spec = (CASES if kind == "c" else EXTRA)[number]
     assert exec_server.url is not None
