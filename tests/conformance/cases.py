@@ -1178,7 +1178,8 @@ assert sorted(CASES) == list(range(1, 66)), sorted(set(range(1, 66)) - set(CASES
 
 # ---------------------------------------------------------------------------------------------
 # Extra cases (beyond the 65 numbered ones): method, process and filesystem details
-# (docs/exec-server.md §Methods) that the real harness can run into. Same rules: the 0.131.0 binary is the reference.
+# (docs/exec-server.md §Methods) that the real harness can run into. Same rules: the 0.131.0
+# binary is the reference.
 
 EXTRA: dict[int, Case] = {}
 
@@ -1208,7 +1209,8 @@ async def x01(ctx: Ctx) -> None:
 @extra(2, "terminate-kills-process-group")
 async def x02(ctx: Ctx) -> None:
     """0.131.0 kills the child's whole process group on terminate: a backgrounded grandchild
-    dies of SIGKILL too (FINDINGS.md F4; an earlier description said it survives, which a zombie can fake)."""
+    dies of SIGKILL too (FINDINGS.md F4; an earlier description said it survives, which a
+    zombie can fake)."""
     c = await ctx.conn()
     for pid, tty in (("gc", False), ("gct", True)):
         pidfile = ctx.tmp / f"x02-{pid}.pid"
@@ -1285,7 +1287,8 @@ async def x04(ctx: Ctx) -> None:
 
 @extra(5, "notifications-while-blocked")
 async def x05(ctx: Ctx) -> None:
-    """A long-poll read blocks the request loop, but notifications keep flowing (docs/exec-server.md §Sessions)."""
+    """A long-poll read blocks the request loop, but notifications keep flowing
+    (docs/exec-server.md §Sessions)."""
     c = await ctx.conn()
     assert_result(await c.call("process/start", start_params("slow", ["/bin/sleep", "5"])))
     assert_result(await c.call("process/start", start_params("talk", ["/bin/sh", "-c", "sleep 0.3; echo hi"])))

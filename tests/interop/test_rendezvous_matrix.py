@@ -47,7 +47,8 @@ async def test_our_harness_to_real_remote_executor(codex_bin, rendezvous, proces
     async with HarnessClient(rendezvous.harness_url("exec-real")) as client:
         a, b = await asyncio.gather(client.open_session(timeout=30), client.open_session(timeout=30))
         assert a.session_id != b.session_id
-        # the 0.131.0 executor never answers Resume{1}: the client fell back to legacy (docs/relay-protocol.md §Stream modes)
+        # the 0.131.0 executor never answers Resume{1}: the client fell back to legacy
+        # (docs/relay-protocol.md §Stream modes)
         assert client.stream_mode(a) == "legacy"
         assert (await a.fs_get_metadata("/"))["isDirectory"] is True
         code, out, _ = await b.run(["/bin/sh", "-c", 'echo "tag=$EXECRELAY_TEST_EXECUTOR_TAG"'], str(tmp_path),
