@@ -180,13 +180,14 @@ RENDEZVOUS_ANNOUNCE = "listening on "
 
 
 def ours_rendezvous_argv(listen: str = "127.0.0.1:0") -> list[str]:
-    """``execrelay rendezvous``: its first stdout line is ``listening on ws://IP:PORT`` (see
+    """``execrelay rendezvous``: its first stdout line is ``listening on http://IP:PORT`` (see
     ``rendezvous_base``); the token secret comes from ``RENDEZVOUS_SECRET_ENV``."""
     return [sys.executable, "-m", "execrelay", "rendezvous", "--listen", listen]
 
 
 def rendezvous_base(first_line: str) -> str:
-    """The ``ws://IP:PORT`` base in the rendezvous's ``listening on ...`` announcement."""
+    """The ``http://IP:PORT`` registry base in the rendezvous's ``listening on ...`` announcement
+    (the same address serves the websockets under ``ws://``)."""
     line = first_line.strip()
     if not line.startswith(RENDEZVOUS_ANNOUNCE):
         raise ValueError(f"not a rendezvous announcement: {line!r}")
