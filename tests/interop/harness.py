@@ -98,12 +98,13 @@ TTY_PROBE = "; if [ -t 1 ]; then echo stdout-is-a-tty; fi"
 TTY_MARK = "stdout-is-a-tty"
 
 
-async def run_tool_call(codex_bin: Path, tmp_path: Path, harness_url: str, tty: bool | None = None):
+async def run_tool_call(codex_bin: Path, tmp_path: Path, harness_url: str, tty: bool | None = None,
+                        timeout: float = 90.0):
     """One ``codex exec`` turn whose tool call runs ``echo <token>`` and prints the executor's
     ``EXECRELAY_TEST_EXECUTOR_TAG`` on whatever executor ``harness_url`` reaches.  Returns
     ``(token, diagnostics, model)``; ``model.tool_outputs()`` is what reached the model.
     ``tty`` (when not None) is the tool call's ``tty`` argument, and the command then also
-    prints ``TTY_MARK`` when its stdout is a terminal."""
+    prints ``TTY_MARK`` when its stdout is a terminal. ``timeout`` bounds the ``codex exec`` run."""
     import uuid
 
     from .fake_model import FakeModel
@@ -116,7 +117,7 @@ async def run_tool_call(codex_bin: Path, tmp_path: Path, harness_url: str, tty: 
     try:
         write_codex_home(tmp_path / "codex-home", model.provider_url, work)
         result = await run_codex_exec(codex_bin, codex_home=tmp_path / "codex-home", workdir=work,
-                                      exec_server_url=harness_url, timeout=90)
+                                      exec_server_url=harness_url, timeout=timeout)
     finally:
         model.stop()
     diag = (f"rc={result.returncode} timed_out={result.timed_out}\nstdout:\n{result.stdout[-3000:]}\n"

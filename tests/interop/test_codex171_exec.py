@@ -72,8 +72,8 @@ async def test_one_server_serves_codex131_and_codex171_harnesses(codex_bin: Path
         homes = {name: tmp_path / f"{name}-{round_}" for name in ("h131", "h171")}
         for home in homes.values():
             home.mkdir()
-        runs = await asyncio.gather(run_tool_call(codex_bin, homes["h131"], server.url, tty=tty),
-                                    run_tool_call(codex171_bin, homes["h171"], server.url, tty=tty))
+        runs = await asyncio.gather(run_tool_call(codex_bin, homes["h131"], server.url, tty=tty, timeout=45),
+                                    run_tool_call(codex171_bin, homes["h171"], server.url, tty=tty, timeout=45))
         for name, (token, diag, model) in zip(homes, runs):
             outputs = model.tool_outputs()
             where = f"{name} tty={tty}\n{diag}\nserver stderr:\n{server.stderr_text()[-3000:]}"

@@ -99,7 +99,7 @@ async def test_relay_harness_via_our_rendezvous_to_our_remote_executor(
         raise AssertionError(f"{exc}\nexecutor stderr:\n{executor.stderr_text()[-3000:]}") from None
     ws_base = "ws://" + base.removeprefix("http://")
     url = harness_url(ws_base, executor_id, mint(SECRET.encode(), "harness", executor_id))
-    token, diag, model = await run_tool_call(codex, tmp_path, url, tty=tty)
+    token, diag, model = await run_tool_call(codex, tmp_path, url, tty=tty, timeout=60)
     outputs = model.tool_outputs()
     diag += (f"\nexecutor stderr:\n{executor.stderr_text()[-3000:]}"
              f"\nrendezvous stderr:\n{rendezvous.stderr_text()[-2000:]}")
