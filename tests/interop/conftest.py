@@ -1,7 +1,8 @@
-"""Fixtures for tests that drive the real codex-cli 0.131.0 binary.
+"""Fixtures for tests that drive the real codex-cli binaries (0.131.0, and 0.171.0).
 
 ``codex_bin`` (session) installs ``@openai/codex@0.131.0`` from npm into a cache directory once
-(see ``codex.py``) and skips, with the reason, only when npm cannot provide it.
+(see ``codex.py``) and skips, with the reason, only when npm cannot provide it; ``codex171_bin``
+does the same for 0.171.0 (``codex171.py``).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Iterator
 import pytest
 
 from .codex import CodexUnavailable, ensure_codex
+from .codex171 import codex171_bin  # noqa: F401  (session fixture, re-exported for every interop test)
 from .procs import ServerProcess, isolated_env, ours_exec_server_argv, real_exec_server_argv
 
 
@@ -23,7 +25,8 @@ def codex_bin() -> Path:
 
 
 def start_exec_server(impl: str, tmp: Path, codex: Path | None, extra_env: dict[str, str] | None = None) -> ServerProcess:
-    """Start ``ours`` or ``real`` exec-server on ws://127.0.0.1:0 with an isolated CODEX_HOME."""
+    """Start ``ours``, ``real`` or ``real171`` exec-server on ws://127.0.0.1:0 with an isolated CODEX_HOME
+    (``codex`` is the real binary for ``real``/``real171``)."""
     argv = ours_exec_server_argv() if impl == "ours" else real_exec_server_argv(codex=codex)
     env = isolated_env(tmp / f"{impl}-server-home", extra_env)
     return ServerProcess(argv, env=env, cwd=str(tmp), log_dir=tmp, name=f"{impl}-exec-server").start()
@@ -31,11 +34,13 @@ def start_exec_server(impl: str, tmp: Path, codex: Path | None, extra_env: dict[
 
 @pytest.fixture
 def exec_server_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator:
-    """``factory(impl, extra_env=None) -> ServerProcess``; every server is killed at teardown."""
+    """``factory(impl, extra_env=None) -> ServerProcess``; every server is killed at teardown.
+    ``impl``: ``ours``, ``real`` (codex 0.131.0) or ``real171`` (codex 0.171.0)."""
     started: list[ServerProcess] = []
+    real_bins = {"real": "codex_bin", "real171": "codex171_bin"}
 
     def factory(impl: str, extra_env: dict[str, str] | None = None) -> ServerProcess:
-        codex = request.getfixturevalue("codex_bin") if impl == "real" else None
+        codex = request.getfixturevalue(real_bins[impl]) if impl in real_bins else None
         srv = start_exec_server(impl, tmp_path, codex, extra_env)
         started.append(srv)
         return srv

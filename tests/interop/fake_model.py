@@ -1,4 +1,4 @@
-"""A fake OpenAI Responses API for driving ``codex exec`` 0.131.0 without a network.
+"""A fake OpenAI Responses API for driving ``codex exec`` (0.131.0 and 0.171.0) without a network.
 
 First turn: the model asks for one ``exec_command`` tool call running ``command``. When the
 request's last input item is a ``function_call_output`` it answers with a final assistant

@@ -1,4 +1,9 @@
-"""Run the real ``codex exec`` 0.131.0 as a harness against an exec-server URL.
+"""Run the real ``codex exec`` (0.131.0 or 0.171.0) as a harness against an exec-server URL.
+
+Both releases take the same config.toml and the same fake model (``fake_model.py``): 0.171.0
+still sends ``exec_command`` among its tools, accepts the same SSE events and needs no extra
+config (checked 2026-12 with the real binary; it only warns that ``gpt-5`` metadata is unknown
+and that it will not create PATH aliases under a temporary CODEX_HOME).
 
 ``CODEX_EXEC_SERVER_URL`` selects the executor: ``ws://IP:PORT`` for a plain exec-server, or a
 rendezvous URL whose query contains ``role=harness`` (relay mode, e.g.
@@ -89,10 +94,17 @@ def _killpg(pid: int) -> None:
         pass
 
 
-async def run_tool_call(codex_bin: Path, tmp_path: Path, harness_url: str):
+TTY_PROBE = "; if [ -t 1 ]; then echo stdout-is-a-tty; fi"
+TTY_MARK = "stdout-is-a-tty"
+
+
+async def run_tool_call(codex_bin: Path, tmp_path: Path, harness_url: str, tty: bool | None = None,
+                        timeout: float = 90.0):
     """One ``codex exec`` turn whose tool call runs ``echo <token>`` and prints the executor's
     ``EXECRELAY_TEST_EXECUTOR_TAG`` on whatever executor ``harness_url`` reaches.  Returns
-    ``(token, diagnostics, model)``; ``model.tool_outputs()`` is what reached the model."""
+    ``(token, diagnostics, model)``; ``model.tool_outputs()`` is what reached the model.
+    ``tty`` (when not None) is the tool call's ``tty`` argument, and the command then also
+    prints ``TTY_MARK`` when its stdout is a terminal. ``timeout`` bounds the ``codex exec`` run."""
     import uuid
 
     from .fake_model import FakeModel
@@ -100,12 +112,12 @@ async def run_tool_call(codex_bin: Path, tmp_path: Path, harness_url: str):
     token = f"token-{uuid.uuid4().hex}"
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
-    command = f'echo {token}; echo "tag=$EXECRELAY_TEST_EXECUTOR_TAG"'
-    model = FakeModel(command, final_text=f"finished {token}").start()
+    command = f'echo {token}; echo "tag=$EXECRELAY_TEST_EXECUTOR_TAG"' + (TTY_PROBE if tty is not None else "")
+    model = FakeModel(command, final_text=f"finished {token}", tty=tty).start()
     try:
         write_codex_home(tmp_path / "codex-home", model.provider_url, work)
         result = await run_codex_exec(codex_bin, codex_home=tmp_path / "codex-home", workdir=work,
-                                      exec_server_url=harness_url, timeout=90)
+                                      exec_server_url=harness_url, timeout=timeout)
     finally:
         model.stop()
     diag = (f"rc={result.returncode} timed_out={result.timed_out}\nstdout:\n{result.stdout[-3000:]}\n"

@@ -173,3 +173,28 @@ def real_remote_executor_argv(base_url: str, executor_id: str, codex: Path | Non
 def relay_harness_url(host: str, port: int, executor_id: str, sig: str, path: str = "/harness") -> str:
     """The CODEX_EXEC_SERVER_URL that puts codex 0.131.0 in relay-harness mode (``role=harness``)."""
     return f"ws://{host}:{port}{path}?role=harness&executor_id={executor_id}&sig={sig}"
+
+
+RENDEZVOUS_SECRET_ENV = "EXECRELAY_RENDEZVOUS_SECRET"
+RENDEZVOUS_ANNOUNCE = "listening on "
+
+
+def ours_rendezvous_argv(listen: str = "127.0.0.1:0") -> list[str]:
+    """``execrelay rendezvous``: its first stdout line is ``listening on http://IP:PORT`` (see
+    ``rendezvous_base``); the token secret comes from ``RENDEZVOUS_SECRET_ENV``."""
+    return [sys.executable, "-m", "execrelay", "rendezvous", "--listen", listen]
+
+
+def rendezvous_base(first_line: str) -> str:
+    """The ``http://IP:PORT`` registry base in the rendezvous's ``listening on ...`` announcement
+    (the same address serves the websockets under ``ws://``)."""
+    line = first_line.strip()
+    if not line.startswith(RENDEZVOUS_ANNOUNCE):
+        raise ValueError(f"not a rendezvous announcement: {line!r}")
+    return line[len(RENDEZVOUS_ANNOUNCE):]
+
+
+def ours_remote_executor_argv(base_url: str, executor_id: str) -> list[str]:
+    """``execrelay exec-server --remote BASE --executor-id ID`` (default flags otherwise); the
+    bearer token comes from ``REMOTE_TOKEN_ENV``, like codex 0.131.0's. Prints nothing on stdout."""
+    return [sys.executable, "-m", "execrelay", "exec-server", "--remote", base_url, "--executor-id", executor_id]

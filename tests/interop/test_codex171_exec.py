@@ -1,0 +1,83 @@
+"""The real ``codex exec`` 0.171.0 harness runs an ``exec_command`` tool call on an exec-server.
+
+``real171`` (codex 0.171.0's own ``codex exec-server``) is the control that proves the harness
+setup works with the new dialect; ``ours`` (``execrelay exec-server``, default flags) is the point
+and is gated by ``gate171.OURS_171_READY`` until our server speaks the 0.171 dialect. As in
+``test_codex_exec.py`` the command prints a tag only the executor's environment holds and writes
+it to a file in the work directory, so the output can only come from a process the executor
+spawned (in the cwd the harness sent as a ``file://`` URI), and it must reach the fake model.
+
+The last test is the point of ``--compat auto``: one ``execrelay exec-server`` serves a real
+0.131.0 and a real 0.171.0 harness at the same time (no upstream release can: each refuses the
+other's paths).
+"""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .fake_model import FakeModel
+from .gate171 import impl_params, needs_ours_171
+from .harness import TTY_MARK, TTY_PROBE, run_codex_exec, run_tool_call, write_codex_home
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
+
+TAG_ENV = "EXECRELAY_TEST_EXECUTOR_TAG"
+
+
+@pytest.mark.parametrize("tty", [False, True], ids=["pipes", "tty"])
+@pytest.mark.parametrize("impl", impl_params("real171", "ours"))
+async def test_codex171_exec_tool_call_runs_on_executor(impl: str, tty: bool, codex171_bin: Path, tmp_path: Path,
+                                                         exec_server_factory) -> None:
+    executor_tag = f"executor-{uuid.uuid4().hex}"
+    token = f"token-{uuid.uuid4().hex}"
+    work = tmp_path / "work"
+    work.mkdir()
+    marker = work / "marker.txt"
+    # A relative path: only a process started in the cwd the harness sent can write it there.
+    command = f'echo {token}; echo "${TAG_ENV}" > marker.txt; echo "tag=${TAG_ENV}"' + TTY_PROBE
+    server = exec_server_factory(impl, {TAG_ENV: executor_tag})
+    with FakeModel(command, final_text=f"finished {token}", tty=tty) as model:
+        write_codex_home(tmp_path / "codex-home", model.provider_url, work)
+        result = await run_codex_exec(codex171_bin, codex_home=tmp_path / "codex-home", workdir=work,
+                                      exec_server_url=server.url, timeout=90)
+        diag = (f"rc={result.returncode} timed_out={result.timed_out}\nstdout:\n{result.stdout[-3000:]}\n"
+                f"stderr:\n{result.stderr[-4000:]}\nserver stderr:\n{server.stderr_text()[-3000:]}")
+        assert not result.timed_out, diag
+        assert result.returncode == 0, diag
+        assert "exec_command" in [t.get("name") for t in model.requests[0].get("tools", [])], diag
+        # First request asks for the tool call; the second carries its output back.
+        assert len(model.requests) == 2, diag
+        outputs = model.tool_outputs()
+        assert len(outputs) == 1, (outputs, diag)
+        assert token in outputs[0], (outputs, diag)
+        assert f"tag={executor_tag}" in outputs[0], (outputs, diag)
+        assert marker.read_text().strip() == executor_tag, diag
+        assert (TTY_MARK in outputs[0]) is tty, (outputs, diag)
+        assert f"finished {token}" in result.stdout, diag
+
+
+@needs_ours_171
+async def test_one_server_serves_codex131_and_codex171_harnesses(codex_bin: Path, codex171_bin: Path,
+                                                                 tmp_path: Path, exec_server_factory) -> None:
+    """``execrelay exec-server`` with default flags (``--compat auto``): a 0.131.0 and a 0.171.0
+    ``codex exec`` run their tool calls concurrently on the same server, then once more each
+    (pipes then tty), so each dialect is served both beside the other and after it."""
+    tag = f"executor-{uuid.uuid4().hex}"
+    server = exec_server_factory("ours", {TAG_ENV: tag})
+    for round_, tty in enumerate((False, True)):
+        homes = {name: tmp_path / f"{name}-{round_}" for name in ("h131", "h171")}
+        for home in homes.values():
+            home.mkdir()
+        runs = await asyncio.gather(run_tool_call(codex_bin, homes["h131"], server.url, tty=tty, timeout=45),
+                                    run_tool_call(codex171_bin, homes["h171"], server.url, tty=tty, timeout=45))
+        for name, (token, diag, model) in zip(homes, runs):
+            outputs = model.tool_outputs()
+            where = f"{name} tty={tty}\n{diag}\nserver stderr:\n{server.stderr_text()[-3000:]}"
+            assert len(outputs) == 1 and token in outputs[0], (outputs, where)
+            assert f"tag={tag}" in outputs[0], (outputs, where)
+            assert (TTY_MARK in outputs[0]) is tty, (outputs, where)
+    assert server.proc is not None and server.proc.poll() is None, server.stderr_text()[-3000:]
