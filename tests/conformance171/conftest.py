@@ -67,7 +67,15 @@ def conformance171_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("conformance171")
 
 
-@pytest.fixture(scope="session", params=IMPLS)
+_NOT_READY = pytest.param("ours", marks=pytest.mark.skip(
+    reason="OURS_READY is False in tests/conformance171/conftest.py (the 0.171 dialect has not landed); "
+           "EXECRELAY_CONFORMANCE171_IMPLS=ours runs this half anyway"))
+
+
+_IMPL_PARAMS: list[object] = list(IMPLS) or [_NOT_READY]
+
+
+@pytest.fixture(scope="session", params=_IMPL_PARAMS)
 def impl(request: pytest.FixtureRequest) -> str:
     return request.param
 
