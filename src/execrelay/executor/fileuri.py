@@ -7,7 +7,8 @@ error codes and texts the real binary answers (probed; the table is in
 ``tests/executor171/data/fileuri_171.json``).
 
 The common request (``file:///`` then plain ASCII, no ``%``, no dot segment) takes a fast path
-that costs one regex match and a slice, because it runs for every fs call of the 0.171 dialect.
+that costs one regex match and a slice, because it runs for every fs call of the 0.171 dialect;
+a URI already seen costs one dict lookup.
 """
 from __future__ import annotations
 
@@ -49,6 +50,15 @@ _OUT_ENC = _encode_table(_SEGMENT_SET)
 _OUT_SAFE = re.compile(r"[A-Za-z0-9_\-.~!$&'()*+,;=:@\[\]^|/]*")
 
 
+#: URI -> native path for URIs that parsed; the mapping is a pure function of the string, and a
+#: harness asks about the same few paths over and over (``.git``, ``AGENTS.md``, the cwd), so a
+#: dict hit (~50 ns) is what keeps a URI within 10% of a native path's ``os.stat`` (a regex
+#: match alone costs ~0.5 us).  Cleared when full: bounded memory, no LRU bookkeeping.
+MEMO_MAX = 4096
+_memo: dict[str, str] = {}
+_memo_get = _memo.get
+
+
 def is_uri(value: str) -> bool:
     """The auto dialect's detector: does this path param carry a URI rather than a native path?
 
@@ -66,10 +76,15 @@ def to_path(uri: str, invalid_code: int = INVALID_REQUEST) -> str:
     ``invalid_code`` is the code for a URI that parses but names no local path (a host, a
     drive letter): 0.171 answers -32600 from fs methods and -32602 for ``process/start.cwd``.
     """
+    path = _memo_get(uri)
+    if path is not None:
+        return path
     m = _FAST.fullmatch(uri)
-    if m is not None:
-        return m.group(1)
-    return _slow(uri, invalid_code)
+    path = m.group(1) if m is not None else _slow(uri, invalid_code)
+    if len(_memo) >= MEMO_MAX:
+        _memo.clear()
+    _memo[uri] = path
+    return path
 
 
 def _slow(uri: str, invalid_code: int) -> str:
