@@ -139,15 +139,17 @@ def test_close_during_read_waits_for_it(tmp_path) -> None:
     run(body())
 
 
-@pytest.mark.parametrize("value,expected", [(None, "read"), ("read", "read"), ("replace", "replace")])
-def test_parse_mode(value, expected) -> None:
-    assert fs_handles.parse_mode(value) == expected
+@pytest.mark.parametrize("p,expected", [({}, "read"), ({"mode": "read"}, "read"), ({"mode": "replace"}, "replace")])
+def test_parse_mode(p, expected) -> None:
+    assert fs_handles.parse_mode(p) == expected
 
 
-def test_parse_mode_errors() -> None:
+@pytest.mark.parametrize("value,message", [
+    ("write", "unknown variant `write`, expected `read` or `replace`"),
+    (None, "invalid type: null, expected string or map"),
+    (1, "invalid type: integer `1`, expected string or map"),
+])
+def test_parse_mode_errors(value, message) -> None:
     with pytest.raises(RpcError) as ei:
-        fs_handles.parse_mode("write")
-    assert _err(ei) == (INVALID_PARAMS, "unknown variant `write`, expected `read` or `replace`")
-    with pytest.raises(RpcError) as ei:
-        fs_handles.parse_mode(1)
-    assert ei.value.code == INVALID_PARAMS
+        fs_handles.parse_mode({"mode": value})
+    assert _err(ei) == (INVALID_PARAMS, message)

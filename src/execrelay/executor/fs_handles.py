@@ -15,6 +15,9 @@ import stat as _stat
 from typing import Any, Callable
 
 from .errors import RpcError, INVALID_PARAMS, INVALID_REQUEST, NOT_FOUND, fs_error
+from .params import bad_type
+
+_ABSENT = object()
 
 MAX_HANDLES = 128
 MAX_BLOCK = 1 << 20
@@ -28,13 +31,13 @@ _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK  # NONBLOCK: a FIFO mus
 _REPLACE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 
 
-def parse_mode(value: Any) -> str:
-    """``mode`` of ``fs/open``: absent or null means read; serde's text for anything else."""
-    if value is None:
+def parse_mode(p: dict) -> str:
+    """``mode`` of ``fs/open``: absent means read; serde's texts otherwise (null is refused)."""
+    value = p.get("mode", _ABSENT)
+    if value is _ABSENT:
         return "read"
     if type(value) is not str:
-        from .params import bad_type
-        raise bad_type(value, "`read` or `replace`")
+        raise bad_type(value, "string or map")
     if value not in MODES:
         raise RpcError(INVALID_PARAMS, f"unknown variant `{value}`, expected `read` or `replace`")
     return value
