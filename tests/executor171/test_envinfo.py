@@ -68,3 +68,11 @@ def test_gates() -> None:
         envinfo.environment_status(True, False)
     assert ei.value.message == envinfo.NO_INITIALIZED_NOTIFICATION_STATUS
     assert envinfo.environment_status(True, True) == {"status": "ready"}
+
+
+def test_deleted_cwd_is_null(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert envinfo.EnvInfo().info["cwd"] is None

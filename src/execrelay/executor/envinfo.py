@@ -84,6 +84,14 @@ def _dir_uri(path: str | None) -> str | None:
     return to_uri(os.path.abspath(path))
 
 
+def _cwd() -> str | None:
+    """The server's cwd, or None when it was deleted (0.171 then reports ``cwd: null``)."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
 def temporary_directories(env: dict[str, str] | None = None) -> list[str]:
     """``$TMPDIR`` as a URI when set (made absolute against the cwd), else nothing: 0.171's rule."""
     value = (os.environ if env is None else env).get("TMPDIR")
@@ -121,7 +129,7 @@ class EnvInfo:
             "shell": detect_shell(),
             "executorVersion": self.executor_version,
             "providerId": f"sha256:{digest}",
-            "cwd": _dir_uri(os.getcwd()),
+            "cwd": _dir_uri(_cwd()),
             "userHomeDir": _dir_uri(os.path.expanduser("~")),
             "platformOs": _PLATFORMS.get(sys.platform, sys.platform),
             "prependPathDirs": [to_uri(os.path.abspath(p)) for p in self.prepend_path_dirs],

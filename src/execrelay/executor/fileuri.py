@@ -35,9 +35,10 @@ _DOTDOTS = frozenset({"..", ".%2e", ".%2E", "%2e.", "%2E.", "%2e%2e", "%2E%2E", 
 _DRIVE = re.compile(r"[A-Za-z][:|]$")
 
 # WHATWG "path percent-encode set" (applied by the parser to raw characters) and the
-# "path segment" set that ``from_file_path`` uses on output (adds ``%`` and ``/``).
+# "path segment" set that ``from_file_path`` applies to each component on output (adds ``%``;
+# it also has ``/``, which cannot occur inside a component, so a whole path is encoded at once)
 _PATH_SET = frozenset(b" \"#<>?`{}") | frozenset(range(0x20)) | frozenset(range(0x7F, 0x100))
-_SEGMENT_SET = _PATH_SET | frozenset(b"%/")
+_SEGMENT_SET = _PATH_SET | frozenset(b"%")
 
 
 def _encode_table(unsafe: frozenset) -> tuple[str, ...]:
@@ -157,7 +158,7 @@ def to_uri(path: str | bytes) -> str:
         if _OUT_SAFE.fullmatch(path) is not None:
             return "file://" + path
         raw = os.fsencode(path)
-    return "file://" + "".join(_OUT_ENC[b] for b in raw).replace("%2F", "/")
+    return "file://" + "".join(_OUT_ENC[b] for b in raw)
 
 
 def path_param(value: str, auto: bool, invalid_code: int = INVALID_REQUEST) -> tuple[str, bool]:
