@@ -1,0 +1,130 @@
+"""fileuri against a table probed from the real 0.171.0 binary, plus the rules it implies."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from execrelay.executor import fileuri
+from execrelay.executor.errors import RpcError, INVALID_PARAMS, INVALID_REQUEST, NOT_FOUND
+
+_DATA = json.loads((Path(__file__).parent / "data" / "fileuri_171.json").read_text("utf-8"))
+_ROWS = _DATA["rows"]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The probe's fixture tree, rebuilt; its path must need no percent-encoding."""
+    base = tmp_path_factory.mktemp("furi")
+    fx = _DATA["fixture"]
+    for d in fx["dirs"]:
+        (base / d).mkdir(parents=True)
+    for f in fx["files"]:
+        (base / f).write_text(fx["a.txt"])
+    for link, target in fx["symlinks"].items():
+        os.symlink(target, base / link)
+    (base / "u").mkdir()
+    for name in fx["u_names"]:
+        (base / "u" / name).touch()
+    assert fileuri.to_uri(str(base)) == "file://" + str(base)
+    return str(base)
+
+
+def _resolve(row_input: str, root: str) -> str:
+    return row_input.replace("<root>", root)
+
+
+@pytest.mark.parametrize("row", _ROWS, ids=[f"{r['method']}:{r['input']!r}" for r in _ROWS])
+def test_matches_real_binary(row: dict, root: str) -> None:
+    uri = _resolve(row["input"], root)
+    err = row.get("error")
+    if err is not None and err["code"] != NOT_FOUND:
+        with pytest.raises(RpcError) as ei:
+            fileuri.to_path(uri)
+        assert (ei.value.code, ei.value.message) == (err["code"], _resolve(err["message"], root))
+        return
+    path = fileuri.to_path(uri)
+    if err is not None:  # parses, but names nothing
+        assert not os.path.lexists(path)
+    elif row["method"] == "fs/getMetadata":
+        assert os.path.isdir(path) == row["isDirectory"]
+    else:
+        assert fileuri.to_uri(os.path.realpath(path)) == _resolve(row["canonical"], root)
+
+
+def test_fast_path_is_identity_on_plain_uris() -> None:
+    for p in ("/", "/tmp", "/a/.git/HEAD", "/a/b..c/.x", "/x/[y]|z^", "/tmp//x", "/d/"):
+        assert fileuri._FAST.fullmatch("file://" + p) is not None
+        assert fileuri.to_path("file://" + p) == p
+
+
+@pytest.mark.parametrize("uri", ["file:///a/./b", "file:///a/../b", "file:///a/..", "file:///a/.",
+                                 "file:///a%20b", "file:///C:/x", "file:///a b", "file:///a?b"])
+def test_fast_path_declines(uri: str) -> None:
+    assert fileuri._FAST.fullmatch(uri) is None
+
+
+def test_dot_segments_are_textual() -> None:
+    # `..` never resolves through a symlink: it is removed before the OS sees the path
+    assert fileuri.to_path("file:///l/sub/../x") == "/l/x"
+    assert fileuri.to_path("file:///../../x") == "/x"
+    assert fileuri.to_path("file:///a/b/%2E%2e/c") == "/a/c"
+    assert fileuri.to_path("file:///a/b/..") == "/a/"
+
+
+def test_percent_decoding_bytes() -> None:
+    assert fileuri.to_path("file:///a%2Fb") == "/a/b"
+    assert fileuri.to_path("file:///%zz/%6") == "/%zz/%6"
+    raw = os.fsencode(fileuri.to_path("file:///x%FFy"))
+    assert raw == b"/x\xffy"
+    assert fileuri.to_uri(raw) == "file:///x%FFy"
+    assert fileuri.to_uri(fileuri.to_path("file:///x%FFy")) == "file:///x%FFy"
+
+
+def test_backslash_and_whitespace() -> None:
+    assert fileuri.to_path("file:///a\\b\\c") == "/a/b/c"
+    assert fileuri.to_path(" \tfile:///a\tb\n ") == "/ab"
+
+
+def test_invalid_code_for_cwd() -> None:
+    with pytest.raises(RpcError) as ei:
+        fileuri.to_path("file://host/x", INVALID_PARAMS)
+    assert ei.value.code == INVALID_PARAMS
+    assert ei.value.message == "'file://host/x' is invalid on 'linux'"
+
+
+def test_query_before_fragment() -> None:
+    with pytest.raises(RpcError) as ei:
+        fileuri.to_path("file:///a?q#f")
+    assert ei.value.message == fileuri.QUERY
+
+
+@pytest.mark.parametrize("name,encoded", [
+    ("a b", "a%20b"), ("q?x", "q%3Fx"), ("#h", "%23h"), ("p%", "p%25"), ("<>", "%3C%3E"),
+    ("`{}", "%60%7B%7D"), ('"', "%22"), ("é", "%C3%A9"), ("t\tx", "t%09x"), ("\x7f", "%7F"),
+    ("[x]|^;=&+'@:,*()!$~", "[x]|^;=&+'@:,*()!$~"),
+])
+def test_to_uri_encode_set(name: str, encoded: str) -> None:
+    assert fileuri.to_uri("/d/" + name) == "file:///d/" + encoded
+    assert fileuri.to_path(fileuri.to_uri("/d/" + name)) == "/d/" + name
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("file:///x", True), ("FILE:///x", True), ("file:x", True), ("http://x", True), ("c:/x", True),
+    ("/tmp/x", False), ("relative", False), ("", False), ("/a:b", False), ("./x:y", False),
+])
+def test_is_uri(value: str, expected: bool) -> None:
+    assert fileuri.is_uri(value) is expected
+
+
+def test_path_param_auto_and_strict() -> None:
+    assert fileuri.path_param("/tmp/x", auto=True) == ("/tmp/x", False)
+    assert fileuri.path_param("file:///tmp/x", auto=True) == ("/tmp/x", True)
+    with pytest.raises(RpcError) as ei:
+        fileuri.path_param("/tmp/x", auto=False)
+    assert (ei.value.code, ei.value.message) == (INVALID_PARAMS, fileuri.RELATIVE)
+    with pytest.raises(RpcError) as ei:
+        fileuri.path_param("file://h/x", auto=True)
+    assert ei.value.code == INVALID_REQUEST

@@ -1,0 +1,155 @@
+"""fs_handles: the 0.171.0 handle API semantics and error texts (probed from the real binary)."""
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from execrelay.executor import fs_handles
+from execrelay.executor.errors import RpcError, INVALID_PARAMS, INVALID_REQUEST, INTERNAL_ERROR, NOT_FOUND
+
+
+def run(coro, timeout: float = 10.0):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def _err(exc: pytest.ExceptionInfo) -> tuple[int, str]:
+    return exc.value.code, exc.value.message
+
+
+def test_read_blocks_and_eof(tmp_path) -> None:
+    f = tmp_path / "a.txt"
+    f.write_bytes(b"hello\n")
+
+    async def body():
+        t = fs_handles.HandleTable()
+        assert await t.open("h", str(f)) == {"handleId": "h"}
+        assert await t.read_block("h", 0, 3) == (b"hel", False)
+        assert await t.read_block("h", 3, 100) == (b"lo\n", True)
+        assert await t.read_block("h", 100, 10) == (b"", True)
+        assert await t.read_block("h", 0, 6) == (b"hello\n", False)  # exactly len: not eof yet
+        for bad in (0, fs_handles.MAX_BLOCK + 1):
+            with pytest.raises(RpcError) as ei:
+                await t.read_block("h", 0, bad)
+            assert _err(ei) == (INVALID_REQUEST, "file read block length must be between 1 and 1048576")
+        with pytest.raises(RpcError) as ei:
+            await t.open("h", str(f))
+        assert _err(ei) == (INVALID_REQUEST, "file handle `h` already exists")
+        with pytest.raises(RpcError) as ei:
+            await t.write_block("h", 0, b"xx")
+        assert _err(ei) == (INTERNAL_ERROR, "Bad file descriptor (os error 9)")
+        assert t.close("h") == {} and t.close("h") == {}
+        with pytest.raises(RpcError) as ei:
+            await t.read_block("h", 0, 1)
+        assert _err(ei) == (NOT_FOUND, "unknown file handle `h`")
+        assert await t.open("", str(f)) == {"handleId": ""}
+    run(body())
+
+
+def test_open_errors(tmp_path) -> None:
+    os.mkfifo(tmp_path / "fifo")
+
+    async def body():
+        t = fs_handles.HandleTable()
+        with pytest.raises(RpcError) as ei:
+            await t.open("d", str(tmp_path))
+        assert _err(ei) == (INVALID_REQUEST, f"path `{tmp_path}` is not a file")
+        with pytest.raises(RpcError) as ei:
+            await t.open("p", str(tmp_path / "fifo"))  # must not hang on a FIFO
+        assert ei.value.code == INVALID_REQUEST
+        with pytest.raises(RpcError) as ei:
+            await t.open("m", str(tmp_path / "missing"))
+        assert _err(ei) == (NOT_FOUND, "No such file or directory (os error 2)")
+        with pytest.raises(RpcError) as ei:
+            await t.open("r", str(tmp_path / "no" / "x"), "replace")
+        assert ei.value.code == NOT_FOUND
+        with pytest.raises(RpcError) as ei:
+            await t.open("r", str(tmp_path), "replace")
+        assert _err(ei) == (INTERNAL_ERROR, "Is a directory (os error 21)")
+        assert len(t) == 0
+    run(body())
+
+
+def test_replace_mode(tmp_path) -> None:
+    f = tmp_path / "rep.txt"
+    f.write_bytes(b"original")
+
+    async def body():
+        t = fs_handles.HandleTable()
+        await t.open("w", str(f), "replace")
+        assert f.read_bytes() == b""  # truncated at open, written in place
+        await t.write_block("w", 0, b"xx")
+        await t.write_block("w", 5, b"yy")
+        await t.write_block("w", 2, b"yy")
+        assert f.read_bytes() == b"xxyy\0yy"
+        for bad in (b"", b"x" * (fs_handles.MAX_BLOCK + 1)):
+            with pytest.raises(RpcError) as ei:
+                await t.write_block("w", 0, bad)
+            assert _err(ei) == (INVALID_REQUEST, "file write block length must be between 1 and 1048576")
+        with pytest.raises(RpcError) as ei:
+            await t.read_block("w", 0, 5)
+        assert _err(ei) == (INTERNAL_ERROR, "Bad file descriptor (os error 9)")
+        t.close("w")
+        await t.open("n", str(tmp_path / "new.txt"), "replace")
+        assert (tmp_path / "new.txt").exists()
+    run(body())
+
+
+def test_limit_128_and_close_all(tmp_path) -> None:
+    f = tmp_path / "a"
+    f.write_bytes(b"x")
+
+    async def body():
+        t = fs_handles.HandleTable()
+        for i in range(fs_handles.MAX_HANDLES):
+            await t.open(f"n{i}", str(f))
+        with pytest.raises(RpcError) as ei:
+            await t.open("one-more", str(f))
+        assert _err(ei) == (INVALID_REQUEST, "at most 128 file handles may be open per connection")
+        t.close("n0")
+        await t.open("one-more", str(f))
+        fds = [h.fd for h in t._handles.values()]
+        t.close_all()
+        assert len(t) == 0
+        await asyncio.sleep(0.05)
+        await asyncio.get_running_loop().run_in_executor(None, lambda: None)
+        closed = 0
+        for fd in fds:
+            try:
+                os.fstat(fd)
+            except OSError:
+                closed += 1
+        assert closed == len(fds)
+    run(body())
+
+
+def test_close_during_read_waits_for_it(tmp_path) -> None:
+    f = tmp_path / "big"
+    f.write_bytes(os.urandom(fs_handles.MAX_BLOCK))
+
+    async def body():
+        t = fs_handles.HandleTable()
+        await t.open("h", str(f))
+        read = asyncio.ensure_future(t.read_block("h", 0, fs_handles.MAX_BLOCK))
+        await asyncio.sleep(0)
+        t.close("h")
+        data, eof = await read
+        assert data == f.read_bytes() and eof is False
+    run(body())
+
+
+@pytest.mark.parametrize("p,expected", [({}, "read"), ({"mode": "read"}, "read"), ({"mode": "replace"}, "replace")])
+def test_parse_mode(p, expected) -> None:
+    assert fs_handles.parse_mode(p) == expected
+
+
+@pytest.mark.parametrize("value,message", [
+    ("write", "unknown variant `write`, expected `read` or `replace`"),
+    (None, "invalid type: null, expected string or map"),
+    (1, "invalid type: integer `1`, expected string or map"),
+])
+def test_parse_mode_errors(value, message) -> None:
+    with pytest.raises(RpcError) as ei:
+        fs_handles.parse_mode({"mode": value})
+    assert _err(ei) == (INVALID_PARAMS, message)
