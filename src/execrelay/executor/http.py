@@ -1,10 +1,10 @@
 """``http/request``: buffered and streamed (``http/request/bodyDelta``) through aiohttp.
 
-A buffered request holds the connection's request loop until the body is read (docs/exec-server.md §Transports), so
-it is a :class:`Deferred`.  A streamed one answers once headers are in and then pumps body
-deltas from a task owned by the session; the pump starts only after the response was sent
-(the response precedes the first delta: docs/exec-server.md §Methods).  The aiohttp client is
-the server's (:meth:`ExecServer.http_client`).
+A buffered request holds the connection's request loop until the body is read
+(docs/exec-server.md §Transports), so it is a :class:`Deferred`.  A streamed one answers once
+headers are in and then pumps body deltas from a task owned by the session; the pump starts
+only after the response was sent (the response precedes the first delta: docs/exec-server.md
+§Methods).  The aiohttp client is the server's (:meth:`ExecServer.http_client`).
 """
 from __future__ import annotations
 
@@ -28,8 +28,6 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _VISIBLE = re.compile(r"^[\t\x20-\x7e\x80-\xff]*$")
 _dumps = orjson.dumps
 _DELTA_BYTES = 65536
-
-
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*$")
 #: aiohttp and yarl, bound by the first http/request (most executors never make one, and
 #: importing them would add to every executor's start-up time and memory)
