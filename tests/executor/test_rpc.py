@@ -225,3 +225,30 @@ async def test_write_pause_stops_request_intake(server) -> None:
     conn.resume_writing()
     assert flow == [True, False]
     conn.close()
+
+
+async def test_server_dispatches_on_the_method_table_it_receives() -> None:
+    """``ExecServer(handlers=...)``: the connection dispatches on exactly that table, and a
+    handler reaches the caller's session through the connection it is given."""
+    from execrelay.executor import METHODS, ExecServer, RpcConnection
+    from execrelay.executor.session import gate
+
+    def whoami(conn: RpcConnection, params: object) -> object:
+        return {"sessionId": gate(conn, "test").id, "params": params}
+
+    server = ExecServer(handlers={"initialize": METHODS["initialize"], "test/whoami": whoami})
+    out: list[bytes] = []
+    conn = RpcConnection(server, out.append)
+    try:
+        conn.feed(b'{"id":1,"method":"initialize","params":{"clientName":"t"}}')
+        conn.feed(b'{"method":"initialized"}')
+        conn.feed(b'{"id":2,"method":"test/whoami","params":[7]}')
+        conn.feed(b'{"id":3,"method":"fs/getMetadata","params":{"path":"/"}}')
+        replies = [orjson.loads(m) for m in out]
+        session_id = replies[0]["result"]["sessionId"]
+        assert replies[1] == {"id": 2, "result": {"sessionId": session_id, "params": [7]}}
+        assert replies[2]["id"] == 3 and replies[2]["error"]["code"] == -32601
+        assert "fs/getMetadata" in METHODS and "fs/getMetadata" in ExecServer().handlers
+    finally:
+        conn.close()
+        await server.aclose()

@@ -2,7 +2,7 @@
 
 ``--listen ws://IP:PORT`` (default ``ws://127.0.0.1:0``) prints the bound URL as the first
 stdout line; ``--listen stdio`` serves newline-delimited JSON on stdin/stdout.  ``--remote``
-registers at a rendezvous through :mod:`execrelay.executor.remote` (written separately).
+registers at a rendezvous through :mod:`execrelay.executor.remote`.
 ``-c/--enable/--disable`` are accepted for compatibility and ignored with a warning.
 """
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import importlib
-import inspect
 import signal
 import sys
 
@@ -56,13 +54,7 @@ def run(args: argparse.Namespace) -> int:
     tune_malloc()
     install_event_loop_policy()
     if args.remote is not None:
-        try:
-            remote = importlib.import_module("execrelay.executor.remote")
-        except ImportError:
-            print("Error: --remote is not available in this build (execrelay.executor.remote is missing)",
-                  file=sys.stderr)
-            return 2
-        return asyncio.run(_run_remote(remote, args))
+        return asyncio.run(_run_remote(args))
 
     from ..executor.serve import ListenUrlError, parse_listen
 
@@ -78,9 +70,14 @@ def _install_stop(loop: asyncio.AbstractEventLoop) -> "asyncio.Future[None]":
     """A future set by SIGINT/SIGTERM; installed before the URL is printed, so a supervisor
     that signals right after reading the URL still gets a clean shutdown (processes killed)."""
     stop: asyncio.Future[None] = loop.create_future()
+
+    def set_stop() -> None:
+        if not stop.done():
+            stop.set_result(None)
+
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         try:
-            loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+            loop.add_signal_handler(sig, set_stop)
         except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
             pass
     return stop
@@ -118,20 +115,20 @@ async def _run_local(kind: str, host: str, port: int, impl: str | None) -> int:
         await server.aclose()
 
 
-async def _run_remote(remote: object, args: argparse.Namespace) -> int:
+async def _run_remote(args: argparse.Namespace) -> int:
+    # imported here: the local transports never load the relay stack
     from ..executor import ExecServer
+    from ..executor.remote import run_remote_executor
 
     stop = _install_stop(asyncio.get_running_loop())
     server = ExecServer()
-    fn = getattr(remote, "run_remote_executor")
     try:
-        result = fn(server=server, remote_url=args.remote, executor_id=args.executor_id, name=args.name)
-        if inspect.isawaitable(result):
-            main = asyncio.ensure_future(result)
-            await _wait(stop, main)
-            if main.done():
-                return int(main.result() or 0)
-            main.cancel()
-        return int(result or 0) if not inspect.isawaitable(result) else 0
+        main = asyncio.ensure_future(run_remote_executor(
+            server=server, remote_url=args.remote, executor_id=args.executor_id, name=args.name))
+        await _wait(stop, main)
+        if main.done():
+            return int(main.result() or 0)
+        main.cancel()
+        return 0
     finally:
         await server.aclose()

@@ -5,8 +5,11 @@ transport-independent JSON-RPC connection (local websocket, stdio or relay strea
 """
 from __future__ import annotations
 
-from .connection import Deferred, PostSend, RpcConnection
+from .connection import RpcConnection
 from .errors import RpcError
+from .methods import METHODS, Handler
+from .results import Deferred, Encoded, PostSend
 from .server import ExecServer, ExecServerConfig
 
-__all__ = ["ExecServer", "ExecServerConfig", "RpcConnection", "RpcError", "Deferred", "PostSend"]
+__all__ = ["ExecServer", "ExecServerConfig", "RpcConnection", "RpcError", "Deferred", "Encoded",
+           "PostSend", "METHODS", "Handler"]

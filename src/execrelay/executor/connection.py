@@ -7,18 +7,21 @@ peer is gone; the connection calls ``send`` with the encoded bytes of each outbo
 Why it is shaped like this (issue 8): the whole per-request path for a request that can be
 answered at once is plain function calls -- parse, dispatch, handler, encode, ``send`` -- with
 no Task or Future.  Only a handler that must wait returns a :class:`Deferred`; while it runs,
-later messages of this connection queue (0.131.0 handles one request at a time per connection,
-spec section 6.4) and are replayed when it finishes.  Other connections are never delayed.
+later messages of this connection queue (0.131.0 handles one request at a time per
+connection, docs/exec-server.md §Transports) and are replayed when it finishes.  Other
+connections are never delayed.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import deque
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import orjson
 
 from .errors import INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, RpcError
+from .results import Deferred, Encoded, PostSend
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import ExecServer
@@ -46,55 +49,11 @@ def _unknown_prefix(method: str) -> bytes:
     return prefix
 
 
-class Deferred:
-    """Returned by a handler whose answer needs waiting; ``coro`` produces the result.
-
-    With ``encoded=True``, ``coro`` is instead a callable taking the response's head
-    (``{"id":<id>,"result":`` as bytes) and returning an awaitable of the COMPLETE encoded
-    response.  Used for large ``fs/readFile`` replies: the worker thread builds the bytes, so
-    the event loop never serializes (or copies) megabytes while other streams wait.
-    """
-
-    __slots__ = ("coro", "encoded")
-
-    def __init__(self, coro: Any, encoded: bool = False) -> None:
-        self.coro = coro
-        self.encoded = encoded
-
-
-class Encoded:
-    """A result already encoded as JSON, in pieces (joined once, after the id).
-
-    ``fs/readFile``: base64 needs no JSON escaping, so ``{"dataBase64":"`` + base64 + ``"}``
-    is orjson's compact encoding without building (and re-scanning) a str of the data.
-    """
-
-    __slots__ = ("parts",)
-
-    def __init__(self, parts: tuple[bytes, ...]) -> None:
-        self.parts = parts
-
-
-class PostSend:
-    """A result plus a callback to run right after the response has been sent.
-
-    Used by streamed ``http/request``: the response must precede the first body delta.
-    """
-
-    __slots__ = ("result", "after")
-
-    def __init__(self, result: Any, after: Callable[[], None]) -> None:
-        self.result = result
-        self.after = after
-
-
 def _json_error_text(message: bytes | str) -> str:
     """A serde_json-like text for a parse failure (slow path; clients match on the prefix).
 
     The stdlib parser is used only to locate and name the error the way serde does.
     """
-    import json
-
     try:
         text = message.decode("utf-8") if not isinstance(message, str) else message
     except UnicodeDecodeError as exc:
@@ -140,7 +99,7 @@ class _Extra:
                  "paused_sources")
 
     def __init__(self, parse_error_prefix: str, pause_reading: Callable[[bool], None] | None) -> None:
-        #: text before the parser's message in the id -1 error (differs per transport, spec 1.3)
+        #: text before the parser's message in the id -1 error (differs per transport, docs/exec-server.md §Errors)
         self.parse_error_prefix = parse_error_prefix
         #: transport hook: stop/restart reading when too many messages queue behind an async
         #: handler (0.131.0 reads through a bounded channel, so a flooding client is held back)

@@ -14,10 +14,10 @@ import shutil
 import stat as _stat
 from typing import TYPE_CHECKING, Any
 
-from .connection import Deferred, Encoded
 from .errors import RpcError, INVALID_REQUEST, fs_error, os_error
-from .handlers import gate as _handlers_gate
 from .params import abs_path, b64decode, b64encode_bytes, opt_bool, req_bool, req_str, struct
+from .results import Deferred, Encoded
+from .session import gate as _session_gate
 from . import sandbox as _sandbox
 from .. import _accel
 
@@ -43,7 +43,7 @@ def _gate(conn: "RpcConnection") -> None:
     # the common case (initialized, session ours) without a call; gate() raises the errors
     session = conn.session
     if session is None or session.conn is not conn or not conn.initialized:
-        _handlers_gate(conn, "filesystem")
+        _session_gate(conn, "filesystem")
 
 
 def _fs_call(fn: Any, *args: Any) -> Any:
@@ -341,7 +341,7 @@ def _copy_tree(src: str, dst: str) -> dict:
                 _copy_tree(s, d)
             elif entry.is_file(follow_symlinks=False):
                 shutil.copyfile(s, d)
-            # FIFOs, sockets, devices inside a tree are skipped (correction 2)
+            # FIFOs, sockets, devices inside a tree are skipped (docs/exec-server.md §Methods)
     return _EMPTY
 
 
@@ -382,14 +382,3 @@ def copy(conn: "RpcConnection", params: Any) -> Any:
         return _in_thread(_copy_file, src, dst)
     except OSError as exc:
         raise fs_error(exc) from None
-
-
-HANDLERS = {
-    "fs/readFile": read_file,
-    "fs/writeFile": write_file,
-    "fs/createDirectory": create_directory,
-    "fs/getMetadata": get_metadata,
-    "fs/readDirectory": read_directory,
-    "fs/remove": remove,
-    "fs/copy": copy,
-}

@@ -1,9 +1,10 @@
 """``http/request``: buffered and streamed (``http/request/bodyDelta``) through aiohttp.
 
-A buffered request holds the connection's request loop until the body is read (spec 6.4), so
-it is a :class:`Deferred`.  A streamed one answers once headers are in and then pumps body
-deltas from a task owned by the session; the pump starts only after the response was sent
-(correction 3: the response precedes the first delta).
+A buffered request holds the connection's request loop until the body is read
+(docs/exec-server.md §Transports), so it is a :class:`Deferred`.  A streamed one answers once
+headers are in and then pumps body deltas from a task owned by the session; the pump starts
+only after the response was sent (the response precedes the first delta: docs/exec-server.md
+§Methods).  The aiohttp client is the server's (:meth:`ExecServer.http_client`).
 """
 from __future__ import annotations
 
@@ -13,34 +14,33 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .connection import Deferred, PostSend
-from .errors import RpcError, INVALID_PARAMS
+from .errors import INTERNAL_ERROR, INVALID_PARAMS, RpcError
 from .params import (MISSING, b64decode, b64encode, bad_type, missing, opt_bool, opt_u64, req_str,
                      struct)
+from .results import Deferred, PostSend
+from .session import Session, gate
 
 if TYPE_CHECKING:  # pragma: no cover
     from .connection import RpcConnection
     from .server import ExecServer
-    from .session import Session
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _VISIBLE = re.compile(r"^[\t\x20-\x7e\x80-\xff]*$")
 _dumps = orjson.dumps
 _DELTA_BYTES = 65536
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*$")
+#: aiohttp and yarl, bound by the first http/request (most executors never make one, and
+#: importing them would add to every executor's start-up time and memory)
+_aiohttp: Any = None
+_yarl: Any = None
 
 
-def _client(server: "ExecServer") -> Any:
-    http = server._http
-    if http is None or http.closed:
-        import aiohttp
+def _load_http_deps() -> None:
+    global _aiohttp, _yarl
+    import aiohttp
+    import yarl
 
-        http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, force_close=False),
-            skip_auto_headers=("User-Agent", "Accept-Encoding"),
-            auto_decompress=False,
-        )
-        server._http = http
-    return http
+    _aiohttp, _yarl = aiohttp, yarl
 
 
 def http_request(conn: "RpcConnection", params: Any) -> Any:
@@ -72,20 +72,18 @@ def http_request(conn: "RpcConnection", params: Any) -> Any:
     if type(request_id) is not str:
         raise bad_type(request_id, "a string")
     stream = opt_bool(p, "streamResponse", False)
-    from .handlers import gate
-
     session = gate(conn, "http")
     if not _TOKEN.match(method):
         raise RpcError(INVALID_PARAMS, "http/request method is invalid: invalid HTTP method")
     scheme, sep, rest = url.partition(":")
-    if not sep or not re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*$", scheme):
+    if not sep or not _SCHEME.match(scheme):
         raise RpcError(INVALID_PARAMS, "http/request url is invalid: relative URL without a base")
     if scheme.lower() not in ("http", "https"):
         raise RpcError(INVALID_PARAMS, f"http/request only supports http and https URLs, got {scheme.lower()}")
+    if _yarl is None:
+        _load_http_deps()
     try:
-        import yarl
-
-        parsed = yarl.URL(url)
+        parsed = _yarl.URL(url)
         if not parsed.host:
             raise ValueError("empty host")
     except Exception:
@@ -116,12 +114,10 @@ def _resp_headers(resp: Any) -> list[dict[str, str]]:
 async def _do_request(server: "ExecServer", session: "Session", method: str, url: Any,
                       headers: list[tuple[str, str]], body: bytes | None, timeout_ms: int | None,
                       request_id: str, stream: bool) -> Any:
-    import aiohttp
-
-    http = _client(server)
+    http = server.http_client()
     loop = asyncio.get_running_loop()
     deadline = None if timeout_ms is None else loop.time() + timeout_ms / 1000.0
-    timeout = aiohttp.ClientTimeout(total=None if timeout_ms is None else timeout_ms / 1000.0)
+    timeout = _aiohttp.ClientTimeout(total=None if timeout_ms is None else timeout_ms / 1000.0)
     err_text = f"http/request failed: error sending request for url ({url})"
     if stream:
         session.http_streams[request_id] = None  # type: ignore[assignment]  # reserve the id
@@ -132,13 +128,13 @@ async def _do_request(server: "ExecServer", session: "Session", method: str, url
         except asyncio.CancelledError:
             raise
         except Exception:
-            raise RpcError(-32603, err_text) from None
+            raise RpcError(INTERNAL_ERROR, err_text) from None
         if not stream:
             try:
                 data = await resp.read()
             except Exception:
                 resp.release()
-                raise RpcError(-32603, err_text) from None
+                raise RpcError(INTERNAL_ERROR, err_text) from None
             return {"status": resp.status, "headers": _resp_headers(resp), "bodyBase64": b64encode(data)}
     except BaseException:
         if stream:
@@ -185,5 +181,3 @@ async def _pump(session: "Session", request_id: str, resp: Any, deadline: float 
     session.notify_bytes(_dumps({"method": "http/request/bodyDelta", "params": {
         "requestId": request_id, "seq": seq, "deltaBase64": "", "done": True, "error": error}}))
 
-
-HANDLERS = {"http/request": http_request}

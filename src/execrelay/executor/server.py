@@ -1,4 +1,4 @@
-"""The exec-server state shared by every connection: sessions, processes, handlers, config.
+"""The exec-server state shared by every connection: sessions, method table, http client, config.
 
 One :class:`ExecServer` serves all transports at once (local websocket, stdio, relay streams),
 so a session detached from one connection can be resumed from another.
@@ -9,18 +9,19 @@ import asyncio
 import os
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Mapping
 
-from .errors import RpcError
+from .errors import INVALID_REQUEST, RpcError
+from .methods import METHODS, Handler
+from .session import Session
 
 if TYPE_CHECKING:  # pragma: no cover
     from .connection import RpcConnection
-from .session import Session
 
 
 @dataclass
 class ExecServerConfig:
-    """Timings and limits; defaults are 0.131.0's (corrections section of the spec)."""
+    """Timings and limits; defaults are 0.131.0's (docs/exec-server.md §Sessions, §Methods)."""
 
     detached_session_ttl: float = 10.0
     exited_process_retention: float = 30.0
@@ -33,20 +34,24 @@ class ExecServerConfig:
 
 
 class ExecServer:
-    """Session registry + process table + dispatch table, shared by all connections."""
+    """Session registry + method table + http client, shared by all connections.
 
-    def __init__(self, config: ExecServerConfig | None = None) -> None:
+    ``handlers`` is the method table the connections dispatch on (default: :data:`.methods.METHODS`);
+    the server only holds it, so handler modules never need the server module.
+    """
+
+    def __init__(self, config: ExecServerConfig | None = None,
+                 handlers: Mapping[str, Handler] | None = None) -> None:
         self.config = config or ExecServerConfig()
+        #: method name -> handler; a dict, looked up once per request
+        self.handlers: dict[str, Handler] = dict(METHODS if handlers is None else handlers)
         self.sessions: dict[str, Session] = {}
         #: open connections that have no session yet (removed in RpcConnection.close and on
         #: attach: an attached connection is reachable as ``session.conn``, which saves a set
         #: entry per idle relay stream); aclose() drops both kinds
         self.connections: set[RpcConnection] = set()
-        self._http: Any = None  # lazily created aiohttp.ClientSession
+        self._http: Any = None  # aiohttp.ClientSession, created by the first http/request
         self._closed = False
-        from .handlers import build_handlers
-
-        self.handlers: dict[str, Callable[..., Any]] = build_handlers()
 
     # ---------------------------------------------------------------- sessions
     def new_session(self) -> Session:
@@ -58,11 +63,12 @@ class ExecServer:
         if resume_id is None:
             session = self.new_session()
         else:
-            session = self.sessions.get(resume_id)
-            if session is None:
-                raise RpcError(-32600, f"unknown session id {resume_id}")
+            found = self.sessions.get(resume_id)
+            if found is None:
+                raise RpcError(INVALID_REQUEST, f"unknown session id {resume_id}")
+            session = found
             if session.conn is not None:
-                raise RpcError(-32600, f"session {resume_id} is already attached to another connection")
+                raise RpcError(INVALID_REQUEST, f"session {resume_id} is already attached to another connection")
             if session.expiry is not None:
                 session.expiry.cancel()
                 session.expiry = None
@@ -85,6 +91,22 @@ class ExecServer:
         if session.conn is None and self.sessions.get(session.id) is session:
             del self.sessions[session.id]
             session.kill_all()
+
+    # ---------------------------------------------------------------- http client
+    def http_client(self) -> Any:
+        """The server's aiohttp ``ClientSession`` (one pool for every session's requests),
+        created on first use: aiohttp is imported only by executors that make http requests."""
+        http = self._http
+        if http is None or http.closed:
+            import aiohttp
+
+            http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, force_close=False),
+                skip_auto_headers=("User-Agent", "Accept-Encoding"),
+                auto_decompress=False,
+            )
+            self._http = http
+        return http
 
     # ---------------------------------------------------------------- shutdown
     def kill_all(self) -> None:

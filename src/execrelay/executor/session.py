@@ -1,16 +1,27 @@
-"""A session: the process table and streaming http requests of one client, across reconnects."""
+"""A session: the process table and streaming http requests of one client, across reconnects;
+with the handshake that creates it (``initialize``) and the gate every other method passes.
+
+Why the handshake lives here: ``initialize`` and the gate are the session's rules, and keeping
+them next to the state they check lets handler modules import them without importing the
+connection or the server (the executor has no import cycle).  Every handler receives the
+connection, and ``conn.session`` is the session: per-session state that handlers consult
+belongs on :class:`Session`.
+"""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from .errors import INVALID_REQUEST, RpcError
+from .params import opt_str, req_str, struct
 
 if TYPE_CHECKING:  # pragma: no cover
     from .connection import RpcConnection
-    from .process import ManagedProcess
+    from .local_process import ManagedProcess
 
 
 class Session:
-    """State that outlives a connection: processes keep running while detached (spec 2.4).
+    """State that outlives a connection: processes keep running while detached (docs/exec-server.md §Sessions).
 
     The process and http-stream tables are created on first use: most sessions (one per
     relay stream) never start a process, and an idle stream must stay small (issue 8).
@@ -64,3 +75,28 @@ class Session:
 
     def __repr__(self) -> str:  # pragma: no cover
         return f"<Session {self.id} attached={self.conn is not None} procs={len(self._processes or ())}>"
+
+
+def gate(conn: "RpcConnection", family: str) -> Session:
+    """Initialize done, session still ours, ``initialized`` received -- checked in that order,
+    which decides the error text (docs/exec-server.md §Sessions)."""
+    session = conn.session
+    if session is None:
+        raise RpcError(INVALID_REQUEST, f"client must call initialize before using {family} methods")
+    if session.conn is not conn:
+        raise RpcError(INVALID_REQUEST, "session has been resumed by another connection")
+    if not conn.initialized:
+        raise RpcError(INVALID_REQUEST, f"client must send initialized before using {family} methods")
+    return session
+
+
+def initialize(conn: "RpcConnection", params: Any) -> Any:
+    """``initialize``: attach a new or resumed session; once per connection."""
+    p = struct(params, "InitializeParams")
+    req_str(p, "clientName")
+    resume = opt_str(p, "resumeSessionId")
+    if conn.session is not None:  # set only by a successful initialize
+        raise RpcError(INVALID_REQUEST, "initialize may only be sent once per connection")
+    session = conn.server.attach(conn, resume)  # raises: the connection stays uninitialized
+    conn.session = session
+    return {"sessionId": session.id}

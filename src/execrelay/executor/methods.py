@@ -1,0 +1,37 @@
+"""The method table: JSON-RPC method name -> handler (the one table; the Codex exec-server has
+one too).
+
+Adding a method is: write its handler (``handler(conn, params) -> result``, in the module of
+its family or a new one) and add one line here.  A handler returns a JSON-able result, or a
+:mod:`.results` object when the answer must wait or is pre-encoded; it raises
+:class:`~execrelay.executor.errors.RpcError` for an error reply.  ``conn.session`` (after the
+gate) is the caller's :class:`~execrelay.executor.session.Session`.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from . import fs, http, process
+from .session import initialize
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .connection import RpcConnection
+
+#: ``handler(connection, params)``; see the module docstring for what it may return
+Handler = Callable[["RpcConnection", Any], Any]
+
+METHODS: Mapping[str, Handler] = {
+    "initialize": initialize,
+    "process/start": process.process_start,
+    "process/read": process.process_read,
+    "process/write": process.process_write,
+    "process/terminate": process.process_terminate,
+    "fs/readFile": fs.read_file,
+    "fs/writeFile": fs.write_file,
+    "fs/createDirectory": fs.create_directory,
+    "fs/getMetadata": fs.get_metadata,
+    "fs/readDirectory": fs.read_directory,
+    "fs/remove": fs.remove,
+    "fs/copy": fs.copy,
+    "http/request": http.http_request,
+}
