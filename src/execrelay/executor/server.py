@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover
 class ExecServerConfig:
     """Timings and limits; defaults are 0.131.0's (docs/exec-server.md §Sessions, §Methods)."""
 
+    #: ``auto`` | ``0.131`` | ``0.171`` (see :mod:`.dialect`)
+    compat: str = "auto"
     detached_session_ttl: float = 10.0
     exited_process_retention: float = 30.0
     retained_output_bytes: int = 1024 * 1024

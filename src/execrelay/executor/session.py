@@ -27,7 +27,7 @@ class Session:
     relay stream) never start a process, and an idle stream must stay small (issue 8).
     """
 
-    __slots__ = ("id", "conn", "_processes", "_http_streams", "expiry")
+    __slots__ = ("id", "conn", "_processes", "_http_streams", "expiry", "dialect")
 
     def __init__(self, session_id: str) -> None:
         self.id = session_id
@@ -36,6 +36,9 @@ class Session:
         self._processes: dict[str, ManagedProcess] | None = None
         self._http_streams: dict[str, asyncio.Task] | None = None
         self.expiry: asyncio.TimerHandle | None = None
+        #: in ``--compat auto``: the dialect this session's requests showed ("0.131" | "0.171"),
+        #: None until one tells (see :mod:`.dialect`)
+        self.dialect: str | None = None
 
     @property
     def processes(self) -> dict[str, "ManagedProcess"]:
