@@ -13,6 +13,8 @@ import errno
 import signal
 import sys
 
+from ..executor.dialect import COMPAT_AUTO, COMPAT_CHOICES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("exec-server", help="run the standalone exec-server (codex 0.131.0 compatible)",
@@ -28,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--executor-id", metavar="ID", default=None,
                    help="executor id to attach to when registering remotely (required with --remote)")
     p.add_argument("--name", metavar="NAME", default=None, help="human-readable executor name")
+    p.add_argument("--compat", choices=COMPAT_CHOICES, default=COMPAT_AUTO,
+                   help="Codex dialect to answer in: auto (default: each session as its requests show, "
+                        "the newer release when nothing tells), 0.131 or 0.171")
     p.add_argument("--impl", choices=("picows", "websockets"), default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
@@ -63,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     except ListenUrlError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    return asyncio.run(_run_local(kind, host, port, args.impl))
+    return asyncio.run(_run_local(kind, host, port, args.impl, args.compat))
 
 
 def _install_stop(loop: asyncio.AbstractEventLoop) -> "asyncio.Future[None]":
@@ -88,12 +93,12 @@ async def _wait(stop: "asyncio.Future[None]", main: "asyncio.Future | None" = No
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
 
 
-async def _run_local(kind: str, host: str, port: int, impl: str | None) -> int:
-    from ..executor import ExecServer
+async def _run_local(kind: str, host: str, port: int, impl: str | None, compat: str) -> int:
+    from ..executor import ExecServer, ExecServerConfig
     from ..executor.serve import serve_stdio, serve_ws
 
     stop = _install_stop(asyncio.get_running_loop())
-    server = ExecServer()
+    server = ExecServer(ExecServerConfig(compat=compat))
     try:
         if kind == "stdio":
             main = asyncio.ensure_future(serve_stdio(server))
@@ -117,11 +122,11 @@ async def _run_local(kind: str, host: str, port: int, impl: str | None) -> int:
 
 async def _run_remote(args: argparse.Namespace) -> int:
     # imported here: the local transports never load the relay stack
-    from ..executor import ExecServer
+    from ..executor import ExecServer, ExecServerConfig
     from ..executor.remote import run_remote_executor
 
     stop = _install_stop(asyncio.get_running_loop())
-    server = ExecServer()
+    server = ExecServer(ExecServerConfig(compat=args.compat))
     try:
         main = asyncio.ensure_future(run_remote_executor(
             server=server, remote_url=args.remote, executor_id=args.executor_id, name=args.name))
