@@ -13,21 +13,9 @@ a harness that reads, only slower than a burst arrives; one that stops reading i
 from __future__ import annotations
 
 import asyncio
-import struct
 from typing import Any, Callable
 
-_SMALL_HEADERS = [bytes((0x82, n)) for n in range(126)]
-_H16 = struct.Struct("!BBH").pack
-_H64 = struct.Struct("!BBQ").pack
-
-
-def ws_binary_header(n: int) -> bytes:
-    """Header of an unmasked, final, binary websocket frame with an ``n``-byte payload."""
-    if n < 126:
-        return _SMALL_HEADERS[n]
-    if n < 65536:
-        return _H16(0x82, 126, n)
-    return _H64(0x82, 127, n)
+from .._wsframe import SMALL_BINARY, binary_header
 
 
 class Link:
@@ -71,7 +59,7 @@ class Link:
             return
         n = len(frame)
         out = self._out
-        out.append(_SMALL_HEADERS[n] if n < 126 else ws_binary_header(n))
+        out.append(SMALL_BINARY[n] if n < 126 else binary_header(n))
         out.append(frame)
         self._out_bytes += n
         if not self._scheduled:
