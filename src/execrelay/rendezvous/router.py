@@ -319,6 +319,11 @@ class Router:
             return 0
         return hub.executor.queued_bytes()
 
+    def executor_link(self, executor_id: str) -> Link | None:
+        """The executor's socket, None while it is absent."""
+        hub = self.hubs.get(executor_id)
+        return hub.executor if hub is not None else None
+
     def harness_detached(self, link: Link) -> None:
         """A harness socket is gone: Reset its legacy streams now, reliable ones after grace."""
         hub = self.hubs.get(link.executor_id)
