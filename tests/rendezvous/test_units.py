@@ -77,3 +77,59 @@ async def test_undecodable_frame_naming_a_stream_resets_only_that_stream() -> No
     assert [(f.kind, f.stream_id) for f in h.sent] == [(RESET, "s1")]
     assert hub.table.get("s1") is None and hub.table.get("s2") is not None
     router.close()
+
+
+async def test_wait_writable_waits_for_the_drain_event_or_the_watched_socket() -> None:
+    """Harness reads held for a busy executor resume on the executor's drain event (no
+    polling), or at once when the held harness socket is closed meanwhile."""
+    import asyncio
+
+    from execrelay.rendezvous.link import Link
+
+    class FakeTransport:
+        def __init__(self) -> None:
+            self.written: list[bytes] = []
+
+        def get_write_buffer_size(self) -> int:
+            return 0
+
+        def is_closing(self) -> bool:
+            return False
+
+        def writelines(self, parts: list[bytes]) -> None:
+            self.written.extend(parts)
+
+        def abort(self) -> None:
+            pass
+
+    loop = asyncio.get_running_loop()
+    ex = Link("executor", "e", None, FakeTransport(), 1 << 40)
+    gates: list[asyncio.Future[None]] = []
+
+    async def drain() -> None:
+        gate = loop.create_future()
+        gates.append(gate)
+        await gate
+
+    ex.drain = drain
+    h = Link("harness", "e", None, FakeTransport(), 1 << 40)
+    ex.send(b"queued")
+    waiting = asyncio.ensure_future(ex.wait_writable(h, 5.0))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    assert ex.transport.written == [bytes((0x82, 6)), b"queued"]  # flushed before waiting
+    gates[0].set_result(None)
+    await asyncio.wait_for(waiting, 1.0)
+
+    waiting = asyncio.ensure_future(ex.wait_writable(h, 5.0))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    h.abort("harness_too_slow")
+    await asyncio.wait_for(waiting, 1.0)
+    await asyncio.wait_for(ex.wait_writable(h, 5.0), 1.0)  # closed already: no wait
+    gates[1].set_result(None)
+
+    started = loop.time()
+    await ex.wait_writable(Link("harness", "e", None, FakeTransport(), 1 << 40), 0.1)
+    assert 0.05 < loop.time() - started < 1.0  # bounded by the timeout
+    gates[2].set_result(None)
