@@ -10,7 +10,7 @@ the ``window`` pre-encoded masked frames (zero mask key) go out in ONE write, th
 reads until all ``window`` responses are in (0.131.0 answers one connection's requests in
 order). Latency = response read time - batch write time. The driver reports its own CPU
 busy fraction; > 0.9 marks a run "driver-bound" (not a result). Servers are interleaved
-A B C A B C (shared/spec/performance.md).
+A B C A B C.
 
     python benchmarks/codex_exec_server_e2e.py [--seconds 3] [--rounds 2] [--connections 8]
         [--impls real,ours-fast,ours-pure] [--windows 1,16] [--quickack]
@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from execrelay._wsframe import OP_TEXT, header  # noqa: E402
 from interop.codex import ensure_codex  # noqa: E402
 from interop.procs import ServerProcess, isolated_env  # noqa: E402
 
@@ -54,14 +55,7 @@ def proc_cpu(pid: int) -> float:
 
 def client_frame(payload: bytes) -> bytes:
     """A masked text frame with a zero mask key (payload unchanged, server still unmasks)."""
-    n = len(payload)
-    if n < 126:
-        head = struct.pack("!BB", 0x81, 0x80 | n)
-    elif n < 65536:
-        head = struct.pack("!BBH", 0x81, 0x80 | 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x81, 0x80 | 127, n)
-    return head + b"\0\0\0\0" + payload
+    return header(OP_TEXT, len(payload), masked=True) + payload
 
 
 class Conn:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""End-to-end exec-server benchmark over local websockets (issue 4 / performance.md rules).
+"""End-to-end exec-server benchmark over local websockets (issue 4).
 
 Starts the server under test as a child process (ours by default, or any ``--server-cmd`` that
 prints its bound ``ws://IP:PORT`` as the first stdout line, e.g. the real ``codex exec-server``),
@@ -32,19 +32,14 @@ from typing import Any
 import uvloop
 from picows import WSListener, WSMsgType, ws_connect
 
+from execrelay._wsframe import OP_TEXT, header
+
 CLK = os.sysconf("SC_CLK_TCK")
 
 
 def frame(payload: bytes) -> bytes:
     """A masked (all-zero key) text frame, so pre-encoded bytes can be written as-is."""
-    n = len(payload)
-    if n < 126:
-        head = bytes((0x81, 0x80 | n))
-    elif n < 65536:
-        head = bytes((0x81, 0x80 | 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((0x81, 0x80 | 127)) + n.to_bytes(8, "big")
-    return head + b"\0\0\0\0" + payload
+    return header(OP_TEXT, len(payload), masked=True) + payload
 
 
 def tree_cpu_seconds(root: int) -> float:

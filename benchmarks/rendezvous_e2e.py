@@ -14,7 +14,7 @@ one fake executor and N harness sockets:
 
 Reported per run: frames routed per second (both directions), MB/s routed, rendezvous CPU
 (cores and µs per routed frame) and the driver's own CPU (busy fraction; > 0.9 marks the run
-"driver-bound", not a result).  Builds are interleaved A B A B (performance.md).
+"driver-bound", not a result).  Builds are interleaved A B A B.
 
     python benchmarks/rendezvous_e2e.py [--harnesses 8] [--seconds 3] [--rounds 2]
 """
@@ -27,10 +27,11 @@ import os
 import re
 import resource
 import statistics
-import struct
 import subprocess
 import sys
 import time
+
+from execrelay._wsframe import OP_BINARY, header, header_size
 
 SECRET = "bench-secret-0123456789abcdef"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -48,21 +49,15 @@ def self_cpu() -> float:
 
 
 def masked_frame(payload: bytes) -> bytes:
-    n = len(payload)
-    if n < 126:
-        head = struct.pack("!BB", 0x82, 0x80 | n)
-    elif n < 65536:
-        head = struct.pack("!BBH", 0x82, 0x80 | 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x82, 0x80 | 127, n)
-    return head + b"\0\0\0\0" + payload  # zero mask key: XOR is the identity
+    # zero mask key: XOR is the identity
+    return header(OP_BINARY, len(payload), masked=True) + payload
 
 
 _KEEP: list[asyncio.StreamWriter] = []
 
 
 def server_wire_size(n: int) -> int:
-    return n + (2 if n < 126 else 4 if n < 65536 else 10)
+    return n + header_size(n)
 
 
 async def ws_handshake(host: str, port: int, path: str) -> asyncio.Transport:

@@ -127,3 +127,48 @@ async def test_large_frames_pass_through(make_server, http) -> None:
     assert await recv_raw(ex, 10) == big
     await ex.send_bytes(big)
     assert await recv_raw(h, 10) == big
+
+
+async def test_non_ascii_stream_ids_are_routed_both_ways(make_server, http, monkeypatch) -> None:
+    """Stream ids are UTF-8: their length prefix counts bytes, not characters.
+
+    After a stream's first frame, its canonical Data frames (with or without acks) take the
+    router's no-decode path in both directions, whatever the id's characters; a Reset is
+    still decoded, forwarded and frees the id.
+    """
+    import execrelay.rendezvous.router as router_mod
+
+    decoded: list[str] = []
+    real_decode = router_mod.decode
+
+    def counting_decode(buf: bytes):  # type: ignore[no-untyped-def]
+        frame = real_decode(buf)
+        decoded.append(frame.stream_id)
+        return frame
+
+    monkeypatch.setattr(router_mod, "decode", counting_decode)
+    server = await make_server()
+    ex = await connect_executor(http, server, "e")
+    h = await connect_harness(http, server, "e")
+    sids = ["流-0001", "é" * 60, "s-\U0001f600", "ascii"]
+    for sid in sids:
+        assert len(sid.encode()) != len(sid) or sid == "ascii"
+        await h.send_bytes(data(sid, 0))
+        assert await recv_raw(ex) == data(sid, 0)
+    assert decoded == sids  # the first frame of each stream only
+    for sid in sids:
+        frames = [data(sid, 1, b'{"id":2}'), encode_data(sid, 2, 7, 3, b'{"id":3}')]
+        for f in frames:
+            await h.send_bytes(f)
+            assert await recv_raw(ex) == f
+            await ex.send_bytes(f)
+            assert await recv_raw(h) == f
+    assert decoded == sids  # no further decodes: canonical frames were recognised
+    await ex.send_bytes(reset(sids[0], "done"))
+    f = await recv(h)
+    assert (f.kind, f.stream_id, f.reason) == (RESET, sids[0], "done")
+    await ex.send_bytes(data(sids[0], 3))  # unbound now: dropped
+    await ex.send_bytes(data(sids[1], 3))
+    assert await recv_raw(h) == data(sids[1], 3)
+    text = await metrics_text(http, server)
+    assert metric(text, "streams") == len(sids) - 1

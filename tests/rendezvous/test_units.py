@@ -1,4 +1,4 @@
-"""Small pieces: the body-kind sniffer, websocket headers, the directory."""
+"""Small pieces: websocket headers, the directory."""
 from __future__ import annotations
 
 import struct
@@ -6,34 +6,13 @@ import struct
 import pytest
 
 from execrelay.rendezvous.directory import LocalExecutorDirectory, LocalStreamTable
-from execrelay.rendezvous.link import ws_binary_header
-from execrelay.rendezvous.router import body_kind
-from execrelay.wire import ACK, DATA, HEARTBEAT, RESET, RESUME, encode_control, encode_data
-
-
-@pytest.mark.parametrize("ack,ack_bits", [(0, 0), (1, 0), (300, 0), (0, 7), (2**32 - 1, 2**32 - 1)])
-def test_body_kind_on_every_kind(ack: int, ack_bits: int) -> None:
-    sid = "s" * 100
-    assert body_kind(encode_data(sid, 5, ack, ack_bits, b"{}")) == DATA
-    assert body_kind(encode_control(ACK, sid, ack, ack_bits)) == ACK
-    assert body_kind(encode_control(RESUME, sid, ack, ack_bits, next_seq=3)) == RESUME
-    assert body_kind(encode_control(RESET, sid, ack, ack_bits, reason="r")) == RESET
-    assert body_kind(encode_control(HEARTBEAT, sid, ack, ack_bits)) == HEARTBEAT
-
-
-def test_body_kind_unsure_means_minus_one() -> None:
-    frame = encode_data("s", 0, 0, 0, b"{}")
-    assert body_kind(frame[:5]) == -1              # truncated
-    assert body_kind(b"\x08\x02" + frame[2:]) == -1  # version 2
-    assert body_kind(frame[2:] + b"\x08\x01") == -1  # other field order
-    assert body_kind(b"\x08\x01\x12\x01s\x52\x00") == -1  # unknown body field 10
-    assert body_kind(b"\x08\x01\x12\x80\x01" + b"s" * 128 + b"\x4a\x00") == -1  # 2-byte length
-    assert body_kind(b"") == -1
+from execrelay._wsframe import OP_BINARY, OP_TEXT, binary_header, header, header_size
+from execrelay.wire import RESET, encode_data
 
 
 @pytest.mark.parametrize("n", [0, 1, 125, 126, 127, 65535, 65536, 16 * 1024 * 1024])
 def test_ws_binary_header(n: int) -> None:
-    h = ws_binary_header(n)
+    h = binary_header(n)
     assert h[0] == 0x82
     if n < 126:
         assert h == bytes((0x82, n))
@@ -41,6 +20,12 @@ def test_ws_binary_header(n: int) -> None:
         assert h == struct.pack("!BBH", 0x82, 126, n)
     else:
         assert h == struct.pack("!BBQ", 0x82, 127, n)
+    assert h == header(OP_BINARY, n)
+    assert len(h) == header_size(n)
+    masked = header(OP_TEXT, n, masked=True)
+    assert masked[0] == 0x81 and masked[1] & 0x80 and masked[-4:] == b"\0\0\0\0"
+    assert masked[1:-4] == bytes((h[1] | 0x80,)) + h[2:]
+    assert len(masked) == header_size(n, masked=True)
 
 
 def test_directory_claims() -> None:
@@ -66,7 +51,7 @@ def test_stream_table() -> None:
 
 
 async def test_undecodable_frame_naming_a_stream_resets_only_that_stream() -> None:
-    """P1: a bad frame that names a known stream resets that stream only."""
+    """docs/relay-protocol.md §Frames: a bad frame naming a known stream resets only it."""
     from execrelay.rendezvous.router import Router
     from execrelay.wire import FrameError, decode
 
@@ -92,3 +77,59 @@ async def test_undecodable_frame_naming_a_stream_resets_only_that_stream() -> No
     assert [(f.kind, f.stream_id) for f in h.sent] == [(RESET, "s1")]
     assert hub.table.get("s1") is None and hub.table.get("s2") is not None
     router.close()
+
+
+async def test_wait_writable_waits_for_the_drain_event_or_the_watched_socket() -> None:
+    """Harness reads held for a busy executor resume on the executor's drain event (no
+    polling), or at once when the held harness socket is closed meanwhile."""
+    import asyncio
+
+    from execrelay.rendezvous.link import Link
+
+    class FakeTransport:
+        def __init__(self) -> None:
+            self.written: list[bytes] = []
+
+        def get_write_buffer_size(self) -> int:
+            return 0
+
+        def is_closing(self) -> bool:
+            return False
+
+        def writelines(self, parts: list[bytes]) -> None:
+            self.written.extend(parts)
+
+        def abort(self) -> None:
+            pass
+
+    loop = asyncio.get_running_loop()
+    ex = Link("executor", "e", None, FakeTransport(), 1 << 40)
+    gates: list[asyncio.Future[None]] = []
+
+    async def drain() -> None:
+        gate = loop.create_future()
+        gates.append(gate)
+        await gate
+
+    ex.drain = drain
+    h = Link("harness", "e", None, FakeTransport(), 1 << 40)
+    ex.send(b"queued")
+    waiting = asyncio.ensure_future(ex.wait_writable(h, 5.0))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    assert ex.transport.written == [bytes((0x82, 6)), b"queued"]  # flushed before waiting
+    gates[0].set_result(None)
+    await asyncio.wait_for(waiting, 1.0)
+
+    waiting = asyncio.ensure_future(ex.wait_writable(h, 5.0))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    h.abort("harness_too_slow")
+    await asyncio.wait_for(waiting, 1.0)
+    await asyncio.wait_for(ex.wait_writable(h, 5.0), 1.0)  # closed already: no wait
+    gates[1].set_result(None)
+
+    started = loop.time()
+    await ex.wait_writable(Link("harness", "e", None, FakeTransport(), 1 << 40), 0.1)
+    assert 0.05 < loop.time() - started < 1.0  # bounded by the timeout
+    gates[2].set_result(None)

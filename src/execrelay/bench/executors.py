@@ -16,7 +16,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import driver as drv
+from .fakerdv import Rendezvous
+from .load import idle_memory, measure
+from .processes import ExecutorProcess, ExecutorSpec
+from .scenarios import scenarios
 
 CODEX_VERSION = "0.131.0"
 
@@ -74,15 +77,15 @@ def find_codex() -> str | None:
     return None
 
 
-def executor_specs(which: list[str], workdir: str) -> dict[str, drv.ExecutorSpec]:
+def executor_specs(which: list[str], workdir: str) -> dict[str, ExecutorSpec]:
     """``which`` from ("fast", "pure", "rust"); rust is dropped (with a note) if unavailable."""
     py = [sys.executable, "-m", "execrelay", "exec-server", "--remote", "{remote}", "--executor-id", "{id}"]
-    specs: dict[str, drv.ExecutorSpec] = {}
+    specs: dict[str, ExecutorSpec] = {}
     for w in which:
         if w == "fast":
-            specs["fast"] = drv.ExecutorSpec("ours fast", py, {"EXECRELAY_PURE": "0"})
+            specs["fast"] = ExecutorSpec("ours fast", py, {"EXECRELAY_PURE": "0"})
         elif w == "pure":
-            specs["pure"] = drv.ExecutorSpec("ours pure", py, {"EXECRELAY_PURE": "1"})
+            specs["pure"] = ExecutorSpec("ours pure", py, {"EXECRELAY_PURE": "1"})
         elif w == "rust":
             codex = find_codex()
             if codex is None:
@@ -90,7 +93,7 @@ def executor_specs(which: list[str], workdir: str) -> dict[str, drv.ExecutorSpec
                 continue
             home = os.path.join(workdir, "codex-home")
             os.makedirs(home, exist_ok=True)
-            specs["rust"] = drv.ExecutorSpec("rust 0.131.0", [codex, "exec-server", "--remote", "{remote}",
+            specs["rust"] = ExecutorSpec("rust 0.131.0", [codex, "exec-server", "--remote", "{remote}",
                                                                "--executor-id", "{id}"], {"CODEX_HOME": home})
     return specs
 
@@ -118,25 +121,25 @@ async def run_matrix(configs: list[Config], which: list[str], reps: int, warmup:
                      idle_streams: int, progress_factory=None) -> dict:
     """Run every config on every executor, interleaved; plus idle memory per stream."""
     workdir = tempfile.mkdtemp(prefix="execrelay-bench-")
-    rdv = drv.Rendezvous()
+    rdv = Rendezvous()
     await rdv.start()
     specs = executor_specs(which, workdir)
-    scen = drv.scenarios(workdir)
-    procs: dict[str, drv.ExecutorProcess] = {}
+    scen = scenarios(workdir)
+    procs: dict[str, ExecutorProcess] = {}
     raw: dict[str, dict[str, list]] = {c.key: {k: [] for k in specs} for c in configs}
     generation = {k: 0 for k in specs}
     memory: dict[str, dict] = {}
     total = len(configs) * reps * len(specs) + (len(specs) if idle_streams else 0)
     prog = progress_factory(total, "executor runs") if progress_factory else None
 
-    async def ensure(k: str) -> drv.ExecutorProcess:
+    async def ensure(k: str) -> ExecutorProcess:
         ex = procs.get(k)
         if ex is not None and ex.proc is not None and ex.proc.poll() is None and not ex.conn.closed.is_set():
             return ex
         if ex is not None:
             ex.stop()
         generation[k] += 1
-        ex = drv.ExecutorProcess(specs[k], rdv, f"bench-{k}-{generation[k]}", workdir)
+        ex = ExecutorProcess(specs[k], rdv, f"bench-{k}-{generation[k]}", workdir)
         procs[k] = ex
         await ex.start()
         return ex
@@ -150,7 +153,7 @@ async def run_matrix(configs: list[Config], which: list[str], reps: int, warmup:
                     try:
                         ex = await ensure(k)
                         res = await asyncio.wait_for(
-                            drv.measure(ex, scen[cfg.scenario], cfg.streams, cfg.window, warmup, duration,
+                            measure(ex, scen[cfg.scenario], cfg.streams, cfg.window, warmup, duration,
                                         f"r{n}", big=scen[cfg.big] if cfg.big else None),
                             timeout=warmup + duration + 90)
                     except Exception as exc:  # noqa: BLE001 - recorded, executor restarted
@@ -171,11 +174,11 @@ async def run_matrix(configs: list[Config], which: list[str], reps: int, warmup:
         if idle_streams:
             for k in specs:
                 procs.pop(k).stop() if k in procs else None
-                ex = drv.ExecutorProcess(specs[k], rdv, f"bench-{k}-mem", workdir)
+                ex = ExecutorProcess(specs[k], rdv, f"bench-{k}-mem", workdir)
                 procs[k] = ex
                 try:
                     await ex.start()
-                    memory[k] = await drv.idle_memory(ex, idle_streams)
+                    memory[k] = await idle_memory(ex, idle_streams)
                 except Exception as exc:  # noqa: BLE001
                     memory[k] = {"failed": f"{type(exc).__name__}: {exc}"}
                 finally:

@@ -15,7 +15,10 @@ import shutil
 import subprocess
 import tempfile
 
-from . import driver as drv
+from .fakerdv import Rendezvous
+from .load import BenchStream
+from .processes import ExecutorProcess
+from .scenarios import scenarios
 from .executors import Config, executor_specs
 
 DEFAULT = [Config("trivial", 8, 1), Config("trivial", 8, 16), Config("getMetadata", 8, 16),
@@ -58,17 +61,17 @@ async def run(configs: list[Config], seconds: float = 5.0, progress=None) -> dic
     if pyspy is None:
         return {"skipped": "py-spy is not installed (pip install py-spy)"}
     workdir = tempfile.mkdtemp(prefix="execrelay-bench-prof-")
-    rdv = drv.Rendezvous()
+    rdv = Rendezvous()
     await rdv.start()
     spec = executor_specs(["fast"], workdir)["fast"]
-    scen = drv.scenarios(workdir)
+    scen = scenarios(workdir)
     out: dict = {"seconds": seconds, "configs": {}}
     try:
         for i, cfg in enumerate(configs):
-            ex = drv.ExecutorProcess(spec, rdv, f"prof-{i}", workdir)
+            ex = ExecutorProcess(spec, rdv, f"prof-{i}", workdir)
             try:
                 conn = await ex.start()
-                special = ([drv._Stream(f"p{i}-big", scen=scen[cfg.big], rec=False, window=1)]
+                special = ([BenchStream(f"p{i}-big", scen=scen[cfg.big], rec=False, window=1)]
                            if cfg.big else None)
                 await conn.open_streams(f"p{i}", cfg.streams, timeout=30, special=special)
                 conn.start_load(scen[cfg.scenario], cfg.window)

@@ -12,103 +12,35 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
-import signal
 import statistics
 import subprocess
-import sys
 import time
 
 import picows
 
-from ..rendezvous import tokens
-from . import driver as drv
-from . import procfs
+from .._wsframe import OP_BINARY, header
+from .fakerdv import MAX_FRAME, Rendezvous
+from .load import ExecutorConn, measure
+from .processes import ExecutorProcess, ExecutorSpec, RendezvousProcess
+from .scenarios import scenarios
 
 
-def ws_masked(payload: bytes) -> bytes:
-    """Client -> server frame header with a zero mask key (XOR identity: payload unchanged)."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x82, 0x80 | n)) + b"\0\0\0\0"
-    if n < 65536:
-        return drv._pack_h(0x82, 0x80 | 126, n) + b"\0\0\0\0"
-    return drv._pack_q(0x82, 0x80 | 127, n) + b"\0\0\0\0"
-
-
-class HarnessConn(drv.ExecutorConn):
+class HarnessConn(ExecutorConn):
     """The driver as a harness: identical stream logic, client-side (masked) framing."""
 
-    def _send(self, st, payload: bytes) -> None:  # type: ignore[override]
-        body = drv.encode_data(st.sid, st.seq, 0, 0, payload)
-        st.seq += 1
-        self.out.append(ws_masked(body))
-        self.out.append(body)
-
-    def reset_all(self) -> None:
-        self._ensure_now()
-        for st in self.streams.values():
-            if not st.dead:
-                body = drv.encode_control(drv.RESET, st.sid, reason="bench_done")
-                self.out.append(ws_masked(body))
-                self.out.append(body)
-        self.flush()
-        self.streams.clear()
-        self.outstanding = 0
+    @staticmethod
+    def _header(n: int) -> bytes:
+        return header(OP_BINARY, n, masked=True)
 
 
-class RendezvousProcess:
-    def __init__(self, logdir: str) -> None:
-        self.secret = secrets.token_hex(16)
-        self.logdir = logdir
-        self.proc: subprocess.Popen | None = None
-        self.url = ""
-
-    async def start(self, timeout: float = 20.0) -> None:
-        env = dict(os.environ, EXECRELAY_RENDEZVOUS_SECRET=self.secret)
-        self.proc = subprocess.Popen([sys.executable, "-m", "execrelay", "rendezvous", "--listen", "127.0.0.1:0",
-                                      "--max-frame-bytes", str(64 * 1024 * 1024)],
-                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        loop = asyncio.get_event_loop()
-        line = await asyncio.wait_for(loop.run_in_executor(None, self.proc.stdout.readline), timeout)
-        text = line.decode().strip()
-        if not text.startswith("listening on "):
-            raise RuntimeError(f"rendezvous did not start: {text!r}")
-        self.url = text.split("listening on ", 1)[1]
-
-    def token(self, role: str, executor_id: str) -> str:
-        return tokens.mint(self.secret.encode(), role, executor_id, 3600.0)
-
-    def harness_url(self, executor_id: str) -> str:
-        ws = self.url.replace("http://", "ws://")
-        return f"{ws}/harness?role=harness&executor_id={executor_id}&sig={self.token('harness', executor_id)}"
-
-    def cpu(self) -> float:
-        return procfs.cpu_seconds(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=3)
-        except (ProcessLookupError, PermissionError):
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=3)
-        self.proc = None
-
-
-class ViaRendezvous(drv.ExecutorProcess):
+class ViaRendezvous(ExecutorProcess):
     """An executor registered with our rendezvous; the driver connects to it as a harness."""
 
-    def __init__(self, spec: drv.ExecutorSpec, rp: RendezvousProcess, executor_id: str, logdir: str) -> None:
+    def __init__(self, spec: ExecutorSpec, rp: RendezvousProcess, executor_id: str, logdir: str) -> None:
         super().__init__(spec, None, executor_id, logdir)  # type: ignore[arg-type]
         self.rp = rp
 
-    async def start(self, timeout: float = 30.0) -> drv.ExecutorConn:
+    async def start(self, timeout: float = 30.0) -> ExecutorConn:
         argv = [a.replace("{remote}", self.rp.url).replace("{id}", self.executor_id) for a in self.spec.argv]
         env = dict(os.environ, CODEX_EXEC_SERVER_REMOTE_BEARER_TOKEN=self.rp.token("executor", self.executor_id))
         env.update(self.spec.env)
@@ -116,10 +48,10 @@ class ViaRendezvous(drv.ExecutorProcess):
         self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                      start_new_session=True, cwd=self.logdir)
         log.close()
-        fut = asyncio.get_event_loop().create_future()
+        fut = asyncio.get_running_loop().create_future()
         conn = HarnessConn(self.executor_id, fut)
         await picows.ws_connect(lambda: conn, self.rp.harness_url(self.executor_id),
-                                max_frame_size=drv.MAX_FRAME, read_buffer_init_size=256 * 1024)
+                                max_frame_size=MAX_FRAME, read_buffer_init_size=256 * 1024)
         await asyncio.wait_for(fut, timeout)
         # frames wait at the rendezvous until the executor is there: one initialized stream proves it
         await conn.open_streams("warm", 1, timeout=timeout)
@@ -136,19 +68,19 @@ async def run(which: list[str], configs: list, reps: int, warmup: float, duratio
     from .executors import executor_specs
 
     workdir = tempfile.mkdtemp(prefix="execrelay-bench-rdv-")
-    rdv = drv.Rendezvous()
+    rdv = Rendezvous()
     await rdv.start()
     rp = RendezvousProcess(workdir)
     specs = executor_specs(which, workdir)
-    scen = drv.scenarios(workdir)
-    procs: list[drv.ExecutorProcess] = []
+    scen = scenarios(workdir)
+    procs: list[ExecutorProcess] = []
     out: dict = {"executors": {k: s.label for k, s in specs.items()}, "configs": {}}
     prog = progress_factory(len(configs) * reps * len(specs) * 2, "rendezvous runs") if progress_factory else None
     try:
         await rp.start()
         pairs = {}
         for k, spec in specs.items():
-            direct = drv.ExecutorProcess(spec, rdv, f"rdvbench-{k}-direct", workdir)
+            direct = ExecutorProcess(spec, rdv, f"rdvbench-{k}-direct", workdir)
             via = ViaRendezvous(spec, rp, f"rdvbench-{k}-via", workdir)
             procs += [direct, via]
             await direct.start()
@@ -164,7 +96,7 @@ async def run(which: list[str], configs: list, reps: int, warmup: float, duratio
                         r0 = rp.cpu()
                         t0 = time.perf_counter()
                         try:
-                            res = await drv.measure(ex, scen[cfg.scenario], cfg.streams, cfg.window, warmup,
+                            res = await measure(ex, scen[cfg.scenario], cfg.streams, cfg.window, warmup,
                                                     duration, f"q{n}")
                         except Exception as exc:  # noqa: BLE001
                             res = {"failed": f"{type(exc).__name__}: {exc}"}

@@ -1,4 +1,6 @@
-"""``execrelay rendezvous``: run the rendezvous, mint tokens, print harness URLs (P5.1).
+"""``execrelay rendezvous``: run the rendezvous, mint tokens, print harness URLs.
+
+See docs/rendezvous.md §Tokens and §URLs and endpoints.
 
     execrelay rendezvous --listen HOST:PORT [--secret-file PATH]
     execrelay rendezvous token --role executor|harness --executor-id ID [--ttl SECONDS]
@@ -15,6 +17,11 @@ import signal
 import sys
 
 
+#: Options that override the RendezvousConfig field of the same name when given.
+_TUNABLES = ("max_frame_bytes", "harness_grace", "executor_grace", "heartbeat",
+             "harness_queue_bytes", "public_url")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("rendezvous", help="run the rendezvous + registry service, mint tokens",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -23,12 +30,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--secret-file", metavar="PATH", help="file holding the token secret (>= 16 bytes)")
     p.add_argument("--public-url", metavar="ws://HOST:PORT",
                    help="websocket base put in registry responses (default: from the request)")
-    p.add_argument("--max-frame-bytes", type=int, default=16 * 1024 * 1024)
-    p.add_argument("--harness-grace", type=float, default=30.0, metavar="SECONDS")
-    p.add_argument("--executor-grace", type=float, default=30.0, metavar="SECONDS")
-    p.add_argument("--heartbeat", type=float, default=30.0, metavar="SECONDS",
+    # Tunables default to None: RendezvousConfig holds the defaults (importing it here would
+    # load aiohttp for every execrelay command), and only the options given override them.
+    p.add_argument("--max-frame-bytes", type=int, metavar="BYTES",
+                   help="larger relay frames are refused and their stream Reset")
+    p.add_argument("--harness-grace", type=float, metavar="SECONDS",
+                   help="how long a reliable stream outlives its harness socket")
+    p.add_argument("--executor-grace", type=float, metavar="SECONDS",
+                   help="how long streams wait for an absent executor")
+    p.add_argument("--heartbeat", type=float, metavar="SECONDS",
                    help="websocket ping interval; a peer missing its pong is dropped (0: off)")
-    p.add_argument("--harness-queue-bytes", type=int, default=24 * 1024 * 1024,
+    p.add_argument("--harness-queue-bytes", type=int, metavar="BYTES",
                    help="outbound bytes queued for one harness before it is cut off")
     p.add_argument("--log-level", default="WARNING")
     p.set_defaults(func=run)
@@ -120,10 +132,11 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int) -> int:
     from ..rendezvous.server import RendezvousServer
 
-    server = RendezvousServer(secret, max_frame_bytes=args.max_frame_bytes,
-                              harness_grace=args.harness_grace, executor_grace=args.executor_grace,
-                              public_url=args.public_url, heartbeat=args.heartbeat or None,
-                              harness_queue_bytes=args.harness_queue_bytes)
+    overrides = {name: value for name in _TUNABLES
+                 if (value := getattr(args, name)) is not None}
+    if overrides.get("heartbeat") == 0:
+        overrides["heartbeat"] = None  # 0 on the command line: no pings
+    server = RendezvousServer(secret, **overrides)
     try:
         await server.start(host, port)
     except OSError as exc:

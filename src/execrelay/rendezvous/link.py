@@ -13,21 +13,9 @@ a harness that reads, only slower than a burst arrives; one that stops reading i
 from __future__ import annotations
 
 import asyncio
-import struct
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
-_SMALL_HEADERS = [bytes((0x82, n)) for n in range(126)]
-_H16 = struct.Struct("!BBH").pack
-_H64 = struct.Struct("!BBQ").pack
-
-
-def ws_binary_header(n: int) -> bytes:
-    """Header of an unmasked, final, binary websocket frame with an ``n``-byte payload."""
-    if n < 126:
-        return _SMALL_HEADERS[n]
-    if n < 65536:
-        return _H16(0x82, 126, n)
-    return _H64(0x82, 127, n)
+from .._wsframe import SMALL_BINARY, binary_header
 
 
 class Link:
@@ -35,7 +23,8 @@ class Link:
 
     __slots__ = ("role", "executor_id", "ws", "transport", "limit", "on_overflow", "streams",
                  "close_reason", "closed", "label", "_out", "_out_bytes", "_scheduled", "_loop",
-                 "_tbuf", "hub", "hard_limit", "slow_after", "_over_since", "__weakref__")
+                 "_tbuf", "hub", "hard_limit", "slow_after", "_over_since", "drain",
+                 "_closed_waiter", "__weakref__")
 
     def __init__(self, role: str, executor_id: str, ws: Any, transport: Any, limit: int,
                  on_overflow: Callable[["Link"], None] | None = None, label: str = "",
@@ -57,6 +46,10 @@ class Link:
         self.label = label
         #: the router's per-executor state, set when the router attaches the link.
         self.hub: Any = None
+        #: Returns once the transport's buffer is below its low-water mark (at once when it
+        #: is already); set by the server for sockets whose drain someone waits for.
+        self.drain: Callable[[], Awaitable[None]] | None = None
+        self._closed_waiter: asyncio.Future[None] | None = None
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._scheduled = False
@@ -71,7 +64,7 @@ class Link:
             return
         n = len(frame)
         out = self._out
-        out.append(_SMALL_HEADERS[n] if n < 126 else ws_binary_header(n))
+        out.append(SMALL_BINARY[n] if n < 126 else binary_header(n))
         out.append(frame)
         self._out_bytes += n
         if not self._scheduled:
@@ -97,6 +90,41 @@ class Link:
         else:
             self._over_since = 0.0
 
+    async def wait_writable(self, watch: "Link", timeout: float) -> None:
+        """Wait until this socket's transport takes writes again, or ``watch`` closes.
+
+        Flushes what is queued first; then waits (at most ``timeout`` seconds) for the
+        transport's buffer to fall below its low-water mark, an event the transport signals
+        (no polling).  Returns at once when it is below already, and when this socket goes
+        away.  ``watch`` is the socket whose reads wait meanwhile: once it is closed, waiting
+        is pointless.
+        """
+        if self._out:
+            self.flush()
+        drain = self.drain
+        if drain is None or self.closed or watch.closed:
+            return
+        drained = asyncio.ensure_future(drain())
+        # Never cancelled (cancelling it would cancel the transport protocol's shared
+        # waiter); a lost connection ends it with an error nobody needs.
+        drained.add_done_callback(_ignore_result)
+        await asyncio.wait((drained, watch._closing()), timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
+
+    def _closing(self) -> asyncio.Future[None]:
+        """A future done when :meth:`abort` or :meth:`close` closes this socket."""
+        if self._closed_waiter is None:
+            self._closed_waiter = self._loop.create_future()
+            if self.closed:
+                self._closed_waiter.set_result(None)
+        return self._closed_waiter
+
+    def _set_closed(self) -> None:
+        self.closed = True
+        waiter = self._closed_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     def queued_bytes(self) -> int:
         return self._out_bytes + (self._tbuf() if not self.closed else 0)
 
@@ -121,7 +149,7 @@ class Link:
         """Drop the connection now, unflushed data included (a peer that stopped reading)."""
         if self.close_reason is None:
             self.close_reason = reason
-        self.closed = True
+        self._set_closed()
         self._out = []
         self._out_bytes = 0
         t = self.transport
@@ -134,7 +162,7 @@ class Link:
             self.close_reason = reason
         if not self.closed:
             self.flush()
-            self.closed = True
+            self._set_closed()
         try:
             await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()[:120]), 2.0)
         except (asyncio.TimeoutError, ConnectionError, RuntimeError):
@@ -144,3 +172,8 @@ class Link:
 
     def __repr__(self) -> str:
         return f"<Link {self.role} {self.executor_id!r} {self.label} streams={len(self.streams)}>"
+
+
+def _ignore_result(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled():
+        fut.exception()

@@ -1,10 +1,15 @@
-"""Routing of relay frames between harness sockets and executor sockets (no I/O here).
+"""Routing of relay frames between harness sockets and executor sockets.
 
 Frames travel unmodified.  The router reads only the stream_id (``peek_stream_id``) and,
-through :func:`body_kind`, the body's field number from the canonical prefix of the frame
-(``08 01 12 <len> <id> [18 ack] [20 ack_bits] <body tag>``, which every known encoder
-produces).  A full ``decode`` happens only for the first frame of a new stream, for Reset
-frames and for frames in an unusual layout: rare events.
+through :func:`execrelay.wire.peek.body_kind`, the body's field number from the canonical
+prefix of the frame.  A full ``decode`` happens only for the first frame of a new stream, for
+Reset frames and for frames in an unusual layout: rare events.
+
+No socket I/O happens here: a :class:`~execrelay.rendezvous.link.Link` queues what the router
+sends and flushes it.  The router does own time, though: the grace periods
+(docs/rendezvous.md §Grace periods) are timers on the running asyncio loop
+(``call_later``/``call_at``, deadlines in loop time), so attach/detach/routing calls must come
+from inside that loop, and tests drive the grace periods with short configured values.
 
 State per executor id is a :class:`Hub`: the executor's link (or None while absent), a
 :class:`~execrelay.rendezvous.directory.StreamTable` of routes, and frames pending for an
@@ -20,6 +25,7 @@ from collections import deque
 from typing import Callable
 
 from ..wire import DATA, RESET, RESUME, FrameError, decode, encode_control, peek_stream_id
+from ..wire.peek import body_kind, clip_reason
 from .config import RendezvousConfig
 from .directory import ExecutorDirectory, LocalExecutorDirectory, LocalStreamTable, StreamTable
 from .link import Link
@@ -35,42 +41,6 @@ HARNESS_TOO_SLOW = "harness_too_slow"
 FRAME_TOO_LARGE = "frame_too_large"
 QUEUE_FULL = "queue_full"
 PROTOCOL_ERROR = "protocol_error"
-
-_CANONICAL_HEAD = b"\x08\x01\x12"
-
-
-def body_kind(data: bytes) -> int:
-    """Body field number (DATA..HEARTBEAT) of a canonically laid out v1 frame, else -1.
-
-    -1 means "not sure" (other field order, version field absent or not 1, unknown body):
-    the caller falls back to a full decode.
-    """
-    if data[:3] != _CANONICAL_HEAD:
-        return -1
-    try:
-        n = data[3]
-        if n >= 0x80:
-            return -1
-        pos = 4 + n
-        t = data[pos]
-        if t == 0x18:
-            pos += 1
-            while data[pos] & 0x80:
-                pos += 1
-            pos += 1
-            t = data[pos]
-        if t == 0x20:
-            pos += 1
-            while data[pos] & 0x80:
-                pos += 1
-            pos += 1
-            t = data[pos]
-    except IndexError:
-        return -1
-    if t & 7 != 2:
-        return -1
-    t >>= 3
-    return t if 5 <= t <= 9 else -1
 
 
 class Route:
@@ -106,13 +76,6 @@ class Hub:
         #: (deadline, route) in deadline order: the grace is constant, so appending keeps
         #: it sorted and expiry pops from the left (O(1) per stream, no rescans).
         self.absent_queue: deque[tuple[float, Route]] = deque()
-
-
-def _truncate_reason(reason: str) -> str:
-    raw = reason.encode("utf-8")
-    if len(raw) <= 256:
-        return reason
-    return raw[:256].decode("utf-8", "ignore")
 
 
 class Router:
@@ -152,7 +115,10 @@ class Router:
                 del self.hubs[hub.executor_id]
 
     def _bad(self, link: Link, reason: str, detail: str) -> None:
-        """Count a refused frame; log at most once per peer per minute (P1)."""
+        """Count a refused frame; log at most once per peer per minute.
+
+        See docs/relay-protocol.md §Frames.
+        """
         self.metrics.bad_frames[reason] += 1
         key = f"{link.role}:{link.executor_id}:{id(link)}"
         now = time.monotonic()
@@ -174,7 +140,7 @@ class Router:
             self._kill_stream(hub, route, f"{PROTOCOL_ERROR}: {exc}")
 
     def _reset_to(self, link: Link, sid: str, reason: str) -> None:
-        link.send(encode_control(RESET, sid, reason=_truncate_reason(reason)))
+        link.send(encode_control(RESET, sid, reason=clip_reason(reason)))
         self.metrics.reset_sent(reason, link.role)
 
     def _reset_to_executor(self, hub: Hub, sid: str, reason: str) -> None:
@@ -242,41 +208,37 @@ class Router:
             self._undecodable(hub, link, exc)
             return
         route = hub.table.get(sid)
-        if route is not None and route.link is link:
-            # Inline fast check for the common case: a canonical v1 Data frame without acks
-            # (``08 01 12 <len> <id> 2a``).  Anything else takes body_kind / decode.
-            n = len(sid)
-            try:
-                plain_data = (n < 128 and data[3] == n and data[n + 4] == 0x2A
-                              and data[0] == 8 and data[1] == 1 and data[2] == 0x12)
-            except IndexError:
-                plain_data = False
-            if not plain_data:
-                kind = body_kind(data)
-                if kind == RESET or kind < 0:
-                    self._from_harness_slow(hub, link, route, data, kind)
-                    return
-            ex = hub.executor
-            if ex is not None:
-                ex.send(data)
-                m = self.metrics
-                m.frames_to_executor += 1
-                m.bytes_to_executor += len(data)
-            else:
-                self._queue_pending(hub, route, data)
+        if route is None or route.link is not link:
+            self._from_harness_new(hub, link, route, sid, data)
             return
-        self._from_harness_new(hub, link, route, sid, data)
+        kind = body_kind(data)
+        if kind == RESET or kind < 0:
+            self._forward_checked(hub, link, route, data, self._forward_to_executor)
+            return
+        # _forward_to_executor, inlined: this is the per-frame path (one call less per frame).
+        ex = hub.executor
+        if ex is not None:
+            ex.send(data)
+            m = self.metrics
+            m.frames_to_executor += 1
+            m.bytes_to_executor += len(data)
+        else:
+            self._queue_pending(hub, route, data)
 
-    def _from_harness_slow(self, hub: Hub, link: Link, route: Route, data: bytes,
-                           kind: int) -> None:
-        """A bound stream's frame that is a Reset or not in canonical layout: decode it."""
+    def _forward_checked(self, hub: Hub, link: Link, route: Route, data: bytes,
+                         forward: Callable[[Hub, Route, bytes], None]) -> None:
+        """A bound stream's frame that is a Reset or not in canonical layout: decode it first.
+
+        Either direction: an invalid frame is fatal to a 0.131.0 peer, so it ends the stream
+        instead of being forwarded; a Reset is forwarded and unbinds the stream.
+        """
         try:
             frame = decode(data)
         except FrameError as exc:
             self._bad(link, "invalid", str(exc))
             self._kill_stream(hub, route, f"{PROTOCOL_ERROR}: {exc}")
             return
-        self._forward_to_executor(hub, route, data)
+        forward(hub, route, data)
         if frame.kind == RESET:
             self._unbind(hub, route)
 
@@ -306,7 +268,7 @@ class Router:
             # A Reset for a stream nobody holds: nothing to tear down.
             self.metrics.dropped["no_route"] += 1
             return
-        # P2: reliable iff opened with Resume{next_seq>=1}, or (the Resume was lost on the
+        # docs/relay-protocol.md §Stream modes: reliable iff opened with Resume{next_seq>=1}, or (the Resume was lost on the
         # way) with Data seq >= 1, which a 0.131.0 harness never sends first.
         reliable = ((frame.kind == RESUME and frame.next_seq >= 1)
                     or (frame.kind == DATA and frame.seq >= 1))
@@ -364,6 +326,11 @@ class Router:
         if hub is None or hub.executor is None:
             return 0
         return hub.executor.queued_bytes()
+
+    def executor_link(self, executor_id: str) -> Link | None:
+        """The executor's socket, None while it is absent."""
+        hub = self.hubs.get(executor_id)
+        return hub.executor if hub is not None else None
 
     def harness_detached(self, link: Link) -> None:
         """A harness socket is gone: Reset its legacy streams now, reliable ones after grace."""
@@ -498,32 +465,22 @@ class Router:
         if route is None or route.link is None:
             self.metrics.dropped["no_route"] += 1
             return
-        n = len(sid)
-        try:
-            plain_data = (n < 128 and data[3] == n and data[n + 4] == 0x2A
-                          and data[0] == 8 and data[1] == 1 and data[2] == 0x12)
-        except IndexError:
-            plain_data = False
-        if not plain_data:
-            kind = body_kind(data)
-            if kind == RESET or kind < 0:
-                # Validate before it reaches a harness: an invalid frame is fatal to 0.131.0.
-                try:
-                    frame = decode(data)
-                except FrameError as exc:
-                    self._bad(link, "invalid", str(exc))
-                    self._kill_stream(hub, route, f"{PROTOCOL_ERROR}: {exc}")
-                    return
-                route.link.send(data)
-                self.metrics.frames_to_harness += 1
-                self.metrics.bytes_to_harness += len(data)
-                if frame.kind == RESET:
-                    self._unbind(hub, route)
-                return
+        kind = body_kind(data)
+        if kind == RESET or kind < 0:
+            self._forward_checked(hub, link, route, data, self._forward_to_harness)
+            return
+        # _forward_to_harness, inlined (the per-frame path; route.link is set, checked above).
         route.link.send(data)
         m = self.metrics
         m.frames_to_harness += 1
         m.bytes_to_harness += len(data)
+
+    def _forward_to_harness(self, hub: Hub, route: Route, data: bytes) -> None:
+        link = route.link
+        if link is not None:
+            link.send(data)
+            self.metrics.frames_to_harness += 1
+            self.metrics.bytes_to_harness += len(data)
 
     # -- shutdown -----------------------------------------------------------------------
     def close(self) -> None:

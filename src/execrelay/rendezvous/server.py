@@ -1,4 +1,6 @@
-"""The rendezvous + registry service: one aiohttp app on one port (profile P5 / P5.1).
+"""The rendezvous + registry service: one aiohttp app on one port.
+
+See docs/rendezvous.md §URLs and endpoints and §Tokens.
 
 Endpoints:
 
@@ -22,7 +24,6 @@ import asyncio
 import dataclasses
 import logging
 import secrets
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -44,7 +45,7 @@ def _host_for_url(host: str) -> str:
 
 
 def _unauthorized(message: str) -> web.Response:
-    # The shape 0.131.0 parses for its error message (spec section 6.3).
+    # The shape 0.131.0 parses for its error message (docs/rendezvous.md §Tokens).
     return web.json_response({"error": {"code": "unauthorized", "message": message}}, status=401)
 
 
@@ -196,6 +197,13 @@ class RendezvousServer:
         await ws.prepare(request)
         link = Link("executor", executor_id, ws, request.transport, _HUGE,
                     label=str(request.remote))
+        # Harness reads wait while this socket's buffer is above the high-water mark and
+        # resume when the transport signals it fell below half of it (_wait_executor_drain).
+        high = self.config.executor_high_water
+        transport = request.transport
+        if transport is not None:
+            transport.set_write_buffer_limits(high=high, low=high // 2)
+        link.drain = request.writer.drain
         old = self.router.executor_attached(link, registration)
         if old is False:  # lost a race with another registration
             await ws.close(code=1008, message=b"executor id taken")
@@ -229,10 +237,9 @@ class RendezvousServer:
         ws = self._new_ws()
         await ws.prepare(request)
         cfg = self.config
-        hard = cfg.harness_queue_hard_bytes or 2 * cfg.harness_queue_bytes
         link = Link("harness", executor_id, ws, request.transport, cfg.harness_queue_bytes,
                     on_overflow=self.router.harness_overflow, label=str(request.remote),
-                    hard_limit=hard, slow_after=cfg.harness_slow_after)
+                    hard_limit=cfg.harness_queue_hard_limit, slow_after=cfg.harness_slow_after)
         self._links.add(link)
         self.metrics.connections["harness"] += 1
         self.metrics.connections_total["harness"] += 1
@@ -252,8 +259,9 @@ class RendezvousServer:
 
         ``backpressure_for``: a harness socket's executor id; its reads pause while more
         than ``executor_high_water`` bytes wait for that executor (TCP pushes back on the
-        harness instead of the rendezvous buffering without bound).  Checked once per MiB
-        read, so the per-frame cost is one addition.
+        harness instead of the rendezvous buffering without bound) and resume when the
+        executor's transport has drained below half of that.  Checked once per MiB read, so
+        the per-frame cost is one addition.
         """
         receive = ws.receive
         binary = WSMsgType.BINARY
@@ -276,7 +284,7 @@ class RendezvousServer:
                 if budget <= 0:
                     budget = check_every
                     if self.router.executor_backlog(backpressure_for) > high:
-                        await self._wait_executor_drain(link, backpressure_for, high // 2)
+                        await self._wait_executor_drain(link, backpressure_for)
             elif self._non_binary(link, kind, data):
                 return
 
@@ -291,11 +299,12 @@ class RendezvousServer:
             return True
         return kind in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
 
-    async def _wait_executor_drain(self, link: Link, executor_id: str, low: int) -> None:
-        deadline = time.monotonic() + 3600
-        while (not link.closed and self.router.executor_backlog(executor_id) > low
-               and time.monotonic() < deadline):
-            await asyncio.sleep(0.002)
+    async def _wait_executor_drain(self, link: Link, executor_id: str) -> None:
+        """Hold the harness ``link``'s reads until the executor's socket drains (an hour at
+        most), it goes away, or the harness socket is closed."""
+        executor = self.router.executor_link(executor_id)
+        if executor is not None:
+            await executor.wait_writable(link, 3600.0)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -304,6 +313,6 @@ class RendezvousServer:
 
 
 def harness_url(base: str, executor_id: str, token: str) -> str:
-    """``<base>/harness?role=harness&executor_id=ID&sig=TOKEN`` (P5.1)."""
+    """``<base>/harness?role=harness&executor_id=ID&sig=TOKEN`` (docs/rendezvous.md §URLs and endpoints)."""
     return (f"{base.rstrip('/')}/harness?role=harness&executor_id={quote(executor_id, safe='')}"
             f"&sig={token}")

@@ -1,13 +1,11 @@
-"""The load generator: it PLAYS THE RENDEZVOUS for an executor under test.
+"""The load generator: drives an executor's relay websocket and measures one run.
 
-One asyncio process (uvloop when available) serves
+An executor under test connects to the fake rendezvous (:mod:`.fakerdv`); its websocket is an
+:class:`ExecutorConn`, which drives N relay streams in LEGACY mode (Data seq 0, 1, 2, ...; what
+0.131.0 speaks), so the same driver measures our fast path, our pure path and the real Rust
+``codex exec-server``.  :func:`measure` runs one configuration and returns its figures.
 
-* an HTTP registry: ``POST /cloud/executor/{id}/register`` -> ``{"executor_id", "url"}``;
-* a picows websocket server at that url, where the executor connects and is then driven over
-  N relay streams in LEGACY mode (Data seq 0, 1, 2, ...; what 0.131.0 speaks), so the same
-  driver measures our fast path, our pure path and the real Rust ``codex exec-server``.
-
-Why it is built like this (performance.md, "the driver must not be what you measure"):
+Why it is built like this (the driver must not be what is measured):
 
 * request frames are encoded with the Cython codec (``encode_data``: ~0.1 µs) and framed by hand
   (server->client websocket frames are unmasked: a 2..10 byte header);
@@ -20,100 +18,32 @@ Why it is built like this (performance.md, "the driver must not be what you meas
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import struct
-import subprocess
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING
 
-import picows
 from picows import WSFrame, WSListener, WSMsgType, WSTransport
 
 from .._accel import load_both
+from .._wsframe import binary_header
 from . import procfs
+from .scenarios import INITIALIZE, INITIALIZED, Scenario
+
+if TYPE_CHECKING:
+    from .processes import ExecutorProcess
 
 _fast_codec, _pure_codec = load_both("execrelay.wire._codec_c", "execrelay.wire._codec_py")
 _codec = _fast_codec or _pure_codec
 encode_data = _codec.encode_data
 encode_control = _codec.encode_control
 decode = _codec.decode
-DATA = 5
-RESET = 8
-MAX_FRAME = 256 * 1024 * 1024
-_pack_h = struct.Struct("!BBH").pack
-_pack_q = struct.Struct("!BBQ").pack
+DATA = _codec.DATA
+RESET = _codec.RESET
 DRIVER_BOUND_BUSY = 0.90
 
 
-def ws_binary(payload: bytes) -> bytes:
-    """An unmasked (server -> client) binary websocket frame header for ``payload``."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x82, n))
-    if n < 65536:
-        return _pack_h(0x82, 126, n)
-    return _pack_q(0x82, 127, n)
-
-
-# --------------------------------------------------------------------------- scenarios
-@dataclass
-class Scenario:
-    """A request shape: ``prefix + str(id) + suffix`` bytes (unique ids, no JSON encoder)."""
-
-    name: str
-    prefix: bytes
-    suffix: bytes
-    per_id_suffix: Callable[[int], bytes] | None = None  # for unique processIds
-    setup: Callable[[str], None] | None = None
-
-    def payload(self, rid: int) -> bytes:
-        if self.per_id_suffix is not None:
-            return self.prefix + str(rid).encode() + self.per_id_suffix(rid)
-        return self.prefix + str(rid).encode() + self.suffix
-
-
-def scenarios(workdir: str) -> dict[str, Scenario]:
-    def mkfile(name: str, size: int) -> str:
-        path = os.path.join(workdir, name)
-        if not os.path.exists(path) or os.path.getsize(path) != size:
-            with open(path, "wb") as fh:
-                fh.write(os.urandom(size))
-        return path
-
-    small = mkfile("file64k.bin", 64 * 1024)
-    big = mkfile("file16m.bin", 16 * 1024 * 1024)
-    mid = mkfile("file8m.bin", 8 * 1024 * 1024)
-    return {
-        "trivial": Scenario("trivial", b'{"id":', b',"method":"bench/unknown","params":{}}'),
-        "getMetadata": Scenario("getMetadata", b'{"id":',
-                                b',"method":"fs/getMetadata","params":{"path":"%s","sandbox":null}}'
-                                % workdir.encode()),
-        "readFile64k": Scenario("readFile64k", b'{"id":',
-                                b',"method":"fs/readFile","params":{"path":"%s","sandbox":null}}'
-                                % small.encode()),
-        "readFile16m": Scenario("readFile16m", b'{"id":',
-                                b',"method":"fs/readFile","params":{"path":"%s","sandbox":null}}'
-                                % big.encode()),
-        "readFile8m": Scenario("readFile8m", b'{"id":',
-                               b',"method":"fs/readFile","params":{"path":"%s","sandbox":null}}'
-                               % mid.encode()),
-        "processTrue": Scenario(
-            "processTrue", b'{"id":', b"",
-            per_id_suffix=lambda rid: (b',"method":"process/start","params":{"processId":"p%d",'
-                                       b'"argv":["true"],"cwd":"/tmp","env":{"PATH":"/usr/bin:/bin"},'
-                                       b'"tty":false,"pipeStdin":false,"arg0":null}}' % rid)),
-    }
-
-
-INITIALIZE = b'{"id":0,"method":"initialize","params":{"clientName":"bench","resumeSessionId":null}}'
-INITIALIZED = b'{"method":"initialized","params":{}}'
-
-
-# --------------------------------------------------------------------------- per stream state
-class _Stream:
+class BenchStream:
     __slots__ = ("sid", "seq", "sent", "ready", "dead", "next_id", "scen", "rec", "window")
 
     def __init__(self, sid: str, scen: "Scenario | None" = None, rec: bool = True, window: int = 0) -> None:
@@ -149,8 +79,8 @@ class ExecutorConn(WSListener):
         self.raw = None
         self.out: list = []
         self.flush_armed = False
-        self.loop = asyncio.get_event_loop()
-        self.streams: dict[str, _Stream] = {}
+        self.loop = asyncio.get_running_loop()
+        self.streams: dict[str, BenchStream] = {}
         self.scenario: Scenario | None = None
         self.window = 1
         self.sending = False
@@ -208,7 +138,13 @@ class ExecutorConn(WSListener):
             self.flush()
 
     # -- protocol
-    def _on_data(self, st: _Stream, p: bytes) -> None:
+    #: Websocket header of an outgoing frame: unmasked, as a server sends (the fake
+    #: rendezvous); a harness-side subclass masks.
+    @staticmethod
+    def _header(n: int) -> bytes:
+        return binary_header(n)
+
+    def _on_data(self, st: BenchStream, p: bytes) -> None:
         if not (p.startswith(b'{"id":') or b'"id":' in p[-32:]):
             return  # a notification (process/exited ...)
         if not st.ready:
@@ -241,18 +177,18 @@ class ExecutorConn(WSListener):
         if self.outstanding <= 0 and self.drain_fut is not None and not self.drain_fut.done():
             self.drain_fut.set_result(None)
 
-    def _request(self, st: _Stream) -> None:
+    def _request(self, st: BenchStream) -> None:
         rid = st.next_id
         st.next_id = rid + 1
         self._send(st, (st.scen or self.scenario).payload(rid))
         st.sent.append(self.now)
         self.outstanding += 1
 
-    def _send(self, st: _Stream, payload: bytes) -> None:
+    def _send(self, st: BenchStream, payload: bytes) -> None:
         body = encode_data(st.sid, st.seq, 0, 0, payload)
         st.seq += 1
         out = self.out
-        out.append(ws_binary(body))
+        out.append(self._header(len(body)))
         out.append(body)
 
     def flush(self) -> None:
@@ -273,7 +209,7 @@ class ExecutorConn(WSListener):
 
     # -- control (called from coroutines)
     async def open_streams(self, prefix: str, n: int, timeout: float,
-                           special: "list[_Stream] | None" = None) -> None:
+                           special: "list[BenchStream] | None" = None) -> None:
         """Open ``n`` new streams (+ ``special`` ones); wait until every one is initialized."""
         self.ready_count = 0
         self.ready_target = n + len(special or ())
@@ -286,7 +222,7 @@ class ExecutorConn(WSListener):
         for start in range(0, n, batch):
             self._ensure_now()
             for i in range(start, min(n, start + batch)):
-                st = _Stream(f"{prefix}-{i}")
+                st = BenchStream(f"{prefix}-{i}")
                 self.streams[st.sid] = st
                 self._send(st, INITIALIZE)
             self.flush()
@@ -320,172 +256,13 @@ class ExecutorConn(WSListener):
         for st in self.streams.values():
             if not st.dead:
                 body = encode_control(RESET, st.sid, reason="bench_done")
-                self.out.append(ws_binary(body))
+                self.out.append(self._header(len(body)))
                 self.out.append(body)
         self.flush()
         self.streams.clear()
         self.outstanding = 0
 
 
-# --------------------------------------------------------------------------- registry (HTTP)
-class _Registry(asyncio.Protocol):
-    def __init__(self, ws_base: str) -> None:
-        self.ws_base = ws_base
-        self.buf = b""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.t = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        head, sep, body = self.buf.partition(b"\r\n\r\n")
-        if not sep:
-            return
-        clen = 0
-        for line in head.split(b"\r\n")[1:]:
-            k, _, v = line.partition(b":")
-            if k.strip().lower() == b"content-length":
-                clen = int(v.strip())
-        if len(body) < clen:
-            return
-        parts = head.split(b" ")
-        path = parts[1].decode() if len(parts) > 1 else "/"
-        segs = path.split("/")
-        if len(parts) > 1 and parts[0] == b"POST" and len(segs) == 5 and segs[1:3] == ["cloud", "executor"] \
-                and segs[4] == "register":
-            eid = segs[3]
-            resp = b'{"executor_id":"%s","url":"%s/executor/%s"}' % (eid.encode(), self.ws_base.encode(),
-                                                                   eid.encode())
-            status = b"200 OK"
-        else:
-            resp, status = b'{"error":{"code":"not_found","message":"no"}}', b"404 Not Found"
-        self.t.write(b"HTTP/1.1 %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-                     b"connection: close\r\n\r\n%s" % (status, len(resp), resp))
-        self.t.close()
-
-
-class Rendezvous:
-    """Registry + websocket server; executors are matched by the id in the websocket path."""
-
-    def __init__(self) -> None:
-        self.waiting: dict[str, asyncio.Future] = {}
-        self.http_port = 0
-        self.ws_port = 0
-        self._servers: list = []
-
-    async def start(self) -> None:
-        loop = asyncio.get_event_loop()
-
-        def factory(req: picows.WSUpgradeRequest):
-            path = req.path.decode() if isinstance(req.path, bytes) else req.path
-            eid = path.split("?")[0].rsplit("/", 1)[-1]
-            fut = self.waiting.get(eid)
-            if fut is None or fut.done():
-                return None
-            return ExecutorConn(eid, fut)
-
-        ws = await picows.ws_create_server(factory, "127.0.0.1", 0, max_frame_size=MAX_FRAME,
-                                           read_buffer_init_size=256 * 1024)
-        self.ws_port = ws.sockets[0].getsockname()[1]
-        http = await loop.create_server(lambda: _Registry(f"ws://127.0.0.1:{self.ws_port}"),
-                                        "127.0.0.1", 0)
-        self.http_port = http.sockets[0].getsockname()[1]
-        self._servers = [ws, http]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    def expect(self, executor_id: str) -> asyncio.Future:
-        fut = asyncio.get_event_loop().create_future()
-        self.waiting[executor_id] = fut
-        return fut
-
-    def close(self) -> None:
-        for s in self._servers:
-            s.close()
-
-
-# --------------------------------------------------------------------------- executors
-@dataclass
-class ExecutorSpec:
-    """How to start one executor under test (``{remote}`` and ``{id}`` are substituted)."""
-
-    label: str
-    argv: list[str]
-    env: dict[str, str] = field(default_factory=dict)
-
-
-class ExecutorProcess:
-    """A child executor in its own process group; always killed (group) by :meth:`stop`."""
-
-    def __init__(self, spec: ExecutorSpec, rdv: Rendezvous, executor_id: str, logdir: str) -> None:
-        self.spec = spec
-        self.rdv = rdv
-        self.executor_id = executor_id
-        self.logdir = logdir
-        self.proc: subprocess.Popen | None = None
-        self.conn: ExecutorConn | None = None
-
-    async def start(self, timeout: float = 30.0) -> ExecutorConn:
-        fut = self.rdv.expect(self.executor_id)
-        argv = [a.replace("{remote}", self.rdv.url).replace("{id}", self.executor_id) for a in self.spec.argv]
-        env = dict(os.environ)
-        env["CODEX_EXEC_SERVER_REMOTE_BEARER_TOKEN"] = "bench-token"
-        env.update(self.spec.env)
-        log = open(os.path.join(self.logdir, f"{self.executor_id}.log"), "wb")
-        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                     start_new_session=True, cwd=self.logdir)
-        log.close()
-        try:
-            self.conn = await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            self.stop()
-            try:
-                with open(os.path.join(self.logdir, f"{self.executor_id}.log"), "rb") as fh:
-                    tail = fh.read()[-400:].decode(errors="replace").strip().replace("\n", " | ")
-            except OSError:
-                tail = ""
-            raise RuntimeError(f"{self.spec.label}: executor did not connect within {timeout:.0f}s; "
-                               f"its log ends: {tail or '(empty)'}") from None
-        return self.conn
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def cpu(self) -> float:
-        return procfs.cpu_seconds(self.pid)
-
-    def rss_kib(self) -> int:
-        return procfs.rss_kib(self.pid)
-
-    def stop(self) -> None:
-        proc = self.proc
-        if proc is None:
-            return
-        self.proc = None
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            proc.wait(timeout=3)
-        if self.conn is not None and self.conn.transport is not None:
-            try:
-                self.conn.transport.disconnect()
-            except Exception:  # noqa: BLE001
-                pass
-
-
-# --------------------------------------------------------------------------- one measured run
 def percentile(sorted_vals: list, q: float) -> float:
     if not sorted_vals:
         return float("nan")
@@ -502,7 +279,7 @@ async def measure(ex: ExecutorProcess, scenario: Scenario, streams: int, window:
     """
     conn = ex.conn
     assert conn is not None
-    special = [_Stream(f"{run_tag}-big", scen=big, rec=False, window=1)] if big is not None else None
+    special = [BenchStream(f"{run_tag}-big", scen=big, rec=False, window=1)] if big is not None else None
     await conn.open_streams(run_tag, streams, timeout=60.0, special=special)
     conn.stats = RunStats()
     conn.start_load(scenario, window)

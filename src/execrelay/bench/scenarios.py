@@ -1,0 +1,63 @@
+"""Request shapes for the executor benchmarks (bytes templates, no JSON encoder per request).
+
+The load generator (:mod:`.load`) sends ``Scenario.payload(id)`` on every stream; the files the
+fs scenarios read are created once per work directory.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass
+class Scenario:
+    """A request shape: ``prefix + str(id) + suffix`` bytes (unique ids, no JSON encoder)."""
+
+    name: str
+    prefix: bytes
+    suffix: bytes
+    per_id_suffix: Callable[[int], bytes] | None = None  # for unique processIds
+    setup: Callable[[str], None] | None = None
+
+    def payload(self, rid: int) -> bytes:
+        if self.per_id_suffix is not None:
+            return self.prefix + str(rid).encode() + self.per_id_suffix(rid)
+        return self.prefix + str(rid).encode() + self.suffix
+
+
+def scenarios(workdir: str) -> dict[str, Scenario]:
+    def mkfile(name: str, size: int) -> str:
+        path = os.path.join(workdir, name)
+        if not os.path.exists(path) or os.path.getsize(path) != size:
+            with open(path, "wb") as fh:
+                fh.write(os.urandom(size))
+        return path
+
+    small = mkfile("file64k.bin", 64 * 1024)
+    big = mkfile("file16m.bin", 16 * 1024 * 1024)
+    mid = mkfile("file8m.bin", 8 * 1024 * 1024)
+    return {
+        "trivial": Scenario("trivial", b'{"id":', b',"method":"bench/unknown","params":{}}'),
+        "getMetadata": Scenario("getMetadata", b'{"id":',
+                                b',"method":"fs/getMetadata","params":{"path":"%s","sandbox":null}}'
+                                % workdir.encode()),
+        "readFile64k": Scenario("readFile64k", b'{"id":',
+                                b',"method":"fs/readFile","params":{"path":"%s","sandbox":null}}'
+                                % small.encode()),
+        "readFile16m": Scenario("readFile16m", b'{"id":',
+                                b',"method":"fs/readFile","params":{"path":"%s","sandbox":null}}'
+                                % big.encode()),
+        "readFile8m": Scenario("readFile8m", b'{"id":',
+                               b',"method":"fs/readFile","params":{"path":"%s","sandbox":null}}'
+                               % mid.encode()),
+        "processTrue": Scenario(
+            "processTrue", b'{"id":', b"",
+            per_id_suffix=lambda rid: (b',"method":"process/start","params":{"processId":"p%d",'
+                                       b'"argv":["true"],"cwd":"/tmp","env":{"PATH":"/usr/bin:/bin"},'
+                                       b'"tty":false,"pipeStdin":false,"arg0":null}}' % rid)),
+    }
+
+
+INITIALIZE = b'{"id":0,"method":"initialize","params":{"clientName":"bench","resumeSessionId":null}}'
+INITIALIZED = b'{"method":"initialized","params":{}}'
