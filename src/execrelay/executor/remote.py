@@ -25,11 +25,12 @@ import os
 import random
 import sys
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import quote
 
-from ..stream import ACCEPTOR, MessageTooLarge, Multiplexer, StreamClosed
+from ..stream import ACCEPTOR, MessageTooLarge, Multiplexer
 from ..transport import RELAY_KEEPALIVE, connect_websocket
-from ..transport.endpoint import RelayEndpoint
+from ..transport.endpoint import RelayEndpoint, StreamPort
 from .connection import RpcConnection
 from .errors import INTERNAL_ERROR
 from .server import ExecServer
@@ -157,59 +158,48 @@ class RelayRpcConnection(RpcConnection):
         super()._send_error(rid, code, message)
 
     # on_message is RpcConnection.feed; the stream ending closes the connection.
-    def on_close(self, reason: str | None = None, by_peer: bool = False) -> None:  # type: ignore[override]
+    def on_close(self, reason: str | None = None, by_peer: bool = False) -> None:
         self.close(reason or "stream closed")
 
 
-class _StreamPort:
-    """What a stream's connection writes to: ``port(data)`` queues a reply on the endpoint;
-    ``port.closed()`` reports that the session ended itself.  One small slotted object per
-    stream, because an idle executor holds thousands."""
+class _StreamPort(StreamPort):
+    """What a stream's connection writes to: ``port(data)`` queues a reply (a reply for a
+    stream that ended is dropped); ``port.closed()`` reports that the session ended itself.
+    One small slotted object per stream, because an idle executor holds thousands."""
 
-    __slots__ = ("endpoint", "sid")
+    __slots__ = ()
 
-    def __init__(self, endpoint: RelayEndpoint, sid: str) -> None:
-        self.endpoint = endpoint
-        self.sid = sid
+    def failed(self, payload: bytes, exc: Exception) -> None:
+        if isinstance(exc, MessageTooLarge):
+            self._too_large(payload, exc)
 
-    def __call__(self, data: bytes) -> None:
+    def _too_large(self, data: bytes, exc: MessageTooLarge) -> None:
+        """A reply too big for this stream (a 16 MiB legacy frame, or 64 MiB): the request
+        gets a clear JSON-RPC error instead and the session goes on.  Only a message that is
+        not a response (nobody to answer) costs the stream."""
+        import orjson
+
+        endpoint, sid = self.endpoint, self.stream_id
         try:
-            self.endpoint.send(self.sid, data)
-        except StreamClosed:
-            pass
-        except MessageTooLarge as exc:
-            _too_large(self.endpoint, self.sid, data, exc)
+            rid = orjson.loads(data).get("id")
+        except (orjson.JSONDecodeError, AttributeError):
+            rid = None
+        if rid is None:
+            log.warning("stream %s: %s; resetting the stream", sid, exc)
+            conn = endpoint.handler(sid)
+            endpoint.reset(sid, "message_too_large")
+            if conn is not None:
+                conn.on_close("message_too_large", False)
+            return
+        self(orjson.dumps({"error": {"code": INTERNAL_ERROR,
+                                     "message": f"response too large for this relay stream: {exc}"},
+                           "id": rid}))
 
     def closed(self) -> None:
         # 0.131.0 goes silent here; a Reset tells the harness at once instead of leaving its
         # calls hanging (a deliberate, documented difference).  A no-op when the stream ended
         # first (that is what closed the connection).
-        self.endpoint.reset(self.sid, "session closed")
-
-
-def _too_large(endpoint: RelayEndpoint, sid: str, data: bytes, exc: MessageTooLarge) -> None:
-    """A reply too big for this stream (a 16 MiB legacy frame, or 64 MiB): the request gets a
-    clear JSON-RPC error instead and the session goes on.  Only a message that is not a
-    response (nobody to answer) costs the stream."""
-    import orjson
-
-    try:
-        rid = orjson.loads(data).get("id")
-    except (orjson.JSONDecodeError, AttributeError):
-        rid = None
-    if rid is None:
-        log.warning("stream %s: %s; resetting the stream", sid, exc)
-        conn = endpoint.handler(sid)
-        endpoint.reset(sid, "message_too_large")
-        if conn is not None:
-            conn.on_close("message_too_large", False)
-        return
-    error = {"error": {"code": INTERNAL_ERROR, "message": f"response too large for this relay stream: {exc}"},
-             "id": rid}
-    try:
-        endpoint.send(sid, orjson.dumps(error))
-    except StreamClosed:
-        pass
+        self.endpoint.reset(self.stream_id, "session closed")
 
 
 class RemoteExecutor:
@@ -235,7 +225,7 @@ class RemoteExecutor:
         """The connection of every live stream, by stream id (a snapshot)."""
         if self.endpoint is None:
             return {}
-        return {sid: st.handler for sid, st in self.endpoint.streams.items()}  # type: ignore[misc]
+        return {sid: cast(RelayRpcConnection, st.handler) for sid, st in self.endpoint.streams.items()}
 
     def _on_accept(self, sid: str, mode: str) -> RelayRpcConnection:
         assert self.endpoint is not None

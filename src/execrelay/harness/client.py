@@ -28,9 +28,9 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ..stream import LEGACY, OPENER, PENDING, RELIABLE, MessageTooLarge, StreamClosed
+from ..stream import LEGACY, OPENER, PENDING, RELIABLE, StreamClosed
 from ..transport import RELAY_KEEPALIVE, Link, connect_websocket
-from ..transport.endpoint import RelayEndpoint
+from ..transport.endpoint import RelayEndpoint, StreamPort
 from .errors import ConnectionLost, HarnessError
 from .session import ExecSession
 
@@ -112,9 +112,9 @@ class HarnessClient:
         if self.relay:
             if self._link is None:
                 await self.connect()
-            session = ExecSession(partial(self._stream_send, sid), partial(self._stream_close, sid), sid)
-            self.sessions[sid] = session
             assert self._endpoint is not None
+            session = ExecSession(_SessionPort(self._endpoint, sid), partial(self._stream_close, sid), sid)
+            self.sessions[sid] = session
             self._endpoint.open_stream(sid, _RelaySessionHandler(self, session), _MODES[self.mode])
         else:
             session = await self._open_direct(sid)
@@ -152,15 +152,6 @@ class HarnessClient:
         return session
 
     # ------------------------------------------------------------------ relay plumbing
-    def _stream_send(self, sid: str, data: bytes) -> None:
-        assert self._endpoint is not None
-        try:
-            self._endpoint.send(sid, data)
-        except StreamClosed as exc:
-            raise ConnectionLost(str(exc)) from None
-        except MessageTooLarge as exc:
-            raise HarnessError(str(exc)) from None
-
     def _stream_close(self, sid: str, reason: str) -> None:
         self.sessions.pop(sid, None)
         if self._endpoint is not None:
@@ -194,6 +185,17 @@ class HarnessClient:
         if self._endpoint is None:
             return None
         return self._endpoint.stream_mode(session.label)
+
+
+class _SessionPort(StreamPort):
+    """A relay session's ``send``: stream errors become the harness's own exceptions."""
+
+    __slots__ = ()
+
+    def failed(self, payload: bytes, exc: Exception) -> None:
+        if isinstance(exc, StreamClosed):
+            raise ConnectionLost(str(exc)) from None
+        raise HarnessError(str(exc)) from None
 
 
 class _RelaySessionHandler:

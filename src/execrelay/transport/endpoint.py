@@ -10,7 +10,7 @@ import asyncio
 import logging
 from typing import Callable, Protocol
 
-from ..stream import RELIABLE, Multiplexer
+from ..stream import RELIABLE, MessageTooLarge, Multiplexer, StreamClosed
 from ..stream.engine import MODE_NAMES
 from .base import Link
 
@@ -79,6 +79,44 @@ class _RecordReader:
             self.on_message(data)
 
 
+class StreamPort:
+    """``port(payload)`` sends on one stream: what an application holds per stream, so a
+    message costs one Python call on top of the multiplexer's send.
+
+    Errors (:class:`~execrelay.stream.StreamClosed`, :class:`~execrelay.stream.MessageTooLarge`)
+    go to :meth:`failed`, which raises them; a subclass decides otherwise (the executor answers
+    an oversized reply with an error, the harness raises its own exceptions).
+    """
+
+    __slots__ = ("endpoint", "stream_id")
+
+    def __init__(self, endpoint: "RelayEndpoint", stream_id: str) -> None:
+        self.endpoint = endpoint
+        self.stream_id = stream_id
+
+    def __call__(self, payload: bytes) -> None:
+        ep = self.endpoint
+        if ep._records:
+            layer = ep._records.get(self.stream_id)
+            if layer is not None:
+                sealed = layer.seal(payload)
+                if sealed is None:
+                    return
+                payload = sealed
+        try:
+            ep.mux.send(self.stream_id, payload)
+        except (StreamClosed, MessageTooLarge) as exc:
+            self.failed(payload, exc)
+            return
+        if not ep._flush_scheduled:
+            ep._flush_scheduled = True
+            ep.loop.call_soon(ep._flush)
+
+    def failed(self, payload: bytes, exc: Exception) -> None:
+        """``payload`` could not be queued (the stream ended, or it is too large)."""
+        raise exc
+
+
 class RelayEndpoint:
     """Many relay streams over one (replaceable) websocket link.
 
@@ -88,7 +126,8 @@ class RelayEndpoint:
       (acceptor side, the executor: returns the new stream's :class:`StreamHandler`, or None
       to refuse it with a Reset).  Incoming messages go to ``handler.on_message(payload)``,
       an end this side did not ask for to ``handler.on_close(reason, by_peer)``.
-      :meth:`send` queues a message, :meth:`reset` ends a stream from this side (its handler
+      :meth:`send` (or a per-stream :class:`StreamPort`) queues a message, :meth:`reset`
+      ends a stream from this side (its handler
       is dropped first, so it hears nothing back), :meth:`close` ends them all.
     * **flushing**: every send, reset and read only queues; ONE ``call_soon`` per loop
       iteration writes everything ready with one ``send_many`` (one socket write), so the
@@ -111,7 +150,7 @@ class RelayEndpoint:
     ``open_stream(..., record=layer)`` on the opener side, the ``record_layer(sid, mode)``
     factory on the acceptor side (called right after ``on_accept``, before the stream's first
     message is delivered), or :meth:`set_record_layer` on a live stream.  Streams without a
-    layer pay nothing for the seam: :meth:`send` tests one empty dict.
+    layer pay nothing for the seam: a send tests one empty dict.
     """
 
     def __init__(self, role: str, *,
@@ -153,19 +192,10 @@ class RelayEndpoint:
         """Queue one message on a stream; it goes out with this iteration's flush.
 
         Raises :class:`~execrelay.stream.StreamClosed` (no such live stream) or
-        :class:`~execrelay.stream.MessageTooLarge`, as :meth:`Multiplexer.send`.
+        :class:`~execrelay.stream.MessageTooLarge`, as :meth:`Multiplexer.send`.  Per-message
+        senders hold a :class:`StreamPort` instead (same path, no lookup of a method).
         """
-        if self._records:
-            layer = self._records.get(stream_id)
-            if layer is not None:
-                sealed = layer.seal(payload)
-                if sealed is None:
-                    return
-                payload = sealed
-        self.mux.send(stream_id, payload)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
+        StreamPort(self, stream_id)(payload)
 
     def reset(self, stream_id: str, reason: str) -> None:
         """End a stream from this side (a Reset goes out); its handler is not called.
@@ -359,4 +389,4 @@ class _LinkHandler:
             self.endpoint.flush_soon()
 
 
-__all__ = ["RelayEndpoint", "StreamHandler", "RecordLayer", "WRITE_BATCH_BYTES", "FLUSH_EVERY"]
+__all__ = ["RelayEndpoint", "StreamPort", "StreamHandler", "RecordLayer", "WRITE_BATCH_BYTES", "FLUSH_EVERY"]
