@@ -8,7 +8,7 @@ import pytest
 
 from execrelay import wire
 from execrelay.stream import ACCEPTOR, LEGACY, OPENER, RELIABLE, MessageTooLarge, StreamClosed
-from execrelay.transport.endpoint import FLUSH_EVERY, RelayEndpoint
+from execrelay.transport.endpoint import FLUSH_EVERY, RelayEndpoint, StreamPort
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -218,6 +218,32 @@ async def test_send_errors_propagate() -> None:
     ep.open_stream("s", Handler(), LEGACY)
     with pytest.raises(MessageTooLarge):
         ep.send("s", b"x" * (wire.LEGACY_MAX_FRAME_BYTES + 1))
+
+
+async def test_stream_port_sends_and_routes_errors_to_failed() -> None:
+    failures: list[tuple[bytes, type]] = []
+
+    class Quiet(StreamPort):
+        __slots__ = ()
+
+        def failed(self, payload: bytes, exc: Exception) -> None:
+            failures.append((payload[:4], type(exc)))
+
+    ep = RelayEndpoint(OPENER)
+    link = FakeLink()
+    ep.handler_for(link)
+    ep.open_stream("s", Handler(), LEGACY)
+    port = Quiet(ep, "s")
+    port(b"one")
+    port(b"two")
+    port(b"x" * (wire.LEGACY_MAX_FRAME_BYTES + 1))
+    await turn()
+    assert len(link.writes) == 1 and [f.payload for f in link.frames()] == [b"one", b"two"]
+    ep.reset("s", "bye")
+    port(b"late")
+    assert failures == [(b"xxxx", MessageTooLarge), (b"late", StreamClosed)]
+    with pytest.raises(StreamClosed):
+        StreamPort(ep, "s")(b"late")  # the default policy raises
 
 
 async def test_no_link_queues_and_attach_writes() -> None:
