@@ -2,7 +2,8 @@
 
 Both relay peers use it: the executor in remote mode accepts the streams a harness opens, the
 harness client opens them.  The application sees streams and per-stream handlers; the endpoint
-alone decides when frames reach the socket and when timers fire.  See :class:`RelayEndpoint`.
+alone decides when frames reach the socket and when timers fire.  See :class:`RelayEndpoint`
+and docs/architecture.md §Relay endpoint.
 """
 from __future__ import annotations
 
