@@ -8,13 +8,14 @@
     await executor.run()          # until executor.close()
 
 Each relay stream is one JSON-RPC connection (:class:`RelayRpcConnection`) on the shared
-:class:`ExecServer`, so sessions, resume and process rules are the local ones.  Streams are
-demultiplexed by the sans-I/O :class:`~execrelay.stream.Multiplexer` (legacy 0.131.0 streams
-and reliable ones side by side) driven by a :class:`~execrelay.transport.relay.RelayPump`.
+:class:`ExecServer`, so sessions, resume and process rules are the local ones.  Streams (legacy
+0.131.0 streams and reliable ones side by side) are accepted, fed, flushed and timed by one
+:class:`~execrelay.transport.endpoint.RelayEndpoint`.
 
-Unlike 0.131.0 (relay-protocol.md 4.4), registry errors are retried with capped exponential
-backoff and jitter (1 s .. 30 s), never fatal (P4); a lost websocket re-registers after the
-backoff and reliable streams Resume on the new one, so their sessions never notice.
+Unlike 0.131.0 (docs/relay-protocol.md §Legacy streams), registry errors are retried with capped
+exponential backoff and jitter (1 s .. 30 s), never fatal (docs/relay-protocol.md §Executor
+behaviour); a lost websocket re-registers after the backoff and reliable streams Resume on the
+new one, so their sessions never notice.
 """
 from __future__ import annotations
 
@@ -24,12 +25,14 @@ import os
 import random
 import sys
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import quote
 
-from ..stream import ACCEPTOR, MessageTooLarge, Multiplexer, StreamClosed
+from ..stream import ACCEPTOR, MessageTooLarge, Multiplexer
 from ..transport import RELAY_KEEPALIVE, connect_websocket
-from ..transport.relay import RelayPump
+from ..transport.endpoint import RelayEndpoint, StreamPort
 from .connection import RpcConnection
+from .errors import INTERNAL_ERROR
 from .server import ExecServer
 
 log = logging.getLogger("execrelay.executor.remote")
@@ -61,7 +64,8 @@ class RemoteExecutorConfig:
     backoff_max: float = 30.0
     connect_timeout: float = 10.0
     request_timeout: float = 10.0
-    #: websocket ping after this many idle seconds, drop after no pong for the second (P3)
+    #: websocket ping after this many idle seconds, drop after no pong for the second
+    #: (docs/relay-protocol.md §Reliable mode)
     keepalive: tuple[float, float] | None = RELAY_KEEPALIVE
 
     def __post_init__(self) -> None:
@@ -138,10 +142,11 @@ def _error_text(body: bytes) -> str:
 
 
 class RelayRpcConnection(RpcConnection):
-    """A JSON-RPC connection carried by one relay stream.
+    """A JSON-RPC connection carried by one relay stream (the stream's handler).
 
     In relay mode 0.131.0 drops a payload that is not JSON instead of answering with an id -1
-    error (relay-protocol.md 7.3, obs K); everything else is the local connection's behaviour.
+    error (docs/relay-protocol.md §Legacy streams); everything else is the local connection's
+    behaviour.
     """
 
     __slots__ = ()
@@ -152,32 +157,49 @@ class RelayRpcConnection(RpcConnection):
             return
         super()._send_error(rid, code, message)
 
+    # on_message is RpcConnection.feed; the stream ending closes the connection.
+    def on_close(self, reason: str | None = None, by_peer: bool = False) -> None:
+        self.close(reason or "stream closed")
 
-class _StreamPort:
-    """What a stream's connection writes to: ``port(data)`` queues a reply in the multiplexer
-    (and makes sure a flush is scheduled); ``port.closed()`` reports that the session ended
-    itself.  One small slotted object per stream, because an idle executor holds thousands."""
 
-    __slots__ = ("executor", "sid")
+class _StreamPort(StreamPort):
+    """What a stream's connection writes to: ``port(data)`` queues a reply (a reply for a
+    stream that ended is dropped); ``port.closed()`` reports that the session ended itself.
+    One small slotted object per stream, because an idle executor holds thousands."""
 
-    def __init__(self, executor: "RemoteExecutor", sid: str) -> None:
-        self.executor = executor
-        self.sid = sid
+    __slots__ = ()
 
-    def __call__(self, data: bytes) -> None:
-        executor = self.executor
+    def failed(self, payload: bytes, exc: Exception) -> None:
+        if isinstance(exc, MessageTooLarge):
+            self._too_large(payload, exc)
+
+    def _too_large(self, data: bytes, exc: MessageTooLarge) -> None:
+        """A reply too big for this stream (a 16 MiB legacy frame, or 64 MiB): the request
+        gets a clear JSON-RPC error instead and the session goes on.  Only a message that is
+        not a response (nobody to answer) costs the stream."""
+        import orjson
+
+        endpoint, sid = self.endpoint, self.stream_id
         try:
-            executor.mux.send(self.sid, data)
-        except StreamClosed:
+            rid = orjson.loads(data).get("id")
+        except (orjson.JSONDecodeError, AttributeError):
+            rid = None
+        if rid is None:
+            log.warning("stream %s: %s; resetting the stream", sid, exc)
+            conn = endpoint.handler(sid)
+            endpoint.reset(sid, "message_too_large")
+            if conn is not None:
+                conn.on_close("message_too_large", False)
             return
-        except MessageTooLarge as exc:
-            executor._too_large(self.sid, data, exc)
-        pump = executor._pump
-        if pump is not None and not pump.flush_scheduled:
-            pump.kick()
+        self(orjson.dumps({"error": {"code": INTERNAL_ERROR,
+                                     "message": f"response too large for this relay stream: {exc}"},
+                           "id": rid}))
 
     def closed(self) -> None:
-        self.executor._conn_closed(self.sid)
+        # 0.131.0 goes silent here; a Reset tells the harness at once instead of leaving its
+        # calls hanging (a deliberate, documented difference).  A no-op when the stream ended
+        # first (that is what closed the connection).
+        self.endpoint.reset(self.stream_id, "session closed")
 
 
 class RemoteExecutor:
@@ -186,68 +208,35 @@ class RemoteExecutor:
     def __init__(self, config: RemoteExecutorConfig, server: ExecServer) -> None:
         self.config = config
         self.server = server
-        self.mux = Multiplexer(ACCEPTOR, on_message=self._on_message, on_open=self._on_open,
-                               on_close=self._on_close)
-        self.conns: dict[str, RelayRpcConnection] = {}
-        self._pump: RelayPump | None = None
+        #: the relay endpoint (created by :meth:`run`, on its event loop)
+        self.endpoint: RelayEndpoint | None = None
         self._closing = asyncio.Event()
         #: successful registrations so far (a re-registration follows every websocket loss)
         self.registrations = 0
         self.connected = asyncio.Event()
 
-    # ------------------------------------------------------------------ streams
-    def _on_open(self, sid: str, mode: str) -> None:
-        port = _StreamPort(self, sid)
-        self.conns[sid] = RelayRpcConnection(self.server, port, port.closed)
+    @property
+    def mux(self) -> Multiplexer | None:
+        """The relay multiplexer (inspection: streams, counters); None before :meth:`run`."""
+        return self.endpoint.mux if self.endpoint is not None else None
 
-    def _on_message(self, sid: str, payload: bytes) -> None:
-        conn = self.conns.get(sid)
-        if conn is not None:
-            conn.feed(payload)
+    @property
+    def conns(self) -> dict[str, RelayRpcConnection]:
+        """The connection of every live stream, by stream id (a snapshot)."""
+        if self.endpoint is None:
+            return {}
+        return {sid: cast(RelayRpcConnection, st.handler) for sid, st in self.endpoint.streams.items()}
 
-    def _on_close(self, sid: str, reason: str | None, by_peer: bool) -> None:
-        conn = self.conns.pop(sid, None)
-        if conn is not None:
-            conn.close(reason or "stream closed")
-
-    def _conn_closed(self, sid: str) -> None:
-        """The session ended the connection itself (e.g. an unexpected notification)."""
-        if self.conns.pop(sid, None) is not None:
-            # 0.131.0 goes silent here; a Reset tells the harness at once instead of leaving
-            # its calls hanging (a deliberate, documented difference).
-            self.mux.reset(sid, "session closed")
-            self._kick()
-
-    def _too_large(self, sid: str, data: bytes, exc: MessageTooLarge) -> None:
-        """A reply too big for this stream (a 16 MiB legacy frame, or 64 MiB): the request
-        gets a clear JSON-RPC error instead and the session goes on.  Only a message that
-        is not a response (nobody to answer) costs the stream."""
-        import orjson
-
-        try:
-            rid = orjson.loads(data).get("id")
-        except (orjson.JSONDecodeError, AttributeError):
-            rid = None
-        if rid is None:
-            log.warning("stream %s: %s; resetting the stream", sid, exc)
-            self.mux.reset(sid, "message_too_large")
-            return
-        error = {"error": {"code": -32603, "message": f"response too large for this relay stream: {exc}"},
-                 "id": rid}
-        try:
-            self.mux.send(sid, orjson.dumps(error))
-        except StreamClosed:
-            pass
-
-    def _kick(self) -> None:
-        if self._pump is not None:
-            self._pump.kick()
+    def _on_accept(self, sid: str, mode: str) -> RelayRpcConnection:
+        assert self.endpoint is not None
+        port = _StreamPort(self.endpoint, sid)
+        return RelayRpcConnection(self.server, port, port.closed)
 
     # ------------------------------------------------------------------ main loop
     async def run(self) -> int:
         """Register, connect, serve; repeat after any loss until :meth:`close`."""
         cfg = self.config
-        self._pump = RelayPump(self.mux)
+        endpoint = self.endpoint = RelayEndpoint(ACCEPTOR, on_accept=self._on_accept)
         backoff = cfg.backoff_initial
         try:
             while not self._closing.is_set():
@@ -261,7 +250,7 @@ class RemoteExecutor:
                 print(f"codex exec-server remote executor registered with executor_id {executor_id}",
                       file=sys.stderr, flush=True)
                 try:
-                    link = await connect_websocket(url, self._pump.handler_for, timeout=cfg.connect_timeout,
+                    link = await connect_websocket(url, endpoint.handler_for, timeout=cfg.connect_timeout,
                                                    keepalive=cfg.keepalive)
                 except Exception as exc:  # noqa: BLE001 - refused, 4xx/5xx, bad scheme: retry
                     print(f"warning: failed to connect remote exec-server websocket: {exc}",
@@ -278,14 +267,12 @@ class RemoteExecutor:
                     link.close()
                     await asyncio.wait([closed], timeout=2.0)
                 closed.cancel()
-                self._pump.detach(link)
+                endpoint.detach(link)
                 self.connected.clear()
                 if not self._closing.is_set():
                     backoff = await self._sleep(backoff)
         finally:
-            self._pump.close()
-            for sid in list(self.conns):
-                self._on_close(sid, "executor shutting down", False)
+            endpoint.close("executor shutting down")
         return 0
 
     async def _sleep(self, backoff: float) -> float:

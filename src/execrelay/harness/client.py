@@ -7,16 +7,18 @@
         meta = await session.fs_get_metadata("/tmp")
         code, out, err = await session.run(["echo", "hi"])
 
-``url`` decides the carrier, exactly as the Codex harness decides (relay-protocol.md 8.1):
+``url`` decides the carrier, exactly as the Codex harness decides
+(docs/rendezvous.md §URLs and endpoints):
 
 * a URL whose query has ``role=harness`` (``execrelay rendezvous harness-url`` prints one) is a
   rendezvous: ONE websocket carries every session, one relay stream each;
 * any other ``ws://`` URL is a local exec-server (``execrelay exec-server --listen``): JSON
   text, one websocket per session.
 
-Relay streams are reliable (P3) by default: the client proposes it with ``Resume{1}`` and
-falls back to legacy when the executor is a 0.131.0 one (``mode="auto"``, P2); ``"reliable"``
-or ``"legacy"`` force a mode.
+Relay streams are reliable (docs/relay-protocol.md §Reliable mode) by default: the client
+proposes it with ``Resume{1}`` and falls back to legacy when the executor is a 0.131.0 one
+(``mode="auto"``, docs/relay-protocol.md §Stream modes); ``"reliable"`` or ``"legacy"`` force
+a mode.  One :class:`~execrelay.transport.endpoint.RelayEndpoint` carries the relay streams.
 """
 from __future__ import annotations
 
@@ -26,9 +28,9 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ..stream import LEGACY, OPENER, PENDING, RELIABLE, MessageTooLarge, Multiplexer, StreamClosed
+from ..stream import LEGACY, OPENER, PENDING, RELIABLE, StreamClosed
 from ..transport import RELAY_KEEPALIVE, Link, connect_websocket
-from ..transport.relay import RelayPump
+from ..transport.endpoint import RelayEndpoint, StreamPort
 from .errors import ConnectionLost, HarnessError
 from .session import ExecSession
 
@@ -53,12 +55,12 @@ class HarnessClient:
         self.client_name = client_name
         self.impl = impl
         self.connect_timeout = connect_timeout
-        #: relay websocket ping interval / pong timeout (P3); None disables
+        #: relay websocket ping interval / pong timeout (docs/relay-protocol.md §Reliable mode);
+        #: None disables
         self.keepalive = keepalive
         self.relay = is_relay_url(url)
         self.sessions: dict[str, ExecSession] = {}
-        self._mux: Multiplexer | None = None
-        self._pump: RelayPump | None = None
+        self._endpoint: RelayEndpoint | None = None
         self._link: Link | None = None
         self._direct_links: dict[str, Link] = {}
         self._reconnect_task: asyncio.Future | None = None
@@ -76,10 +78,9 @@ class HarnessClient:
         """Open the relay websocket (relay URLs; direct URLs connect per session)."""
         if not self.relay or self._link is not None:
             return
-        self._mux = Multiplexer(OPENER, on_message=self._on_stream_message,
-                                on_close=self._on_stream_close)
-        self._pump = RelayPump(self._mux, on_link_lost=self._on_link_lost)
-        self._link = await connect_websocket(self.url, self._pump.handler_for, impl=self.impl,
+        if self._endpoint is None:
+            self._endpoint = RelayEndpoint(OPENER, on_link_lost=self._on_link_lost)
+        self._link = await connect_websocket(self.url, self._endpoint.handler_for, impl=self.impl,
                                              timeout=self.connect_timeout, keepalive=self.keepalive)
 
     async def aclose(self) -> None:
@@ -90,9 +91,8 @@ class HarnessClient:
             self._reconnect_task.cancel()
         for session in list(self.sessions.values()):
             session.close("harness client closed")
-        if self._pump is not None:
-            self._pump._flush()  # the Resets go out before the socket closes
-            self._pump.close()
+        if self._endpoint is not None:
+            self._endpoint.close("harness client closed")  # the Resets go out before the socket closes
         links = ([self._link] if self._link is not None else []) + list(self._direct_links.values())
         for link in links:
             link.close(graceful=True)
@@ -112,11 +112,10 @@ class HarnessClient:
         if self.relay:
             if self._link is None:
                 await self.connect()
-            session = ExecSession(partial(self._stream_send, sid), partial(self._stream_close, sid), sid)
+            assert self._endpoint is not None
+            session = ExecSession(_SessionPort(self._endpoint, sid), partial(self._stream_close, sid), sid)
             self.sessions[sid] = session
-            assert self._mux is not None and self._pump is not None
-            self._mux.open_stream(sid, self._pump.loop.time(), _MODES[self.mode])
-            self._pump.kick()
+            self._endpoint.open_stream(sid, _RelaySessionHandler(self, session), _MODES[self.mode])
         else:
             session = await self._open_direct(sid)
         if initialize:
@@ -153,31 +152,10 @@ class HarnessClient:
         return session
 
     # ------------------------------------------------------------------ relay plumbing
-    def _stream_send(self, sid: str, data: bytes) -> None:
-        assert self._mux is not None and self._pump is not None
-        try:
-            self._mux.send(sid, data)
-        except StreamClosed as exc:
-            raise ConnectionLost(str(exc)) from None
-        except MessageTooLarge as exc:
-            raise HarnessError(str(exc)) from None
-        self._pump.kick()
-
     def _stream_close(self, sid: str, reason: str) -> None:
         self.sessions.pop(sid, None)
-        if self._mux is not None and self._pump is not None:
-            self._mux.reset(sid, reason)
-            self._pump.kick()
-
-    def _on_stream_message(self, sid: str, payload: bytes) -> None:
-        session = self.sessions.get(sid)
-        if session is not None:
-            session.deliver(payload)
-
-    def _on_stream_close(self, sid: str, reason: str | None, by_peer: bool) -> None:
-        session = self.sessions.pop(sid, None)
-        if session is not None:
-            session.lost(reason)
+        if self._endpoint is not None:
+            self._endpoint.reset(sid, reason)
 
     def _on_link_lost(self) -> None:
         """The relay websocket dropped.  Legacy streams ended with it (the multiplexer closed
@@ -191,8 +169,8 @@ class HarnessClient:
         try:
             while not self._closed and self.sessions:
                 try:
-                    assert self._pump is not None
-                    self._link = await connect_websocket(self.url, self._pump.handler_for,
+                    assert self._endpoint is not None
+                    self._link = await connect_websocket(self.url, self._endpoint.handler_for,
                                                          impl=self.impl, timeout=self.connect_timeout,
                                                          keepalive=self.keepalive)
                     return
@@ -204,11 +182,32 @@ class HarnessClient:
 
     def stream_mode(self, session: ExecSession) -> str | None:
         """``"legacy"``, ``"pending"`` or ``"reliable"`` for a relay session (None if direct)."""
-        if self._mux is None:
+        if self._endpoint is None:
             return None
-        eng = self._mux.stream(session.label)
-        if eng is None:
-            return None
-        from ..stream.engine import MODE_NAMES
+        return self._endpoint.stream_mode(session.label)
 
-        return MODE_NAMES[eng.mode]
+
+class _SessionPort(StreamPort):
+    """A relay session's ``send``: stream errors become the harness's own exceptions."""
+
+    __slots__ = ()
+
+    def failed(self, payload: bytes, exc: Exception) -> None:
+        if isinstance(exc, StreamClosed):
+            raise ConnectionLost(str(exc)) from None
+        raise HarnessError(str(exc)) from None
+
+
+class _RelaySessionHandler:
+    """A relay stream's handler: messages to the session, the stream's end to the client."""
+
+    __slots__ = ("client", "session", "on_message")
+
+    def __init__(self, client: HarnessClient, session: ExecSession) -> None:
+        self.client = client
+        self.session = session
+        self.on_message = session.deliver
+
+    def on_close(self, reason: str | None, by_peer: bool) -> None:
+        self.client.sessions.pop(self.session.label, None)
+        self.session.lost(reason)
