@@ -6,7 +6,6 @@ from hypothesis import given, settings, strategies as st
 
 from execrelay.stream.errors import ProtocolViolation
 
-from ._twins import both
 
 SETTINGS = settings(max_examples=300, deadline=None)
 
@@ -28,8 +27,8 @@ window_ops = st.lists(st.one_of(
 
 @SETTINGS
 @given(window_ops)
-def test_window_twins_agree(ops):
-    fast, pure = both("window")
+def test_window_twins_agree(twin_pair, ops):
+    fast, pure = twin_pair("window")
     a, b = fast.RecvWindow(), pure.RecvWindow()
     for op in ops:
         assert _run(a, op) == _run(b, op)
@@ -80,8 +79,8 @@ def _state(s):
 
 @SETTINGS
 @given(sendwin_script())
-def test_sendwin_twins_agree(ops):
-    fast, pure = both("sendwin")
+def test_sendwin_twins_agree(twin_pair, ops):
+    fast, pure = twin_pair("sendwin")
     a, b = fast.SendWindow(), pure.SendWindow()
     for name, args in ops:
         if name == "push":
@@ -101,35 +100,3 @@ def test_sendwin_twins_agree(ops):
             assert _run(a, (name, args)) == _run(b, (name, args))
         assert _state(a) == _state(b)
         assert a.next_seq - a.base <= 32
-
-
-@st.composite
-def reasm_script(draw):
-    ops = []
-    for _ in range(draw(st.integers(0, 60))):
-        count = draw(st.sampled_from([1, 2, 3, 5, draw(st.integers(1, 12))]))
-        index = draw(st.integers(0, count))
-        size = draw(st.integers(1, 70))
-        ops.append((index, count, bytes([len(ops) % 251]) * size))
-    return ops
-
-
-@SETTINGS
-@given(reasm_script(), st.booleans())
-def test_reasm_twins_agree(ops, well_formed):
-    fast, pure = both("reasm")
-    a = fast.Reassembler(max_segment=64, max_message=400)
-    b = pure.Reassembler(max_segment=64, max_message=400)
-    if well_formed:  # turn the script into consistent messages most of the time
-        fixed = []
-        for _, count, payload in ops:
-            fixed.extend((i, count, payload[:64]) for i in range(count))
-        ops = fixed
-    for op in ops:
-        ra = _run(a, ("feed", op))
-        rb = _run(b, ("feed", op))
-        assert ra == rb
-        if ra[0] == "violation":
-            a.clear()
-            b.clear()
-        assert (a.active, a.expected, a.count, a.size) == (b.active, b.expected, b.count, b.size)

@@ -1,9 +1,11 @@
-"""Pure twin of ``execrelay.stream._reasm_c``: reassembly of segmented messages.
+"""Reassembly of segmented messages (pure Python only: no compiled twin).
 
 Segments are fed strictly in seq order (the receive window guarantees it), so the only state is
-the message in progress.  Each segment's bytes are copied exactly once (here: into the final
-``b"".join``; the compiled twin copies into a preallocated buffer that becomes the delivered
-``bytes`` object).  An unsplit message (``segment_count == 1``) is returned as is, no copy.
+the message in progress.  Each segment's bytes are copied exactly once, into the final
+``b"".join``.  An unsplit message (``segment_count == 1``) is returned as is, no copy.  A
+hand-written Cython twin (preallocated buffer, private CPython resize calls) was measured at the
+same speed (16 MiB from 60 KiB segments: 2.7 ms both) and the same peak memory (+16 MiB both),
+so it was removed.
 Any inconsistency raises :class:`ProtocolViolation` with the text the stream's Reset carries.
 """
 from __future__ import annotations
