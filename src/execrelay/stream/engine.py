@@ -118,7 +118,11 @@ class StreamEngine:
         self._cur_off = 0
         self._cur_idx = 0
         self._cur_count = 0
-        self._sw = self._rw = self._reasm = None
+        # reliable-mode state, None on legacy streams: typed as present because only reliable
+        # code paths touch it (an assert per use would tax the hot path)
+        self._sw: SendWindow = None      # type: ignore[assignment]
+        self._rw: RecvWindow = None      # type: ignore[assignment]
+        self._reasm: Reassembler = None  # type: ignore[assignment]
         self._retx: list | None = None   # reliable: seqs to retransmit (lazy, <= 32)
         if mode != LEGACY:
             self._reliable_state()
@@ -528,7 +532,8 @@ class StreamEngine:
         self._tx_seq = self._sw.next_seq
         msgs = self._msgq[self._msgq_i:] if self._msgq else []
         self._msgq_i = 0
-        self._sw = self._rw = self._reasm = self._msgq = self._retx = None
+        self._msgq = self._retx = None
+        self._sw = self._rw = self._reasm = None  # type: ignore[assignment]  # released
         self._queued_bytes = 0
         try:
             for m in msgs:

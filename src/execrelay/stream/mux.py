@@ -122,7 +122,7 @@ class Multiplexer:
         self._dirty: set[StreamEngine] = set()
         self._heap: list = []
         self._heap_n = 0
-        self._tombs: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._tombs: OrderedDict[str, tuple[float, str, int]] = OrderedDict()  # expiry, reason, mode
         self._now = 0.0
         self._last_bad_log = -1e18
         #: P1 bad-frame counter (undecodable or invalid frames) and the last error text.

@@ -8,10 +8,15 @@ here, where protobuf would silently keep it as an unknown field).
 """
 from __future__ import annotations
 
+from typing import Any
+
 from google.protobuf.message import DecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from . import relay_pb2 as pb
+from . import relay_pb2
+
+#: The generated bindings build their classes at import time: nothing for a type checker to see.
+pb: Any = relay_pb2
 from ._frame_py import (ACK, DATA, HEARTBEAT, KIND_NAMES, MAX_REASON_BYTES, MAX_STREAM_ID_BYTES,
                         RESET, RESUME, VERSION, Frame, FrameError, check_body, check_stream_id,
                         check_version)
@@ -85,7 +90,7 @@ def decode(buf: bytes | bytearray | memoryview) -> Frame:
     return f
 
 
-def _message(f: Frame) -> pb.RelayMessageFrame:
+def _message(f: Frame) -> Any:  # a relay_pb2.RelayMessageFrame
     msg = pb.RelayMessageFrame(version=f.version, stream_id=f.stream_id, ack=f.ack, ack_bits=f.ack_bits)
     kind = f.kind
     if kind == DATA:
@@ -117,7 +122,8 @@ def encode(frame: Frame) -> bytes:
     return _serialize(frame)
 
 
-def encode_data(stream_id: str, seq: int, ack: int, ack_bits: int, payload: bytes,
+def encode_data(stream_id: str, seq: int, ack: int, ack_bits: int,
+                payload: bytes | bytearray | memoryview,
                 segment_index: int = 0, segment_count: int = 1) -> bytes:
     """Serialize a Data frame without building a Frame first (the hot path)."""
     return _serialize(Frame(DATA, stream_id, ack, ack_bits, seq, segment_index, segment_count, payload))

@@ -62,7 +62,7 @@ class Frame:
                  "segment_count", "payload", "next_seq", "reason")
 
     def __init__(self, kind: int, stream_id: str, ack: int = 0, ack_bits: int = 0, seq: int = 0,
-                 segment_index: int = 0, segment_count: int = -1, payload: bytes = b"",
+                 segment_index: int = 0, segment_count: int = -1, payload: bytes | bytearray | memoryview = b"",
                  next_seq: int = 0, reason: str = "", version: int = VERSION) -> None:
         values = (ack, ack_bits, seq, segment_index, next_seq, version)
         for i in range(6):
@@ -84,7 +84,7 @@ class Frame:
         self.reason = reason
 
     @classmethod
-    def data(cls, stream_id: str, seq: int, payload: bytes, ack: int = 0, ack_bits: int = 0,
+    def data(cls, stream_id: str, seq: int, payload: bytes | bytearray | memoryview, ack: int = 0, ack_bits: int = 0,
              segment_index: int = 0, segment_count: int = 1) -> Frame:
         return cls(DATA, stream_id, ack, ack_bits, seq, segment_index, segment_count, payload)
 
