@@ -47,6 +47,12 @@ if REQUIRE and SKIP:
     sys.exit("execrelay: EXECRELAY_REQUIRE_EXT=1 and EXECRELAY_NO_EXTENSIONS=1 contradict each other")
 
 
+def _short(exc: BaseException) -> str:
+    """One line for the banner and the marker (a compiler error quotes its whole command)."""
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    return text if len(text) <= 160 else f"{text[:100]} ... {text[-50:]}"
+
+
 def _banner(modules: list[str], why: str) -> str:
     return (f"\n*** execrelay: these Cython extensions were not built ({why}):\n"
             f"***   {', '.join(modules)}\n"
@@ -98,7 +104,7 @@ class CheckedBuildExt(build_ext):
             if REQUIRE:
                 raise
             for ext in self.extensions:
-                self._failed.setdefault(ext.name, f"{type(exc).__name__}: {exc}")
+                self._failed.setdefault(ext.name, _short(exc))
         self._record(self._failed)
 
     def build_extension(self, ext: Extension) -> None:
@@ -107,7 +113,7 @@ class CheckedBuildExt(build_ext):
         except Exception as exc:  # noqa: BLE001
             if REQUIRE:
                 raise
-            self._failed[ext.name] = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+            self._failed[ext.name] = _short(exc)
 
     def _record(self, failed: dict[str, str]) -> None:
         targets = [pathlib.Path(self.build_lib) / "execrelay"]
