@@ -41,7 +41,7 @@ from .errors import (LEGACY_MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, MAX_SEGMENTS, MA
                      REORDER_BYTES, RTO_INITIAL, RTO_MAX, SEGMENT_BYTES, SEND_WINDOW_BYTES,
                      SEND_WINDOW_SEGMENTS, UNKNOWN_STREAM,
                      MessageTooLarge, ProtocolViolation, StreamClosed)
-from .hot import IN_ORDER, Reassembler, RecvWindow, SendWindow
+from .hot import DROPPED, DUPLICATE, IN_ORDER, Reassembler, RecvWindow, SendWindow
 
 LEGACY = 0
 PENDING = 1
@@ -57,6 +57,9 @@ ACK_DELAY = 0.005
 ACK_EVERY = 16
 #: Idle time after which a reliable stream sends a heartbeat (P3).
 HEARTBEAT_IDLE = 30.0
+
+#: A Data frame's bytes besides its payload stay below this (stream_id <= 128 bytes, varints).
+_FRAME_HEADER_MAX = 2 * wire.MAX_STREAM_ID_BYTES
 
 _DATA = wire.DATA
 _ACK = wire.ACK
@@ -241,12 +244,12 @@ class StreamEngine:
                 f"message of {len(message)} bytes cannot be sent to a legacy (0.131.0) peer: "
                 f"frames are limited to {LEGACY_MAX_FRAME_BYTES} bytes")
         frame = _encode_data(self.stream_id, self._tx_seq, 0, 0, message)
-        # The frame header is under 256 bytes (stream_id <= 128), so only near the limit:
-        if n > LEGACY_MAX_FRAME_BYTES - 256 and len(frame) > LEGACY_MAX_FRAME_BYTES:
+        # The frame header is small (stream_id <= 128 bytes), so only near the limit:
+        if n > LEGACY_MAX_FRAME_BYTES - _FRAME_HEADER_MAX and len(frame) > LEGACY_MAX_FRAME_BYTES:
             raise MessageTooLarge(
                 f"message of {len(message)} bytes cannot be sent to a legacy (0.131.0) peer: "
                 f"the frame would be {len(frame)} bytes, over {LEGACY_MAX_FRAME_BYTES}")
-        self._tx_seq = (self._tx_seq + 1) & 0xFFFFFFFF
+        self._tx_seq = (self._tx_seq + 1) & MAX_SEQ
         return frame
 
     def wants_output(self) -> bool:
@@ -505,9 +508,9 @@ class StreamEngine:
             elif self._ack_at < 0.0:
                 self._ack_at = now + ACK_DELAY
         else:
-            if code == 2:
+            if code == DUPLICATE:
                 self.n_duplicates += 1
-            elif code == 3:
+            elif code == DROPPED:
                 self.n_dropped += 1
             self._ack_now = True
 

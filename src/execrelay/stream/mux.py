@@ -85,7 +85,7 @@ from typing import Callable, Iterable
 from .. import wire
 from .engine import (ACCEPTOR, LEGACY, MODE_NAMES, OPENER, PENDING, RELIABLE, StreamEngine,
                      clip_reason)
-from .errors import PROBATION_SECONDS, UNKNOWN_STREAM, StreamClosed
+from .errors import MAX_SEQ, PROBATION_SECONDS, UNKNOWN_STREAM, StreamClosed
 
 log = logging.getLogger("execrelay.stream")
 
@@ -298,7 +298,7 @@ class Multiplexer:
         if eng.mode == LEGACY and not eng.closed and 0 < len(message) <= _LEGACY_FAST_MAX:
             # 0.131.0 hot path, inlined StreamEngine.send: encode now, queue, wake.
             frame = _encode_data(stream_id, eng._tx_seq, 0, 0, message)
-            eng._tx_seq = (eng._tx_seq + 1) & 0xFFFFFFFF
+            eng._tx_seq = (eng._tx_seq + 1) & MAX_SEQ
             q = eng._out
             if q is None:
                 eng._out = [frame]
