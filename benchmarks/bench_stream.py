@@ -7,7 +7,6 @@ the receive and send windows, which are one source file compiled or not, and the
 ``EXECRELAY_PURE`` also switches the websocket transport (picows -> websockets) and the event
 loop (uvloop -> asyncio); nothing here runs a transport or a loop, so those are not measured
 (``benchmarks/exec_server_e2e.py`` and ``rendezvous_e2e.py`` measure the whole switch).
-The reassembler has no compiled twin (one measured no faster), so it runs once.
 
 Each benchmark runs a fixed batch of operations per round, so the per-operation figure is
 ``median / BATCH`` (printed in ``extra_info`` as ``ns_per_op`` / ``GB_s`` / ``msgs_s`` /
@@ -27,6 +26,7 @@ from execrelay import _accel
 HOT = {
     "window": ("execrelay.stream._window_c", "execrelay.stream._window_py"),
     "sendwin": ("execrelay.stream._sendwin_c", "execrelay.stream._sendwin_py"),
+    "reasm": ("execrelay.stream._reasm_c", "execrelay.stream._reasm_py"),
 }
 
 
@@ -137,11 +137,10 @@ SEG = 60 * 1024
 SEGS = [MSG16[i:i + SEG] for i in range(0, len(MSG16), SEG)]
 
 
-def test_reassembly_16mib(benchmark):
+@pytest.mark.parametrize("m", _impls("reasm"))
+def test_reassembly_16mib(benchmark, m):
     benchmark.group = "reassembly of 16 MiB from 60 KiB segments"
-    from execrelay.stream._reasm_py import Reassembler
-
-    r = Reassembler()
+    r = m.Reassembler()
     n = len(SEGS)
 
     def run():

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from execrelay.stream import _reasm_py
 from execrelay.stream.errors import ProtocolViolation
 
 
@@ -102,8 +101,8 @@ def test_sendwin_rto_backoff(twin):
     assert s.rto == 0.05
 
 
-def test_reasm_exact():
-    m = _reasm_py   # pure only: no compiled twin
+def test_reasm_exact(twin):
+    m = twin("reasm")
     r = m.Reassembler(max_segment=4, max_message=10)
     p = b"abcd"
     assert r.feed(0, 1, p) is p                       # unsplit: returned as is
@@ -129,8 +128,8 @@ def test_reasm_exact():
         r.feed(2, 3, b"ijk")
 
 
-def test_reasm_64mib_limit_real_sizes():
-    m = _reasm_py   # pure only: no compiled twin
+def test_reasm_64mib_limit_real_sizes(twin):
+    m = twin("reasm")
     seg = b"\x01" * (60 * 1024)
     r = m.Reassembler()
     count = 1093                                      # ceil(64 MiB / 60 KiB)
@@ -145,3 +144,12 @@ def test_reasm_64mib_limit_real_sizes():
     for i in range(n):
         out = r.feed(i, n, big[i * 61440:(i + 1) * 61440])
     assert out == big
+
+
+def test_reasm_unsplit_message_is_bytes(twin):
+    """Both twins deliver ``bytes``: an unsplit message given as another buffer is copied."""
+    m = twin("reasm")
+    payload = b"abc"
+    assert m.Reassembler().feed(0, 1, payload) is payload
+    out = m.Reassembler().feed(0, 1, memoryview(b"xyz"))
+    assert type(out) is bytes and out == b"xyz"
