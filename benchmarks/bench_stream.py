@@ -180,6 +180,7 @@ def _stack(pure: bool):
     for a in attrs:  # else "from .. import wire" would hand back the already-imported twin
         delattr(execrelay, a)
     old = _accel.FORCE_PURE
+    active = dict(_accel.ACTIVE)   # the second import records its choice: put the real one back
     _accel.FORCE_PURE = pure
     try:
         mux = importlib.import_module("execrelay.stream.mux")
@@ -188,6 +189,8 @@ def _stack(pure: bool):
         wire = importlib.import_module("execrelay.wire")
     finally:
         _accel.FORCE_PURE = old
+        _accel.ACTIVE.clear()
+        _accel.ACTIVE.update(active)
         for k in [k for k in sys.modules if k.startswith(("execrelay.wire", "execrelay.stream"))]:
             del sys.modules[k]
         sys.modules.update(saved)

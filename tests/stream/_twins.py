@@ -22,6 +22,7 @@ def fresh_stack(pure: bool):
     for a in attrs:
         delattr(execrelay, a)
     old = _accel.FORCE_PURE
+    active = dict(_accel.ACTIVE)   # the second import records its choice: put the real one back
     _accel.FORCE_PURE = pure
     try:
         mux = importlib.import_module("execrelay.stream.mux")
@@ -29,6 +30,8 @@ def fresh_stack(pure: bool):
         wire = importlib.import_module("execrelay.wire")
     finally:
         _accel.FORCE_PURE = old
+        _accel.ACTIVE.clear()
+        _accel.ACTIVE.update(active)
         for k in [k for k in sys.modules if k.startswith(prefixes)]:
             del sys.modules[k]
         sys.modules.update(saved)
