@@ -15,7 +15,10 @@ def fresh_stack(pure: bool):
     from execrelay import _accel
 
     prefixes = ("execrelay.wire", "execrelay.stream")
-    saved = {k: v for k, v in sys.modules.items() if k.startswith(prefixes)}
+    # the exceptions stay shared: a compiled module imported twice rebinds its (process-wide C)
+    # globals, so two copies of ProtocolViolation would leak into the regular stack
+    shared = "execrelay.stream.errors"
+    saved = {k: v for k, v in sys.modules.items() if k.startswith(prefixes) and k != shared}
     attrs = {a: getattr(execrelay, a) for a in ("wire", "stream") if hasattr(execrelay, a)}
     for k in saved:
         del sys.modules[k]
@@ -32,7 +35,7 @@ def fresh_stack(pure: bool):
         _accel.FORCE_PURE = old
         _accel.ACTIVE.clear()
         _accel.ACTIVE.update(active)
-        for k in [k for k in sys.modules if k.startswith(prefixes)]:
+        for k in [k for k in sys.modules if k.startswith(prefixes) and k != shared]:
             del sys.modules[k]
         sys.modules.update(saved)
         for a, v in attrs.items():
