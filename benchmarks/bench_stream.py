@@ -2,6 +2,12 @@
 
     python -m pytest benchmarks/bench_stream.py --benchmark-only --benchmark-group-by=group
 
+What is compared: ONLY the Cython twins against the pure-Python twins (``cython`` / ``pure``:
+the receive and send windows, which are one source file compiled or not, and the frame codec).
+``EXECRELAY_PURE`` also switches the websocket transport (picows -> websockets) and the event
+loop (uvloop -> asyncio); nothing here runs a transport or a loop, so those are not measured
+(``benchmarks/exec_server_e2e.py`` and ``rendezvous_e2e.py`` measure the whole switch).
+
 Each benchmark runs a fixed batch of operations per round, so the per-operation figure is
 ``median / BATCH`` (printed in ``extra_info`` as ``ns_per_op`` / ``GB_s`` / ``msgs_s`` /
 ``MB_s``).  The end-to-end benchmarks build two complete stacks (codec + hot path + engine +
@@ -165,8 +171,9 @@ def test_reassembly_memcpy_baseline(benchmark):
 # ----------------------------------------------------------------------- end to end
 def _stack(pure: bool):
     """Import execrelay.wire + execrelay.stream afresh, forced pure or not; return mux module."""
+    shared = "execrelay.stream.errors"   # one ProtocolViolation for both stacks (see _twins.py)
     saved = {k: v for k, v in sys.modules.items()
-             if k.startswith(("execrelay.wire", "execrelay.stream"))}
+             if k.startswith(("execrelay.wire", "execrelay.stream")) and k != shared}
     for k in saved:
         del sys.modules[k]
     import execrelay
@@ -174,6 +181,7 @@ def _stack(pure: bool):
     for a in attrs:  # else "from .. import wire" would hand back the already-imported twin
         delattr(execrelay, a)
     old = _accel.FORCE_PURE
+    active = dict(_accel.ACTIVE)   # the second import records its choice: put the real one back
     _accel.FORCE_PURE = pure
     try:
         mux = importlib.import_module("execrelay.stream.mux")
@@ -182,7 +190,10 @@ def _stack(pure: bool):
         wire = importlib.import_module("execrelay.wire")
     finally:
         _accel.FORCE_PURE = old
-        for k in [k for k in sys.modules if k.startswith(("execrelay.wire", "execrelay.stream"))]:
+        _accel.ACTIVE.clear()
+        _accel.ACTIVE.update(active)
+        for k in [k for k in sys.modules
+                  if k.startswith(("execrelay.wire", "execrelay.stream")) and k != shared]:
             del sys.modules[k]
         sys.modules.update(saved)
         for a, v in attrs.items():
@@ -193,6 +204,7 @@ def _stack(pure: bool):
     return mux, engine, hot, wire
 
 
+# the codec + windows twins, compiled or pure; the same engine and multiplexer code either way
 STACKS = [pytest.param(False, id="cython"), pytest.param(True, id="pure")]
 
 
@@ -234,7 +246,7 @@ def test_e2e_200b_messages(benchmark, pure):
     n = 5000
     benchmark.pedantic(_transfer, args=(mux_mod, engine_mod, 200, n), rounds=5, iterations=1)
     benchmark.extra_info["msgs_s"] = round(n / benchmark.stats.stats.median)
-    benchmark.extra_info["stack"] = f"wire={wire.IMPLEMENTATION} hot={hot.IMPLEMENTATION}"
+    benchmark.extra_info["stack"] = f"twins: wire={wire.IMPLEMENTATION} hot={hot.IMPLEMENTATION}"
 
 
 @pytest.mark.parametrize("pure", STACKS)
@@ -245,7 +257,7 @@ def test_e2e_1mib_messages(benchmark, pure):
     benchmark.pedantic(_transfer, args=(mux_mod, engine_mod, 1024 * 1024, n), rounds=5,
                        iterations=1)
     benchmark.extra_info["MB_s"] = round(n * 1024 * 1024 / benchmark.stats.stats.median / 1e6, 1)
-    benchmark.extra_info["stack"] = f"wire={wire.IMPLEMENTATION} hot={hot.IMPLEMENTATION}"
+    benchmark.extra_info["stack"] = f"twins: wire={wire.IMPLEMENTATION} hot={hot.IMPLEMENTATION}"
 
 
 def _legacy_transfer(mux_mod, engine_mod, n: int) -> None:

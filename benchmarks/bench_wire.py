@@ -2,6 +2,10 @@
 
     python -m pytest benchmarks/bench_wire.py --benchmark-only --benchmark-group-by=group
 
+What is compared: the codec twins only (``cython``: ext/wire/_codec_c.pyx with the compiled
+``_frame_c``; ``pure``: _codec_py on google.protobuf) and raw upb; of what ``EXECRELAY_PURE``
+switches (twins, websocket transport, event loop) only the first is involved here.
+
 "decode" includes reading the fields a router/engine needs (stream_id, kind, seq, payload),
 as performance.md's anchor ("parse + field access") does.
 """

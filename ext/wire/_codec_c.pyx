@@ -6,8 +6,9 @@ built on the generated protobuf classes).  Parsing follows protobuf's rules for 
 fields in any order, unknown fields skipped (groups included), last one wins for scalars,
 strings and the oneof, and a repeated occurrence of the *same* body message merges into it.
 Strings are checked for UTF-8 on every occurrence, as upb does.  On top of protobuf, a known
-field sent with the wrong wire type is an error, and the P1 rules of the relay profile are
-enforced.  Every failure is a :class:`FrameError` naming what and where.
+field sent with the wrong wire type is an error, and the frame rules of the relay profile are
+enforced (docs/relay-protocol.md §Frames).  Every failure is a :class:`FrameError` naming what
+and where.
 """
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -20,136 +21,23 @@ cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
     bint PyBytes_CheckExact(object)
 
-DATA = 5
-ACK = 6
-RESUME = 7
-RESET = 8
-HEARTBEAT = 9
-VERSION = 1
-MAX_STREAM_ID_BYTES = 128
-MAX_REASON_BYTES = 256
+# Frame, FrameError, the constants and the frame rules exist once, in the pure-mode module
+# src/execrelay/wire/_frame_py.py, compiled as execrelay.wire._frame_c: the C view is cimported
+# (CFrame, the K_* kinds, the checks as C calls), the Python names are re-exported.
+from execrelay.wire._frame_c cimport (Frame as CFrame, K_DATA, K_ACK, K_RESUME, K_RESET,
+                                      K_HEARTBEAT, MAX_SID, check_stream_id, check_version,
+                                      check_body)
+from execrelay.wire._frame_c import (Frame, FrameError, KIND_NAMES as _KIND_NAMES, DATA, ACK,
+                                     RESUME, RESET, HEARTBEAT, VERSION, MAX_STREAM_ID_BYTES,
+                                     MAX_REASON_BYTES)
 
-DEF K_DATA = 5
-DEF K_ACK = 6
-DEF K_RESUME = 7
-DEF K_RESET = 8
-DEF K_HEARTBEAT = 9
-DEF MAX_SID = 128
-DEF MAX_REASON = 256
-DEF MAX_GROUP_DEPTH = 100
-
-_KIND_NAMES = {K_DATA: "data", K_ACK: "ack_frame", K_RESUME: "resume", K_RESET: "reset",
-               K_HEARTBEAT: "heartbeat"}
-
-
-class FrameError(ValueError):
-    """A relay frame that cannot be decoded or breaks the P1 rules.
-
-    ``offset`` is the byte offset where the problem was found (-1 when unknown) and
-    ``stream_id`` the frame's stream if it was readable, so that a router can reset that
-    stream only.
-    """
-
-    def __init__(self, message, offset=-1, stream_id=None):
-        super().__init__(message)
-        self.offset = offset
-        self.stream_id = stream_id
+cdef enum:  # compile-time constants (DEF is deprecated in Cython 3)
+    MAX_GROUP_DEPTH = 100
+    SID_CACHE_SLOTS = 512
 
 
 cdef inline int _fail(str message, Py_ssize_t offset, object sid=None) except -1:
     raise FrameError(message, offset, sid)
-
-
-@cython.freelist(256)
-cdef class Frame:
-    """One relay frame: header fields plus exactly one body, flattened for speed.
-
-    ``kind`` is the protobuf oneof field number of the body (DATA, ACK, RESUME, RESET,
-    HEARTBEAT); fields of other bodies stay at their defaults.
-    """
-
-    cdef public int kind
-    cdef public unsigned int version
-    cdef public str stream_id
-    cdef public unsigned int ack
-    cdef public unsigned int ack_bits
-    cdef public unsigned int seq
-    cdef public unsigned int segment_index
-    cdef public unsigned int segment_count
-    cdef public bytes payload
-    cdef public unsigned int next_seq
-    cdef public str reason
-
-    def __init__(self, int kind, str stream_id, unsigned int ack=0, unsigned int ack_bits=0,
-                 unsigned int seq=0, unsigned int segment_index=0, long long segment_count=-1,
-                 payload=b"", unsigned int next_seq=0, str reason="", unsigned int version=1):
-        self.kind = kind
-        self.version = version
-        self.stream_id = stream_id
-        self.ack = ack
-        self.ack_bits = ack_bits
-        self.seq = seq
-        self.segment_index = segment_index
-        # -1 means "the natural default": 1 for a Data frame (one unsplit message), else 0.
-        if segment_count < 0:
-            segment_count = 1 if kind == K_DATA else 0
-        self.segment_count = <unsigned int>segment_count
-        if (segment_count >> 32) != 0:
-            raise OverflowError("segment_count does not fit in 32 bits")
-        self.payload = payload if PyBytes_CheckExact(payload) else bytes(payload)
-        self.next_seq = next_seq
-        self.reason = reason
-
-    @classmethod
-    def data(cls, str stream_id, unsigned int seq, payload, unsigned int ack=0,
-             unsigned int ack_bits=0, unsigned int segment_index=0, long long segment_count=1):
-        return cls(K_DATA, stream_id, ack, ack_bits, seq, segment_index, segment_count, payload)
-
-    @classmethod
-    def resume(cls, str stream_id, unsigned int next_seq, unsigned int ack=0, unsigned int ack_bits=0):
-        return cls(K_RESUME, stream_id, ack, ack_bits, next_seq=next_seq)
-
-    @classmethod
-    def reset(cls, str stream_id, str reason, unsigned int ack=0, unsigned int ack_bits=0):
-        return cls(K_RESET, stream_id, ack, ack_bits, reason=reason)
-
-    @classmethod
-    def ack_frame(cls, str stream_id, unsigned int ack, unsigned int ack_bits):
-        return cls(K_ACK, stream_id, ack, ack_bits)
-
-    @classmethod
-    def heartbeat(cls, str stream_id, unsigned int ack=0, unsigned int ack_bits=0):
-        return cls(K_HEARTBEAT, stream_id, ack, ack_bits)
-
-    def _key(self):
-        return (self.kind, self.version, self.stream_id, self.ack, self.ack_bits, self.seq,
-                self.segment_index, self.segment_count, self.payload, self.next_seq, self.reason)
-
-    def __eq__(self, other):
-        if not hasattr(other, "_key"):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __ne__(self, other):
-        if not hasattr(other, "_key"):
-            return NotImplemented
-        return self._key() != other._key()
-
-    __hash__ = None
-
-    def __repr__(self):
-        name = _KIND_NAMES.get(self.kind, f"kind{self.kind}")
-        if self.kind == K_DATA:
-            body = (f"seq={self.seq}, segment={self.segment_index}/{self.segment_count}, "
-                    f"payload={len(self.payload)}B")
-        elif self.kind == K_RESUME:
-            body = f"next_seq={self.next_seq}"
-        elif self.kind == K_RESET:
-            body = f"reason={self.reason!r}"
-        else:
-            body = ""
-        return (f"Frame.{name}(stream_id={self.stream_id!r}, ack={self.ack}, "
-                f"ack_bits={self.ack_bits:#x}{', ' + body if body else ''})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,47 +162,10 @@ cdef inline object _utf8(const uint8_t* p, Py_ssize_t n, str what, Py_ssize_t at
 
 
 # ---------------------------------------------------------------------------------------------
-# validation shared by decode and encode
-
-cdef inline bint _plain_edge(uint8_t c):
-    # printable ASCII other than space: certainly not whitespace
-    return 0x20 < c < 0x7F
-
-
-cdef int _check_sid(object sid, const uint8_t* p, Py_ssize_t n, Py_ssize_t at) except -1:
-    if n == 0:
-        _fail("relay frame is missing stream_id", at)
-    if n > MAX_SID:
-        _fail(f"relay frame stream_id is longer than {MAX_SID} bytes", at)
-    if not (_plain_edge(p[0]) and _plain_edge(p[n - 1])):
-        if sid != sid.strip():
-            _fail("relay frame stream_id has surrounding whitespace", at)
-    return 0
-
-
-cdef int _check_body(int kind, uint32_t index, uint32_t count, Py_ssize_t payload_len,
-                     Py_ssize_t reason_len, Py_ssize_t at, object sid) except -1:
-    if kind == K_DATA:
-        if count < 1:
-            _fail("relay data frame has segment_count 0", at, sid)
-        if index >= count:
-            _fail(f"relay data frame segment_index {index} >= segment_count {count}", at, sid)
-        if payload_len == 0:
-            _fail("relay data frame has an empty payload", at, sid)
-    elif kind == K_RESET:
-        if reason_len < 1 or reason_len > MAX_REASON:
-            _fail(f"relay reset reason must be 1..{MAX_REASON} bytes, got {reason_len}", at, sid)
-    elif kind != K_ACK and kind != K_RESUME and kind != K_HEARTBEAT:
-        _fail("relay frame is missing body", at, sid)
-    return 0
-
-
-# ---------------------------------------------------------------------------------------------
 # stream-id cache: a frame's stream id repeats on every frame of the stream, so a validated
 # ``str`` is kept in a small direct-mapped table and reused when the same bytes come again.
-# That saves the allocation, the UTF-8 decode and the P1 checks on the routing hot path.
+# That saves the allocation, the UTF-8 decode and the frame checks on the routing hot path.
 
-DEF SID_CACHE_SLOTS = 512
 cdef object _sid_cache = [None] * SID_CACHE_SLOTS
 
 
@@ -340,7 +191,7 @@ cdef object _stream_id(const uint8_t* p, Py_ssize_t n, Py_ssize_t at):
     cdef object sid
     if n == 0 or n > MAX_SID:
         sid = _utf8(p, n, "stream_id", at, None)
-        _check_sid(sid, p, n, at)
+        check_stream_id(sid, n, at)
     slot = _sid_hash(p, n) & (SID_CACHE_SLOTS - 1)
     cached = (<list>_sid_cache)[slot]
     if cached is not None:
@@ -348,7 +199,7 @@ cdef object _stream_id(const uint8_t* p, Py_ssize_t n, Py_ssize_t at):
         if cn == n and memcmp(cp, p, n) == 0:
             return cached
     sid = _utf8(p, n, "stream_id", at, None)
-    _check_sid(sid, p, n, at)
+    check_stream_id(sid, n, at)
     (<list>_sid_cache)[slot] = sid
     return sid
 
@@ -356,7 +207,7 @@ cdef object _stream_id(const uint8_t* p, Py_ssize_t n, Py_ssize_t at):
 # ---------------------------------------------------------------------------------------------
 # decode
 
-cdef Frame _decode(const uint8_t* buf, Py_ssize_t end):
+cdef CFrame _decode(const uint8_t* buf, Py_ssize_t end):
     cdef Py_ssize_t pos = 0, at, sub_end, n
     cdef uint32_t key, field, wt, skey
     cdef uint64_t v
@@ -370,7 +221,7 @@ cdef Frame _decode(const uint8_t* buf, Py_ssize_t end):
     cdef object sid = None
     cdef object reason = None
     cdef Py_ssize_t reason_n = 0
-    cdef Frame f
+    cdef CFrame f
     cdef object deferred_top = None, deferred_body = None
 
     while pos < end:
@@ -470,11 +321,10 @@ cdef Frame _decode(const uint8_t* buf, Py_ssize_t end):
         _fail(deferred_top[0], deferred_top[1], sid)
     if deferred_body is not None:
         _fail(deferred_body[0], deferred_body[1], sid)
-    if version != 1:
-        _fail(f"unsupported relay frame version {version}", -1, sid)
-    _check_body(kind, index, count, payload_n, reason_n, -1, sid)
+    check_version(version, -1, sid)
+    check_body(kind, index, count, payload_n, reason_n, -1, sid)
 
-    f = Frame.__new__(Frame)
+    f = CFrame.__new__(CFrame)
     f.kind = kind
     f.version = version
     f.stream_id = <str>sid
@@ -577,10 +427,9 @@ cdef bytes _encode(int kind, str stream_id, uint32_t ack, uint32_t ack_bits, uin
             reason_p = <const uint8_t*>PyUnicode_AsUTF8AndSize(reason, &reason_n)
     except UnicodeEncodeError as exc:
         raise FrameError(f"cannot encode relay frame: {exc}") from None
-    _check_sid(stream_id, sid_p, sid_n, -1)
-    if version != 1:
-        _fail(f"unsupported relay frame version {version}", -1, stream_id)
-    _check_body(kind, index, count, payload_n, reason_n, -1, stream_id)
+    check_stream_id(stream_id, sid_n, -1)
+    check_version(version, -1, stream_id)
+    check_body(kind, index, count, payload_n, reason_n, -1, stream_id)
 
     if kind == K_DATA:
         if seq:
@@ -639,7 +488,7 @@ cdef bytes _encode(int kind, str stream_id, uint32_t ack, uint32_t ack_bits, uin
     return out
 
 
-def encode(Frame frame):
+def encode(CFrame frame):
     """Serialize a frame; the output is byte-identical to protobuf's deterministic form."""
     cdef bytes payload = frame.payload
     return _encode(frame.kind, frame.stream_id, frame.ack, frame.ack_bits, frame.seq,

@@ -18,7 +18,9 @@ __version__ = "0.1.0"
 def accelerated() -> dict[str, str]:
     """Report which implementation each accelerated component uses ("cython" or "pure").
 
-    Importing the components is what makes the choice, so this imports them first.
+    Importing the components is what makes the choice, so this imports them first.  A
+    component on "pure" without ``EXECRELAY_PURE`` is a fallback: ``execrelay._accel.FALLBACKS``
+    says why.
     """
     import importlib
 

@@ -1,21 +1,70 @@
 """Choose between a compiled extension module and its pure-Python twin.
 
-Every module compiled from ``ext/`` has a twin written in Python with the same API and
-behaviour.  The compiled one is used when it imports, unless ``EXECRELAY_PURE=1`` is set
-(read once, at import time), which forces every twin to the pure side: CI runs the whole test
-suite both ways.  The choice is recorded so that :func:`execrelay.accelerated` can report it.
+Every module compiled from ``ext/`` has a pure twin with the same API and behaviour (for the
+stream windows, the very same source file, compiled or not).  The compiled one is used when it
+imports.  Two environment flags, read once at import time (``execrelay._flags`` spellings):
+
+- ``EXECRELAY_PURE`` forces the pure side of three things: these Cython twins, the websocket
+  transport (``websockets`` instead of picows) and the event loop (asyncio instead of uvloop).
+  CI runs the whole test suite both ways.
+- ``EXECRELAY_REQUIRE_EXT`` makes a compiled module that does not import an error instead of a
+  silent fallback (CI's compiled pass; ``setup.py`` also fails the build under it).
+
+Without either, a fallback is reported once per process on stderr (a
+:class:`ExtensionFallbackWarning`), with the build's reason when ``setup.py`` recorded one in
+``execrelay/_build_fallback.txt``: pip hides a successful build's output, so this is where the
+user learns that the install has no compiled hot path.
 """
 from __future__ import annotations
 
 import importlib
-import os
+import pathlib
+import warnings
 from types import ModuleType
 
-#: True when ``EXECRELAY_PURE=1`` forces the pure-Python twins everywhere.
-FORCE_PURE: bool = os.environ.get("EXECRELAY_PURE", "") not in ("", "0")
+from ._flags import env_flag
+
+#: True when ``EXECRELAY_PURE`` forces the pure side everywhere (twins, transport, loop).
+FORCE_PURE: bool = env_flag("EXECRELAY_PURE")
+#: True when a compiled module that does not import must raise instead of falling back.
+REQUIRE_EXT: bool = env_flag("EXECRELAY_REQUIRE_EXT")
+
+#: What ``EXECRELAY_PURE`` switches, for ``execrelay info``, the README and the benchmarks.
+PURE_SWITCHES: tuple[str, ...] = (
+    "Cython twins -> pure-Python twins",
+    "picows -> websockets (websocket transport)",
+    "uvloop -> asyncio (event loop)",
+)
 
 #: Which implementation each accelerated component uses: name -> "cython" | "pure".
 ACTIVE: dict[str, str] = {}
+#: Components whose compiled module failed to import although it was not forced pure:
+#: name -> why.
+FALLBACKS: dict[str, str] = {}
+
+_MARKER = pathlib.Path(__file__).with_name("_build_fallback.txt")
+
+
+class ExtensionFallbackWarning(RuntimeWarning):
+    """A compiled module is missing and its pure twin runs instead (correct, only slower)."""
+
+
+class MissingExtensionError(ImportError):
+    """``EXECRELAY_REQUIRE_EXT`` is set and a compiled module does not import."""
+
+
+def build_fallbacks() -> dict[str, str]:
+    """What ``setup.py`` recorded at install time: compiled module -> why it was not built."""
+    try:
+        text = _MARKER.read_text()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        module, _, why = line.partition(": ")
+        if module:
+            out[module] = why
+    return out
 
 
 def select(component: str, compiled: str, pure: str) -> ModuleType:
@@ -26,8 +75,12 @@ def select(component: str, compiled: str, pure: str) -> ModuleType:
     if not FORCE_PURE:
         try:
             module = importlib.import_module(compiled)
-        except ImportError:
-            pass
+        except ImportError as exc:
+            why = build_fallbacks().get(compiled) or f"{type(exc).__name__}: {exc}"
+            if REQUIRE_EXT:
+                raise MissingExtensionError(
+                    f"EXECRELAY_REQUIRE_EXT is set but {compiled} does not import ({why})") from exc
+            _report_fallback(component, compiled, why)
         else:
             ACTIVE[component] = "cython"
             return module
@@ -36,10 +89,23 @@ def select(component: str, compiled: str, pure: str) -> ModuleType:
     return module
 
 
+def _report_fallback(component: str, compiled: str, why: str) -> None:
+    first = not FALLBACKS
+    FALLBACKS[component] = why
+    if first:   # one banner per process; `execrelay info` lists every component
+        warnings.warn(
+            f"execrelay: the compiled module {compiled} is not available ({why}); using the "
+            "pure-Python twins (correct, slower). `execrelay info` lists every fallback; "
+            "reinstall with a C compiler, or set EXECRELAY_REQUIRE_EXT=1 to make this an error.",
+            ExtensionFallbackWarning, stacklevel=3)
+
+
 def load_both(compiled: str, pure: str) -> tuple[ModuleType | None, ModuleType]:
     """Return ``(compiled or None, pure)``, ignoring ``EXECRELAY_PURE``.
 
-    Differential tests and benchmarks use this to run both twins side by side.
+    Differential tests and benchmarks use this to run both twins side by side (the test
+    fixture, not this function, turns a missing compiled twin into a failure under
+    ``EXECRELAY_REQUIRE_EXT``).
     """
     try:
         fast: ModuleType | None = importlib.import_module(compiled)

@@ -6,11 +6,11 @@ import os
 
 import pytest
 
-from execrelay._accel import load_both
 
-FAST, PURE = load_both("execrelay.executor._fsmeta_c", "execrelay.executor._fsmeta_py")
-TWINS = [pytest.param(PURE, id="pure"),
-         pytest.param(FAST, id="cython", marks=pytest.mark.skipif(FAST is None, reason="extension not built"))]
+@pytest.fixture(scope="module")
+def mod(twin):
+    """Each twin in turn (the suite-wide ``twin`` fixture, tests/conftest.py)."""
+    return twin("fsmeta")
 
 
 @pytest.fixture
@@ -25,7 +25,6 @@ def tree(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("mod", TWINS)
 def test_results(mod, tree) -> None:
     assert mod.metadata(str(tree / "f")) == {"isDirectory": False, "isFile": True, "isSymlink": False,
                                               "createdAtMs": 0, "modifiedAtMs": 1_700_000_000_123}
@@ -36,7 +35,6 @@ def test_results(mod, tree) -> None:
     assert list(r) == ["isDirectory", "isFile", "isSymlink", "createdAtMs", "modifiedAtMs"]
 
 
-@pytest.mark.parametrize("mod", TWINS)
 def test_errors(mod, tree) -> None:
     for name in ("dangling", "missing"):
         with pytest.raises(OSError) as info:
@@ -49,9 +47,8 @@ def test_errors(mod, tree) -> None:
         mod.metadata(str(tree) + "/a\0b")
 
 
-def test_twins_agree(tree) -> None:
-    if FAST is None:
-        pytest.skip("extension not built")
+def test_twins_agree(twin_pair, tree) -> None:
+    FAST, PURE = twin_pair("fsmeta")
     names = ["f", "d", "lf", "ld", "d/", "d/../f"]
     undecodable = os.fsdecode(b"caf\xe9")  # not UTF-8: surrogateescape round trip
     with open(os.path.join(os.fsencode(str(tree)), b"caf\xe9"), "wb"):

@@ -1,37 +1,7 @@
-"""Fixtures for the stream tests: both twins of each hot-path module."""
+"""A second copy of the whole wire + stream stack, forced compiled or pure (for the stack-level
+differential test; per-module twins come from the ``twin``/``twin_pair`` fixtures of
+tests/conftest.py)."""
 from __future__ import annotations
-
-import pytest
-
-from execrelay._accel import load_both
-
-MODULES = {
-    "window": ("execrelay.stream._window_c", "execrelay.stream._window_py"),
-    "sendwin": ("execrelay.stream._sendwin_c", "execrelay.stream._sendwin_py"),
-    "reasm": ("execrelay.stream._reasm_c", "execrelay.stream._reasm_py"),
-}
-
-
-def twins(name: str):
-    """(compiled module or None, pure module)."""
-    return load_both(*MODULES[name])
-
-
-def impls(name: str) -> list:
-    """pytest params: each available implementation of a hot-path module."""
-    fast, pure = twins(name)
-    return [
-        pytest.param(pure, id="pure"),
-        pytest.param(fast, id="cython", marks=pytest.mark.skipif(
-            fast is None, reason="compiled twin not built (python setup.py build_ext --inplace)")),
-    ]
-
-
-def both(name: str):
-    fast, pure = twins(name)
-    if fast is None:
-        pytest.skip("compiled twin not built (python setup.py build_ext --inplace)")
-    return fast, pure
 
 
 def fresh_stack(pure: bool):
@@ -45,13 +15,17 @@ def fresh_stack(pure: bool):
     from execrelay import _accel
 
     prefixes = ("execrelay.wire", "execrelay.stream")
-    saved = {k: v for k, v in sys.modules.items() if k.startswith(prefixes)}
+    # the exceptions stay shared: a compiled module imported twice rebinds its (process-wide C)
+    # globals, so two copies of ProtocolViolation would leak into the regular stack
+    shared = "execrelay.stream.errors"
+    saved = {k: v for k, v in sys.modules.items() if k.startswith(prefixes) and k != shared}
     attrs = {a: getattr(execrelay, a) for a in ("wire", "stream") if hasattr(execrelay, a)}
     for k in saved:
         del sys.modules[k]
     for a in attrs:
         delattr(execrelay, a)
     old = _accel.FORCE_PURE
+    active = dict(_accel.ACTIVE)   # the second import records its choice: put the real one back
     _accel.FORCE_PURE = pure
     try:
         mux = importlib.import_module("execrelay.stream.mux")
@@ -59,12 +33,14 @@ def fresh_stack(pure: bool):
         wire = importlib.import_module("execrelay.wire")
     finally:
         _accel.FORCE_PURE = old
-        for k in [k for k in sys.modules if k.startswith(prefixes)]:
+        _accel.ACTIVE.clear()
+        _accel.ACTIVE.update(active)
+        for k in [k for k in sys.modules if k.startswith(prefixes) and k != shared]:
             del sys.modules[k]
         sys.modules.update(saved)
         for a, v in attrs.items():
             setattr(execrelay, a, v)
     want = "pure" if pure else "cython"
-    if hot.IMPLEMENTATION != want or wire.IMPLEMENTATION != want:
-        pytest.skip(f"cannot build a {want} stack (compiled twins not built?)")
+    # the caller checked (twin_pair) that the compiled modules exist, so this cannot skip
+    assert hot.IMPLEMENTATION == want and wire.IMPLEMENTATION == want
     return mux

@@ -6,7 +6,6 @@ from hypothesis import given, settings, strategies as st
 
 from execrelay.stream.errors import ProtocolViolation
 
-from ._twins import both
 
 SETTINGS = settings(max_examples=300, deadline=None)
 
@@ -28,8 +27,8 @@ window_ops = st.lists(st.one_of(
 
 @SETTINGS
 @given(window_ops)
-def test_window_twins_agree(ops):
-    fast, pure = both("window")
+def test_window_twins_agree(twin_pair, ops):
+    fast, pure = twin_pair("window")
     a, b = fast.RecvWindow(), pure.RecvWindow()
     for op in ops:
         assert _run(a, op) == _run(b, op)
@@ -80,8 +79,8 @@ def _state(s):
 
 @SETTINGS
 @given(sendwin_script())
-def test_sendwin_twins_agree(ops):
-    fast, pure = both("sendwin")
+def test_sendwin_twins_agree(twin_pair, ops):
+    fast, pure = twin_pair("sendwin")
     a, b = fast.SendWindow(), pure.SendWindow()
     for name, args in ops:
         if name == "push":
@@ -116,8 +115,8 @@ def reasm_script(draw):
 
 @SETTINGS
 @given(reasm_script(), st.booleans())
-def test_reasm_twins_agree(ops, well_formed):
-    fast, pure = both("reasm")
+def test_reasm_twins_agree(twin_pair, ops, well_formed):
+    fast, pure = twin_pair("reasm")
     a = fast.Reassembler(max_segment=64, max_message=400)
     b = pure.Reassembler(max_segment=64, max_message=400)
     if well_formed:  # turn the script into consistent messages most of the time

@@ -5,11 +5,9 @@ import pytest
 
 from execrelay.stream.errors import ProtocolViolation
 
-from ._twins import impls
 
-
-@pytest.mark.parametrize("m", impls("window"))
-def test_window_in_order_dup_reorder(m):
+def test_window_in_order_dup_reorder(twin):
+    m = twin("window")
     w = m.RecvWindow()
     assert w.offer(1, "a", 10) == m.IN_ORDER and w.ack == 1 and w.ack_bits == 0
     assert w.offer(1, "a", 10) == m.DUPLICATE
@@ -27,8 +25,8 @@ def test_window_in_order_dup_reorder(m):
     assert w.pop_next() == "e" and w.ack == 5 and w.buffered_count == 0 and w.buffered_bytes == 0
 
 
-@pytest.mark.parametrize("m", impls("window"))
-def test_window_bounds(m):
+def test_window_bounds(twin):
+    m = twin("window")
     w = m.RecvWindow(max_bytes=1000)
     assert w.offer(65, "x", 1) == m.DROPPED       # ack+65: beyond 64
     assert w.offer(64, "x", 1) == m.BUFFERED      # ack+64: the last slot
@@ -38,8 +36,8 @@ def test_window_bounds(m):
     assert w.offer(1, "big", 10 ** 9) == m.IN_ORDER  # in-order is never refused
 
 
-@pytest.mark.parametrize("m", impls("sendwin"))
-def test_sendwin_cumulative_and_sack(m):
+def test_sendwin_cumulative_and_sack(twin):
+    m = twin("sendwin")
     s = m.SendWindow()
     for i in range(5):
         assert s.push(f"s{i+1}", 100, 0.0) == i + 1
@@ -53,8 +51,8 @@ def test_sendwin_cumulative_and_sack(m):
     assert s.on_ack(5, 0, 0.3) == 0 and s.in_flight == 0 and s.base == 6
 
 
-@pytest.mark.parametrize("m", impls("sendwin"))
-def test_sendwin_fast_retransmit_once(m):
+def test_sendwin_fast_retransmit_once(twin):
+    m = twin("sendwin")
     s = m.SendWindow()
     for _ in range(6):
         s.push(b"x", 1, 0.0)
@@ -65,8 +63,8 @@ def test_sendwin_fast_retransmit_once(m):
     assert s.take_fast() == []
 
 
-@pytest.mark.parametrize("m", impls("sendwin"))
-def test_sendwin_window_and_violations(m):
+def test_sendwin_window_and_violations(twin):
+    m = twin("sendwin")
     s = m.SendWindow()
     for _ in range(32):
         assert s.can_send(60 * 1024)
@@ -84,8 +82,8 @@ def test_sendwin_window_and_violations(m):
     assert not b.can_send(101) and b.can_send(100)
 
 
-@pytest.mark.parametrize("m", impls("sendwin"))
-def test_sendwin_rto_backoff(m):
+def test_sendwin_rto_backoff(twin):
+    m = twin("sendwin")
     s = m.SendWindow()
     s.push(b"x", 1, 1.0)
     assert s.next_deadline() == 1.5
@@ -103,8 +101,8 @@ def test_sendwin_rto_backoff(m):
     assert s.rto == 0.05
 
 
-@pytest.mark.parametrize("m", impls("reasm"))
-def test_reasm_exact(m):
+def test_reasm_exact(twin):
+    m = twin("reasm")
     r = m.Reassembler(max_segment=4, max_message=10)
     p = b"abcd"
     assert r.feed(0, 1, p) is p                       # unsplit: returned as is
@@ -130,8 +128,8 @@ def test_reasm_exact(m):
         r.feed(2, 3, b"ijk")
 
 
-@pytest.mark.parametrize("m", impls("reasm"))
-def test_reasm_64mib_limit_real_sizes(m):
+def test_reasm_64mib_limit_real_sizes(twin):
+    m = twin("reasm")
     seg = b"\x01" * (60 * 1024)
     r = m.Reassembler()
     count = 1093                                      # ceil(64 MiB / 60 KiB)
@@ -146,3 +144,12 @@ def test_reasm_64mib_limit_real_sizes(m):
     for i in range(n):
         out = r.feed(i, n, big[i * 61440:(i + 1) * 61440])
     assert out == big
+
+
+def test_reasm_unsplit_message_is_bytes(twin):
+    """Both twins deliver ``bytes``: an unsplit message given as another buffer is copied."""
+    m = twin("reasm")
+    payload = b"abc"
+    assert m.Reassembler().feed(0, 1, payload) is payload
+    out = m.Reassembler().feed(0, 1, memoryview(b"xyz"))
+    assert type(out) is bytes and out == b"xyz"

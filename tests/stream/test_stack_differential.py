@@ -40,7 +40,9 @@ def _scenario(mux_mod, seed: int):
     return p.record, p.h.events, p.e.events
 
 
-def test_compiled_and_pure_stacks_emit_identical_frames():
+def test_compiled_and_pure_stacks_emit_identical_frames(twin_pair):
+    for name in ("window", "sendwin", "codec"):
+        twin_pair(name)   # skips (or fails under EXECRELAY_REQUIRE_EXT) when one is not built
     fast = fresh_stack(False)
     pure = fresh_stack(True)
     for seed in (1, 2):

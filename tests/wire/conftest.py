@@ -1,31 +1,22 @@
+"""The codec twins, from the suite-wide twin fixtures (tests/conftest.py)."""
 from __future__ import annotations
+
+from types import ModuleType
 
 import pytest
 
-from execrelay._accel import load_both
 
-_compiled, _pure = load_both("execrelay.wire._codec_c", "execrelay.wire._codec_py")
-TWINS = [pytest.param(_pure, id="pure")]
-if _compiled is not None:
-    TWINS.insert(0, pytest.param(_compiled, id="cython"))
-else:
-    TWINS.insert(0, pytest.param(None, id="cython", marks=pytest.mark.skip(
-        reason="the Cython codec is not built (pip install without a compiler?)")))
-
-
-@pytest.fixture(params=TWINS, scope="module")
-def codec(request):
+@pytest.fixture(scope="module")
+def codec(twin) -> ModuleType:
     """Each codec twin in turn, whatever EXECRELAY_PURE says."""
-    return request.param
+    return twin("codec")
 
 
 @pytest.fixture(scope="module")
-def compiled():
-    if _compiled is None:
-        pytest.skip("the Cython codec is not built")
-    return _compiled
+def compiled(twin_pair) -> ModuleType:
+    return twin_pair("codec")[0]
 
 
 @pytest.fixture(scope="module")
-def pure():
-    return _pure
+def pure(twin_pair) -> ModuleType:
+    return twin_pair("codec")[1]

@@ -32,11 +32,32 @@ def test_proto_matches_upstream_field_numbers():
 
 
 def test_accelerated_reports_the_choice():
-    import os
-
+    """Each component reports the build it runs: all pure when forced, all compiled when
+    EXECRELAY_REQUIRE_EXT demands it, and otherwise pure only as a reported fallback."""
     import execrelay
+    from execrelay import _accel
 
     active = execrelay.accelerated()
-    if os.environ.get("EXECRELAY_PURE") == "1":
-        assert active["wire"] == "pure"
-    assert active["wire"] in ("cython", "pure")
+    assert set(active) == {"wire", "stream.window", "stream.sendwin", "stream.reasm", "fsmeta"}
+    if _accel.FORCE_PURE:
+        assert set(active.values()) == {"pure"}
+    elif _accel.REQUIRE_EXT:
+        assert set(active.values()) == {"cython"}
+    else:
+        assert {c for c, impl in active.items() if impl == "pure"} == set(_accel.FALLBACKS)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("1", True), ("true", True), ("YES", True), (" on ", True),
+    ("", False), ("0", False), ("false", False), ("No", False), ("off", False), (None, False)])
+def test_flags_parse_explicitly(value, expected):
+    from execrelay._flags import parse_flag
+
+    assert parse_flag("EXECRELAY_PURE", value) is expected
+
+
+def test_flags_refuse_anything_else():
+    from execrelay._flags import parse_flag
+
+    with pytest.raises(ValueError, match="EXECRELAY_PURE='maybe'"):
+        parse_flag("EXECRELAY_PURE", "maybe")

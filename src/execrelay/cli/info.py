@@ -1,4 +1,5 @@
-"""``execrelay info``: which implementation (Cython or pure) each hot-path component uses."""
+"""``execrelay info``: which implementation (Cython or pure) each hot-path component uses, what
+``EXECRELAY_PURE`` switches, and why a component fell back to pure when it was not asked to."""
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,15 @@ def run(args: argparse.Namespace) -> int:
     import execrelay
     from execrelay import _accel
 
+    active = execrelay.accelerated()
     print(f"execrelay {execrelay.__version__}")
-    print(f"EXECRELAY_PURE forced: {_accel.FORCE_PURE}")
-    for component, impl in sorted(execrelay.accelerated().items()):
-        print(f"{component:12s} {impl}")
+    print(f"EXECRELAY_PURE: {'set' if _accel.FORCE_PURE else 'not set'} (it switches: "
+          f"{'; '.join(_accel.PURE_SWITCHES)})")
+    print(f"EXECRELAY_REQUIRE_EXT: {'set' if _accel.REQUIRE_EXT else 'not set'}")
+    for component, impl in sorted(active.items()):
+        why = _accel.FALLBACKS.get(component)
+        print(f"{component:15s} {impl}" + (f"  (FALLBACK: {why})" if why else ""))
+    if _accel.FALLBACKS:
+        print("*** some compiled modules are missing: the pure twins run instead (correct, "
+              "slower); reinstall with a C compiler (EXECRELAY_REQUIRE_EXT=1 makes it an error)")
     return 0

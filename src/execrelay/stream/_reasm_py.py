@@ -3,7 +3,10 @@
 Segments are fed strictly in seq order (the receive window guarantees it), so the only state is
 the message in progress.  Each segment's bytes are copied exactly once (here: into the final
 ``b"".join``; the compiled twin copies into a preallocated buffer that becomes the delivered
-``bytes`` object).  An unsplit message (``segment_count == 1``) is returned as is, no copy.
+``bytes`` object).  An unsplit message (``segment_count == 1``) is returned as is when it is
+``bytes`` (any other buffer is copied into ``bytes``, as the compiled twin does).  The compiled
+twin stays because it pays in the real stack: engine to engine, 64 x 1 MiB messages take
+20 ms with it and 47 ms with this one (the 16 MiB micro-benchmark shows no difference).
 Any inconsistency raises :class:`ProtocolViolation` with the text the stream's Reset carries.
 """
 from __future__ import annotations
@@ -34,7 +37,7 @@ class Reassembler:
             if index != 0:
                 raise ProtocolViolation(f"segment {index}/{count} does not start a message")
             if count == 1:
-                return payload
+                return payload if type(payload) is bytes else bytes(payload)
             if count > -(-self.max_message // self.max_segment):
                 raise ProtocolViolation(f"message of {count} segments exceeds {self.max_message} bytes")
             self.active = True

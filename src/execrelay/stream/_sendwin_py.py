@@ -1,9 +1,13 @@
-"""Pure twin of ``execrelay.stream._sendwin_c``: reliable-mode send window and ack processing.
+# cython: annotation_typing=False
+"""The reliable-mode send window and ack processing, written once: the pure build runs this file
+as is, and ``setup.py`` compiles the same file (typed by ``ext/stream/_sendwin_c.pxd``, Cython
+"pure Python mode") into ``execrelay.stream._sendwin_c``.  The floating-point RTO arithmetic is
+the same IEEE double operations in the same order either way.
 
 Holds the in-flight segments (seq ``base`` .. ``next_seq - 1``) of one stream direction and
 answers the questions the engine asks on every frame:
 
-- ``can_send(n)``: P3 window, at most ``max_segments`` seqs outstanding (counted as the span
+- ``can_send(n)``: the window of docs/relay-protocol.md §Reliable mode, at most ``max_segments`` seqs outstanding (counted as the span
   ``next_seq - base``, which also keeps every in-flight seq inside the 32-bit ``ack_bits``
   reach) and ``max_bytes`` unacknowledged bytes;
 - ``on_ack(ack, ack_bits, now)``: release what the peer's cumulative ack and selective bits
@@ -13,7 +17,9 @@ answers the questions the engine asks on every frame:
   An ack of a seq never sent raises :class:`ProtocolViolation`.
 - ``expire(now)``: RFC 6298 retransmission timeout, per segment, with exponential backoff.
 
-Times are floats passed in by the caller; nothing here reads a clock.
+Times are floats passed in by the caller; nothing here reads a clock.  Compiled, the per-slot
+state (``_sizes``, ``_sent_at``, ``_retx``, ``_sacked``, ``_fr``) is C arrays: always index them
+through ``self`` (a local alias would be a copy).
 """
 from __future__ import annotations
 
@@ -21,9 +27,32 @@ from .errors import RTO_INITIAL, RTO_MAX, RTO_MIN, ProtocolViolation
 
 _SLOTS = 32      # in-flight seqs span at most max_segments <= 32: distinct mod 32
 _MASK = _SLOTS - 1
+_NO_ITEMS: list[object] = []   # never written: stands in for the ring when nothing is in flight
 
 
 class SendWindow:
+    """Send side of one reliable stream: in-flight ring, ack/SACK processing, RTO timers."""
+
+    base: int
+    next_seq: int
+    in_flight: int
+    in_flight_bytes: int
+    sacked_count: int
+    max_segments: int
+    max_bytes: int
+    rto: float
+    srtt: float
+    rttvar: float
+    rto_min: float
+    rto_max: float
+    _items: list[object] | None
+    _sizes: list[int]
+    _sent_at: list[float]
+    _retx: list[bool]
+    _sacked: list[bool]
+    _fr: list[bool]
+    _fast: list[int]
+
     __slots__ = ("base", "next_seq", "in_flight", "in_flight_bytes", "sacked_count",
                  "max_segments", "max_bytes", "rto", "srtt", "rttvar", "rto_min", "rto_max",
                  "_items", "_sizes", "_sent_at", "_retx", "_sacked", "_fr", "_fast")
@@ -45,15 +74,17 @@ class SendWindow:
         self.rttvar = 0.0
         self.rto_min = rto_min
         self.rto_max = rto_max
-        self._items: list | None = None   # created on the first push
-        self._sizes = [0] * _SLOTS
-        self._sent_at = [0.0] * _SLOTS
-        self._retx = [False] * _SLOTS
-        self._sacked = [False] * _SLOTS
-        self._fr = [False] * _SLOTS
-        self._fast: list[int] = []
+        self._items = None   # created on the first push
+        # 32 == _SLOTS, written as a literal so that Cython can fill the C arrays from the lists
+        self._sizes = [0] * 32
+        self._sent_at = [0.0] * 32
+        self._retx = [False] * 32
+        self._sacked = [False] * 32
+        self._fr = [False] * 32
+        self._fast = []
 
     def can_send(self, nbytes: int) -> bool:
+        """Whether a segment of ``nbytes`` fits in the window now."""
         if self.next_seq - self.base >= self.max_segments:
             return False
         return self.in_flight_bytes == 0 or self.in_flight_bytes + nbytes <= self.max_bytes
@@ -64,9 +95,10 @@ class SendWindow:
             raise ValueError("segment size must be below 2 GiB")
         seq = self.next_seq
         i = seq & _MASK
-        if self._items is None:
-            self._items = [None] * _SLOTS
-        self._items[i] = item
+        items = self._items
+        if items is None:
+            items = self._items = [None] * _SLOTS
+        items[i] = item
         self._sizes[i] = nbytes
         self._sent_at[i] = now
         self._retx[i] = False
@@ -84,7 +116,8 @@ class SendWindow:
         i = seq & _MASK
         if self._sacked[i]:
             return None
-        return self._items[i]
+        items = self._items
+        return None if items is None else items[i]
 
     def _sample(self, r: float) -> None:
         if self.srtt < 0.0:
@@ -101,6 +134,8 @@ class SendWindow:
         self.rto = rto
 
     def on_ack(self, ack: int, ack_bits: int, now: float) -> int:
+        """Process one Ack (cumulative ``ack`` + selective ``ack_bits``); returns how many fast
+        retransmits it queued."""
         nxt = self.next_seq
         if ack >= nxt:
             raise ProtocolViolation(f"ack {ack} acknowledges a seq never sent (next seq {nxt})")
@@ -111,21 +146,19 @@ class SendWindow:
                     f"ack_bits {ack_bits:#x} acknowledge seqs never sent (ack {ack}, next seq {nxt})")
         sample_at = -1.0
         base = self.base
-        sizes = self._sizes
-        sacked = self._sacked
-        items = self._items
-        retx = self._retx
-        sent_at = self._sent_at
+        # a list, not a C array, so aliasing it is safe; None only when nothing is in flight,
+        # and then neither loop below touches it
+        items = self._items if self._items is not None else _NO_ITEMS
         while base <= ack:
             i = base & _MASK
-            if sacked[i]:
-                sacked[i] = False
+            if self._sacked[i]:
+                self._sacked[i] = False
                 self.sacked_count -= 1
             else:
                 self.in_flight -= 1
-                self.in_flight_bytes -= sizes[i]
-                if not retx[i] and sent_at[i] > sample_at:
-                    sample_at = sent_at[i]
+                self.in_flight_bytes -= self._sizes[i]
+                if not self._retx[i] and self._sent_at[i] > sample_at:
+                    sample_at = self._sent_at[i]
                 items[i] = None
             base += 1
         self.base = base
@@ -139,13 +172,13 @@ class SendWindow:
             while s < end:
                 if (ack_bits >> (s - ack - 1)) & 1:
                     i = s & _MASK
-                    if not sacked[i]:
-                        sacked[i] = True
+                    if not self._sacked[i]:
+                        self._sacked[i] = True
                         self.sacked_count += 1
                         self.in_flight -= 1
-                        self.in_flight_bytes -= sizes[i]
-                        if not retx[i] and sent_at[i] > sample_at:
-                            sample_at = sent_at[i]
+                        self.in_flight_bytes -= self._sizes[i]
+                        if not self._retx[i] and self._sent_at[i] > sample_at:
+                            sample_at = self._sent_at[i]
                         items[i] = None
                 s += 1
         if sample_at >= 0.0:
@@ -154,16 +187,15 @@ class SendWindow:
         if self.sacked_count >= 3:
             below = 0
             total = self.sacked_count
-            fr = self._fr
             s = base
             while s < nxt:
                 i = s & _MASK
-                if sacked[i]:
+                if self._sacked[i]:
                     below += 1
-                elif total - below >= 3 and not fr[i]:
-                    fr[i] = True
-                    retx[i] = True
-                    sent_at[i] = now
+                elif total - below >= 3 and not self._fr[i]:
+                    self._fr[i] = True
+                    self._retx[i] = True
+                    self._sent_at[i] = now
                     self._fast.append(s)
                     nfast += 1
                 s += 1
@@ -224,6 +256,7 @@ class SendWindow:
         return [s for s in range(self.base, self.next_seq) if not self._sacked[s & _MASK]]
 
     def clear(self) -> None:
+        """Forget every in-flight segment (stream teardown)."""
         self._items = None
         self.in_flight = 0
         self.in_flight_bytes = 0

@@ -1,4 +1,5 @@
-"""One relay stream as a sans-I/O state machine (P2 legacy/reliable modes, P3 reliability).
+"""One relay stream as a sans-I/O state machine (legacy/reliable modes:
+docs/relay-protocol.md §Stream modes; reliability: docs/relay-protocol.md §Reliable mode).
 
 A :class:`StreamEngine` never reads a clock and never touches a socket: it is fed decoded
 frames with the current time (a float, seconds, any epoch) and is asked for encoded frames to
@@ -7,26 +8,25 @@ next timer deadline (:meth:`next_deadline` / :meth:`on_timer`).  Normally the
 :class:`~execrelay.stream.mux.Multiplexer` drives engines; tests also drive two engines
 directly over a simulated link.
 
-Modes (fixed for the stream's life once known, P2):
+Modes (fixed for the stream's life once known, docs/relay-protocol.md §Stream modes):
 
 ``LEGACY``    exactly 0.131.0: Data seq 0,1,2,... one per message, ack = ack_bits = 0, never
               segments, never retransmits, ignores seq/acks/Resume/Heartbeat on receive,
               delivers every Data in arrival order (duplicates too); a message whose frame
               would exceed 16 MiB raises :class:`MessageTooLarge` locally.
-``RELIABLE``  P3: seq from 1 per segment, piggybacked cumulative ack + ack_bits, delayed
-              standalone acks (5 ms / 16 segments), 32-segment / 2 MiB send window, RFC 6298
-              RTO with backoff, fast retransmit, duplicate suppression, 64-segment / 1 MiB
-              reorder buffer, 60 KiB segments reassembled up to 64 MiB, exactly-once in-order
-              delivery, Resume + resend after reconnect, 30 s idle heartbeat.
-``PENDING``   opener only: ``Resume{next_seq=1}`` sent, answer not seen yet.  Sends unsplit
-              messages (<= 60 KiB) as reliable Data; holds larger ones (so a first message
-              over 60 KiB can only reach an execrelay peer: a 0.131.0 executor never answers
-              and only reveals itself by replying).  Resume{1} is repeated on an RTO-like
-              timer (500 ms, doubling, <= 10 s) until answered.  Becomes RELIABLE on a
-              Resume answer, an Ack frame or Data with seq >= 1 (P2's executor rule, applied
-              symmetrically so a lost answer cannot flip the mode); becomes LEGACY on Data
-              with seq 0 (a 0.131.0 executor).  Retransmissions are preceded by
-              ``Resume{next_seq=1}`` as P2 requires.
+``RELIABLE``  docs/relay-protocol.md §Reliable mode: seq from 1 per segment, piggybacked cumulative
+              ack + ack_bits, delayed standalone acks (5 ms / 16 segments), 32-segment / 2 MiB send
+              window, RFC 6298 RTO with backoff, fast retransmit, duplicate suppression, 64-segment
+              / 1 MiB reorder buffer, 60 KiB segments reassembled up to 64 MiB, exactly-once
+              in-order delivery, Resume + resend after reconnect, 30 s idle heartbeat.
+``PENDING``   opener only: ``Resume{next_seq=1}`` sent, answer not seen yet.  Sends unsplit messages
+              (<= 60 KiB) as reliable Data; holds larger ones (so a first message over 60 KiB can
+              only reach an execrelay peer: a 0.131.0 executor never answers and only reveals itself
+              by replying).  Resume{1} is repeated on an RTO-like timer (500 ms, doubling, <= 10 s)
+              until answered.  Becomes RELIABLE on a Resume answer, an Ack frame or Data with seq >=
+              1 (the executor rule of §Stream modes, applied symmetrically so a lost answer cannot
+              flip the mode); becomes LEGACY on Data with seq 0 (a 0.131.0 executor).
+              Retransmissions are preceded by ``Resume{next_seq=1}`` as §Stream modes requires.
 
 Protocol violations (bad seq/segment patterns, acks of unsent seqs, ...) reset the stream with
 ``protocol_error: <what>``; a Reset from the peer closes it.  Either way :attr:`closed` becomes
@@ -41,7 +41,7 @@ from .errors import (LEGACY_MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, MAX_SEGMENTS, MA
                      REORDER_BYTES, RTO_INITIAL, RTO_MAX, SEGMENT_BYTES, SEND_WINDOW_BYTES,
                      SEND_WINDOW_SEGMENTS, UNKNOWN_STREAM,
                      MessageTooLarge, ProtocolViolation, StreamClosed)
-from .hot import IN_ORDER, Reassembler, RecvWindow, SendWindow
+from .hot import DROPPED, DUPLICATE, IN_ORDER, Reassembler, RecvWindow, SendWindow
 
 LEGACY = 0
 PENDING = 1
@@ -51,12 +51,17 @@ MODE_NAMES = {LEGACY: "legacy", PENDING: "pending", RELIABLE: "reliable"}
 OPENER = "opener"      # the harness side: creates the stream, proposes the mode
 ACCEPTOR = "acceptor"  # the executor side: streams appear when the peer opens them
 
-#: Delay before a standalone ack when there is nothing to piggyback on (P3: <= 5 ms).
+#: Delay before a standalone ack when there is nothing to piggyback on
+#: (docs/relay-protocol.md §Reliable mode: <= 5 ms).
 ACK_DELAY = 0.005
-#: Received segments that force an immediate ack (P3).
+#: Received segments that force an immediate ack (docs/relay-protocol.md §Reliable mode).
 ACK_EVERY = 16
-#: Idle time after which a reliable stream sends a heartbeat (P3).
+#: Idle time after which a reliable stream sends a heartbeat
+#: (docs/relay-protocol.md §Reliable mode).
 HEARTBEAT_IDLE = 30.0
+
+#: A Data frame's bytes besides its payload stay below this (stream_id <= 128 bytes, varints).
+_FRAME_HEADER_MAX = 2 * wire.MAX_STREAM_ID_BYTES
 
 _DATA = wire.DATA
 _ACK = wire.ACK
@@ -68,7 +73,8 @@ _encode_control = wire.encode_control
 
 
 def clip_reason(reason: str) -> str:
-    """Fit a Reset reason into P1's 1..256 UTF-8 bytes (never split a character)."""
+    """Fit a Reset reason into the 1..256 UTF-8 bytes of docs/relay-protocol.md §Frames
+    (never split a character)."""
     raw = reason.encode("utf-8")
     if not raw:
         return "reset"
@@ -80,9 +86,9 @@ def clip_reason(reason: str) -> str:
 class StreamEngine:
     """State of one stream on one side.  See the module docstring.
 
-    Memory matters (an executor holds up to 10,000 idle streams, P4 budget 2 KiB each): a
-    legacy stream carries no reliable-mode state at all (``_sw``/``_rw``/``_reasm`` are None)
-    and queues are plain lists created on first use.
+    Memory matters (an executor holds up to 10,000 idle streams, 2 KiB each: docs/relay-protocol.md
+    §Executor behaviour): a legacy stream carries no reliable-mode state at all
+    (``_sw``/``_rw``/``_reasm`` are None) and queues are plain lists created on first use.
     """
 
     __slots__ = ("stream_id", "role", "mode", "closed", "close_reason", "reset_by_peer",
@@ -118,7 +124,11 @@ class StreamEngine:
         self._cur_off = 0
         self._cur_idx = 0
         self._cur_count = 0
-        self._sw = self._rw = self._reasm = None
+        # reliable-mode state, None on legacy streams: typed as present because only reliable
+        # code paths touch it (an assert per use would tax the hot path)
+        self._sw: SendWindow = None      # type: ignore[assignment]
+        self._rw: RecvWindow = None      # type: ignore[assignment]
+        self._reasm: Reassembler = None  # type: ignore[assignment]
         self._retx: list | None = None   # reliable: seqs to retransmit (lazy, <= 32)
         if mode != LEGACY:
             self._reliable_state()
@@ -203,7 +213,7 @@ class StreamEngine:
     def send(self, message: bytes) -> None:
         """Queue one message (a JSON-RPC payload).  Raises :class:`StreamClosed`,
         :class:`MessageTooLarge` (legacy > 16 MiB frame, reliable > 64 MiB) or ValueError
-        (empty message; P1 forbids empty payloads)."""
+        (empty message; docs/relay-protocol.md §Frames forbids empty payloads)."""
         if self.closed:
             raise StreamClosed(f"stream {self.stream_id!r} is closed ({self.close_reason})")
         n = len(message)
@@ -237,12 +247,12 @@ class StreamEngine:
                 f"message of {len(message)} bytes cannot be sent to a legacy (0.131.0) peer: "
                 f"frames are limited to {LEGACY_MAX_FRAME_BYTES} bytes")
         frame = _encode_data(self.stream_id, self._tx_seq, 0, 0, message)
-        # The frame header is under 256 bytes (stream_id <= 128), so only near the limit:
-        if n > LEGACY_MAX_FRAME_BYTES - 256 and len(frame) > LEGACY_MAX_FRAME_BYTES:
+        # The frame header is small (stream_id <= 128 bytes), so only near the limit:
+        if n > LEGACY_MAX_FRAME_BYTES - _FRAME_HEADER_MAX and len(frame) > LEGACY_MAX_FRAME_BYTES:
             raise MessageTooLarge(
                 f"message of {len(message)} bytes cannot be sent to a legacy (0.131.0) peer: "
                 f"the frame would be {len(frame)} bytes, over {LEGACY_MAX_FRAME_BYTES}")
-        self._tx_seq = (self._tx_seq + 1) & 0xFFFFFFFF
+        self._tx_seq = (self._tx_seq + 1) & MAX_SEQ
         return frame
 
     def wants_output(self) -> bool:
@@ -501,9 +511,9 @@ class StreamEngine:
             elif self._ack_at < 0.0:
                 self._ack_at = now + ACK_DELAY
         else:
-            if code == 2:
+            if code == DUPLICATE:
                 self.n_duplicates += 1
-            elif code == 3:
+            elif code == DROPPED:
                 self.n_dropped += 1
             self._ack_now = True
 
@@ -528,7 +538,8 @@ class StreamEngine:
         self._tx_seq = self._sw.next_seq
         msgs = self._msgq[self._msgq_i:] if self._msgq else []
         self._msgq_i = 0
-        self._sw = self._rw = self._reasm = self._msgq = self._retx = None
+        self._msgq = self._retx = None
+        self._sw = self._rw = self._reasm = None  # type: ignore[assignment]  # released
         self._queued_bytes = 0
         try:
             for m in msgs:

@@ -1,16 +1,26 @@
 """The stream layer's hot path, compiled when available (see ``execrelay._accel``).
 
-``RecvWindow`` (receive window), ``SendWindow`` (ack processing, RTO, fast retransmit) and
-``Reassembler`` each come from ``ext/stream/*_c.pyx`` or from their pure twins
-``_window_py``/``_sendwin_py``/``_reasm_py`` (identical API, compared by differential tests).
+``RecvWindow`` (receive window) and ``SendWindow`` (ack processing, RTO, fast retransmit) are
+each written once, in ``_window_py``/``_sendwin_py``; ``setup.py`` compiles the same files as
+``_window_c``/``_sendwin_c`` (Cython pure Python mode, typed by ``ext/stream/*.pxd``).
+``Reassembler`` has a hand-written compiled twin, ``ext/stream/_reasm_c.pyx`` (its pure twin is
+``_reasm_py``; see there for what it buys).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._accel import select as _select
 
-_window = _select("stream.window", "execrelay.stream._window_c", "execrelay.stream._window_py")
-_sendwin = _select("stream.sendwin", "execrelay.stream._sendwin_c", "execrelay.stream._sendwin_py")
-_reasm = _select("stream.reasm", "execrelay.stream._reasm_c", "execrelay.stream._reasm_py")
+if TYPE_CHECKING:   # the type checker sees the pure modules: same API, real annotations
+    from . import _reasm_py as _reasm
+    from . import _sendwin_py as _sendwin
+    from . import _window_py as _window
+else:
+    _window = _select("stream.window", "execrelay.stream._window_c", "execrelay.stream._window_py")
+    _sendwin = _select("stream.sendwin", "execrelay.stream._sendwin_c",
+                       "execrelay.stream._sendwin_py")
+    _reasm = _select("stream.reasm", "execrelay.stream._reasm_c", "execrelay.stream._reasm_py")
 
 RecvWindow = _window.RecvWindow
 SendWindow = _sendwin.SendWindow

@@ -51,25 +51,25 @@ Times are floats in seconds on any monotonic clock (pass ``loop.time()``).  Exce
 by the callbacks propagate out of ``feed()``/``tick()``.  A closed stream leaves
 ``mux.streams`` as soon as its last frame (its Reset, if any) was handed out.
 
-Acceptor-side stream creation (P2, P4, spec 7.2): a Data frame with seq 0 on an unknown
-stream opens a LEGACY stream (0.131.0 harness), Data with seq 1 or ``Resume{next_seq=1}``
-opens a RELIABLE one (answered with ``Resume{1}`` before any Data); Data with seq > 1 and
-ack > 0 or ``Resume{next_seq>1}`` is a stream that began elsewhere (this executor restarted)
-and is answered with ``Reset{unknown_stream}``; Data with seq > 1 and ack 0 opens a reliable
-stream on probation (P2: its opener lost Resume{1} and seq 1 and will repeat them) that is
-reset with ``unknown_stream`` if seq 1 has not arrived within ``PROBATION_SECONDS`` (a legacy
-harness mid-stream after an executor restart); Resume{0}, Ack, Heartbeat and Reset never create a
-stream.  A legacy stream that was reset is recreated by the next Data (0.131.0 does the same)
-and stays legacy whatever that Data's seq; a closed reliable stream is remembered for
-``TOMBSTONE_SECONDS`` and frames for it are answered with its Reset again (so a lost Reset is
-repeated) instead of creating a new stream.  Opener side: frames for unknown streams are
+Acceptor-side stream creation (docs/relay-protocol.md §Stream modes, §Executor behaviour, §Legacy
+streams): a Data frame with seq 0 on an unknown stream opens a LEGACY stream (0.131.0 harness), Data
+with seq 1 or ``Resume{next_seq=1}`` opens a RELIABLE one (answered with ``Resume{1}`` before any
+Data); Data with seq > 1 and ack > 0 or ``Resume{next_seq>1}`` is a stream that began elsewhere
+(this executor restarted) and is answered with ``Reset{unknown_stream}``; Data with seq > 1 and ack
+0 opens a reliable stream on probation (§Stream modes: its opener lost Resume{1} and seq 1 and will
+repeat them) that is reset with ``unknown_stream`` if seq 1 has not arrived within
+``PROBATION_SECONDS`` (a legacy harness mid-stream after an executor restart); Resume{0}, Ack,
+Heartbeat and Reset never create a stream.  A legacy stream that was reset is recreated by the next
+Data (0.131.0 does the same) and stays legacy whatever that Data's seq; a closed reliable stream is
+remembered for ``TOMBSTONE_SECONDS`` and frames for it are answered with its Reset again (so a lost
+Reset is repeated) instead of creating a new stream.  Opener side: frames for unknown streams are
 ignored.
 
-Bad frames (P1): counted in ``bad_frames``, logged at most once a minute; when the FrameError
-carries the ``stream_id`` of a live reliable stream, that stream alone is reset with
-``protocol_error: <what>`` (a live legacy stream keeps 0.131.0 behaviour: the frame is dropped,
-the session goes on).  Stream-level violations (seq/segment/ack patterns, a segmented Data on a
-legacy stream) reset that stream only, in either mode.
+Bad frames (docs/relay-protocol.md §Frames): counted in ``bad_frames``, logged at most once a
+minute; when the FrameError carries the ``stream_id`` of a live reliable stream, that stream alone
+is reset with ``protocol_error: <what>`` (a live legacy stream keeps 0.131.0 behaviour: the frame is
+dropped, the session goes on).  Stream-level violations (seq/segment/ack patterns, a segmented Data
+on a legacy stream) reset that stream only, in either mode.
 
 Fairness: streams with output wait in one FIFO; each turn takes ONE frame (at most one 60 KiB
 segment in reliable mode) from the head stream and requeues it at the tail, so a stream moving
@@ -85,7 +85,7 @@ from typing import Callable, Iterable
 from .. import wire
 from .engine import (ACCEPTOR, LEGACY, MODE_NAMES, OPENER, PENDING, RELIABLE, StreamEngine,
                      clip_reason)
-from .errors import PROBATION_SECONDS, UNKNOWN_STREAM, StreamClosed
+from .errors import MAX_SEQ, PROBATION_SECONDS, UNKNOWN_STREAM, StreamClosed
 
 log = logging.getLogger("execrelay.stream")
 
@@ -122,10 +122,11 @@ class Multiplexer:
         self._dirty: set[StreamEngine] = set()
         self._heap: list = []
         self._heap_n = 0
-        self._tombs: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._tombs: OrderedDict[str, tuple[float, str, int]] = OrderedDict()  # expiry, reason, mode
         self._now = 0.0
         self._last_bad_log = -1e18
-        #: P1 bad-frame counter (undecodable or invalid frames) and the last error text.
+        #: Bad-frame counter (undecodable frames, or frames breaking docs/relay-protocol.md
+        #: §Frames) and the last error text.
         self.bad_frames = 0
         self.last_bad_frame: str | None = None
         #: Frames for unknown streams that were dropped (not an error: Resume{0}, stale, ...).
@@ -179,7 +180,7 @@ class Multiplexer:
             if eng is None:
                 return
         elif eng.mode == LEGACY:
-            # 0.131.0 hot path, inlined: an unsplit Data is delivered as is (P1 already
+            # 0.131.0 hot path, inlined: an unsplit Data is delivered as is (§Frames already
             # guarantees segment_index < segment_count, so count 1 means index 0).
             if f.kind == _DATA and f.segment_count == 1 and not eng.closed:
                 eng.n_delivered += 1
@@ -204,8 +205,9 @@ class Multiplexer:
         sid = getattr(exc, "stream_id", None)
         if sid is not None:
             eng = self.streams.get(sid)
-            # P1 resets the named stream; a legacy stream keeps 0.131.0 behaviour instead
-            # (the frame is dropped and the session goes on: relay-protocol.md 7.3, obs H).
+            # docs/relay-protocol.md §Frames resets the named stream; a legacy stream keeps 0.131.0
+            # behaviour instead (the frame is dropped and the session goes on:
+            # docs/relay-protocol.md §Legacy streams).
             if eng is not None and not eng.closed and eng.mode != LEGACY:
                 eng.fail(str(exc))
 
@@ -226,7 +228,7 @@ class Multiplexer:
         if tomb is not None:
             if tomb[2] == LEGACY:
                 # 0.131.0 recreates a reset/ended stream on its next Data, whatever the seq
-                # (obs M', O): the stream_id stays legacy.
+                # (docs/relay-protocol.md §Legacy streams): the stream_id stays legacy.
                 del self._tombs[sid]
                 if self.role == ACCEPTOR and kind == _DATA and f.segment_count == 1:
                     eng = StreamEngine.accept(sid, now, LEGACY, self._on_message)
@@ -247,7 +249,7 @@ class Multiplexer:
             return None
         if kind == _DATA:
             if f.seq == 0:
-                if f.segment_count != 1:  # 0.131.0 drops it and creates nothing (obs E)
+                if f.segment_count != 1:  # 0.131.0 drops it and creates nothing (§Legacy streams)
                     self.bad_frames += 1
                     self.last_bad_frame = "segmented data frame opening a legacy stream"
                     return None
@@ -261,11 +263,11 @@ class Multiplexer:
             else:
                 eng = StreamEngine.accept(sid, now, RELIABLE, self._on_message)
                 if f.seq > 1:
-                    # Ambiguous: a reliable opener whose Resume{1} and seq 1 were lost (P2:
-                    # reliable; it repeats them within an RTO), or a legacy harness mid-stream
-                    # after an executor restart (it never will).  Wait a little for seq 1 /
-                    # Resume{1}, then reset with UNKNOWN_STREAM: never a hang, never a false
-                    # reset on a lossy link.
+                    # Ambiguous: a reliable opener whose Resume{1} and seq 1 were lost (§Stream
+                    # modes: reliable; it repeats them within an RTO), or a legacy harness
+                    # mid-stream after an executor restart (it never will).  Wait a little for seq 1
+                    # / Resume{1}, then reset with UNKNOWN_STREAM: never a hang, never a false reset
+                    # on a lossy link.
                     eng._probation_at = now + PROBATION_SECONDS
         elif kind == _RESUME and f.next_seq > 1:
             self._refuse(sid, now, UNKNOWN_STREAM)  # a Resume of a stream we never had
@@ -281,8 +283,9 @@ class Multiplexer:
 
     # ------------------------------------------------------------------ application calls
     def open_stream(self, stream_id: str, now: float, mode: int = RELIABLE) -> StreamEngine:
-        """Opener side: start a stream (RELIABLE proposes P3 and falls back per P2; LEGACY
-        talks to a 0.131.0 executor exactly like the 0.131.0 harness)."""
+        """Opener side: start a stream (RELIABLE proposes docs/relay-protocol.md §Reliable mode
+        and falls back per §Stream modes; LEGACY talks to a 0.131.0 executor exactly like the
+        0.131.0 harness)."""
         if stream_id in self.streams:
             raise ValueError(f"stream {stream_id!r} already exists")
         self._now = now
@@ -298,7 +301,7 @@ class Multiplexer:
         if eng.mode == LEGACY and not eng.closed and 0 < len(message) <= _LEGACY_FAST_MAX:
             # 0.131.0 hot path, inlined StreamEngine.send: encode now, queue, wake.
             frame = _encode_data(stream_id, eng._tx_seq, 0, 0, message)
-            eng._tx_seq = (eng._tx_seq + 1) & 0xFFFFFFFF
+            eng._tx_seq = (eng._tx_seq + 1) & MAX_SEQ
             q = eng._out
             if q is None:
                 eng._out = [frame]

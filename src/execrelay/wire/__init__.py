@@ -2,13 +2,19 @@
 
 The bottom layer of execrelay.  ``execrelay.wire._codec_c`` (Cython, hand-written protobuf
 wire parsing) is used when it is built; ``execrelay.wire._codec_py`` (on the generated
-protobuf classes) otherwise, or when ``EXECRELAY_PURE=1``.  Both have the same API.
+protobuf classes) otherwise, or when ``EXECRELAY_PURE=1``.  Both have the same API and share
+``Frame``, the constants and the frame rules (``_frame_py``, compiled as ``_frame_c``).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._accel import select as _select
 
-_impl = _select("wire", "execrelay.wire._codec_c", "execrelay.wire._codec_py")
+if TYPE_CHECKING:   # the type checker sees the pure twin: same API, real annotations
+    from . import _codec_py as _impl
+else:
+    _impl = _select("wire", "execrelay.wire._codec_c", "execrelay.wire._codec_py")
 
 Frame = _impl.Frame
 FrameError = _impl.FrameError

@@ -1,126 +1,35 @@
 """Pure-Python twin of ``execrelay.wire._codec_c``: the relay frame codec.
 
 Built on the generated protobuf classes (``relay_pb2``), so parsing and serialization are the
-reference behaviour by construction; this module only adds the P1 validation rules and the
+reference behaviour by construction; this module only adds the frame rules of
+docs/relay-protocol.md §Frames (shared with the compiled codec: ``_frame_py``) and the
 checks protobuf itself does not make (a known field sent with the wrong wire type is an error
 here, where protobuf would silently keep it as an unknown field).
 """
 from __future__ import annotations
 
+from typing import Any
+
 from google.protobuf.message import DecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from . import relay_pb2 as pb
+from . import relay_pb2
 
-DATA = 5
-ACK = 6
-RESUME = 7
-RESET = 8
-HEARTBEAT = 9
-VERSION = 1
-MAX_STREAM_ID_BYTES = 128
-MAX_REASON_BYTES = 256
+#: The generated bindings build their classes at import time: nothing for a type checker to see.
+pb: Any = relay_pb2
+from ._frame_py import (ACK, DATA, HEARTBEAT, KIND_NAMES, MAX_REASON_BYTES, MAX_STREAM_ID_BYTES,
+                        RESET, RESUME, VERSION, Frame, FrameError, check_body, check_stream_id,
+                        check_version)
 
-_KIND_NAMES = {DATA: "data", ACK: "ack_frame", RESUME: "resume", RESET: "reset", HEARTBEAT: "heartbeat"}
-_BODY_KIND = {name: kind for kind, name in _KIND_NAMES.items()}
+__all__ = ["ACK", "DATA", "HEARTBEAT", "MAX_REASON_BYTES", "MAX_STREAM_ID_BYTES", "RESET",
+           "RESUME", "VERSION", "Frame", "FrameError", "decode", "encode", "encode_control",
+           "encode_data", "peek_stream_id"]
+
+_BODY_KIND = {name: kind for kind, name in KIND_NAMES.items()}
 #: Field numbers the schema knows, per message: a wire-type mismatch on these is an error.
 _KNOWN_TOP = frozenset(range(1, 10))
 _KNOWN_BODY = {DATA: frozenset((1, 2, 3, 4)), RESUME: frozenset((1,)), RESET: frozenset((1,)),
                ACK: frozenset(), HEARTBEAT: frozenset()}
-
-
-class FrameError(ValueError):
-    """A relay frame that cannot be decoded or breaks the P1 rules.
-
-    ``offset`` is the byte offset where the problem was found (-1 when unknown) and
-    ``stream_id`` the frame's stream if it was readable, so that a router can reset that
-    stream only.
-    """
-
-    def __init__(self, message: str, offset: int = -1, stream_id: str | None = None) -> None:
-        super().__init__(message)
-        self.offset = offset
-        self.stream_id = stream_id
-
-
-class Frame:
-    """One relay frame: header fields plus exactly one body, flattened for speed.
-
-    ``kind`` is the protobuf oneof field number of the body (DATA, ACK, RESUME, RESET,
-    HEARTBEAT); fields of other bodies stay at their defaults.
-    """
-
-    __slots__ = ("kind", "version", "stream_id", "ack", "ack_bits", "seq", "segment_index",
-                 "segment_count", "payload", "next_seq", "reason")
-
-    def __init__(self, kind: int, stream_id: str, ack: int = 0, ack_bits: int = 0, seq: int = 0,
-                 segment_index: int = 0, segment_count: int = -1, payload: bytes = b"",
-                 next_seq: int = 0, reason: str = "", version: int = VERSION) -> None:
-        for name, value in (("ack", ack), ("ack_bits", ack_bits), ("seq", seq),
-                            ("segment_index", segment_index), ("next_seq", next_seq),
-                            ("version", version)):
-            if not 0 <= value <= 0xFFFFFFFF:
-                raise OverflowError(f"{name} does not fit in an unsigned 32-bit field")
-        if segment_count > 0xFFFFFFFF:
-            raise OverflowError("segment_count does not fit in 32 bits")
-        self.kind = kind
-        self.version = version
-        self.stream_id = stream_id
-        self.ack = ack
-        self.ack_bits = ack_bits
-        self.seq = seq
-        self.segment_index = segment_index
-        # -1 means "the natural default": 1 for a Data frame (one unsplit message), else 0.
-        self.segment_count = segment_count if segment_count >= 0 else (1 if kind == DATA else 0)
-        self.payload = bytes(payload)
-        self.next_seq = next_seq
-        self.reason = reason
-
-    @classmethod
-    def data(cls, stream_id: str, seq: int, payload: bytes, ack: int = 0, ack_bits: int = 0,
-             segment_index: int = 0, segment_count: int = 1) -> "Frame":
-        return cls(DATA, stream_id, ack, ack_bits, seq, segment_index, segment_count, payload)
-
-    @classmethod
-    def resume(cls, stream_id: str, next_seq: int, ack: int = 0, ack_bits: int = 0) -> "Frame":
-        return cls(RESUME, stream_id, ack, ack_bits, next_seq=next_seq)
-
-    @classmethod
-    def reset(cls, stream_id: str, reason: str, ack: int = 0, ack_bits: int = 0) -> "Frame":
-        return cls(RESET, stream_id, ack, ack_bits, reason=reason)
-
-    @classmethod
-    def ack_frame(cls, stream_id: str, ack: int, ack_bits: int) -> "Frame":
-        return cls(ACK, stream_id, ack, ack_bits)
-
-    @classmethod
-    def heartbeat(cls, stream_id: str, ack: int = 0, ack_bits: int = 0) -> "Frame":
-        return cls(HEARTBEAT, stream_id, ack, ack_bits)
-
-    def _key(self) -> tuple:
-        return (self.kind, self.version, self.stream_id, self.ack, self.ack_bits, self.seq,
-                self.segment_index, self.segment_count, self.payload, self.next_seq, self.reason)
-
-    def __eq__(self, other: object) -> bool:
-        if not hasattr(other, "_key"):
-            return NotImplemented
-        return self._key() == other._key()  # type: ignore[attr-defined]
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
-
-    def __repr__(self) -> str:
-        name = _KIND_NAMES.get(self.kind, f"kind{self.kind}")
-        if self.kind == DATA:
-            body = (f"seq={self.seq}, segment={self.segment_index}/{self.segment_count}, "
-                    f"payload={len(self.payload)}B")
-        elif self.kind == RESUME:
-            body = f"next_seq={self.next_seq}"
-        elif self.kind == RESET:
-            body = f"reason={self.reason!r}"
-        else:
-            body = ""
-        return (f"Frame.{name}(stream_id={self.stream_id!r}, ack={self.ack}, "
-                f"ack_bits={self.ack_bits:#x}{', ' + body if body else ''})")
 
 
 def _utf8_len(text: str) -> int:
@@ -131,37 +40,15 @@ def _utf8_len(text: str) -> int:
 
 
 def _check_stream_id(stream_id: str, offset: int = -1) -> None:
-    n = _utf8_len(stream_id)
-    if not n:
-        raise FrameError("relay frame is missing stream_id", offset)
-    if n > MAX_STREAM_ID_BYTES:
-        raise FrameError(f"relay frame stream_id is longer than {MAX_STREAM_ID_BYTES} bytes", offset)
-    if stream_id != stream_id.strip():
-        raise FrameError("relay frame stream_id has surrounding whitespace", offset)
+    check_stream_id(stream_id, _utf8_len(stream_id), offset)
 
 
 def _check_frame(f: Frame, offset: int = -1) -> None:
-    """The P1 rules every frame obeys, on decode and on encode."""
+    """The frame rules (docs/relay-protocol.md §Frames), on decode and on encode."""
     _check_stream_id(f.stream_id, offset)
-    sid = f.stream_id
-    if f.version != VERSION:
-        raise FrameError(f"unsupported relay frame version {f.version}", offset, sid)
-    kind = f.kind
-    if kind == DATA:
-        if f.segment_count < 1:
-            raise FrameError("relay data frame has segment_count 0", offset, sid)
-        if f.segment_index >= f.segment_count:
-            raise FrameError(
-                f"relay data frame segment_index {f.segment_index} >= segment_count {f.segment_count}",
-                offset, sid)
-        if not f.payload:
-            raise FrameError("relay data frame has an empty payload", offset, sid)
-    elif kind == RESET:
-        n = _utf8_len(f.reason)
-        if n < 1 or n > MAX_REASON_BYTES:
-            raise FrameError(f"relay reset reason must be 1..{MAX_REASON_BYTES} bytes, got {n}", offset, sid)
-    elif kind not in (ACK, RESUME, HEARTBEAT):
-        raise FrameError("relay frame is missing body", offset, sid)
+    check_version(f.version, offset, f.stream_id)
+    check_body(f.kind, f.segment_index, f.segment_count, len(f.payload),
+               _utf8_len(f.reason) if f.kind == RESET else 0, offset, f.stream_id)
 
 
 def _wire_type_error(fields: UnknownFieldSet, known: frozenset, where: str, sid: str | None) -> None:
@@ -203,7 +90,7 @@ def decode(buf: bytes | bytearray | memoryview) -> Frame:
     return f
 
 
-def _message(f: Frame) -> pb.RelayMessageFrame:
+def _message(f: Frame) -> Any:  # a relay_pb2.RelayMessageFrame
     msg = pb.RelayMessageFrame(version=f.version, stream_id=f.stream_id, ack=f.ack, ack_bits=f.ack_bits)
     kind = f.kind
     if kind == DATA:
@@ -235,7 +122,8 @@ def encode(frame: Frame) -> bytes:
     return _serialize(frame)
 
 
-def encode_data(stream_id: str, seq: int, ack: int, ack_bits: int, payload: bytes,
+def encode_data(stream_id: str, seq: int, ack: int, ack_bits: int,
+                payload: bytes | bytearray | memoryview,
                 segment_index: int = 0, segment_count: int = 1) -> bytes:
     """Serialize a Data frame without building a Frame first (the hot path)."""
     return _serialize(Frame(DATA, stream_id, ack, ack_bits, seq, segment_index, segment_count, payload))
