@@ -13,6 +13,8 @@ from typing import Iterator
 
 import pytest
 
+from execrelay._flags import env_flag as flag
+
 _TESTS = str(Path(__file__).resolve().parents[1])
 if _TESTS not in sys.path:  # so `interop.*` helpers import however pytest was invoked
     sys.path.insert(0, _TESTS)
@@ -27,7 +29,7 @@ from .httpfixture import start_http_fixture  # noqa: E402
 # EXECRELAY_CONFORMANCE_IMPLS=ours (or real) restricts the suite.  By default the real binary's
 # half runs only in the accelerated pass: it does not depend on our build, so the
 # EXECRELAY_PURE=1 pass of the README's test command would only repeat it.
-_DEFAULT_IMPLS = "ours" if os.environ.get("EXECRELAY_PURE", "") not in ("", "0") else "real,ours"
+_DEFAULT_IMPLS = "ours" if flag("EXECRELAY_PURE") else "real,ours"
 IMPLS = [i.strip() for i in os.environ.get("EXECRELAY_CONFORMANCE_IMPLS", _DEFAULT_IMPLS).split(",") if i.strip()]
 
 

@@ -15,6 +15,8 @@ from typing import Iterator
 
 import pytest
 
+from execrelay._flags import env_flag as flag
+
 _TESTS = str(Path(__file__).resolve().parents[1])
 if _TESTS not in sys.path:  # so `interop.*` / `conformance.*` helpers import however pytest was invoked
     sys.path.insert(0, _TESTS)
@@ -30,7 +32,7 @@ OURS_READY = False
 # EXECRELAY_CONFORMANCE171_IMPLS=real|ours|real,ours restricts the suite.  As in the 0.131
 # suite, the real binary's half runs only in the accelerated pass by default: it does not
 # depend on our build, so the EXECRELAY_PURE=1 pass would only repeat it.
-_PURE = os.environ.get("EXECRELAY_PURE", "") not in ("", "0")
+_PURE = flag("EXECRELAY_PURE")
 _DEFAULT_IMPLS = ["ours"] if _PURE else ["real", "ours"]
 if not OURS_READY:
     _DEFAULT_IMPLS.remove("ours")

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from execrelay import _wsframe
 from execrelay.harness import HarnessClient
 
 STREAMS = int(os.environ.get("EXECRELAY_SCALE_STREAMS", "10000"))
@@ -54,7 +55,6 @@ async def raw_stalled_harness(url: str, stream_id: str, requests: list[bytes]):
     reads again (its receive buffer is kept small so the stall shows quickly)."""
     import base64
     import socket
-    import struct
     from urllib.parse import urlsplit
 
     from execrelay import wire
@@ -72,10 +72,7 @@ async def raw_stalled_harness(url: str, stream_id: str, requests: list[bytes]):
     assert head.startswith(b"HTTP/1.1 101"), head
 
     def frame(payload: bytes) -> bytes:
-        n = len(payload)
-        hdr = bytes([0x82]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack("!H", n)
-                               if n < 65536 else bytes([0x80 | 127]) + struct.pack("!Q", n))
-        return hdr + b"\0\0\0\0" + payload  # zero mask key: payload unchanged
+        return _wsframe.header(_wsframe.OP_BINARY, len(payload), masked=True) + payload  # zero mask key
 
     for seq, body in enumerate(requests):
         writer.write(frame(wire.encode_data(stream_id, seq, 0, 0, body)))

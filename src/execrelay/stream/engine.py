@@ -72,15 +72,7 @@ _encode_data = wire.encode_data
 _encode_control = wire.encode_control
 
 
-def clip_reason(reason: str) -> str:
-    """Fit a Reset reason into the 1..256 UTF-8 bytes of docs/relay-protocol.md §Frames
-    (never split a character)."""
-    raw = reason.encode("utf-8")
-    if not raw:
-        return "reset"
-    if len(raw) <= wire.MAX_REASON_BYTES:
-        return reason
-    return raw[: wire.MAX_REASON_BYTES].decode("utf-8", "ignore")
+clip_reason = wire.clip_reason
 
 
 class StreamEngine:

@@ -5,6 +5,9 @@ with the *same* text, which the differential tests compare.
 """
 from __future__ import annotations
 
+#: Legacy (0.131.0) peers drop the connection on a websocket frame above 16 MiB (defined once, in wire).
+from ..wire.peek import LEGACY_MAX_FRAME_BYTES
+
 #: P3: a segment (and an unsplit reliable message) carries at most 60 KiB of payload.
 SEGMENT_BYTES: int = 60 * 1024
 #: P3: largest reassembled message.
@@ -28,8 +31,6 @@ UNKNOWN_STREAM: str = "unknown_stream"
 #: How long a stream opened by Data seq > 1 (ack 0) may wait for seq 1 / Resume{1} before it
 #: is judged a stream that began elsewhere and reset with UNKNOWN_STREAM (see mux).
 PROBATION_SECONDS: float = 3.0
-#: Legacy (0.131.0) peers drop the connection on a websocket frame above 16 MiB.
-LEGACY_MAX_FRAME_BYTES: int = 16 * 1024 * 1024
 
 
 class ProtocolViolation(ValueError):

@@ -5,24 +5,7 @@ masking key, which RFC 6455 permits and which leaves the payload unchanged).
 """
 from __future__ import annotations
 
-import struct
-
-_pack_H = struct.Struct("!H").pack
-_pack_Q = struct.Struct("!Q").pack
-_ZERO_KEY = b"\x00\x00\x00\x00"
-
-
-def header(opcode: int, length: int, masked: bool) -> bytes:
-    """Header of one unfragmented frame (FIN set) carrying ``length`` payload bytes."""
-    b0 = 0x80 | opcode
-    m = 0x80 if masked else 0
-    if length < 126:
-        h = bytes((b0, m | length))
-    elif length < 65536:
-        h = bytes((b0, m | 126)) + _pack_H(length)
-    else:
-        h = bytes((b0, m | 127)) + _pack_Q(length)
-    return h + _ZERO_KEY if masked else h
+from .._wsframe import header
 
 
 def frame_parts(messages: list, opcode: int, masked: bool) -> tuple[list, int]:

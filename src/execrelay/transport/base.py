@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Protocol, Union
 
+from ..wire.peek import LEGACY_MAX_FRAME_BYTES
+
 Payload = Union[bytes, bytearray, memoryview, str]
 
 #: websocket limits of 0.131.0 (axum/tungstenite defaults, spec 6.1)
-MAX_FRAME_BYTES = 16 * 1024 * 1024
+MAX_FRAME_BYTES = LEGACY_MAX_FRAME_BYTES
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 

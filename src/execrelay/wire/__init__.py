@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._accel import select as _select
+from .peek import LEGACY_MAX_FRAME_BYTES, body_kind, clip_reason
 
 if TYPE_CHECKING:   # the type checker sees the pure twin: same API, real annotations
     from . import _codec_py as _impl
@@ -32,13 +33,11 @@ HEARTBEAT: int = _impl.HEARTBEAT
 VERSION: int = _impl.VERSION
 MAX_STREAM_ID_BYTES: int = _impl.MAX_STREAM_ID_BYTES
 MAX_REASON_BYTES: int = _impl.MAX_REASON_BYTES
-#: The largest frame a 0.131.0 peer accepts (tungstenite's default frame limit).
-LEGACY_MAX_FRAME_BYTES: int = 16 * 1024 * 1024
 
 IMPLEMENTATION: str = "cython" if _impl.__name__.endswith("_c") else "pure"
 
 __all__ = [
     "Frame", "FrameError", "decode", "encode", "encode_data", "encode_control", "peek_stream_id",
     "DATA", "ACK", "RESUME", "RESET", "HEARTBEAT", "VERSION", "MAX_STREAM_ID_BYTES",
-    "MAX_REASON_BYTES", "LEGACY_MAX_FRAME_BYTES", "IMPLEMENTATION",
+    "MAX_REASON_BYTES", "LEGACY_MAX_FRAME_BYTES", "IMPLEMENTATION", "body_kind", "clip_reason",
 ]
