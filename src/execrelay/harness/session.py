@@ -224,13 +224,15 @@ class ExecSession:
 
     async def fs_walk(self, path: PathArg, *, max_depth: int, max_directories: int,
                       max_entries: int, follow_directory_symlinks: bool = False) -> dict:
-        """``fs/walk``: ``{"entries": [{"path", "kind"}], "errors", "truncated"}``, breadth
-        first, the root not listed; entry paths native."""
+        """``fs/walk``: ``{"entries": [{"path", "kind"}], "errors": [{"path", "message"}],
+        "truncated"}``, breadth first, the root not listed; every ``path`` native."""
         self._require_171("fs/walk")
         result = await self.call("fs/walk", {"path": self._path(path), "options": {
             "maxDepth": max_depth, "maxDirectories": max_directories, "maxEntries": max_entries,
             "followDirectorySymlinks": follow_directory_symlinks}})
-        result["entries"] = [dict(e, path=native_path(e["path"], self.dialect)) for e in result["entries"]]
+        for key in ("entries", "errors"):
+            result[key] = [dict(e, path=native_path(e["path"], self.dialect)) if "path" in e else e
+                           for e in result.get(key) or ()]
         return result
 
     async def fs_open(self, path: PathArg, mode: str = "read", handle_id: str | None = None) -> str:
