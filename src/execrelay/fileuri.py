@@ -14,11 +14,13 @@ import os
 import re
 from urllib.parse import unquote_to_bytes
 
-# WHATWG "path percent-encode set", plus ``%``: the "path segment" set that ``from_file_path``
-# applies to each component (it also has ``/``, which cannot occur inside a component, so a
-# whole path is encoded at once)
+# WHATWG "path percent-encode set", plus ``%`` and ``\``: the "special path segment" set that
+# ``from_file_path`` applies to each component (it also has ``/``, which cannot occur inside a
+# component, so a whole path is encoded at once).  ``\`` must be encoded because a parser
+# reads it as ``/`` in a ``file:`` URL; the real 0.171.0 emits ``b%5Cs`` for a file ``b\s``
+# (probed with ``fs/walk`` and ``fs/canonicalize``).
 PATH_SET = frozenset(b" \"#<>?`{}") | frozenset(range(0x20)) | frozenset(range(0x7F, 0x100))
-_SEGMENT_SET = PATH_SET | frozenset(b"%")
+_SEGMENT_SET = PATH_SET | frozenset(b"%\\")
 
 
 def encode_table(unsafe: frozenset) -> tuple[str, ...]:
