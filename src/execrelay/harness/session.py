@@ -237,9 +237,11 @@ class ExecSession:
 
     async def fs_open(self, path: PathArg, mode: str = "read", handle_id: str | None = None) -> str:
         """``fs/open`` (``mode`` ``"read"`` or ``"replace"``: create or truncate); returns the
-        handle id, a fresh uuid4 unless given.  Handles belong to the connection."""
+        handle id, a fresh uuid4 in hex unless given (0.171.0 refuses ids over 32 bytes:
+        ``-32600 file handle ID must not exceed 32 bytes``, probed).  Handles belong to the
+        connection."""
         self._require_171("fs/open")
-        hid = str(uuid.uuid4()) if handle_id is None else handle_id
+        hid = uuid.uuid4().hex if handle_id is None else handle_id
         return (await self.call("fs/open", {"handleId": hid, "path": self._path(path), "mode": mode}))["handleId"]
 
     async def fs_read_block(self, handle_id: str, offset: int, length: int) -> tuple[bytes, bool]:
