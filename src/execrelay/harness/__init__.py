@@ -6,6 +6,5 @@ from .errors import ConnectionLost, HarnessError, RpcCallError, UnsupportedMetho
 from .paths import DIALECT_131, DIALECT_171, PathArg
 from .session import ExecSession
 
-__all__ = ["HarnessClient", "ExecSession", "HarnessError", "RpcCallError", "ConnectionLost", "UnsupportedMethod",
-           "DIALECT_131", "DIALECT_171", "PathArg",
-           "is_relay_url"]
+__all__ = ["HarnessClient", "ExecSession", "HarnessError", "RpcCallError", "ConnectionLost",
+           "UnsupportedMethod", "DIALECT_131", "DIALECT_171", "PathArg", "is_relay_url"]

@@ -177,17 +177,19 @@ class ExecSession:
         return base64.b64decode(result["dataBase64"])
 
     async def fs_write_file(self, path: PathArg, data: bytes) -> None:
-        await self.call("fs/writeFile", {"path": self._path(path), "dataBase64": base64.b64encode(data).decode(),
-                                         "sandbox": None})
+        await self.call("fs/writeFile", {"path": self._path(path),
+                                         "dataBase64": base64.b64encode(data).decode(), "sandbox": None})
 
     async def fs_create_directory(self, path: PathArg, recursive: bool = True) -> None:
-        await self.call("fs/createDirectory", {"path": self._path(path), "recursive": recursive, "sandbox": None})
+        await self.call("fs/createDirectory", {"path": self._path(path), "recursive": recursive,
+                                               "sandbox": None})
 
     async def fs_get_metadata(self, path: PathArg) -> dict:
         return await self.call("fs/getMetadata", {"path": self._path(path), "sandbox": None})
 
     async def fs_read_directory(self, path: PathArg) -> list[dict]:
-        return (await self.call("fs/readDirectory", {"path": self._path(path), "sandbox": None}))["entries"]
+        result = await self.call("fs/readDirectory", {"path": self._path(path), "sandbox": None})
+        return result["entries"]
 
     async def fs_remove(self, path: PathArg, recursive: bool = True, force: bool = True) -> None:
         await self.call("fs/remove", {"path": self._path(path), "recursive": recursive, "force": force,
@@ -242,12 +244,14 @@ class ExecSession:
         connection."""
         self._require_171("fs/open")
         hid = uuid.uuid4().hex if handle_id is None else handle_id
-        return (await self.call("fs/open", {"handleId": hid, "path": self._path(path), "mode": mode}))["handleId"]
+        result = await self.call("fs/open", {"handleId": hid, "path": self._path(path), "mode": mode})
+        return result["handleId"]
 
     async def fs_read_block(self, handle_id: str, offset: int, length: int) -> tuple[bytes, bool]:
         """``fs/readBlock``: ``(data, eof)``; ``length`` is 1..1048576."""
         self._require_171("fs/readBlock")
-        result = await self.call("fs/readBlock", {"handleId": handle_id, "offset": offset, "len": length})
+        result = await self.call("fs/readBlock", {"handleId": handle_id, "offset": offset,
+                                                  "len": length})
         return base64.b64decode(result["chunk"]), bool(result["eof"])
 
     async def fs_write_block(self, handle_id: str, offset: int, data: bytes) -> None:
