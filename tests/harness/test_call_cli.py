@@ -1,4 +1,5 @@
-"""``execrelay call`` against a local exec-server and through a rendezvous."""
+"""``execrelay call`` against a local exec-server and through a rendezvous; ``--paths`` against
+servers of both dialects (``_harness_servers.py``)."""
 from __future__ import annotations
 
 import asyncio
@@ -7,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from _harness_servers import impls
 
 
 def call(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -56,3 +58,44 @@ async def test_call_through_rendezvous(tmp_path):
             ex.close()
             await asyncio.wait_for(task, 10)
             await server.aclose()
+
+
+# ---------------------------------------------------------------------------- --paths (0.171)
+ODD = "d ü #%41"
+
+
+@pytest.mark.interop
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("impl", impls("real171", "ours-0.171"))
+def test_call_paths_auto_converts_for_171(impl, start_server, tmp_path):
+    from execrelay.fileuri import to_uri
+
+    url = start_server(impl).url
+    odd = tmp_path / ODD
+    odd.mkdir()
+    out = call(url, "fs/getMetadata", json.dumps({"path": str(odd)}))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["isDirectory"] is True
+    (odd / "link").symlink_to(odd)
+    out = call(url, "fs/canonicalize", json.dumps({"path": str(odd / "link")}), "--paths", "uri")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"path": to_uri(str(odd))}  # the answer is printed as sent
+    out = call(url, "fs/getMetadata", json.dumps({"path": str(odd)}), "--paths", "native")
+    assert out.returncode == 1 and "-32602" in out.stderr and "relative URL without a base" in out.stderr
+    # a URI written by hand passes through auto unchanged
+    out = call(url, "fs/getMetadata", json.dumps({"path": to_uri(str(odd))}))
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.interop
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("impl", impls("real131", "ours-0.131"))
+def test_call_paths_auto_keeps_native_for_131(impl, start_server, tmp_path):
+    url = start_server(impl).url
+    odd = tmp_path / ODD
+    odd.mkdir()
+    out = call(url, "fs/getMetadata", json.dumps({"path": str(odd)}))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["isDirectory"] is True
+    forced = call(url, "fs/getMetadata", json.dumps({"path": str(odd)}), "--paths", "uri")
+    assert forced.returncode == 1 and "error" in forced.stderr  # 0.131 takes no URI

@@ -3,6 +3,19 @@
 URL is a local exec-server (``ws://127.0.0.1:PORT``) or a rendezvous harness URL
 (``execrelay rendezvous harness-url ...``). The session is initialized first; the result is
 printed as JSON on stdout, an error on stderr with exit status 1.
+
+Paths (docs/dialects.md §Paths and URIs): a 0.131 server takes native paths, a 0.171 server
+(its ``initialize`` answer has ``environmentInfo``) only ``file://`` URIs.  ``--paths`` says
+what to do with the paths in PARAMS:
+
+* ``auto`` (default): after ``initialize``, if the server is 0.171, every absolute native path
+  held by a ``path``, ``cwd``, ``sourcePath`` or ``destinationPath`` member (at any depth) or
+  listed in ``missing`` becomes a URI; URIs and relative paths are sent as written.  A 0.131
+  server gets PARAMS unchanged.
+* ``uri``: the same conversion whatever the server says;
+* ``native``: PARAMS are sent exactly as written.
+
+The answer is printed as the server sent it (a 0.171 server's result paths stay URIs).
 """
 from __future__ import annotations
 
@@ -18,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("params", nargs="?", default="{}", help="params as JSON (default {})")
     p.add_argument("--mode", choices=("auto", "reliable", "legacy"), default="auto",
                    help="relay stream mode (default auto: reliable, legacy for a 0.131.0 executor)")
+    p.add_argument("--paths", choices=("auto", "uri", "native"), default="auto",
+                   help="absolute paths in path/cwd/sourcePath/destinationPath/missing: auto = to "
+                        "file:// URIs when the server speaks 0.171 (default), uri = always, "
+                        "native = send params as written")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
     p.add_argument("--notifications", type=float, default=0.0, metavar="SECONDS",
                    help="after the answer, print notifications for this long (e.g. process output)")
@@ -41,11 +58,14 @@ def run(args: argparse.Namespace) -> int:
 async def _call(args: argparse.Namespace, params: object) -> int:
     import orjson
 
-    from ..harness import HarnessClient, HarnessError, RpcCallError
+    from ..harness import DIALECT_171, HarnessClient, HarnessError, RpcCallError
+    from ..harness.paths import params_to_uris
 
     try:
         async with HarnessClient(args.url, mode=args.mode) as client:
             session = await client.open_session(timeout=args.timeout)
+            if args.paths == "uri" or (args.paths == "auto" and session.dialect == DIALECT_171):
+                params = params_to_uris(params)
             result = await session.call(args.method, params, timeout=args.timeout)
             sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
             if args.notifications > 0:

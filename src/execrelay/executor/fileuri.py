@@ -15,7 +15,10 @@ from __future__ import annotations
 import os
 import re
 
+from ..fileuri import PATH_SET, encode_table, to_uri
 from .errors import RpcError, INVALID_PARAMS, INVALID_REQUEST
+
+__all__ = ["is_uri", "to_path", "to_uri", "path_param"]
 
 RELATIVE = "invalid URI: relative URL without a base"
 QUERY = "query parameters are not allowed in path URIs"
@@ -34,21 +37,9 @@ _DOTS = frozenset({".", "%2e", "%2E"})
 _DOTDOTS = frozenset({"..", ".%2e", ".%2E", "%2e.", "%2E.", "%2e%2e", "%2E%2E", "%2e%2E", "%2E%2e"})
 _DRIVE = re.compile(r"[A-Za-z][:|]$")
 
-# WHATWG "path percent-encode set" (applied by the parser to raw characters) and the
-# "path segment" set that ``from_file_path`` applies to each component on output (adds ``%``;
-# it also has ``/``, which cannot occur inside a component, so a whole path is encoded at once)
-_PATH_SET = frozenset(b" \"#<>?`{}") | frozenset(range(0x20)) | frozenset(range(0x7F, 0x100))
-_SEGMENT_SET = _PATH_SET | frozenset(b"%")
-
-
-def _encode_table(unsafe: frozenset) -> tuple[str, ...]:
-    return tuple(f"%{b:02X}" if b in unsafe else chr(b) for b in range(256))
-
-
-_PATH_ENC = _encode_table(_PATH_SET)
-_OUT_ENC = _encode_table(_SEGMENT_SET)
-#: characters whose presence in a native path means :func:`to_uri` must percent-encode
-_OUT_SAFE = re.compile(r"[A-Za-z0-9_\-.~!$&'()*+,;=:@\[\]^|/]*")
+# WHATWG "path percent-encode set", applied by the parser to raw characters; the output side
+# (``to_uri``, ``Url::from_file_path``) lives in the neutral leaf ``execrelay.fileuri``
+_PATH_ENC = encode_table(PATH_SET)
 
 
 #: URI -> native path for URIs that parsed; the mapping is a pure function of the string, and a
@@ -148,17 +139,6 @@ def _segments(path: str) -> list[str]:
         else:
             out.append("".join(_PATH_ENC[b] for b in part.encode("utf-8", "surrogatepass")))
     return out
-
-
-def to_uri(path: str | bytes) -> str:
-    """Format an absolute native path the way 0.171 emits it (``Url::from_file_path``)."""
-    if isinstance(path, bytes):
-        raw = path
-    else:
-        if _OUT_SAFE.fullmatch(path) is not None:
-            return "file://" + path
-        raw = os.fsencode(path)
-    return "file://" + "".join(_OUT_ENC[b] for b in raw)
 
 
 def path_param(value: str, auto: bool, invalid_code: int = INVALID_REQUEST) -> tuple[str, bool]:

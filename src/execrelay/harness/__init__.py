@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from .client import HarnessClient, is_relay_url
-from .errors import ConnectionLost, HarnessError, RpcCallError
+from .errors import ConnectionLost, HarnessError, RpcCallError, UnsupportedMethod
+from .paths import DIALECT_131, DIALECT_171, PathArg
 from .session import ExecSession
 
 __all__ = ["HarnessClient", "ExecSession", "HarnessError", "RpcCallError", "ConnectionLost",
-           "is_relay_url"]
+           "UnsupportedMethod", "DIALECT_131", "DIALECT_171", "PathArg", "is_relay_url"]
