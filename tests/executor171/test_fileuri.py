@@ -54,16 +54,27 @@ def test_matches_real_binary(row: dict, root: str) -> None:
         assert fileuri.to_uri(os.path.realpath(path)) == _resolve(row["canonical"], root)
 
 
-def test_fast_path_is_identity_on_plain_uris() -> None:
-    for p in ("/", "/tmp", "/a/.git/HEAD", "/a/b..c/.x", "/x/[y]|z^", "/tmp//x", "/d/"):
-        assert fileuri._FAST.fullmatch("file://" + p) is not None
+def _no_slow_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(uri: str, invalid_code: int) -> str:
+        raise AssertionError(f"slow path taken for {uri!r}")
+    monkeypatch.setattr(fileuri, "_slow", refuse)
+    fileuri._memo.clear()
+
+
+def test_fast_path_is_identity_on_plain_uris(monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_slow_path(monkeypatch)
+    for p in ("/", "/tmp", "/a/.git/HEAD", "/a/b..c/.x", "/x/[y]|z^", "/tmp//x", "/d/", "/a b", "/ü/x", "/a.",
+              "/.../x"):
         assert fileuri.to_path("file://" + p) == p
 
 
 @pytest.mark.parametrize("uri", ["file:///a/./b", "file:///a/../b", "file:///a/..", "file:///a/.",
-                                 "file:///a%20b", "file:///C:/x", "file:///a b", "file:///a?b"])
-def test_fast_path_declines(uri: str) -> None:
-    assert fileuri._FAST.fullmatch(uri) is None
+                                 "file:///a%20b", "file:///C:/x", "file:///c|/x", "file:///a?b", "file:///a#b",
+                                 "file:///a\\b", "file:///a\tb", "file:///a ", "file:///a\x00b"])
+def test_fast_path_declines(uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_slow_path(monkeypatch)
+    with pytest.raises(AssertionError, match="slow path taken"):
+        fileuri.to_path(uri)
 
 
 def test_dot_segments_are_textual() -> None:
