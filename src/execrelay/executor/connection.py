@@ -62,6 +62,9 @@ def _json_error_text(message: bytes | str) -> str:
         text = message.decode("utf-8") if not isinstance(message, str) else message
     except UnicodeDecodeError as exc:
         return f"invalid unicode code point at line 1 column {exc.start + 1}"
+    ident = _ident_error(text)
+    if ident is not None:
+        return ident
     try:
         json.loads(text)
     except json.JSONDecodeError as exc:
@@ -86,6 +89,28 @@ def _json_error_text(message: bytes | str) -> str:
     except Exception as exc:  # pragma: no cover
         return str(exc)
     return "number out of range at line 1 column 1"
+
+
+_IDENTS = {"n": "null", "t": "true", "f": "false"}
+
+
+def _ident_error(text: str) -> str | None:
+    """serde_json reads ``n``/``t``/``f`` as the start of ``null``/``true``/``false`` and names
+    the first byte that breaks the word (``nonsense`` -> column 2); the stdlib does not."""
+    body = text.lstrip(" \t\n\r")
+    word = _IDENTS.get(body[:1])
+    if word is None:
+        return None
+    start = len(text) - len(body)
+    for i in range(1, len(word)):
+        if i >= len(body):
+            return None  # EOF: the generic text
+        if body[i] != word[i]:
+            at = start + i
+            line = text.count("\n", 0, at) + 1
+            column = at - (text.rfind("\n", 0, at) + 1) + 1
+            return f"expected ident at line {line} column {column}"
+    return None
 
 
 _STDIO_PREFIX = "failed to parse JSON-RPC message from exec-server stdio: "
