@@ -19,11 +19,14 @@ from .params import b64decode, b64encode_bytes, opt_bool, req_bool, req_str, str
 from .pathparam import path_arg
 from .results import Deferred, Encoded
 from .session import gate as _session_gate
-from . import sandbox as _sandbox
+from . import _fsmeta_py, sandbox as _sandbox
 from .. import _accel
 
 #: lstat -> result dict; Cython twin builds it from struct stat without os.stat_result
-_metadata = _accel.select("fsmeta", "execrelay.executor._fsmeta_c", "execrelay.executor._fsmeta_py").metadata
+_fsmeta = _accel.select("fsmeta", "execrelay.executor._fsmeta_c", "execrelay.executor._fsmeta_py")
+_metadata = _fsmeta.metadata
+#: 0.171's form (with ``size``): compiled when the extension has it (see _fsmeta_py)
+_metadata_171 = getattr(_fsmeta, "metadata_171", None) or _fsmeta_py.metadata_171
 #: bytes.join copies joins of >= 1 MiB with the GIL released (CPython >= 3.9), so a worker
 #: thread can assemble a large reply without stalling the event loop
 _join = b"".join
@@ -81,17 +84,6 @@ def _enter(conn: "RpcConnection", sb: Any, path: str, write: bool) -> None:
 
 
 # ------------------------------------------------------------------ getMetadata
-def _metadata_171(path: str) -> dict:
-    """0.171's result: 0.131's members plus ``size`` (of the link's target for a symlink)."""
-    st = _lstat(path)
-    link = _S_ISLNK(st.st_mode)
-    if link:
-        st = _stat_fn(path)
-    mode = st.st_mode
-    return {"isDirectory": _S_ISDIR(mode), "isFile": _S_ISREG(mode), "isSymlink": link, "size": st.st_size,
-            "createdAtMs": 0, "modifiedAtMs": st.st_mtime_ns // 1000000}
-
-
 def get_metadata(conn: "RpcConnection", params: Any) -> Any:
     if type(params) is not dict:
         struct(params, "FsGetMetadataParams")

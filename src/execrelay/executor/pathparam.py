@@ -33,25 +33,36 @@ def path_arg(conn: "RpcConnection", p: dict, name: str, family: str = "filesyste
     ``process/start`` passes ``invalid_code=INVALID_PARAMS`` for ``cwd``.
     """
     v = p.get(name, MISSING)
-    if type(v) is str:
-        return path_value(conn, v, family, invalid_code)
-    if v is MISSING:
-        raise missing(name)
-    raise bad_type(v, "a string")
-
-
-def path_value(conn: "RpcConnection", v: str, family: str = "filesystem",
-               invalid_code: int = INVALID_REQUEST) -> tuple[str, bool]:
-    """:func:`path_arg` for a string already taken out of the params (list members)."""
+    if type(v) is not str:
+        if v is MISSING:
+            raise missing(name)
+        raise bad_type(v, "a string")
     compat = conn.server.config.compat
-    if compat == COMPAT_131:
-        return native_path(v), False
-    if compat == COMPAT_AUTO:
-        if v[:1] == "/" or not fileuri.is_uri(v):
+    if v[:1] == "/" and compat != COMPAT_171:  # a native path, the 0.131 dialect
+        if compat == COMPAT_AUTO:
             session = conn.session
             if session is not None and session.dialect != COMPAT_131:
                 remember(conn, COMPAT_131)
-            return native_path(v), False
+        # inline: the common path is already normal (no '.', '..', '//' or trailing '/')
+        if "/." in v or "//" in v or (v[-1] == "/" and len(v) > 1):
+            v = native_path(v)
+        return v, False
+    if v[:8] == "file:///" and compat != COMPAT_131:
+        if compat == COMPAT_AUTO:
+            session = conn.session
+            if session is not None and session.dialect != COMPAT_171:
+                remember(conn, COMPAT_171)
+        # fileuri.to_path's fast path, inlined: the call alone is ~10% of an fs/getMetadata
+        # request (docs/dialects.md §Paths and URIs); "/." sends any dot to to_path, which tells a
+        # dot segment from a name like ".git".  test_fileuri.py checks both agree.
+        path = v[7:]
+        if ("%" not in path and "\\" not in path and "?" not in path and "#" not in path and "/." not in path
+                and "\t" not in path and "\n" not in path and "\r" not in path and "\0" not in path
+                and path[-1] != " " and path[2:3] != ":" and path[2:3] != "|"):
+            return path, True
+    elif compat == COMPAT_131 or (compat == COMPAT_AUTO and not fileuri.is_uri(v)):
+        return native_path(v), False  # relative: 0.131's error
+    elif compat == COMPAT_AUTO:
         session = conn.session
         if session is not None and session.dialect != COMPAT_171:
             remember(conn, COMPAT_171)
@@ -63,3 +74,9 @@ def path_value(conn: "RpcConnection", v: str, family: str = "filesystem",
             if session is None or session.conn is not conn or not conn.initialized:
                 gate(conn, family)
         raise
+
+
+def path_value(conn: "RpcConnection", v: str, family: str = "filesystem",
+               invalid_code: int = INVALID_REQUEST) -> tuple[str, bool]:
+    """:func:`path_arg` for a string already taken out of the params (list members)."""
+    return path_arg(conn, {"path": v}, "path", family, invalid_code)
