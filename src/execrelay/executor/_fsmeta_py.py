@@ -4,7 +4,7 @@ Pure twin of ``ext/executor/_fsmeta_c.pyx`` (selected by :mod:`execrelay.executo
 :func:`metadata_171` (0.171's result, with ``size``) has no compiled twin yet: :mod:`.fs` uses
 the compiled one when the extension has it, else this one.
 ``isDirectory``/``isFile`` follow a symlink, ``isSymlink`` describes the link itself, and
-``createdAtMs`` is 0 as in 0.131.0's musl build (spec 5.4).
+``createdAtMs`` is 0 as in 0.131.0's musl build (docs/exec-server.md §Methods).
 """
 from __future__ import annotations
 

@@ -97,7 +97,7 @@ def capability_roots_discover_v1(conn: "RpcConnection", params: Any) -> Any:
         raise missing("roots")
     if type(roots) is not list:
         raise bad_type(roots, "a sequence")
-    out = []
+    out: list[dict[str, Any]] = []
     for root in roots:
         r = struct(root, "WireCapabilityRootDiscoverRequest")
         root_id = req_str(r, "id")

@@ -87,9 +87,9 @@ def to_path(uri: str, invalid_code: int = INVALID_REQUEST) -> str:
                 and path[-1] > " " and path[2:3] != ":" and path[2:3] != "|"
                 and ("/." not in path or not _has_dot_segment(path))):
             return path
-    path = _memo_get(uri)
-    if path is not None:
-        return path
+    seen = _memo_get(uri)
+    if seen is not None:
+        return seen
     path = _slow(uri, invalid_code)
     if len(_memo) >= MEMO_MAX:
         _memo.clear()
