@@ -26,8 +26,8 @@ EMPTY_TOML_PATH = "TOML paths must contain at least one key segment"
 
 
 def _unit(params: Any) -> None:
-    """0.171 declares these methods' params as ``()``: absent, null or an object."""
-    if params is not None and type(params) is not dict:
+    """0.171 declares these methods' params as ``()``: absent, null or ``{}`` (probed)."""
+    if params is not None and params != {}:
         raise bad_type(params, "unit")
 
 
@@ -80,11 +80,11 @@ def environment_config_read(conn: "RpcConnection", params: Any) -> Any:
     _uri_arg(p, "cwd")
     config = _toml_paths(p, "configPaths")
     requirements = _toml_paths(p, "requirementsPaths")
+    _gated(conn, "environment config")
     if not config and not requirements:
         raise RpcError(INVALID_PARAMS, AT_LEAST_ONE_PATH)
     if any(not path for path in config) or any(not path for path in requirements):
         raise RpcError(INVALID_PARAMS, EMPTY_TOML_PATH)
-    _gated(conn, "environment config")
     return {"userHomeDir": conn.server.envinfo.info["userHomeDir"], "codexHomeDir": to_uri(_codex_home()),
             "hostname": socket.gethostname(), "config": {"layers": [], "cloudInsertionIndex": 0},
             "requirements": {"layers": [], "cloudInsertionIndex": 0}}

@@ -10,14 +10,15 @@ with the connection (0.171: handles are not part of the session).
 from __future__ import annotations
 
 import asyncio
+import errno
 from typing import TYPE_CHECKING, Any
 
 from . import fs_walk
-from .errors import INVALID_PARAMS, INVALID_REQUEST, RpcError
+from .errors import INVALID_PARAMS, INVALID_REQUEST, RpcError, fs_error, os_error
 from .fileuri import to_uri
 from .fs_handles import HandleTable, parse_mode
 from .fs_watch import MissingWatch
-from .params import b64decode, b64encode_bytes, bad_type, missing, req_bool, req_str, req_uint, struct, MISSING
+from .params import I64_MAX, b64decode, b64encode_bytes, bad_type, missing, req_bool, req_str, req_uint, struct, MISSING
 from .pathparam import path_arg, path_value
 from .results import Deferred
 from .session import gate
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .connection import RpcConnection
 
 _FS = "filesystem"
+WRITE_RANGE = "file write range exceeds the signed 64-bit file offset limit"
 
 
 def _gate(conn: "RpcConnection") -> None:
@@ -94,8 +96,16 @@ def _block_reply(head: bytes, data: bytes, eof: bool) -> bytes:
     return b"".join((head, _CHUNK_HEAD, b64encode_bytes(data), b'","eof":true}}' if eof else b'","eof":false}}'))
 
 
+def _bad_offset() -> RpcError:
+    """An offset past ``off_t`` (u64 on the wire): the EINVAL 0.171's pread/pwrite get (probed)."""
+    return fs_error(os_error(errno.EINVAL))
+
+
 async def _read_block(table: HandleTable, handle_id: str, offset: int, length: int, head: bytes) -> bytes:
-    data, eof = await table.read_block(handle_id, offset, length)
+    try:
+        data, eof = await table.read_block(handle_id, offset, length)
+    except OverflowError:
+        raise _bad_offset() from None
     if len(data) <= 65536:
         return _block_reply(head, data, eof)
     return await asyncio.get_running_loop().run_in_executor(None, _block_reply, head, data, eof)
@@ -124,7 +134,12 @@ async def _write_block(table: HandleTable, handle_id: str, offset: int, chunk: s
         data = _decode_chunk(chunk)
     else:  # pybase64 releases the GIL: a 1 MiB block decodes off the loop
         data = await asyncio.get_running_loop().run_in_executor(None, _decode_chunk, chunk)
-    return await table.write_block(handle_id, offset, data)
+    if data and offset + len(data) > I64_MAX:
+        raise RpcError(INVALID_REQUEST, WRITE_RANGE)
+    try:
+        return await table.write_block(handle_id, offset, data)
+    except OverflowError:
+        raise _bad_offset() from None
 
 
 def write_block(conn: "RpcConnection", params: Any) -> Any:
