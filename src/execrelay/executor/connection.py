@@ -103,14 +103,16 @@ def _ident_error(text: str) -> str | None:
         return None
     start = len(text) - len(body)
     for i in range(1, len(word)):
-        if i >= len(body):
-            return None  # EOF: the generic text
+        if i >= len(body):  # ends inside the word: serde points at its last byte
+            return f"EOF while parsing a value at {_position(text, len(text) - 1)}"
         if body[i] != word[i]:
-            at = start + i
-            line = text.count("\n", 0, at) + 1
-            column = at - (text.rfind("\n", 0, at) + 1) + 1
-            return f"expected ident at line {line} column {column}"
+            return f"expected ident at {_position(text, start + i)}"
     return None
+
+
+def _position(text: str, at: int) -> str:
+    line = text.count("\n", 0, at) + 1
+    return f"line {line} column {at - (text.rfind(chr(10), 0, at) + 1) + 1}"
 
 
 _STDIO_PREFIX = "failed to parse JSON-RPC message from exec-server stdio: "
