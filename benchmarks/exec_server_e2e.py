@@ -169,6 +169,8 @@ READ_FILE = f"/tmp/execrelay-bench-64k-{os.getuid()}"
 SCENARIOS = {
     "unknown": b'{"id":1,"method":"bench/unknown","params":{}}',
     "getMetadata": b'{"id":1,"method":"fs/getMetadata","params":{"path":"/tmp","sandbox":null}}',
+    # the 0.171 dialect (a URI; --compat auto or 0.171): compare with getMetadata
+    "getMetadataUri": b'{"id":1,"method":"fs/getMetadata","params":{"path":"file:///tmp","sandbox":null}}',
     "readFile64k": b'{"id":1,"method":"fs/readFile","params":{"path":"' + READ_FILE.encode() + b'","sandbox":null}}',
 }
 DEFAULT_SCENARIOS = ["unknown", "getMetadata"]

@@ -35,7 +35,7 @@ IMPLS = [i.strip() for i in os.environ.get("EXECRELAY_CONFORMANCE_IMPLS", _DEFAU
 
 def server_argv(impl: str, listen: str) -> list[str]:
     if impl == "ours":
-        return ours_exec_server_argv(listen)
+        return ours_exec_server_argv(listen, compat="0.131")  # the 0.131.0 dialect, byte for byte
     try:
         codex = ensure_codex()
     except CodexUnavailable as exc:

@@ -107,7 +107,8 @@ def b64(data: bytes | str) -> str:
 
 @pytest.fixture
 async def server() -> AsyncIterator[ExecServer]:
-    srv = ExecServer(ExecServerConfig(detached_session_ttl=0.5, exited_process_retention=0.5))
+    # these tests pin the 0.131 dialect (auto-mode rules: test_compat_auto.py; 0.171: tests/conformance171)
+    srv = ExecServer(ExecServerConfig(compat="0.131", detached_session_ttl=0.5, exited_process_retention=0.5))
     yield srv
     await srv.aclose()
 

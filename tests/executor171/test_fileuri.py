@@ -54,16 +54,27 @@ def test_matches_real_binary(row: dict, root: str) -> None:
         assert fileuri.to_uri(os.path.realpath(path)) == _resolve(row["canonical"], root)
 
 
-def test_fast_path_is_identity_on_plain_uris() -> None:
-    for p in ("/", "/tmp", "/a/.git/HEAD", "/a/b..c/.x", "/x/[y]|z^", "/tmp//x", "/d/"):
-        assert fileuri._FAST.fullmatch("file://" + p) is not None
+def _no_slow_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(uri: str, invalid_code: int) -> str:
+        raise AssertionError(f"slow path taken for {uri!r}")
+    monkeypatch.setattr(fileuri, "_slow", refuse)
+    fileuri._memo.clear()
+
+
+def test_fast_path_is_identity_on_plain_uris(monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_slow_path(monkeypatch)
+    for p in ("/", "/tmp", "/a/.git/HEAD", "/a/b..c/.x", "/x/[y]|z^", "/tmp//x", "/d/", "/a b", "/ü/x", "/a.",
+              "/.../x"):
         assert fileuri.to_path("file://" + p) == p
 
 
 @pytest.mark.parametrize("uri", ["file:///a/./b", "file:///a/../b", "file:///a/..", "file:///a/.",
-                                 "file:///a%20b", "file:///C:/x", "file:///a b", "file:///a?b"])
-def test_fast_path_declines(uri: str) -> None:
-    assert fileuri._FAST.fullmatch(uri) is None
+                                 "file:///a%20b", "file:///C:/x", "file:///c|/x", "file:///a?b", "file:///a#b",
+                                 "file:///a\\b", "file:///a\tb", "file:///a ", "file:///a\x00b"])
+def test_fast_path_declines(uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_slow_path(monkeypatch)
+    with pytest.raises(AssertionError, match="slow path taken"):
+        fileuri.to_path(uri)
 
 
 def test_dot_segments_are_textual() -> None:
@@ -128,3 +139,34 @@ def test_path_param_auto_and_strict() -> None:
     with pytest.raises(RpcError) as ei:
         fileuri.path_param("file://h/x", auto=True)
     assert ei.value.code == INVALID_REQUEST
+
+
+class _Conn:
+    """Just what :func:`pathparam.path_arg` reads of a connection (``--compat 0.171``, initialized)."""
+
+    def __init__(self) -> None:
+        self.server = type("S", (), {"config": type("C", (), {"compat": "0.171"})()})()
+        self.session = None
+        self.initialized = True
+
+
+EXTRA_URIS = ["file:///a/.git/HEAD", "file:///a b/ü", "file:///a/./b", "file:///C:/x", "file:///a\tb", "file:///a ",
+              "file:///a?q", "file:///a#f", "file:///a%20b", "file:///a\\b", "file:///a\x00b", "file:///"]
+
+
+@pytest.mark.parametrize("uri", [r["input"] for r in _ROWS] + EXTRA_URIS)
+def test_path_arg_inlined_fast_path_agrees_with_to_path(uri: str, root: str) -> None:
+    # pathparam.path_arg inlines to_path's fast path (a call is ~10% of a request): same answers
+    from execrelay.executor.pathparam import path_arg
+    uri = _resolve(uri, root)
+    try:
+        expected: object = fileuri.to_path(uri)
+    except RpcError as exc:
+        expected = (exc.code, exc.message)
+    conn = _Conn()
+    conn.session = type("Sess", (), {"conn": conn, "dialect": None})()
+    try:
+        got: object = path_arg(conn, {"path": uri}, "path")[0]  # type: ignore[arg-type]
+    except RpcError as exc:
+        got = (exc.code, exc.message)
+    assert got == expected

@@ -2,7 +2,7 @@
 
 ``codex_bin`` (session) installs ``@openai/codex@0.131.0`` from npm into a cache directory once
 (see ``codex.py``) and skips, with the reason, only when npm cannot provide it; ``codex171_bin``
-does the same for 0.171.0 (``codex171.py``).
+does the same for 0.171.0 (``ensure_codex(CODEX_171)``).
 """
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from .codex import CodexUnavailable, ensure_codex
-from .codex171 import codex171_bin  # noqa: F401  (session fixture, re-exported for every interop test)
+from .codex import CODEX_171, CodexUnavailable, ensure_codex
 from .procs import ServerProcess, isolated_env, ours_exec_server_argv, real_exec_server_argv
 
 
@@ -22,6 +21,15 @@ def codex_bin() -> Path:
         return ensure_codex()
     except CodexUnavailable as exc:
         pytest.skip(f"codex 0.131.0 unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def codex171_bin() -> Path:
+    """The real codex 0.171.0 binary; skips (with npm's reason) only when npm cannot provide it."""
+    try:
+        return ensure_codex(CODEX_171)
+    except CodexUnavailable as exc:
+        pytest.skip(f"codex {CODEX_171} unavailable: {exc}")
 
 
 def start_exec_server(impl: str, tmp: Path, codex: Path | None, extra_env: dict[str, str] | None = None) -> ServerProcess:

@@ -119,8 +119,10 @@ class ServerProcess:
         self.stop()
 
 
-def ours_exec_server_argv(listen: str = "ws://127.0.0.1:0") -> list[str]:
-    return [sys.executable, "-m", "execrelay", "exec-server", "--listen", listen]
+def ours_exec_server_argv(listen: str = "ws://127.0.0.1:0", compat: str | None = None) -> list[str]:
+    """``execrelay exec-server`` (default ``--compat auto`` unless ``compat`` names a dialect)."""
+    extra = [] if compat is None else ["--compat", compat]
+    return [sys.executable, "-m", "execrelay", "exec-server", *extra, "--listen", listen]
 
 
 def real_exec_server_argv(listen: str = "ws://127.0.0.1:0", codex: Path | None = None) -> list[str]:

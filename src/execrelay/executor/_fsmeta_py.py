@@ -1,8 +1,10 @@
 """``fs/getMetadata`` result from one lstat (and one stat for a symlink).
 
 Pure twin of ``ext/executor/_fsmeta_c.pyx`` (selected by :mod:`execrelay.executor.fs`).
+:func:`metadata_171` (0.171's result, with ``size``) has no compiled twin yet: :mod:`.fs` uses
+the compiled one when the extension has it, else this one.
 ``isDirectory``/``isFile`` follow a symlink, ``isSymlink`` describes the link itself, and
-``createdAtMs`` is 0 as in 0.131.0's musl build (spec 5.4).
+``createdAtMs`` is 0 as in 0.131.0's musl build (docs/exec-server.md §Methods).
 """
 from __future__ import annotations
 
@@ -26,4 +28,16 @@ def metadata(path: str) -> dict:
         return {"isDirectory": _S_ISDIR(tmode), "isFile": _S_ISREG(tmode), "isSymlink": True,
                 "createdAtMs": 0, "modifiedAtMs": target.st_mtime_ns // 1000000}
     return {"isDirectory": _S_ISDIR(mode), "isFile": _S_ISREG(mode), "isSymlink": False,
+            "createdAtMs": 0, "modifiedAtMs": st.st_mtime_ns // 1000000}
+
+
+def metadata_171(path: str) -> dict:
+    """0.171.0's ``fs/getMetadata`` result: 0.131's members plus ``size`` (of the target for a
+    symlink, as ``isDirectory``/``isFile``); raises OSError like os.lstat."""
+    st = _lstat(path)
+    link = _S_ISLNK(st.st_mode)
+    if link:
+        st = _stat_fn(path)
+    mode = st.st_mode
+    return {"isDirectory": _S_ISDIR(mode), "isFile": _S_ISREG(mode), "isSymlink": link, "size": st.st_size,
             "createdAtMs": 0, "modifiedAtMs": st.st_mtime_ns // 1000000}

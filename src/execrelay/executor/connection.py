@@ -20,10 +20,14 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import orjson
 
-from .errors import INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, RpcError
+from .dialect import is_171
+from .errors import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, RpcError
+from .params import serde_text_171
 from .results import Deferred, Encoded, PostSend
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .fs_handles import HandleTable
+    from .fs_watch import MissingWatch
     from .server import ExecServer
     from .session import Session
 
@@ -58,6 +62,9 @@ def _json_error_text(message: bytes | str) -> str:
         text = message.decode("utf-8") if not isinstance(message, str) else message
     except UnicodeDecodeError as exc:
         return f"invalid unicode code point at line 1 column {exc.start + 1}"
+    ident = _ident_error(text)
+    if ident is not None:
+        return ident
     try:
         json.loads(text)
     except json.JSONDecodeError as exc:
@@ -84,6 +91,30 @@ def _json_error_text(message: bytes | str) -> str:
     return "number out of range at line 1 column 1"
 
 
+_IDENTS = {"n": "null", "t": "true", "f": "false"}
+
+
+def _ident_error(text: str) -> str | None:
+    """serde_json reads ``n``/``t``/``f`` as the start of ``null``/``true``/``false`` and names
+    the first byte that breaks the word (``nonsense`` -> column 2); the stdlib does not."""
+    body = text.lstrip(" \t\n\r")
+    word = _IDENTS.get(body[:1])
+    if word is None:
+        return None
+    start = len(text) - len(body)
+    for i in range(1, len(word)):
+        if i >= len(body):  # ends inside the word: serde points at its last byte
+            return f"EOF while parsing a value at {_position(text, len(text) - 1)}"
+        if body[i] != word[i]:
+            return f"expected ident at {_position(text, start + i)}"
+    return None
+
+
+def _position(text: str, at: int) -> str:
+    line = text.count("\n", 0, at) + 1
+    return f"line {line} column {at - (text.rfind(chr(10), 0, at) + 1) + 1}"
+
+
 _STDIO_PREFIX = "failed to parse JSON-RPC message from exec-server stdio: "
 
 
@@ -96,7 +127,7 @@ class _Extra:
     """
 
     __slots__ = ("parse_error_prefix", "pause_reading", "queue", "write_paused", "reading_paused",
-                 "paused_sources")
+                 "paused_sources", "handles", "watch")
 
     def __init__(self, parse_error_prefix: str, pause_reading: Callable[[bool], None] | None) -> None:
         #: text before the parser's message in the id -1 error (differs per transport, docs/exec-server.md §Errors)
@@ -110,6 +141,10 @@ class _Extra:
         self.write_paused = False
         self.reading_paused = False
         self.paused_sources: list[Callable[[], None]] | None = None
+        #: 0.171's file handles and missing-path watch: per connection, gone with it
+        #: (:mod:`.fs_171`; created on first use)
+        self.handles: HandleTable | None = None
+        self.watch: MissingWatch | None = None
 
 
 class RpcConnection:
@@ -202,7 +237,10 @@ class RpcConnection:
                 try:
                     result = handler(self, msg.get("params"))
                 except RpcError as exc:
-                    self._send(_dumps({"error": {"code": exc.code, "message": exc.message}, "id": rid}))
+                    message = exc.message
+                    if exc.code == INVALID_PARAMS and is_171(self):
+                        message = serde_text_171(message)
+                    self._send(_dumps({"error": {"code": exc.code, "message": message}, "id": rid}))
                     return
                 except Exception as exc:  # a bug in a handler must not kill the connection
                     self._send_error(rid, INTERNAL_ERROR, f"internal error: {exc!r}")
@@ -362,6 +400,10 @@ class RpcConnection:
         x = self._x
         if x is not None:
             x.queue = None
+            if x.handles is not None:
+                x.handles.close_all()
+            if x.watch is not None:
+                x.watch.close()
             sources, x.paused_sources = x.paused_sources, None
             if sources:
                 for resume in sources:  # detached sessions keep draining output into retention

@@ -39,8 +39,8 @@ CAPABILITIES: tuple[str, ...] = (
     "linuxApprovedRootWritePreservesRestrictions",
 )
 
-#: what execrelay implements once the phase-A modules are wired in (docs/dialects.md
-#: §Capabilities): the missing-path watch (fs_watch.py) and nothing else of the list
+#: what execrelay implements (docs/dialects.md §Capabilities): the missing-path watch
+#: (fs_watch.py, served by fs_171.py) and nothing else of the list
 IMPLEMENTED: frozenset[str] = frozenset({"fsWatchMissing"})
 
 EXECUTOR_VERSION = "0.171.0"

@@ -15,14 +15,18 @@ import stat as _stat
 from typing import TYPE_CHECKING, Any
 
 from .errors import RpcError, INVALID_REQUEST, fs_error, os_error
-from .params import abs_path, b64decode, b64encode_bytes, opt_bool, req_bool, req_str, struct
+from .params import b64decode, b64encode_bytes, opt_bool, req_bool, req_str, struct
+from .pathparam import path_arg
 from .results import Deferred, Encoded
 from .session import gate as _session_gate
-from . import sandbox as _sandbox
+from . import _fsmeta_py, sandbox as _sandbox
 from .. import _accel
 
 #: lstat -> result dict; Cython twin builds it from struct stat without os.stat_result
-_metadata = _accel.select("fsmeta", "execrelay.executor._fsmeta_c", "execrelay.executor._fsmeta_py").metadata
+_fsmeta = _accel.select("fsmeta", "execrelay.executor._fsmeta_c", "execrelay.executor._fsmeta_py")
+_metadata = _fsmeta.metadata
+#: 0.171's form (with ``size``): compiled when the extension has it (see _fsmeta_py)
+_metadata_171 = getattr(_fsmeta, "metadata_171", None) or _fsmeta_py.metadata_171
 #: bytes.join copies joins of >= 1 MiB with the GIL released (CPython >= 3.9), so a worker
 #: thread can assemble a large reply without stalling the event loop
 _join = b"".join
@@ -83,7 +87,7 @@ def _enter(conn: "RpcConnection", sb: Any, path: str, write: bool) -> None:
 def get_metadata(conn: "RpcConnection", params: Any) -> Any:
     if type(params) is not dict:
         struct(params, "FsGetMetadataParams")
-    path = abs_path(params, "path")
+    path, uri = path_arg(conn, params, "path")
     sb = params.get("sandbox")
     if sb is not None:
         sb = _sandbox.parse(sb)
@@ -92,7 +96,7 @@ def get_metadata(conn: "RpcConnection", params: Any) -> Any:
     if sb is not None:
         sb.check(path, False)
     try:
-        return _metadata(path)
+        return _metadata_171(path) if uri else _metadata(path)
     except OSError as exc:
         raise fs_error(exc) from None
     except ValueError:
@@ -161,9 +165,15 @@ def _read_deferred(fd: int, size: int, limit: int) -> Deferred:
 
 def read_file(conn: "RpcConnection", params: Any) -> Any:
     p = struct(params, "FsReadFileParams")
-    path = abs_path(p, "path")
+    path, uri = path_arg(conn, p, "path")
     sb = _sb(p)
     _enter(conn, sb, path, False)
+    if uri:  # 0.171 refuses anything but a regular file up front (a FIFO must not block the open)
+        try:
+            if not _S_ISREG(_stat_fn(path).st_mode):
+                raise RpcError(INVALID_REQUEST, f"path `{path}` is not a file")
+        except OSError as exc:
+            raise fs_error(exc) from None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
@@ -218,7 +228,7 @@ def _decode_write(path: str, data64: str, sb: Any) -> dict:
 
 def write_file(conn: "RpcConnection", params: Any) -> Any:
     p = struct(params, "FsWriteFileParams")
-    path = abs_path(p, "path")
+    path, _ = path_arg(conn, p, "path")
     data64 = req_str(p, "dataBase64")
     sb = _sb(p)
     _gate(conn)
@@ -239,7 +249,7 @@ def write_file(conn: "RpcConnection", params: Any) -> Any:
 # -------------------------------------------------------------- createDirectory
 def create_directory(conn: "RpcConnection", params: Any) -> Any:
     p = struct(params, "FsCreateDirectoryParams")
-    path = abs_path(p, "path")
+    path, _ = path_arg(conn, p, "path")
     recursive = opt_bool(p, "recursive", True)
     sb = _sb(p)
     _enter(conn, sb, path, True)
@@ -256,7 +266,7 @@ def create_directory(conn: "RpcConnection", params: Any) -> Any:
 # ---------------------------------------------------------------- readDirectory
 def read_directory(conn: "RpcConnection", params: Any) -> Any:
     p = struct(params, "FsReadDirectoryParams")
-    path = abs_path(p, "path")
+    path, _ = path_arg(conn, p, "path")
     sb = _sb(p)
     _enter(conn, sb, path, False)
     entries = []
@@ -286,7 +296,7 @@ def _rmtree(path: str) -> dict:
 
 def remove(conn: "RpcConnection", params: Any) -> Any:
     p = struct(params, "FsRemoveParams")
-    path = abs_path(p, "path")
+    path, _ = path_arg(conn, p, "path")
     recursive = opt_bool(p, "recursive", True)
     force = opt_bool(p, "force", True)
     sb = _sb(p)
@@ -352,8 +362,8 @@ def _copy_file(src: str, dst: str) -> dict:
 
 def copy(conn: "RpcConnection", params: Any) -> Any:
     p = struct(params, "FsCopyParams")
-    src = abs_path(p, "sourcePath")
-    dst = abs_path(p, "destinationPath")
+    src, _ = path_arg(conn, p, "sourcePath")
+    dst, _ = path_arg(conn, p, "destinationPath")
     recursive = req_bool(p, "recursive")
     sb = _sb(p)
     _enter(conn, sb, src, False)

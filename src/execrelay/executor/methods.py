@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from . import fs, http, process
+from . import environment, fs, fs_171, http, process
 from .session import initialize
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,4 +34,32 @@ METHODS: Mapping[str, Handler] = {
     "fs/remove": fs.remove,
     "fs/copy": fs.copy,
     "http/request": http.http_request,
+    "environment/info": environment.environment_info,
+    "environment/status": environment.environment_status,
+    "environmentConfig/read": environment.environment_config_read,
+    "capabilityRoots/discoverV1": environment.capability_roots_discover_v1,
+    "capabilities/discoverV2": environment.capabilities_discover_v2,
+    "fs/canonicalize": fs_171.canonicalize,
+    "fs/walk": fs_171.walk,
+    "fs/open": fs_171.open_,
+    "fs/readBlock": fs_171.read_block,
+    "fs/writeBlock": fs_171.write_block,
+    "fs/close": fs_171.close,
+    "fs/watchMissing": fs_171.watch_missing,
 }
+
+#: methods 0.131.0 does not have: ``--compat 0.131`` answers them -32601 as it did
+ONLY_171: frozenset[str] = frozenset({
+    "environment/info",
+    "environment/status",
+    "environmentConfig/read",
+    "capabilityRoots/discoverV1",
+    "capabilities/discoverV2",
+    "fs/canonicalize",
+    "fs/walk",
+    "fs/open",
+    "fs/readBlock",
+    "fs/writeBlock",
+    "fs/close",
+    "fs/watchMissing",
+})

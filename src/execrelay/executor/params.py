@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import binascii
 import os.path
+import re
 from typing import Any
 
 from .errors import RpcError, INVALID_PARAMS
@@ -96,6 +97,18 @@ def opt_u64(p: dict, name: str, default: int | None) -> int | None:
     raise bad_type(v, "u64")
 
 
+def req_uint(p: dict, name: str, kind: str = "u64") -> int:
+    """A required unsigned integer (``kind`` is serde's name for it: ``u64``, ``usize``)."""
+    v = p.get(name, _MISSING)
+    if type(v) is int:
+        if 0 <= v <= U64_MAX:
+            return v
+        raise RpcError(INVALID_PARAMS, f"invalid value: integer `{v}`, expected {kind}")
+    if v is _MISSING:
+        raise missing(name)
+    raise bad_type(v, kind)
+
+
 def str_map(p: dict, name: str, required: bool = True) -> dict[str, str] | None:
     v = p.get(name, _MISSING)
     if v is _MISSING or (v is None and not required):
@@ -127,21 +140,39 @@ def str_list(p: dict, name: str, required: bool = True) -> list[str] | None:
 _ABS_ERR = "AbsolutePathBuf deserialized without a base path"
 
 
+def native_path(v: str) -> str:
+    """0.131's ``AbsolutePathBuf``: absolute, normalised lexically (``/tmp/../etc`` -> ``/etc``)."""
+    if v[:1] == "/":
+        # fast path: already normal (no '.', '..', '//' or trailing '/')
+        if "/." in v or "//" in v or (v[-1] == "/" and len(v) > 1):
+            v = _normpath(v)
+            if v[:2] == "//":
+                v = "/" + v.lstrip("/")
+        return v
+    raise RpcError(INVALID_PARAMS, _ABS_ERR)
+
+
 def abs_path(p: dict, name: str) -> str:
-    """An ``AbsolutePathBuf``: absolute, normalised lexically (``/tmp/../etc`` -> ``/etc``)."""
+    """An ``AbsolutePathBuf`` param (the 0.131 dialect)."""
     v = p.get(name, _MISSING)
     if type(v) is str:
-        if v[:1] == "/":
-            # fast path: already normal (no '.', '..', '//' or trailing '/')
-            if "/." in v or "//" in v or (v[-1] == "/" and len(v) > 1):
-                v = _normpath(v)
-                if v[:2] == "//":
-                    v = "/" + v.lstrip("/")
-            return v
-        raise RpcError(INVALID_PARAMS, _ABS_ERR)
+        return native_path(v)
     if v is _MISSING:
         raise missing(name)
     raise bad_type(v, "a string")
+
+
+#: serde_json as 0.171 builds it (numbers kept as text) names every number "number" and
+#: answers "invalid number" when one does not fit an integer field
+_NUMBER_AS_INT = re.compile(r"invalid (?:type|value): (?:integer|floating point) `[^`]*`, expected [ui](?:8|16|32|64|size)$")
+_NUMBER_TYPE = re.compile(r"invalid type: (?:integer|floating point) `[^`]*`,")
+
+
+def serde_text_171(message: str) -> str:
+    """A -32602 text of the 0.131 dialect as 0.171 words it (error path only: no cost otherwise)."""
+    if _NUMBER_AS_INT.match(message):
+        return "invalid number"
+    return _NUMBER_TYPE.sub("invalid type: number,", message, count=1)
 
 
 class _Missing:

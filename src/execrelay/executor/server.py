@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import INVALID_REQUEST, RpcError
-from .methods import METHODS, Handler
+from .dialect import COMPAT_131
+from .envinfo import EnvInfo
+from .methods import METHODS, ONLY_171, Handler
 from .session import Session
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,6 +49,10 @@ class ExecServer:
         self.config = config or ExecServerConfig()
         #: method name -> handler; a dict, looked up once per request
         self.handlers: dict[str, Handler] = dict(METHODS if handlers is None else handlers)
+        if self.config.compat == COMPAT_131:  # 0.131.0 answers -32601 for everything newer
+            for name in ONLY_171:
+                self.handlers.pop(name, None)
+        self._envinfo: EnvInfo | None = None
         self.sessions: dict[str, Session] = {}
         #: open connections that have no session yet (removed in RpcConnection.close and on
         #: attach: an attached connection is reachable as ``session.conn``, which saves a set
@@ -93,6 +99,14 @@ class ExecServer:
         if session.conn is None and self.sessions.get(session.id) is session:
             del self.sessions[session.id]
             session.kill_all()
+
+    @property
+    def envinfo(self) -> EnvInfo:
+        """0.171's ``environmentInfo``, built on first use and kept (docs/dialects.md §Environment info)."""
+        info = self._envinfo
+        if info is None:
+            info = self._envinfo = EnvInfo(environment_id=str(self.config.extra.get("environment_id", "")))
+        return info
 
     # ---------------------------------------------------------------- http client
     def http_client(self) -> Any:

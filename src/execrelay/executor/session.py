@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from .dialect import COMPAT_131
 from .errors import INVALID_REQUEST, RpcError
 from .params import opt_str, req_str, struct
 
@@ -102,4 +103,8 @@ def initialize(conn: "RpcConnection", params: Any) -> Any:
         raise RpcError(INVALID_REQUEST, "initialize may only be sent once per connection")
     session = conn.server.attach(conn, resume)  # raises: the connection stays uninitialized
     conn.session = session
-    return {"sessionId": session.id}
+    if conn.server.config.compat == COMPAT_131:
+        return {"sessionId": session.id}
+    # 0.171 and auto (a request of either dialect can't tell yet: the newer one wins); the
+    # 0.131 harness ignores the extra member (docs/dialects.md §Auto mode)
+    return conn.server.envinfo.initialize_result(session.id)
