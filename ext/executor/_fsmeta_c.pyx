@@ -36,3 +36,24 @@ def metadata(str path):
                 "isSymlink": True, "createdAtMs": 0, "modifiedAtMs": _mtime_ms(&target)}
     return {"isDirectory": S_ISDIR(st.st_mode) != 0, "isFile": S_ISREG(st.st_mode) != 0,
             "isSymlink": False, "createdAtMs": 0, "modifiedAtMs": _mtime_ms(&st)}
+
+
+def metadata_171(str path):
+    """0.171.0's ``fs/getMetadata`` result: 0.131's members plus ``size`` (of the target for a
+    symlink, as ``isDirectory``/``isFile``); raises OSError like os.lstat."""
+    cdef struct_stat st
+    cdef bint link
+    cdef bytes raw = _fsencode(path)
+    if b"\0" in raw:
+        raise ValueError("embedded null byte")
+    cdef const char* p = raw
+    if c_lstat(p, &st) != 0:
+        code = errno
+        raise OSError(code, os.strerror(code), path)
+    link = S_ISLNK(st.st_mode)
+    if link and c_stat(p, &st) != 0:
+        code = errno
+        raise OSError(code, os.strerror(code), path)
+    return {"isDirectory": S_ISDIR(st.st_mode) != 0, "isFile": S_ISREG(st.st_mode) != 0,
+            "isSymlink": link, "size": <long long>st.st_size, "createdAtMs": 0,
+            "modifiedAtMs": _mtime_ms(&st)}

@@ -57,3 +57,10 @@ def test_twins_agree(twin_pair, tree) -> None:
     for name in names:
         p = os.path.join(str(tree), name)
         assert FAST.metadata(p) == PURE.metadata(p), name
+        assert FAST.metadata_171(p) == PURE.metadata_171(p), name
+        assert list(FAST.metadata_171(p)) == list(PURE.metadata_171(p)), name  # key order is on the wire
+    for mod in (FAST, PURE):
+        with pytest.raises(FileNotFoundError):
+            mod.metadata_171(str(tree / "missing"))
+        with pytest.raises(ValueError):
+            mod.metadata_171(str(tree) + "/a\0b")

@@ -1,8 +1,7 @@
 """``fs/getMetadata`` result from one lstat (and one stat for a symlink).
 
 Pure twin of ``ext/executor/_fsmeta_c.pyx`` (selected by :mod:`execrelay.executor.fs`).
-:func:`metadata_171` (0.171's result, with ``size``) has no compiled twin yet: :mod:`.fs` uses
-the compiled one when the extension has it, else this one.
+:func:`metadata_171` is 0.171's result, with ``size``.
 ``isDirectory``/``isFile`` follow a symlink, ``isSymlink`` describes the link itself, and
 ``createdAtMs`` is 0 as in 0.131.0's musl build (docs/exec-server.md §Methods).
 """

@@ -19,14 +19,14 @@ from .params import b64decode, b64encode_bytes, opt_bool, req_bool, req_str, str
 from .pathparam import path_arg
 from .results import Deferred, Encoded
 from .session import gate as _session_gate
-from . import _fsmeta_py, sandbox as _sandbox
+from . import sandbox as _sandbox
 from .. import _accel
 
 #: lstat -> result dict; Cython twin builds it from struct stat without os.stat_result
 _fsmeta = _accel.select("fsmeta", "execrelay.executor._fsmeta_c", "execrelay.executor._fsmeta_py")
 _metadata = _fsmeta.metadata
-#: 0.171's form (with ``size``): compiled when the extension has it (see _fsmeta_py)
-_metadata_171 = getattr(_fsmeta, "metadata_171", None) or _fsmeta_py.metadata_171
+#: 0.171's form (with ``size``)
+_metadata_171 = _fsmeta.metadata_171
 #: bytes.join copies joins of >= 1 MiB with the GIL released (CPython >= 3.9), so a worker
 #: thread can assemble a large reply without stalling the event loop
 _join = b"".join
