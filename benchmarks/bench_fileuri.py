@@ -7,8 +7,7 @@ alike, in thread CPU time (other processes on the shared machine do not count):
 
 * **request**: whole ``fs/getMetadata`` requests fed to one in-process connection (parse,
   dispatch, handler, encode), a native path vs the same path as a ``file://`` URI.  The URI
-  answer has 0.171's extra ``size`` member (built in Python until the compiled twin has
-  ``metadata_171``), so this ratio includes building it;
+  answer has 0.171's extra ``size`` member, so this ratio includes building and encoding it;
 * **request, same result**: the same with the native request also answered in 0.171's form
   (the result builder swapped for this run only), which leaves the URI handling alone;
 * **parse**: ``os.stat(to_path(uri))`` vs ``os.stat(path)`` -- the URI parsing alone.

@@ -170,3 +170,12 @@ def test_path_arg_inlined_fast_path_agrees_with_to_path(uri: str, root: str) -> 
     except RpcError as exc:
         got = (exc.code, exc.message)
     assert got == expected
+
+
+@pytest.mark.parametrize("uri", [r["input"] for r in _ROWS] + EXTRA_URIS + ["file:///a/b.c", "file:///x/.", "file:///ab:"])
+def test_uri_fast_path_twins_agree_with_to_path(twin, uri: str, root: str) -> None:
+    """Both builds of the compiled one-pass scan: None (full parser needed) or to_path's answer."""
+    uri = _resolve(uri, root)
+    fast = twin("fsmeta").uri_fast_path(uri)
+    if fast is not None:
+        assert fast == fileuri.to_path(uri)

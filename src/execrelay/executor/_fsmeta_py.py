@@ -40,3 +40,19 @@ def metadata_171(path: str) -> dict:
     mode = st.st_mode
     return {"isDirectory": _S_ISDIR(mode), "isFile": _S_ISREG(mode), "isSymlink": link, "size": st.st_size,
             "createdAtMs": 0, "modifiedAtMs": st.st_mtime_ns // 1000000}
+
+
+def uri_fast_path(uri: str) -> str | None:
+    """The native path of a plain ``file:///`` URI, or None when it needs the full parser.
+
+    Plain: no percent-escape, backslash, query, fragment, control character the URL parser
+    strips, dot segment (any "/."), trailing space or drive letter (docs/dialects.md §Paths
+    and URIs)."""
+    if uri[:8] != "file:///":
+        return None
+    path = uri[7:]
+    if ("%" in path or "\\" in path or "?" in path or "#" in path or "/." in path or "\t" in path
+            or "\n" in path or "\r" in path or "\0" in path or path[-1] == " "
+            or path[2:3] == ":" or path[2:3] == "|"):
+        return None
+    return path
