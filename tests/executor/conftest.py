@@ -107,7 +107,9 @@ def b64(data: bytes | str) -> str:
 
 @pytest.fixture
 async def server() -> AsyncIterator[ExecServer]:
-    srv = ExecServer(ExecServerConfig(detached_session_ttl=0.5, exited_process_retention=0.5))
+    # these tests pin 0.131.0's behaviour; the dialects have their own tests (test_process171.py,
+    # test_compat_auto.py)
+    srv = ExecServer(ExecServerConfig(compat="0.131", detached_session_ttl=0.5, exited_process_retention=0.5))
     yield srv
     await srv.aclose()
 

@@ -202,7 +202,7 @@ class RpcConnection:
                 try:
                     result = handler(self, msg.get("params"))
                 except RpcError as exc:
-                    self._send(_dumps({"error": {"code": exc.code, "message": exc.message}, "id": rid}))
+                    self._send(_dumps({"error": exc.wire(self), "id": rid}))
                     return
                 except Exception as exc:  # a bug in a handler must not kill the connection
                     self._send_error(rid, INTERNAL_ERROR, f"internal error: {exc!r}")
@@ -244,7 +244,7 @@ class RpcConnection:
             result = await coro
         except RpcError as exc:
             if not self.closed:
-                self._send_error(rid, exc.code, exc.message)
+                self._send(_dumps({"error": exc.wire(self), "id": rid}))
         except asyncio.CancelledError:
             return
         except Exception as exc:

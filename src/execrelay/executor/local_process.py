@@ -53,10 +53,15 @@ class ManagedProcess:
         "session", "process_id", "popen", "pid", "tty", "loop", "server", "next_seq", "chunks",
         "retained", "exited", "exit_code", "closed", "waiters", "_fds", "_pidfd", "_stdin_fd",
         "_stdin_buf", "stdin_open", "_evict", "_paused", "_retain_limit", "_chunk", "_killed", "_slave_fd",
+        "v171", "_write_ids",
     )
 
-    def __init__(self, server: "ExecServer", session: "Session", process_id: str, tty: bool) -> None:
+    def __init__(self, server: "ExecServer", session: "Session", process_id: str, tty: bool,
+                 v171: bool = False) -> None:
         self.server = server
+        #: started by a 0.171 request: 128+N exit codes, ``sandboxDenied`` in ``process/exited``
+        self.v171 = v171
+        self._write_ids: set[str] | None = None
         self.session = session
         self.process_id = process_id
         self.tty = tty
@@ -232,14 +237,16 @@ class ManagedProcess:
         self._exited(popen.returncode)
 
     def _exited(self, rc: int) -> None:
-        if rc < 0:  # killed by a signal: 0.131.0 reports -1 for pipes and 1 for a PTY
-            rc = 1 if self.tty else -1
+        if rc < 0:  # killed by signal N: 0.131.0 reports -1 for pipes, 0.171.0 128+N; both 1 for a PTY
+            rc = 1 if self.tty else 128 - rc if self.v171 else -1
         self.exited = True
         self.exit_code = rc
         seq = self.next_seq
         self.next_seq = seq + 1
-        self.session.notify_bytes(_dumps({"method": "process/exited", "params": {
-            "processId": self.process_id, "seq": seq, "exitCode": rc}}))
+        params: dict[str, Any] = {"processId": self.process_id, "seq": seq, "exitCode": rc}
+        if self.v171:
+            params["sandboxDenied"] = False  # no sandbox, nothing denied
+        self.session.notify_bytes(_dumps({"method": "process/exited", "params": params}))
         if self._slave_fd >= 0:
             os.close(self._slave_fd)
             self._slave_fd = -1
@@ -275,6 +282,16 @@ class ManagedProcess:
                     fut.set_result(None)
 
     # ------------------------------------------------------------------ stdin
+    def first_write(self, write_id: str) -> bool:
+        """Record a 0.171 ``writeId``; False if it was seen before (the write is not repeated)."""
+        ids = self._write_ids
+        if ids is None:
+            ids = self._write_ids = set()
+        elif write_id in ids:
+            return False
+        ids.add(write_id)
+        return True
+
     def write_stdin(self, data: bytes) -> None:
         fd = self._stdin_fd
         if fd < 0 or not data:
@@ -329,6 +346,15 @@ class ManagedProcess:
                 return False
         return True
 
+    def interrupt(self) -> None:
+        """``process/signal interrupt``: SIGINT to the process group (nothing once exited)."""
+        if self.exited or self.pid <= 0:
+            return
+        try:
+            os.killpg(self.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
     def forget(self) -> None:
         """Release fds and timers without notifications (session expiry / shutdown)."""
         loop = self.loop
@@ -360,7 +386,8 @@ class ManagedProcess:
         self._wake()
 
     # ------------------------------------------------------------------- read
-    def read_result(self, after_seq: int, max_bytes: int | None) -> dict:
+    def read_result(self, after_seq: int, max_bytes: int | None, v171: bool = False) -> dict:
+        """The ``process/read`` result; 0.171 adds ``sandboxDenied``."""
         out: list[dict[str, Any]] = []
         budget = max_bytes
         total = 0
@@ -373,7 +400,7 @@ class ManagedProcess:
             out.append({"seq": seq, "stream": stream, "chunk": chunk})
             total += n
             last = seq
-        return {
+        result = {
             "chunks": out,
             "nextSeq": last + 1 if out else self.next_seq,
             "exited": self.exited,
@@ -381,8 +408,11 @@ class ManagedProcess:
             "closed": self.closed,
             "failure": None,
         }
+        if v171:
+            result["sandboxDenied"] = False
+        return result
 
-    async def long_poll(self, after_seq: int, max_bytes: int | None, wait_ms: int) -> dict:
+    async def long_poll(self, after_seq: int, max_bytes: int | None, wait_ms: int, v171: bool = False) -> dict:
         """:meth:`read_result` once output past ``after_seq`` exists or ``wait_ms`` elapsed."""
         loop = self.loop
         deadline = loop.time() + wait_ms / 1000.0
@@ -396,7 +426,7 @@ class ManagedProcess:
                 await asyncio.wait_for(fut, remaining)
             except asyncio.TimeoutError:
                 break
-        return self.read_result(after_seq, max_bytes)
+        return self.read_result(after_seq, max_bytes, v171)
 
     def ready_for(self, after_seq: int) -> bool:
         if self.closed:
