@@ -167,20 +167,22 @@ class ManagedProcess:
         self.stdin_open = True
 
     # ----------------------------------------------------------------- output
-    def _on_readable(self, fd: int) -> None:
+    def _on_readable(self, fd: int) -> bool:
+        """Read one chunk; True if output was emitted (the return value is for :meth:`_drain_output`)."""
         try:
             data = os.read(fd, self._chunk)
         except BlockingIOError:
-            return
+            return False
         except OSError:  # EIO on a PTY master once the slave side is gone = EOF
             data = b""
         if not data:
             self._close_fd(fd)
-            return
+            return False
         self._emit_output(self._fds[fd], data)
         conn = self.session.conn
         if conn is not None and conn.write_paused and not self._paused:
             self._pause(conn)
+        return True
 
     def _pause(self, conn: "RpcConnection") -> None:
         self._paused = True
@@ -234,7 +236,17 @@ class ManagedProcess:
         self.loop.remove_reader(self._pidfd)
         os.close(self._pidfd)
         self._pidfd = -1
+        if self.v171 and not self._paused:
+            self._drain_output()
         self._exited(popen.returncode)
+
+    def _drain_output(self) -> None:
+        """Emit what the process wrote before it exited, so its output precedes ``exited`` (as
+        0.171.0 orders them, docs/dialects.md §New methods); later writes by children still
+        arrive after."""
+        for fd in list(self._fds):
+            while fd in self._fds and not self._paused and self._on_readable(fd):
+                pass
 
     def _exited(self, rc: int) -> None:
         if rc < 0:  # killed by signal N: 0.131.0 reports -1 for pipes, 0.171.0 128+N; both 1 for a PTY
@@ -392,17 +404,22 @@ class ManagedProcess:
         budget = max_bytes
         total = 0
         last = -1
+        truncated = False
         for seq, stream, chunk, n in self.chunks:
             if seq <= after_seq:
                 continue
             if budget is not None and out and total + n > budget:
+                truncated = True
                 break
             out.append({"seq": seq, "stream": stream, "chunk": chunk})
             total += n
             last = seq
+        # 0.131.0: the seq after the last chunk returned; 0.171.0: that only when maxBytes cut
+        # the answer short, else the next seq the process will use (past exited/closed)
+        next_seq = last + 1 if out and (truncated or not v171) else self.next_seq
         result = {
             "chunks": out,
-            "nextSeq": last + 1 if out else self.next_seq,
+            "nextSeq": next_seq,
             "exited": self.exited,
             "exitCode": self.exit_code,
             "closed": self.closed,

@@ -173,12 +173,12 @@ def process_write(conn: "RpcConnection", params: Any) -> Any:
             raise missing("writeId")
         if type(write_id) is not str:
             raise bad_type(write_id, "a string")
-        if not write_id:
-            raise RpcError(INVALID_PARAMS, "writeId must not be empty")
     try:
         data = b64decode(chunk)
     except ValueError as exc:
         raise RpcError(INVALID_PARAMS, str(exc)) from None
+    if v171 and not write_id:  # after the chunk's check, as 0.171.0 (probed)
+        raise RpcError(INVALID_PARAMS, "writeId must not be empty")
     session = _proc_session(conn)
     proc = session.processes.get(process_id)
     if proc is None:
