@@ -45,6 +45,8 @@ def test_concurrent_requests_only_one() -> None:
 @pytest.mark.parametrize("args,code,text", [
     (["--remote", "http://127.0.0.1:1"], 2,
      "error: the following required arguments were not provided:\n  --environment-id <ID>\n"),
+    (["--compat", "0.131", "--remote", "http://127.0.0.1:1"], 2,
+     "error: the following required arguments were not provided:\n  --executor-id <ID>\n"),
     (["--exit-on-stdin-close"], 2,
      "error: the following required arguments were not provided:\n  --environment-id <ID>\n  --remote <URL>\n"),
     (["--ws-token-sha256", "ab"], 1,

@@ -20,7 +20,7 @@ import signal
 import sys
 from typing import Any
 
-from ..executor.dialect import COMPAT_AUTO, COMPAT_CHOICES
+from ..executor.dialect import COMPAT_131, COMPAT_AUTO, COMPAT_CHOICES
 
 #: 0.171.0 flags execrelay does not implement -> whether the flag takes a value; each is
 #: refused with "not supported by execrelay: --flag" (sandboxing, proxies, the Noise/Direct
@@ -114,7 +114,8 @@ def _check_171_flags(args: argparse.Namespace) -> tuple[int, str] | None:
         return 2, "error: the argument '--listen <URL>' cannot be used with '--remote <URL>'"
     required = []
     if (args.remote is not None or args.exit_on_stdin_close) and not args.environment_id:
-        required.append("--environment-id <ID>")
+        # the flag's name in the release we answer for (0.131.0 called it --executor-id)
+        required.append("--executor-id <ID>" if args.compat == COMPAT_131 else "--environment-id <ID>")
     if args.exit_on_stdin_close and args.remote is None:
         required.append("--remote <URL>")
     if required:
