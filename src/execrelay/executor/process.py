@@ -8,7 +8,7 @@ Both dialects (docs/dialects.md): 0.171 adds ``process/start`` fields (``metadat
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .dialect import COMPAT_131, COMPAT_171, COMPAT_AUTO, is_171, remember
 from .envpolicy import build_env, parse_policy
@@ -29,14 +29,15 @@ def _proc_session(conn: "RpcConnection") -> Session:
     return gate(conn, "exec")
 
 
-def _dialect(conn: "RpcConnection", shows_171: bool) -> bool:
-    """This request's dialect: fixed by ``--compat``, else what the request shows (remembered
-    on the session, docs/dialects.md §Auto mode)."""
+def _dialect(conn: "RpcConnection", shows_171: Callable[[], bool]) -> bool:
+    """This request's dialect: fixed by ``--compat``, else what the request shows (``shows_171()``,
+    asked only in auto mode; remembered on the session, docs/dialects.md §Auto mode)."""
     compat = conn.server.config.compat
     if compat != COMPAT_AUTO:
         return compat == COMPAT_171
-    remember(conn, COMPAT_171 if shows_171 else COMPAT_131)
-    return shows_171
+    v171 = shows_171()
+    remember(conn, COMPAT_171 if v171 else COMPAT_131)
+    return v171
 
 
 # LEAD: switch to the fs engineer's shared path-param helper at the merge (same rules).
@@ -120,7 +121,7 @@ def process_start(conn: "RpcConnection", params: Any) -> Any:
     tty = req_bool(p, "tty")
     pipe_stdin = opt_bool(p, "pipeStdin", False)
     arg0 = opt_str(p, "arg0")
-    v171 = _dialect(conn, is_uri(cwd))
+    v171 = _dialect(conn, lambda: is_uri(cwd))
     cwd_error = None
     if v171:
         cwd, cwd_error = _cwd_171(cwd)
@@ -167,7 +168,7 @@ def process_write(conn: "RpcConnection", params: Any) -> Any:
     process_id = req_str(p, "processId")
     chunk = req_str(p, "chunk")
     write_id = p.get("writeId", MISSING)
-    v171 = _dialect(conn, write_id is not MISSING)
+    v171 = _dialect(conn, lambda: write_id is not MISSING)
     if v171:
         if write_id is MISSING:
             raise missing("writeId")
