@@ -325,3 +325,42 @@ async def test_attached_resume_code_and_detached_lifetime(compat: str, dialect: 
 def test_detached_lifetimes() -> None:
     # 0.171.0 was seen resumable at 74 s and gone at 81 s; 0.131.0 expires after 10 s
     assert DETACHED_TTL_131 == 10.0 and 74.0 < DETACHED_TTL_171 < 81.0
+
+
+# ------------------------------------------------------------------------- message shapes
+
+@pytest.mark.parametrize("raw,text", [  # each probed from the 0.171.0 binary
+    ("5", "expected a JSON-RPC object"),
+    ('[{"id":1,"method":"foo"}]', "expected a JSON-RPC object"),
+    ("{}", "missing field `error`"),
+    ('{"id":"a"}', "missing field `error`"),
+    ('{"id":1,"error":{}}', "missing field `code`"),
+    ('{"result":1}', "missing field `id`"),
+    ('{"id":1,"method":5}', "invalid type: number, expected a string"),
+    ('{"method":5}', "invalid type: number, expected a string"),
+    ('{"method":"x","id":null}', "data did not match any variant of untagged enum RequestId"),
+    ('{"id":1.5,"method":"x"}', "data did not match any variant of untagged enum RequestId"),
+    ("nonsense", "expected ident at line 1 column 2"),
+])
+async def test_malformed_messages_171(raw: str, text: str) -> None:
+    srv = ExecServer(ExecServerConfig(compat="0.171"))
+    try:
+        c = Client(srv)
+        c.send(raw)
+        err = await c.response(-1)
+        assert err["error"] == {"code": -32600, "message": "failed to parse JSON-RPC message from exec-server stdio: "
+                                                           + text}
+        assert not c.closed_by_server
+    finally:
+        await srv.aclose()
+
+
+@pytest.mark.parametrize("raw", ['{"id":1,"result":{}}', '{"method":"foo"}'])
+async def test_client_response_or_unknown_notification_ends_connection_171(raw: str) -> None:
+    srv = ExecServer(ExecServerConfig(compat="0.171"))
+    try:
+        c = Client(srv)
+        c.send(raw)  # handled synchronously: the connection is closed on return
+        assert c.closed_by_server and c.messages == []
+    finally:
+        await srv.aclose()

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import orjson
 
+from .dialect import is_171
 from .errors import INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, RpcError
+from .params import bad_type
 from .results import Deferred, Encoded, PostSend
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,6 +37,30 @@ _I64_MAX = (1 << 63) - 1
 _UNTAGGED = "data did not match any variant of untagged enum JSONRPCMessage"
 #: queued messages (behind an async handler) at which the transport is asked to stop reading
 QUEUE_PAUSE = 128
+
+
+#: 0.171.0 decodes a message by its members, with its own texts (docs/dialects.md §Messages)
+_NOT_OBJECT = "expected a JSON-RPC object"
+_BAD_ID_171 = "data did not match any variant of untagged enum RequestId"
+
+
+def _shape_error_171(msg: dict) -> str | None:
+    """0.171.0's text for an object that is no valid request or notification, or None when it is
+    a well-formed response or error object (a client must not send those: the connection ends)."""
+    if "method" in msg:  # present but not a string
+        err = bad_type(msg["method"], "a string")
+        return err.message171 or err.message
+    if "result" not in msg:
+        error = msg.get("error")
+        if error is None:
+            return "missing field `error`"
+        if type(error) is dict:
+            for name in ("code", "message"):
+                if name not in error:
+                    return f"missing field `{name}`"
+    if "id" not in msg:
+        return "missing field `id`"
+    return None
 
 
 _UNKNOWN: dict[str, bytes] = {}
@@ -66,6 +92,16 @@ def _json_error_text(message: bytes | str) -> str:
             what = "trailing characters"
         elif exc.pos >= len(text.rstrip()):
             what = "EOF while parsing a value"
+        elif msg.startswith("Expecting value") and text[exc.pos] in _IDENTS:
+            # serde reads a literal from its first letter on ("nonsense": `null` expected, the
+            # `o` is the error, column 2), where the stdlib stops at the letter
+            ident = _IDENTS[text[exc.pos]]
+            i = 1
+            while i < len(ident) and exc.pos + i < len(text) and text[exc.pos + i] == ident[i]:
+                i += 1
+            if exc.pos + i >= len(text):
+                return f"EOF while parsing a value at line {exc.lineno} column {exc.colno + i - 1}"
+            return f"expected ident at line {exc.lineno} column {exc.colno + i}"
         elif msg.startswith("Expecting value"):
             what = "expected value"
         elif msg.startswith("Expecting property name"):
@@ -84,6 +120,7 @@ def _json_error_text(message: bytes | str) -> str:
     return "number out of range at line 1 column 1"
 
 
+_IDENTS = {"t": "true", "f": "false", "n": "null"}
 _STDIO_PREFIX = "failed to parse JSON-RPC message from exec-server stdio: "
 
 
@@ -185,7 +222,8 @@ class RpcConnection:
             self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _json_error_text(message))
             return
         if type(msg) is not dict:
-            self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _UNTAGGED)
+            self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + (
+                _NOT_OBJECT if is_171(self) else _UNTAGGED))
             return
         method = msg.get("method")
         if type(method) is str:
@@ -220,8 +258,18 @@ class RpcConnection:
                 else:
                     self._send(_dumps({"id": rid, "result": result}))
                 return
-            # not a valid RequestId: serde's untagged decoding makes it a notification
+            if rid is not _ABSENT and is_171(self):
+                self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _BAD_ID_171)
+                return
+            # not a valid RequestId: serde's untagged decoding makes it a notification (0.131.0)
             self._notification(method, msg)
+            return
+        if is_171(self):
+            problem = _shape_error_171(msg)
+            if problem is not None:
+                self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + problem)
+                return
+            self.close("client sent a response")
             return
         if "id" in msg and ("result" in msg or "error" in msg):
             # the client sent a response or an error object: 0.131.0 drops the connection
