@@ -8,7 +8,7 @@ Both dialects (docs/dialects.md): 0.171 adds ``process/start`` fields (``metadat
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .dialect import COMPAT_131, COMPAT_171, COMPAT_AUTO, is_171, remember
 from .envpolicy import build_env, parse_policy
@@ -29,13 +29,9 @@ def _proc_session(conn: "RpcConnection") -> Session:
     return gate(conn, "exec")
 
 
-def _dialect(conn: "RpcConnection", shows_171: Callable[[], bool]) -> bool:
-    """This request's dialect: fixed by ``--compat``, else what the request shows (``shows_171()``,
-    asked only in auto mode; remembered on the session, docs/dialects.md §Auto mode)."""
-    compat = conn.server.config.compat
-    if compat != COMPAT_AUTO:
-        return compat == COMPAT_171
-    v171 = shows_171()
+def _told(conn: "RpcConnection", v171: bool) -> bool:
+    """Auto mode: what this request shows is its dialect, remembered on the session
+    (docs/dialects.md §Auto mode).  Callers check ``--compat`` first (no work in fixed modes)."""
     remember(conn, COMPAT_171 if v171 else COMPAT_131)
     return v171
 
@@ -121,7 +117,8 @@ def process_start(conn: "RpcConnection", params: Any) -> Any:
     tty = req_bool(p, "tty")
     pipe_stdin = opt_bool(p, "pipeStdin", False)
     arg0 = opt_str(p, "arg0")
-    v171 = _dialect(conn, lambda: is_uri(cwd))
+    compat = conn.server.config.compat
+    v171 = compat == COMPAT_171 if compat != COMPAT_AUTO else _told(conn, is_uri(cwd))
     cwd_error = None
     if v171:
         cwd, cwd_error = _cwd_171(cwd)
@@ -155,7 +152,8 @@ def process_read(conn: "RpcConnection", params: Any) -> Any:
     proc = session.processes.get(process_id)
     if proc is None:
         raise RpcError(INVALID_REQUEST, f"unknown process id {process_id}")
-    v171 = is_171(conn)
+    compat = conn.server.config.compat
+    v171 = compat == COMPAT_171 if compat != COMPAT_AUTO else is_171(conn)
     if wait_ms and not proc.ready_for(after_seq):  # type: ignore[arg-type]
         return Deferred(proc.long_poll(after_seq, max_bytes, wait_ms, v171))  # type: ignore[arg-type]
     return proc.read_result(after_seq, max_bytes, v171)  # type: ignore[arg-type]
@@ -168,7 +166,8 @@ def process_write(conn: "RpcConnection", params: Any) -> Any:
     process_id = req_str(p, "processId")
     chunk = req_str(p, "chunk")
     write_id = p.get("writeId", MISSING)
-    v171 = _dialect(conn, lambda: write_id is not MISSING)
+    compat = conn.server.config.compat
+    v171 = compat == COMPAT_171 if compat != COMPAT_AUTO else _told(conn, write_id is not MISSING)
     if v171:
         if write_id is MISSING:
             raise missing("writeId")
