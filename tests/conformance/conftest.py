@@ -33,7 +33,8 @@ IMPLS = [i.strip() for i in os.environ.get("EXECRELAY_CONFORMANCE_IMPLS", _DEFAU
 
 def server_argv(impl: str, listen: str) -> list[str]:
     if impl == "ours":
-        return ours_exec_server_argv(listen)
+        # the 0.131.0 suite pins the 0.131 dialect; auto mode has its own tests
+        return ours_exec_server_argv(listen)[:-2] + ["--compat", "0.131", "--listen", listen]
     try:
         codex = ensure_codex()
     except CodexUnavailable as exc:
