@@ -27,7 +27,7 @@ from interop.procs import ServerProcess, isolated_env  # noqa: E402
 # The lead flips this to True when the 0.171 dialect (`exec-server --compat 0.171`) is merged:
 # until then only the real binary's half runs by default (nothing is xfailed; run the other half
 # explicitly with EXECRELAY_CONFORMANCE171_IMPLS=ours to see how far the dialect is).
-OURS_READY = False
+OURS_READY = True
 
 # EXECRELAY_CONFORMANCE171_IMPLS=real|ours|real,ours restricts the suite.  As in the 0.131
 # suite, the real binary's half runs only in the accelerated pass by default: it does not

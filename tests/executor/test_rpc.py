@@ -44,6 +44,8 @@ async def test_trace_and_extra_members_ignored(client: Client) -> None:
 
 @pytest.mark.parametrize("raw, text", [
     ("hello", "expected value at line 1 column 1"),
+    ("nonsense", "expected ident at line 1 column 2"),  # serde reads `null` from the `n` on
+    ('{"a": tru}', "expected ident at line 1 column 10"),
     ("{}", NO_VARIANT),
     ('[{"id":1,"method":"foo"}]', NO_VARIANT),
     ('{"id":1,"method":5}', NO_VARIANT),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-OURS_171_READY = False
+OURS_171_READY = True
 
 needs_ours_171 = pytest.mark.skipif(not OURS_171_READY, reason="0.171 dialect not merged yet")
 

@@ -1,19 +1,54 @@
-"""``execrelay exec-server``: a drop-in for ``codex exec-server`` 0.131.0 (same flags).
+"""``execrelay exec-server``: a drop-in for ``codex exec-server`` 0.131.0 and 0.171.0.
 
 ``--listen ws://IP:PORT`` (default ``ws://127.0.0.1:0``) prints the bound URL as the first
 stdout line; ``--listen stdio`` serves newline-delimited JSON on stdin/stdout.  ``--remote``
 registers at a rendezvous through :mod:`execrelay.executor.remote`.
 ``-c/--enable/--disable`` are accepted for compatibility and ignored with a warning.
+
+0.171.0's flags (docs/dialects.md §Command line): ``--environment-id`` (``--executor-id``, the
+0.131.0 name, is kept as an alias), ``--ws-auth`` and its options, ``--exit-on-stdin-close``,
+``--concurrent-requests 1``.  Every other 0.171.0 flag is refused by name
+(:data:`UNSUPPORTED_171`), never silently ignored.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import errno
+import os
 import signal
 import sys
+from typing import Any
 
-from ..executor.dialect import COMPAT_AUTO, COMPAT_CHOICES
+from ..executor.dialect import COMPAT_131, COMPAT_AUTO, COMPAT_CHOICES
+
+#: 0.171.0 flags execrelay does not implement -> whether the flag takes a value; each is
+#: refused with "not supported by execrelay: --flag" (sandboxing, proxies, the Noise/Direct
+#: registration transports and their credentials are not part of execrelay)
+UNSUPPORTED_171: dict[str, bool] = {
+    "--strict-config": False,
+    "--linux-sandbox-pid-namespace": True,
+    "--linux-sandbox-transparent-tcp": False,
+    "--tcp-upstream-proxy": True,
+    "--proxy-private-ips-via-upstream": False,
+    "--remote-transport": True,
+    "--use-agent-identity-auth": False,
+    "--registration-bearer-stdin": False,
+    "--executor-credential-stdin": False,
+    "--chatgpt-token-stdin": False,
+    "--chatgpt-account-id": True,
+    "--aws-sigv4": False,
+    "--aws-profile": True,
+    "--aws-region": True,
+    "--aws-service": True,
+}
+_EXIT_ON_STDIN_CLOSE_ENV = "CODEX_EXEC_SERVER_EXIT_ON_STDIN_CLOSE"
+
+
+def _bool_value(text: str) -> bool:
+    if text not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"invalid value '{text}': possible values: true, false")
+    return text == "true"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,12 +62,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--disable", action="append", default=[], metavar="FEATURE", help="accepted and ignored")
     p.add_argument("--remote", metavar="URL", default=None,
                    help="register as a remote executor at this base URL (relay mode)")
-    p.add_argument("--executor-id", metavar="ID", default=None,
-                   help="executor id to attach to when registering remotely (required with --remote)")
+    p.add_argument("--environment-id", "--executor-id", dest="environment_id", metavar="ID", default=None,
+                   help="environment id to attach to when registering remotely (required with --remote; "
+                        "--executor-id is the codex 0.131 name)")
     p.add_argument("--name", metavar="NAME", default=None, help="human-readable executor name")
     p.add_argument("--compat", choices=COMPAT_CHOICES, default=COMPAT_AUTO,
                    help="Codex dialect to answer in: auto (default: each session as its requests show, "
                         "the newer release when nothing tells), 0.131 or 0.171")
+    p.add_argument("--ws-auth", choices=("capability-token", "signed-bearer-token"), default=None, metavar="MODE",
+                   help="authentication for incoming websocket connections: capability-token or "
+                        "signed-bearer-token")
+    p.add_argument("--ws-token-file", metavar="PATH", default=None, help="path of the capability-token file")
+    p.add_argument("--ws-token-sha256", metavar="HEX", default=None,
+                   help="hex-encoded SHA-256 digest of the capability token")
+    p.add_argument("--ws-shared-secret-file", metavar="PATH", default=None,
+                   help="shared secret file for signed JWT bearer tokens")
+    p.add_argument("--ws-issuer", metavar="ISSUER", default=None, help="expected issuer of signed JWT bearer tokens")
+    p.add_argument("--ws-audience", metavar="AUDIENCE", default=None,
+                   help="expected audience of signed JWT bearer tokens")
+    p.add_argument("--ws-max-clock-skew-seconds", metavar="SECONDS", type=int, default=None,
+                   help="maximum clock skew when validating signed JWT bearer tokens (default 30)")
+    p.add_argument("--exit-on-stdin-close", nargs="?", const=True, default=None, type=_bool_value,
+                   metavar="BOOL", help="with --remote: exit when the parent-owned standard-input pipe closes "
+                                        f"[env: {_EXIT_ON_STDIN_CLOSE_ENV}]")
+    p.add_argument("--concurrent-requests", metavar="COUNT", type=int, default=1,
+                   help="requests processed at once per connection: execrelay answers them in order, one "
+                        "at a time (only 1 is supported)")
+    for flag, takes_value in UNSUPPORTED_171.items():
+        dest = "unsupported_" + flag[2:].replace("-", "_")
+        if takes_value:
+            p.add_argument(flag, dest=dest, default=None, help=argparse.SUPPRESS)
+        else:
+            p.add_argument(flag, dest=dest, action="store_const", const=True, default=None, help=argparse.SUPPRESS)
     p.add_argument("--impl", choices=("picows", "websockets"), default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
@@ -41,13 +102,58 @@ def _warn(msg: str) -> None:
     print(f"warning: {msg}", file=sys.stderr, flush=True)
 
 
-def run(args: argparse.Namespace) -> int:
+def _check_171_flags(args: argparse.Namespace) -> tuple[int, str] | None:
+    """(exit status, message) for flag combinations execrelay refuses, else None."""
+    for flag in UNSUPPORTED_171:
+        if getattr(args, "unsupported_" + flag[2:].replace("-", "_")) is not None:
+            return 2, f"error: not supported by execrelay: {flag}"
+    if args.concurrent_requests != 1:
+        return 2, (f"error: not supported by execrelay: --concurrent-requests {args.concurrent_requests} "
+                   "(requests on one connection are answered one at a time)")
     if args.listen is not None and args.remote is not None:
-        print("error: the argument '--listen <URL>' cannot be used with '--remote <URL>'", file=sys.stderr)
+        return 2, "error: the argument '--listen <URL>' cannot be used with '--remote <URL>'"
+    required = []
+    if (args.remote is not None or args.exit_on_stdin_close) and not args.environment_id:
+        # the flag's name in the release we answer for (0.131.0 called it --executor-id)
+        required.append("--executor-id <ID>" if args.compat == COMPAT_131 else "--environment-id <ID>")
+    if args.exit_on_stdin_close and args.remote is None:
+        required.append("--remote <URL>")
+    if required:
+        return 2, "error: the following required arguments were not provided:\n  " + "\n  ".join(required)
+    return None
+
+
+def _exit_on_stdin_close(args: argparse.Namespace) -> bool | None:
+    """The flag, else ``CODEX_EXEC_SERVER_EXIT_ON_STDIN_CLOSE`` (true|false), as 0.171.0 reads it."""
+    if args.exit_on_stdin_close is not None:
+        return bool(args.exit_on_stdin_close)
+    env = os.environ.get(_EXIT_ON_STDIN_CLOSE_ENV)
+    if env is None:
+        return None
+    return _bool_value(env)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        args.exit_on_stdin_close = _exit_on_stdin_close(args)
+    except argparse.ArgumentTypeError:
+        print(f"error: invalid value '{os.environ.get(_EXIT_ON_STDIN_CLOSE_ENV)}' for '--exit-on-stdin-close'\n"
+              "  [possible values: true, false]", file=sys.stderr)
         return 2
-    if args.remote is not None and not args.executor_id:
-        print("error: the following required arguments were not provided:\n  --executor-id <ID>", file=sys.stderr)
-        return 2
+    refused = _check_171_flags(args)
+    if refused is not None:
+        print(refused[1], file=sys.stderr)
+        return refused[0]
+    from ..executor.wsauth import WsAuthConfig, WsAuthConfigError
+
+    auth_config = WsAuthConfig(mode=args.ws_auth, token_file=args.ws_token_file, token_sha256=args.ws_token_sha256,
+                               shared_secret_file=args.ws_shared_secret_file, issuer=args.ws_issuer,
+                               audience=args.ws_audience, max_clock_skew_seconds=args.ws_max_clock_skew_seconds)
+    try:
+        auth = auth_config.policy()  # reads the secret files once, at start-up
+    except WsAuthConfigError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
     for c in args.config:
         _warn(f"ignoring -c {c}: config overrides are not supported by execrelay exec-server")
     for f in args.enable + args.disable:
@@ -68,7 +174,10 @@ def run(args: argparse.Namespace) -> int:
     except ListenUrlError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    return asyncio.run(_run_local(kind, host, port, args.impl, args.compat))
+    if auth is not None and kind == "stdio":
+        print("Error: WebSocket auth requires a WebSocket listener, not stdio", file=sys.stderr)
+        return 1
+    return asyncio.run(_run_local(kind, host, port, args.impl, args.compat, auth))
 
 
 def _install_stop(loop: asyncio.AbstractEventLoop) -> "asyncio.Future[None]":
@@ -88,12 +197,33 @@ def _install_stop(loop: asyncio.AbstractEventLoop) -> "asyncio.Future[None]":
     return stop
 
 
+def _watch_stdin(stop: "asyncio.Future[None]") -> None:
+    """``--exit-on-stdin-close``: set ``stop`` once the parent's end of stdin closes (EOF or error)."""
+    loop = asyncio.get_running_loop()
+    fd = sys.stdin.fileno()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+            if not stop.done():
+                stop.set_result(None)
+
+    os.set_blocking(fd, False)
+    loop.add_reader(fd, readable)
+
+
 async def _wait(stop: "asyncio.Future[None]", main: "asyncio.Future | None" = None) -> None:
     waits = [stop] if main is None else [stop, main]
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
 
 
-async def _run_local(kind: str, host: str, port: int, impl: str | None, compat: str) -> int:
+async def _run_local(kind: str, host: str, port: int, impl: str | None, compat: str, auth: Any = None) -> int:
     from ..executor import ExecServer, ExecServerConfig
     from ..executor.serve import serve_stdio, serve_ws
 
@@ -106,7 +236,7 @@ async def _run_local(kind: str, host: str, port: int, impl: str | None, compat: 
             main.cancel()
             return 0
         try:
-            ws = await serve_ws(server, host, port, impl=impl)
+            ws = await serve_ws(server, host, port, impl=impl, auth=auth)
         except OSError as exc:
             code = exc.errno or 0
             text = "Address in use" if code == errno.EADDRINUSE else exc.strerror or str(exc)
@@ -129,7 +259,9 @@ async def _run_remote(args: argparse.Namespace) -> int:
     server = ExecServer(ExecServerConfig(compat=args.compat))
     try:
         main = asyncio.ensure_future(run_remote_executor(
-            server=server, remote_url=args.remote, executor_id=args.executor_id, name=args.name))
+            server=server, remote_url=args.remote, executor_id=args.environment_id, name=args.name))
+        if args.exit_on_stdin_close:
+            _watch_stdin(stop)
         await _wait(stop, main)
         if main.done():
             return int(main.result() or 0)

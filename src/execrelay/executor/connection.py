@@ -22,7 +22,7 @@ import orjson
 
 from .dialect import is_171
 from .errors import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, RpcError
-from .params import serde_text_171
+from .params import bad_type, serde_text_171
 from .results import Deferred, Encoded, PostSend
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,6 +39,30 @@ _I64_MAX = (1 << 63) - 1
 _UNTAGGED = "data did not match any variant of untagged enum JSONRPCMessage"
 #: queued messages (behind an async handler) at which the transport is asked to stop reading
 QUEUE_PAUSE = 128
+
+
+#: 0.171.0 decodes a message by its members, with its own texts (docs/dialects.md §Messages)
+_NOT_OBJECT = "expected a JSON-RPC object"
+_BAD_ID_171 = "data did not match any variant of untagged enum RequestId"
+
+
+def _shape_error_171(msg: dict) -> str | None:
+    """0.171.0's text for an object that is no valid request or notification, or None when it is
+    a well-formed response or error object (a client must not send those: the connection ends)."""
+    if "method" in msg:  # present but not a string
+        err = bad_type(msg["method"], "a string")
+        return err.message171 or err.message
+    if "result" not in msg:
+        error = msg.get("error")
+        if error is None:
+            return "missing field `error`"
+        if type(error) is dict:
+            for name in ("code", "message"):
+                if name not in error:
+                    return f"missing field `{name}`"
+    if "id" not in msg:
+        return "missing field `id`"
+    return None
 
 
 _UNKNOWN: dict[str, bytes] = {}
@@ -62,9 +86,6 @@ def _json_error_text(message: bytes | str) -> str:
         text = message.decode("utf-8") if not isinstance(message, str) else message
     except UnicodeDecodeError as exc:
         return f"invalid unicode code point at line 1 column {exc.start + 1}"
-    ident = _ident_error(text)
-    if ident is not None:
-        return ident
     try:
         json.loads(text)
     except json.JSONDecodeError as exc:
@@ -73,6 +94,16 @@ def _json_error_text(message: bytes | str) -> str:
             what = "trailing characters"
         elif exc.pos >= len(text.rstrip()):
             what = "EOF while parsing a value"
+        elif msg.startswith("Expecting value") and text[exc.pos] in _IDENTS:
+            # serde reads a literal from its first letter on ("nonsense": `null` expected, the
+            # `o` is the error, column 2), where the stdlib stops at the letter
+            ident = _IDENTS[text[exc.pos]]
+            i = 1
+            while i < len(ident) and exc.pos + i < len(text) and text[exc.pos + i] == ident[i]:
+                i += 1
+            if exc.pos + i >= len(text):
+                return f"EOF while parsing a value at line {exc.lineno} column {exc.colno + i - 1}"
+            return f"expected ident at line {exc.lineno} column {exc.colno + i}"
         elif msg.startswith("Expecting value"):
             what = "expected value"
         elif msg.startswith("Expecting property name"):
@@ -91,30 +122,7 @@ def _json_error_text(message: bytes | str) -> str:
     return "number out of range at line 1 column 1"
 
 
-_IDENTS = {"n": "null", "t": "true", "f": "false"}
-
-
-def _ident_error(text: str) -> str | None:
-    """serde_json reads ``n``/``t``/``f`` as the start of ``null``/``true``/``false`` and names
-    the first byte that breaks the word (``nonsense`` -> column 2); the stdlib does not."""
-    body = text.lstrip(" \t\n\r")
-    word = _IDENTS.get(body[:1])
-    if word is None:
-        return None
-    start = len(text) - len(body)
-    for i in range(1, len(word)):
-        if i >= len(body):  # ends inside the word: serde points at its last byte
-            return f"EOF while parsing a value at {_position(text, len(text) - 1)}"
-        if body[i] != word[i]:
-            return f"expected ident at {_position(text, start + i)}"
-    return None
-
-
-def _position(text: str, at: int) -> str:
-    line = text.count("\n", 0, at) + 1
-    return f"line {line} column {at - (text.rfind(chr(10), 0, at) + 1) + 1}"
-
-
+_IDENTS = {"t": "true", "f": "false", "n": "null"}
 _STDIO_PREFIX = "failed to parse JSON-RPC message from exec-server stdio: "
 
 
@@ -220,7 +228,8 @@ class RpcConnection:
             self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _json_error_text(message))
             return
         if type(msg) is not dict:
-            self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _UNTAGGED)
+            self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + (
+                _NOT_OBJECT if is_171(self) else _UNTAGGED))
             return
         method = msg.get("method")
         if type(method) is str:
@@ -237,10 +246,10 @@ class RpcConnection:
                 try:
                     result = handler(self, msg.get("params"))
                 except RpcError as exc:
-                    message = exc.message
-                    if exc.code == INVALID_PARAMS and is_171(self):
-                        message = serde_text_171(message)
-                    self._send(_dumps({"error": {"code": exc.code, "message": message}, "id": rid}))
+                    err = exc.wire(self)
+                    if exc.code == INVALID_PARAMS and exc.message171 is None and is_171(self):
+                        err["message"] = serde_text_171(err["message"])
+                    self._send(_dumps({"error": err, "id": rid}))
                     return
                 except Exception as exc:  # a bug in a handler must not kill the connection
                     self._send_error(rid, INTERNAL_ERROR, f"internal error: {exc!r}")
@@ -258,8 +267,18 @@ class RpcConnection:
                 else:
                     self._send(_dumps({"id": rid, "result": result}))
                 return
-            # not a valid RequestId: serde's untagged decoding makes it a notification
+            if rid is not _ABSENT and is_171(self):
+                self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _BAD_ID_171)
+                return
+            # not a valid RequestId: serde's untagged decoding makes it a notification (0.131.0)
             self._notification(method, msg)
+            return
+        if is_171(self):
+            problem = _shape_error_171(msg)
+            if problem is not None:
+                self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + problem)
+                return
+            self.close("client sent a response")
             return
         if "id" in msg and ("result" in msg or "error" in msg):
             # the client sent a response or an error object: 0.131.0 drops the connection
@@ -282,7 +301,7 @@ class RpcConnection:
             result = await coro
         except RpcError as exc:
             if not self.closed:
-                self._send_error(rid, exc.code, exc.message)
+                self._send(_dumps({"error": exc.wire(self), "id": rid}))
         except asyncio.CancelledError:
             return
         except Exception as exc:

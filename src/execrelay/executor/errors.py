@@ -1,28 +1,53 @@
 """JSON-RPC error codes and the exact error texts of codex exec-server 0.131.0.
 
 Kept in one place because clients match on code and message prefix; the strings here are copied
-from observations of the real binary (spec exec-server-rpc.md sections 1.2 and 5).
+from observations of the real binary (docs/exec-server.md §Errors, docs/dialects.md).
 """
 from __future__ import annotations
 
 import errno as _errno
 import os
+from typing import TYPE_CHECKING, Any
+
+from .dialect import is_171
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .connection import RpcConnection
 
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 NOT_FOUND = -32004
+#: 0.171.0: ``initialize`` resuming a session another connection holds (0.131.0: -32600)
+SESSION_ATTACHED = -32010
 
 
 class RpcError(Exception):
-    """Raised by a handler to answer its request with a JSON-RPC error object."""
+    """Raised by a handler to answer its request with a JSON-RPC error object.
 
-    __slots__ = ("code", "message")
+    ``data`` (0.171: ``{"kind": ...}`` on spawn errors) is sent between code and message, the
+    member order 0.171.0 uses; without it the object is 0.131.0's ``{code, message}``.
+    ``message171``, when set, is the text 0.171.0 uses for the same error (its params decoder
+    describes every number as ``number``): :meth:`wire` picks it for a 0.171 request.
+    """
 
-    def __init__(self, code: int, message: str) -> None:
+    __slots__ = ("code", "message", "data", "message171")
+
+    def __init__(self, code: int, message: str, data: Any = None, message171: str | None = None) -> None:
         self.code = code
         self.message = message
+        self.data = data
+        self.message171 = message171
+
+    def wire(self, conn: "RpcConnection") -> dict[str, Any]:
+        """The JSON-RPC error object for ``conn``'s current request (error path only)."""
+        message = self.message
+        if self.message171 is not None and is_171(conn):
+            message = self.message171
+        if self.data is None:
+            return {"code": self.code, "message": message}
+        return {"code": self.code, "data": self.data, "message": message}
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"RpcError({self.code}, {self.message!r})"
@@ -36,9 +61,16 @@ def io_message(exc: OSError) -> str:
     return f"{os.strerror(code)} (os error {code})"
 
 
-def spawn_error(exc: OSError) -> RpcError:
-    """Every spawn failure is -32603 with the OS text (bad program and bad cwd alike)."""
-    return RpcError(INTERNAL_ERROR, io_message(exc))
+def spawn_error(exc: OSError, v171: bool = False) -> RpcError:
+    """Every spawn failure is -32603 with the OS text (bad program and bad cwd alike); 0.171
+    adds ``data.kind`` (docs/dialects.md §New methods): ``spawnNotFound`` for ENOENT (program
+    or cwd), ``spawnPermissionDenied`` for EACCES, else ``spawnFailed``."""
+    if not v171:
+        return RpcError(INTERNAL_ERROR, io_message(exc))
+    code = exc.errno
+    kind = ("spawnNotFound" if code == _errno.ENOENT
+            else "spawnPermissionDenied" if code == _errno.EACCES else "spawnFailed")
+    return RpcError(INTERNAL_ERROR, io_message(exc), {"kind": kind})
 
 
 _INVALID_REQUEST_ERRNOS = frozenset({_errno.EPERM, _errno.EACCES, _errno.EINVAL})

@@ -53,10 +53,15 @@ class ManagedProcess:
         "session", "process_id", "popen", "pid", "tty", "loop", "server", "next_seq", "chunks",
         "retained", "exited", "exit_code", "closed", "waiters", "_fds", "_pidfd", "_stdin_fd",
         "_stdin_buf", "stdin_open", "_evict", "_paused", "_retain_limit", "_chunk", "_killed", "_slave_fd",
+        "v171", "_write_ids",
     )
 
-    def __init__(self, server: "ExecServer", session: "Session", process_id: str, tty: bool) -> None:
+    def __init__(self, server: "ExecServer", session: "Session", process_id: str, tty: bool,
+                 v171: bool = False) -> None:
         self.server = server
+        #: started by a 0.171 request: 128+N exit codes, ``sandboxDenied`` in ``process/exited``
+        self.v171 = v171
+        self._write_ids: set[str] | None = None
         self.session = session
         self.process_id = process_id
         self.tty = tty
@@ -162,20 +167,22 @@ class ManagedProcess:
         self.stdin_open = True
 
     # ----------------------------------------------------------------- output
-    def _on_readable(self, fd: int) -> None:
+    def _on_readable(self, fd: int) -> bool:
+        """Read one chunk; True if output was emitted (the return value is for :meth:`_drain_output`)."""
         try:
             data = os.read(fd, self._chunk)
         except BlockingIOError:
-            return
+            return False
         except OSError:  # EIO on a PTY master once the slave side is gone = EOF
             data = b""
         if not data:
             self._close_fd(fd)
-            return
+            return False
         self._emit_output(self._fds[fd], data)
         conn = self.session.conn
         if conn is not None and conn.write_paused and not self._paused:
             self._pause(conn)
+        return True
 
     def _pause(self, conn: "RpcConnection") -> None:
         self._paused = True
@@ -229,17 +236,29 @@ class ManagedProcess:
         self.loop.remove_reader(self._pidfd)
         os.close(self._pidfd)
         self._pidfd = -1
+        if self.v171 and not self._paused:
+            self._drain_output()
         self._exited(popen.returncode)
 
+    def _drain_output(self) -> None:
+        """Emit what the process wrote before it exited, so its output precedes ``exited`` (as
+        0.171.0 orders them, docs/dialects.md §New methods); later writes by children still
+        arrive after."""
+        for fd in list(self._fds):
+            while fd in self._fds and not self._paused and self._on_readable(fd):
+                pass
+
     def _exited(self, rc: int) -> None:
-        if rc < 0:  # killed by a signal: 0.131.0 reports -1 for pipes and 1 for a PTY
-            rc = 1 if self.tty else -1
+        if rc < 0:  # killed by signal N: 0.131.0 reports -1 for pipes, 0.171.0 128+N; both 1 for a PTY
+            rc = 1 if self.tty else 128 - rc if self.v171 else -1
         self.exited = True
         self.exit_code = rc
         seq = self.next_seq
         self.next_seq = seq + 1
-        self.session.notify_bytes(_dumps({"method": "process/exited", "params": {
-            "processId": self.process_id, "seq": seq, "exitCode": rc}}))
+        params: dict[str, Any] = {"processId": self.process_id, "seq": seq, "exitCode": rc}
+        if self.v171:
+            params["sandboxDenied"] = False  # no sandbox, nothing denied
+        self.session.notify_bytes(_dumps({"method": "process/exited", "params": params}))
         if self._slave_fd >= 0:
             os.close(self._slave_fd)
             self._slave_fd = -1
@@ -275,6 +294,16 @@ class ManagedProcess:
                     fut.set_result(None)
 
     # ------------------------------------------------------------------ stdin
+    def first_write(self, write_id: str) -> bool:
+        """Record a 0.171 ``writeId``; False if it was seen before (the write is not repeated)."""
+        ids = self._write_ids
+        if ids is None:
+            ids = self._write_ids = set()
+        elif write_id in ids:
+            return False
+        ids.add(write_id)
+        return True
+
     def write_stdin(self, data: bytes) -> None:
         fd = self._stdin_fd
         if fd < 0 or not data:
@@ -329,6 +358,15 @@ class ManagedProcess:
                 return False
         return True
 
+    def interrupt(self) -> None:
+        """``process/signal interrupt``: SIGINT to the process group (nothing once exited)."""
+        if self.exited or self.pid <= 0:
+            return
+        try:
+            os.killpg(self.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
     def forget(self) -> None:
         """Release fds and timers without notifications (session expiry / shutdown)."""
         loop = self.loop
@@ -360,29 +398,38 @@ class ManagedProcess:
         self._wake()
 
     # ------------------------------------------------------------------- read
-    def read_result(self, after_seq: int, max_bytes: int | None) -> dict:
+    def read_result(self, after_seq: int, max_bytes: int | None, v171: bool = False) -> dict:
+        """The ``process/read`` result; 0.171 adds ``sandboxDenied``."""
         out: list[dict[str, Any]] = []
         budget = max_bytes
         total = 0
         last = -1
+        truncated = False
         for seq, stream, chunk, n in self.chunks:
             if seq <= after_seq:
                 continue
             if budget is not None and out and total + n > budget:
+                truncated = True
                 break
             out.append({"seq": seq, "stream": stream, "chunk": chunk})
             total += n
             last = seq
-        return {
+        # 0.131.0: the seq after the last chunk returned; 0.171.0: that only when maxBytes cut
+        # the answer short, else the next seq the process will use (past exited/closed)
+        next_seq = last + 1 if out and (truncated or not v171) else self.next_seq
+        result = {
             "chunks": out,
-            "nextSeq": last + 1 if out else self.next_seq,
+            "nextSeq": next_seq,
             "exited": self.exited,
             "exitCode": self.exit_code,
             "closed": self.closed,
             "failure": None,
         }
+        if v171:
+            result["sandboxDenied"] = False
+        return result
 
-    async def long_poll(self, after_seq: int, max_bytes: int | None, wait_ms: int) -> dict:
+    async def long_poll(self, after_seq: int, max_bytes: int | None, wait_ms: int, v171: bool = False) -> dict:
         """:meth:`read_result` once output past ``after_seq`` exists or ``wait_ms`` elapsed."""
         loop = self.loop
         deadline = loop.time() + wait_ms / 1000.0
@@ -396,7 +443,7 @@ class ManagedProcess:
                 await asyncio.wait_for(fut, remaining)
             except asyncio.TimeoutError:
                 break
-        return self.read_result(after_seq, max_bytes)
+        return self.read_result(after_seq, max_bytes, v171)
 
     def ready_for(self, after_seq: int) -> bool:
         if self.closed:

@@ -26,6 +26,7 @@ METHODS: Mapping[str, Handler] = {
     "process/read": process.process_read,
     "process/write": process.process_write,
     "process/terminate": process.process_terminate,
+    "process/signal": process.process_signal,
     "fs/readFile": fs.read_file,
     "fs/writeFile": fs.write_file,
     "fs/createDirectory": fs.create_directory,
@@ -48,8 +49,10 @@ METHODS: Mapping[str, Handler] = {
     "fs/watchMissing": fs_171.watch_missing,
 }
 
-#: methods 0.131.0 does not have: ``--compat 0.131`` answers them -32601 as it did
-ONLY_171: frozenset[str] = frozenset({
+#: methods 0.131.0 does not have: ``--compat 0.131`` leaves them out of the server's table, so
+#: they answer -32601 there as in 0.131.0 (docs/dialects.md §New methods)
+NEW_IN_171: frozenset[str] = frozenset({
+    "process/signal",
     "environment/info",
     "environment/status",
     "environmentConfig/read",

@@ -13,6 +13,7 @@ from typing import Any
 
 from .errors import RpcError, INVALID_PARAMS
 
+_BAD_NUMBER = "invalid number"
 I64_MIN = -(1 << 63)
 I64_MAX = (1 << 63) - 1
 U64_MAX = (1 << 64) - 1
@@ -38,7 +39,12 @@ def describe(value: Any) -> str:
 
 
 def bad_type(value: Any, expected: str) -> RpcError:
-    return RpcError(INVALID_PARAMS, f"invalid type: {describe(value)}, expected {expected}")
+    """serde's type error; 0.171.0's decoder calls every number just ``number``."""
+    message = f"invalid type: {describe(value)}, expected {expected}"
+    t = type(value)
+    if t is int or t is float:
+        return RpcError(INVALID_PARAMS, message, message171=f"invalid type: number, expected {expected}")
+    return RpcError(INVALID_PARAMS, message)
 
 
 def missing(name: str) -> RpcError:
@@ -93,7 +99,9 @@ def opt_u64(p: dict, name: str, default: int | None) -> int | None:
     if type(v) is int:
         if 0 <= v <= U64_MAX:
             return v
-        raise RpcError(INVALID_PARAMS, f"invalid value: integer `{v}`, expected u64")
+        raise RpcError(INVALID_PARAMS, f"invalid value: integer `{v}`, expected u64", message171=_BAD_NUMBER)
+    if type(v) is float:  # 0.171.0 refuses a fraction while reading the number
+        raise RpcError(INVALID_PARAMS, f"invalid type: {describe(v)}, expected u64", message171=_BAD_NUMBER)
     raise bad_type(v, "u64")
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
-from typing import Any
+from typing import Any, Callable
 
 from ..transport import Link, Server, serve_websocket
 from ..transport.stdio import serve_stdio as _serve_stdio
 from .connection import RpcConnection
 from .server import ExecServer
+from .wsauth import WsAuthError, WsAuthPolicy
 
 _WS_RE = re.compile(r"^ws://(\[[0-9A-Fa-f:.]+\]|[0-9.]+):(\d+)$")
 
@@ -54,8 +55,25 @@ def ws_connection_factory(server: ExecServer) -> Any:
     return factory
 
 
-async def serve_ws(server: ExecServer, host: str = "127.0.0.1", port: int = 0, *, impl: str | None = None) -> Server:
-    return await serve_websocket(ws_connection_factory(server), host, port, impl=impl)
+def upgrade_check(policy: WsAuthPolicy) -> Callable[[str | None], tuple[int, str] | None]:
+    """The transports' upgrade hook for ``--ws-auth``: None accepts, else (401, plain-text reason)
+    (docs/dialects.md §Websocket authentication)."""
+
+    def check(header: str | None) -> tuple[int, str] | None:
+        try:
+            policy.authorize(header)
+        except WsAuthError as exc:
+            return exc.status, exc.message
+        return None
+
+    return check
+
+
+async def serve_ws(server: ExecServer, host: str = "127.0.0.1", port: int = 0, *, impl: str | None = None,
+                   auth: WsAuthPolicy | None = None) -> Server:
+    """Serve ``server`` on a local websocket; with ``auth``, every upgrade must pass it."""
+    check = None if auth is None else upgrade_check(auth)
+    return await serve_websocket(ws_connection_factory(server), host, port, impl=impl, check_upgrade=check)
 
 
 async def serve_stdio(server: ExecServer) -> None:

@@ -11,14 +11,20 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .errors import INVALID_REQUEST, RpcError
-from .dialect import COMPAT_131
+from .dialect import COMPAT_131, COMPAT_171, COMPAT_AUTO
 from .envinfo import EnvInfo
-from .methods import METHODS, ONLY_171, Handler
+from .errors import INVALID_REQUEST, SESSION_ATTACHED, RpcError
+from .methods import METHODS, NEW_IN_171, Handler
 from .session import Session
 
 if TYPE_CHECKING:  # pragma: no cover
     from .connection import RpcConnection
+
+
+#: 0.131.0 expires a detached session after 10 s; 0.171.0 keeps it longer (resumable at 74 s,
+#: gone at 81 s when probed: docs/dialects.md §Sessions)
+DETACHED_TTL_131 = 10.0
+DETACHED_TTL_171 = 80.0
 
 
 @dataclass
@@ -27,7 +33,9 @@ class ExecServerConfig:
 
     #: ``auto`` | ``0.131`` | ``0.171`` (see :mod:`.dialect`)
     compat: str = "auto"
-    detached_session_ttl: float = 10.0
+    #: how long a detached session stays resumable; None: its dialect's lifetime
+    #: (:data:`DETACHED_TTL_131`, :data:`DETACHED_TTL_171`)
+    detached_session_ttl: float | None = None
     exited_process_retention: float = 30.0
     retained_output_bytes: int = 1024 * 1024
     output_chunk_bytes: int = 8192
@@ -50,7 +58,7 @@ class ExecServer:
         #: method name -> handler; a dict, looked up once per request
         self.handlers: dict[str, Handler] = dict(METHODS if handlers is None else handlers)
         if self.config.compat == COMPAT_131:  # 0.131.0 answers -32601 for everything newer
-            for name in ONLY_171:
+            for name in NEW_IN_171:
                 self.handlers.pop(name, None)
         self._envinfo: EnvInfo | None = None
         self.sessions: dict[str, Session] = {}
@@ -76,7 +84,8 @@ class ExecServer:
                 raise RpcError(INVALID_REQUEST, f"unknown session id {resume_id}")
             session = found
             if session.conn is not None:
-                raise RpcError(INVALID_REQUEST, f"session {resume_id} is already attached to another connection")
+                code = SESSION_ATTACHED if self._is_171(session) else INVALID_REQUEST
+                raise RpcError(code, f"session {resume_id} is already attached to another connection")
             if session.expiry is not None:
                 session.expiry.cancel()
                 session.expiry = None
@@ -84,15 +93,26 @@ class ExecServer:
         self.connections.discard(conn)
         return session
 
+    def _is_171(self, session: Session) -> bool:
+        """The session's dialect (docs/dialects.md §Auto mode): fixed by ``compat``, else what
+        its requests showed, the newer release while none told."""
+        compat = self.config.compat
+        if compat != COMPAT_AUTO:
+            return compat == COMPAT_171
+        return session.dialect != COMPAT_131
+
     def detach(self, session: Session, conn: "RpcConnection") -> None:
-        """The connection is gone: keep the session ``detached_session_ttl`` seconds."""
+        """The connection is gone: keep the session for its dialect's detached lifetime."""
         if session.conn is not conn:
             return
         session.conn = None
         if self._closed:
             return
+        ttl = self.config.detached_session_ttl
+        if ttl is None:
+            ttl = DETACHED_TTL_171 if self._is_171(session) else DETACHED_TTL_131
         loop = asyncio.get_running_loop()
-        session.expiry = loop.call_later(self.config.detached_session_ttl, self._expire, session)
+        session.expiry = loop.call_later(ttl, self._expire, session)
 
     def _expire(self, session: Session) -> None:
         session.expiry = None

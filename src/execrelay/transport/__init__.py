@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Callable, Optional, Tuple
 
 from .. import _accel
 from .base import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, Link, LinkFactory, LinkHandler, Server, format_url
@@ -46,12 +46,18 @@ def _module(impl: str | None) -> Any:
     return mod
 
 
+#: an upgrade check: given the request's ``Authorization`` header (None if absent), None to
+#: accept or ``(http status, plain-text body)`` to refuse (exec-server ``--ws-auth``)
+UpgradeCheck = Callable[[Optional[str]], Optional[Tuple[int, str]]]
+
+
 async def serve_websocket(factory: LinkFactory, host: str, port: int, *, impl: str | None = None,
                           max_message: int = MAX_MESSAGE_BYTES, max_frame: int = MAX_FRAME_BYTES,
-                          readyz: bool = True) -> Server:
-    """Start a websocket server; ``factory(link)`` returns the handler of each new connection."""
+                          readyz: bool = True, check_upgrade: UpgradeCheck | None = None) -> Server:
+    """Start a websocket server; ``factory(link)`` returns the handler of each new connection;
+    ``check_upgrade`` (optional) may refuse an upgrade of ``/``."""
     return await _module(impl).serve(factory, host, port, max_message=max_message,
-                                     max_frame=max_frame, readyz=readyz)
+                                     max_frame=max_frame, readyz=readyz, check_upgrade=check_upgrade)
 
 
 async def connect_websocket(url: str, factory: LinkFactory, *, impl: str | None = None,

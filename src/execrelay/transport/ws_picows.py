@@ -210,12 +210,19 @@ class PicowsServer:
 
 
 async def serve(factory: LinkFactory, host: str, port: int, *, max_message: int = MAX_MESSAGE_BYTES,
-                max_frame: int = MAX_FRAME_BYTES, readyz: bool = True) -> PicowsServer:
-    """Listen on ``host:port``; ``GET /`` upgrades, ``GET /readyz`` -> 200, others -> 404."""
+                max_frame: int = MAX_FRAME_BYTES, readyz: bool = True,
+                check_upgrade: Any = None) -> PicowsServer:
+    """Listen on ``host:port``; ``GET /`` upgrades, ``GET /readyz`` -> 200, others -> 404.
+    ``check_upgrade`` may refuse an upgrade (see ``transport.UpgradeCheck``)."""
 
     def route(request: WSUpgradeRequest) -> Any:
         path = request.path.split(b"?", 1)[0]
         if path == b"/":
+            if check_upgrade is not None:
+                refused = check_upgrade(request.headers.get("Authorization"))
+                if refused is not None:
+                    return WSUpgradeResponseWithListener(WSUpgradeResponse.create_error_response(
+                        refused[0], refused[1].encode(), {"Content-Type": "text/plain; charset=utf-8"}), None)
             return _Listener(factory, False, max_message)
         if readyz and path == b"/readyz":
             return WSUpgradeResponseWithListener(WSUpgradeResponse.create_ok_response(b""), None)

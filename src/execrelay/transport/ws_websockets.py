@@ -151,8 +151,10 @@ class WebsocketsServer:
 
 
 async def serve(factory: LinkFactory, host: str, port: int, *, max_message: int = MAX_MESSAGE_BYTES,
-                max_frame: int = MAX_FRAME_BYTES, readyz: bool = True) -> WebsocketsServer:
-    """Listen on ``host:port``; ``GET /`` upgrades, ``GET /readyz`` -> 200, others -> 404."""
+                max_frame: int = MAX_FRAME_BYTES, readyz: bool = True,
+                check_upgrade: Any = None) -> WebsocketsServer:
+    """Listen on ``host:port``; ``GET /`` upgrades, ``GET /readyz`` -> 200, others -> 404.
+    ``check_upgrade`` may refuse an upgrade (see ``transport.UpgradeCheck``)."""
 
     def process_request(connection: Any, request: Any) -> Any:
         path = request.path.split("?", 1)[0]
@@ -160,6 +162,10 @@ async def serve(factory: LinkFactory, host: str, port: int, *, max_message: int 
             if "upgrade" not in request.headers.get("Connection", "").lower():
                 return connection.respond(http.HTTPStatus.BAD_REQUEST,
                                           "Connection header did not include 'upgrade'")
+            if check_upgrade is not None:
+                refused = check_upgrade(request.headers.get("Authorization"))
+                if refused is not None:
+                    return connection.respond(refused[0], refused[1])  # text/plain; charset=utf-8
             return None
         if readyz and path == "/readyz":
             resp = connection.respond(http.HTTPStatus.OK, "")
