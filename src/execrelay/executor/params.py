@@ -111,7 +111,9 @@ def req_uint(p: dict, name: str, kind: str = "u64") -> int:
     if type(v) is int:
         if 0 <= v <= U64_MAX:
             return v
-        raise RpcError(INVALID_PARAMS, f"invalid value: integer `{v}`, expected {kind}")
+        raise RpcError(INVALID_PARAMS, f"invalid value: integer `{v}`, expected {kind}", message171=_BAD_NUMBER)
+    if type(v) is float:  # as opt_u64: 0.171.0 refuses a fraction (or a u64 overflow) while reading it
+        raise RpcError(INVALID_PARAMS, f"invalid type: {describe(v)}, expected {kind}", message171=_BAD_NUMBER)
     if v is _MISSING:
         raise missing(name)
     raise bad_type(v, kind)

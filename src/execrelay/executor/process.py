@@ -83,8 +83,8 @@ def _parse_171_fields(p: dict) -> None:
         if perms is MISSING:
             raise missing("permissions")
         if type(perms) is not dict:
-            raise RpcError(INVALID_PARAMS, f"invalid type: {describe(perms)}, expected internally tagged enum "
-                                           "ExecPermissionProfile")
+            text = f"invalid type: {describe(perms)}, expected internally tagged enum ExecPermissionProfile"
+            raise RpcError(INVALID_PARAMS, text, message171=text)  # 0.171 keeps serde's wording here
         kind = perms.get("type", MISSING)
         if kind is MISSING:
             raise missing("type")
