@@ -19,6 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("auto", "reliable", "legacy"), default="auto",
                    help="relay stream mode (default auto: reliable, legacy for a 0.131.0 executor)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
+    p.add_argument("--ca-file", metavar="PATH", default=None,
+                   help="for wss:// URLs: CA bundle the server certificate must chain to "
+                        "(default: the system store)")
     p.add_argument("--notifications", type=float, default=0.0, metavar="SECONDS",
                    help="after the answer, print notifications for this long (e.g. process output)")
     p.set_defaults(func=run)
@@ -44,7 +47,7 @@ async def _call(args: argparse.Namespace, params: object) -> int:
     from ..harness import HarnessClient, HarnessError, RpcCallError
 
     try:
-        async with HarnessClient(args.url, mode=args.mode) as client:
+        async with HarnessClient(args.url, mode=args.mode, ca_file=args.ca_file) as client:
             session = await client.open_session(timeout=args.timeout)
             result = await session.call(args.method, params, timeout=args.timeout)
             sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="register as a remote executor at this base URL (relay mode)")
     p.add_argument("--executor-id", metavar="ID", default=None,
                    help="executor id to attach to when registering remotely (required with --remote)")
+    p.add_argument("--ca-file", metavar="PATH", default=None,
+                   help="with --remote over https: CA bundle the rendezvous certificate must chain to "
+                        "(default: the system store)")
     p.add_argument("--name", metavar="NAME", default=None, help="human-readable executor name")
     p.add_argument("--compat", choices=COMPAT_CHOICES, default=COMPAT_AUTO,
                    help="Codex dialect to answer in: auto (default: each session as its requests show, "
@@ -129,7 +132,8 @@ async def _run_remote(args: argparse.Namespace) -> int:
     server = ExecServer(ExecServerConfig(compat=args.compat))
     try:
         main = asyncio.ensure_future(run_remote_executor(
-            server=server, remote_url=args.remote, executor_id=args.executor_id, name=args.name))
+            server=server, remote_url=args.remote, executor_id=args.executor_id, name=args.name,
+            ca_file=args.ca_file))
         await _wait(stop, main)
         if main.done():
             return int(main.result() or 0)

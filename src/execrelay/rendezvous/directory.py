@@ -55,7 +55,20 @@ class ExecutorDirectory(Protocol):
     def owner(self, executor_id: str) -> tuple[Any, str] | None: ...
     def claim(self, executor_id: str, link: Any, registration: str) -> tuple[str, Any]: ...
     def release(self, executor_id: str, link: Any) -> bool: ...
-    def remember_registration(self, url_token_fp: str, registration: str, ttl: float) -> None: ...
+    def remember_registration(self, url_token_fp: str, registration: str, ttl: float) -> None:
+        """Amortised O(1): entries are kept in insertion order, which (one ``ttl`` for all)
+        is expiry order, so expired ones are popped from the front and, when still full,
+        the oldest live one goes.  Never a scan of all registrations."""
+        now = time.monotonic()
+        regs = self._registrations
+        while regs:
+            oldest = next(iter(regs))
+            if regs[oldest][1] > now and len(regs) < self._max_registrations:
+                break
+            del regs[oldest]
+        regs.pop(url_token_fp, None)  # re-inserted at the end: order stays expiry order
+        regs[url_token_fp] = (registration, now + ttl)
+
     def registration_of(self, url_token_fp: str) -> str | None: ...
     def __iter__(self) -> Iterator[str]: ...
 
