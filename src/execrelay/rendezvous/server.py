@@ -310,9 +310,15 @@ class RendezvousServer:
             if kind is binary:
                 link.budget -= len(data)
                 if link.budget <= 0:
-                    link.budget = check_every
-                    if self.router.executor_backlog(backpressure_for) > high:
+                    # A loop, not an if: harnesses woken together re-check.  The new budget
+                    # is at most the room left under the mark, so harnesses passing their
+                    # checks together cannot each add a full interval: the queue exceeds the
+                    # mark by about one frame in all, not one interval per harness.
+                    backlog = self.router.executor_backlog(backpressure_for)
+                    while backlog > high and not link.closed:
                         await self._wait_executor_drain(link, backpressure_for)
+                        backlog = self.router.executor_backlog(backpressure_for)
+                    link.budget = min(check_every, high - backlog) - len(data)
                 route(link, data)
             elif self._non_binary(link, kind, data):
                 return
