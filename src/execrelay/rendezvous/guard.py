@@ -47,8 +47,8 @@ class ConnectionGuard:
                 self._disarm(transport)
             lost(handler, exc)
 
-        server.connection_made = connection_made  # type: ignore[method-assign]
-        server.connection_lost = connection_lost  # type: ignore[method-assign]
+        server.connection_made = connection_made  # type: ignore[method-assign,assignment]
+        server.connection_lost = connection_lost  # type: ignore[method-assign,assignment]
 
     @web.middleware
     async def middleware(self, request: web.Request,
