@@ -58,12 +58,14 @@ class RendezvousConfig:
     max_unauthenticated: int = 1000
 
     # -- streams ------------------------------------------------------------------------
-    #: Streams bound to one harness socket, and to one executor (all its harnesses).
-    max_streams_per_harness: int = 1024
-    max_streams_per_executor: int = 10_000
-    #: New streams per second one harness socket may open (token bucket of ``stream_burst``).
-    stream_rate: float = 100.0
-    stream_burst: int = 200
+    #: Streams bound to one harness socket, and to one executor (all its harnesses).  Sized
+    #: for the tested 10,000 streams on one socket (docs/relay-protocol.md §Executor behaviour).
+    max_streams_per_harness: int = 16_384
+    max_streams_per_executor: int = 65_536
+    #: New streams per second one harness socket may open (token bucket of ``stream_burst``):
+    #: a fresh socket may open its whole cap at once, a create-and-reset loop gets 1,000/s.
+    stream_rate: float = 1000.0
+    stream_burst: int = 16_384
     #: Stream ids remembered per executor, while it is absent, whose streams the rendezvous
     #: ended; Reset to the executor when it returns (docs/rendezvous.md §Grace periods).
     expired_memory: int = 10_000
