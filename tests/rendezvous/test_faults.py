@@ -43,14 +43,15 @@ async def test_reliable_stream_reset_only_after_grace(make_server, http) -> None
 async def test_reliable_stream_resumed_from_new_socket_within_grace(make_server, http) -> None:
     server = await make_server(harness_grace=1.0)
     ex = await connect_executor(http, server, "e")
-    h1 = await connect_harness(http, server, "e")
+    url = server.harness_url("e")  # resuming needs the token that opened the stream
+    h1 = await http.ws_connect(url, max_msg_size=0)
     await h1.send_bytes(resume("rel", 1))
     await recv_raw(ex)
     await h1.close()
     await asyncio.sleep(0.1)
     # While orphaned, executor frames for the stream are dropped (the endpoints resend).
     await ex.send_bytes(data("rel", 1, b'{"id":1,"result":{}}'))
-    h2 = await connect_harness(http, server, "e")
+    h2 = await http.ws_connect(url, max_msg_size=0)
     await h2.send_bytes(data("rel", 1))  # not a Resume: refused
     assert (await recv(h2)).reason == "stream_in_use"
     await h2.send_bytes(resume("rel", 5))

@@ -59,6 +59,7 @@ async def test_undecodable_frame_naming_a_stream_resets_only_that_stream() -> No
         def __init__(self, role: str) -> None:
             self.role, self.executor_id, self.closed, self.streams, self.sent = role, "e", False, {}, []
             self.close_reason = None
+            self.credential = ""
 
         def send(self, frame: bytes) -> None:
             self.sent.append(decode(frame))

@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "file:// URIs when the server speaks 0.171 (default), uri = always, "
                         "native = send params as written")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
+    p.add_argument("--ca-file", metavar="PATH", default=None,
+                   help="for wss:// URLs: CA bundle the server certificate must chain to "
+                        "(default: the system store)")
     p.add_argument("--notifications", type=float, default=0.0, metavar="SECONDS",
                    help="after the answer, print notifications for this long (e.g. process output)")
     p.set_defaults(func=run)
@@ -62,7 +65,7 @@ async def _call(args: argparse.Namespace, params: object) -> int:
     from ..harness.paths import params_to_uris
 
     try:
-        async with HarnessClient(args.url, mode=args.mode) as client:
+        async with HarnessClient(args.url, mode=args.mode, ca_file=args.ca_file) as client:
             session = await client.open_session(timeout=args.timeout)
             if args.paths == "uri" or (args.paths == "auto" and session.dialect == DIALECT_171):
                 params = params_to_uris(params)

@@ -65,6 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--environment-id", "--executor-id", dest="environment_id", metavar="ID", default=None,
                    help="environment id to attach to when registering remotely (required with --remote; "
                         "--executor-id is the codex 0.131 name)")
+    p.add_argument("--ca-file", metavar="PATH", default=None,
+                   help="with --remote over https: CA bundle the rendezvous certificate must chain to "
+                        "(default: the system store)")
     p.add_argument("--name", metavar="NAME", default=None, help="human-readable executor name")
     p.add_argument("--compat", choices=COMPAT_CHOICES, default=COMPAT_AUTO,
                    help="Codex dialect to answer in: auto (default: each session as its requests show, "
@@ -259,7 +262,8 @@ async def _run_remote(args: argparse.Namespace) -> int:
     server = ExecServer(ExecServerConfig(compat=args.compat))
     try:
         main = asyncio.ensure_future(run_remote_executor(
-            server=server, remote_url=args.remote, executor_id=args.environment_id, name=args.name))
+            server=server, remote_url=args.remote, executor_id=args.environment_id, name=args.name,
+            ca_file=args.ca_file))
         if args.exit_on_stdin_close:
             _watch_stdin(stop)
         await _wait(stop, main)

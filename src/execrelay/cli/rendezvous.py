@@ -2,7 +2,7 @@
 
 See docs/rendezvous.md §Tokens and §URLs and endpoints.
 
-    execrelay rendezvous --listen HOST:PORT [--secret-file PATH]
+    execrelay rendezvous --listen HOST:PORT [--secret-file PATH] [--tls-cert FILE --tls-key FILE]
     execrelay rendezvous token --role executor|harness --executor-id ID [--ttl SECONDS]
     execrelay rendezvous harness-url --executor-id ID --base ws://HOST:PORT [--ttl SECONDS]
 
@@ -19,7 +19,9 @@ import sys
 
 #: Options that override the RendezvousConfig field of the same name when given.
 _TUNABLES = ("max_frame_bytes", "harness_grace", "executor_grace", "heartbeat",
-             "harness_queue_bytes", "public_url")
+             "harness_queue_bytes", "public_url", "handshake_timeout", "max_unauthenticated",
+             "max_streams_per_harness", "max_streams_per_executor", "stream_rate", "stream_burst",
+             "trust_forwarded_proto")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,6 +44,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="websocket ping interval; a peer missing its pong is dropped (0: off)")
     p.add_argument("--harness-queue-bytes", type=int, metavar="BYTES",
                    help="outbound bytes queued for one harness before it is cut off")
+    p.add_argument("--tls-cert", metavar="FILE",
+                   help="serve https/wss with this certificate chain (PEM, leaf first); needs --tls-key")
+    p.add_argument("--tls-key", metavar="FILE", help="private key of --tls-cert (PEM)")
+    p.add_argument("--trust-forwarded-proto", action="store_true", default=None,
+                   help="registry answers wss:// when X-Forwarded-Proto is https (only behind a "
+                        "TLS-terminating proxy)")
+    p.add_argument("--metrics-token-file", metavar="PATH",
+                   help="GET /metrics then needs 'Authorization: Bearer <file contents>'")
+    p.add_argument("--handshake-timeout", type=float, metavar="SECONDS",
+                   help="a connection must complete its request (or upgrade) within this; idle "
+                        "keep-alive HTTP connections are closed after it")
+    p.add_argument("--max-unauthenticated", type=int, metavar="N",
+                   help="connections not yet authenticated; beyond it the oldest is dropped")
+    p.add_argument("--max-streams-per-harness", type=int, metavar="N",
+                   help="streams one harness socket may hold (more are Reset)")
+    p.add_argument("--max-streams-per-executor", type=int, metavar="N",
+                   help="streams one executor may have over all its harnesses")
+    p.add_argument("--stream-rate", type=float, metavar="PER_SECOND",
+                   help="new streams per second per harness socket (token bucket)")
+    p.add_argument("--stream-burst", type=int, metavar="N", help="burst size of --stream-rate")
     p.add_argument("--log-level", default="WARNING")
     p.set_defaults(func=run)
     sub = p.add_subparsers(dest="rendezvous_command", metavar="{token,harness-url}")
@@ -118,6 +140,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"execrelay rendezvous: {exc}", file=sys.stderr)
         return 2
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("execrelay rendezvous: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
     secret = _secret(args, allow_random=True)
     if secret is None:
         return 2
@@ -136,9 +161,24 @@ async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int) 
                  if (value := getattr(args, name)) is not None}
     if overrides.get("heartbeat") == 0:
         overrides["heartbeat"] = None  # 0 on the command line: no pings
+    ssl_context = None
+    try:
+        if args.metrics_token_file:
+            with open(args.metrics_token_file, encoding="utf-8") as fh:
+                overrides["metrics_token"] = fh.read().strip()
+        if args.tls_cert:
+            from ..transport.tls import server_context
+
+            ssl_context = server_context(args.tls_cert, args.tls_key)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        print(f"execrelay rendezvous: {exc}", file=sys.stderr)
+        return 2
+    if overrides.get("metrics_token") == "":
+        print("execrelay rendezvous: --metrics-token-file is empty", file=sys.stderr)
+        return 2
     server = RendezvousServer(secret, **overrides)
     try:
-        await server.start(host, port)
+        await server.start(host, port, ssl_context=ssl_context)
     except OSError as exc:
         print(f"execrelay rendezvous: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         return 1

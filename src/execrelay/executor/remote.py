@@ -29,7 +29,7 @@ from typing import cast
 from urllib.parse import quote
 
 from ..stream import ACCEPTOR, MessageTooLarge, Multiplexer
-from ..transport import RELAY_KEEPALIVE, connect_websocket
+from ..transport import RELAY_KEEPALIVE, connect_websocket, tls
 from ..transport.endpoint import RelayEndpoint, StreamPort
 from .connection import RpcConnection
 from .errors import INTERNAL_ERROR
@@ -67,6 +67,8 @@ class RemoteExecutorConfig:
     #: websocket ping after this many idle seconds, drop after no pong for the second
     #: (docs/relay-protocol.md §Reliable mode)
     keepalive: tuple[float, float] | None = RELAY_KEEPALIVE
+    #: CA bundle that https/wss certificates must chain to (None: the system store).
+    ca_file: str | None = None
 
     def __post_init__(self) -> None:
         self.registry_url = self.registry_url.strip().rstrip("/")
@@ -105,8 +107,10 @@ async def register(config: RemoteExecutorConfig) -> tuple[str, str]:
     timeout = aiohttp.ClientTimeout(total=config.request_timeout)
     headers = {"Authorization": f"Bearer {config.bearer_token}"}
     try:
+        ctx = tls.for_url(config.register_url, config.ca_file)
         async with aiohttp.ClientSession(timeout=timeout) as http:
-            async with http.post(config.register_url, headers=headers, allow_redirects=False) as resp:
+            async with http.post(config.register_url, headers=headers, allow_redirects=False,
+                                 ssl=ctx if ctx is not None else True) as resp:
                 body = await resp.read()
                 status = resp.status
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
@@ -251,7 +255,8 @@ class RemoteExecutor:
                       file=sys.stderr, flush=True)
                 try:
                     link = await connect_websocket(url, endpoint.handler_for, timeout=cfg.connect_timeout,
-                                                   keepalive=cfg.keepalive)
+                                                   keepalive=cfg.keepalive,
+                                                   ssl_context=tls.for_url(url, cfg.ca_file))
                 except Exception as exc:  # noqa: BLE001 - refused, 4xx/5xx, bad scheme: retry
                     print(f"warning: failed to connect remote exec-server websocket: {exc}",
                           file=sys.stderr, flush=True)
@@ -289,10 +294,11 @@ class RemoteExecutor:
 
 
 async def run_remote_executor(server: ExecServer, remote_url: str, executor_id: str,
-                              name: str | None = None) -> int:
+                              name: str | None = None, ca_file: str | None = None) -> int:
     """Entry point of ``execrelay exec-server --remote``; returns the process exit code."""
     try:
         config = RemoteExecutorConfig.from_env(remote_url, executor_id, name)
+        config.ca_file = ca_file
     except ConfigError as exc:
         print(f"Error: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ..stream import LEGACY, OPENER, PENDING, RELIABLE, StreamClosed
-from ..transport import RELAY_KEEPALIVE, Link, connect_websocket
+from ..transport import RELAY_KEEPALIVE, Link, connect_websocket, tls
 from ..transport.endpoint import RelayEndpoint, StreamPort
 from .errors import ConnectionLost, HarnessError
 from .session import ExecSession
@@ -47,7 +47,8 @@ class HarnessClient:
 
     def __init__(self, url: str, *, mode: str = "auto", client_name: str = "execrelay-harness",
                  impl: str | None = None, connect_timeout: float = 10.0,
-                 keepalive: tuple[float, float] | None = RELAY_KEEPALIVE) -> None:
+                 keepalive: tuple[float, float] | None = RELAY_KEEPALIVE,
+                 ca_file: str | None = None) -> None:
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {sorted(_MODES)}")
         self.url = url
@@ -59,6 +60,9 @@ class HarnessClient:
         #: None disables
         self.keepalive = keepalive
         self.relay = is_relay_url(url)
+        #: wss:// URLs: the server certificate is verified against the system store, or
+        #: only against ``ca_file`` (docs/rendezvous.md §Security model).
+        self.ssl_context = tls.for_url(url, ca_file)
         self.sessions: dict[str, ExecSession] = {}
         self._endpoint: RelayEndpoint | None = None
         self._link: Link | None = None
@@ -81,7 +85,8 @@ class HarnessClient:
         if self._endpoint is None:
             self._endpoint = RelayEndpoint(OPENER, on_link_lost=self._on_link_lost)
         self._link = await connect_websocket(self.url, self._endpoint.handler_for, impl=self.impl,
-                                             timeout=self.connect_timeout, keepalive=self.keepalive)
+                                             timeout=self.connect_timeout, keepalive=self.keepalive,
+                                             ssl_context=self.ssl_context)
 
     async def aclose(self) -> None:
         if self._closed:
@@ -145,7 +150,8 @@ class HarnessClient:
             holder["session"] = session
             return _Handler()
 
-        link = await connect_websocket(self.url, factory, impl=self.impl, timeout=self.connect_timeout)
+        link = await connect_websocket(self.url, factory, impl=self.impl, timeout=self.connect_timeout,
+                                       ssl_context=self.ssl_context)
         self._direct_links[sid] = link
         session = holder["session"]
         self.sessions[sid] = session
@@ -172,7 +178,8 @@ class HarnessClient:
                     assert self._endpoint is not None
                     self._link = await connect_websocket(self.url, self._endpoint.handler_for,
                                                          impl=self.impl, timeout=self.connect_timeout,
-                                                         keepalive=self.keepalive)
+                                                         keepalive=self.keepalive,
+                                                         ssl_context=self.ssl_context)
                     return
                 except Exception:  # noqa: BLE001 - refused / 401 / timeout: try again
                     await asyncio.sleep(delay)

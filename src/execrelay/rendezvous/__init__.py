@@ -1,4 +1,4 @@
-"""Rendezvous + registry service (profile P5 / P5.1): routes relay frames by stream_id.
+"""Rendezvous + registry service (docs/rendezvous.md): routes relay frames by stream_id.
 
 One aiohttp app on one port::
 
@@ -24,6 +24,11 @@ Behaviour (``Reset`` reasons in brackets):
   Reset toward the executor [harness_too_slow]; nothing waits on it;
 - the executor's outbound backlog above ``executor_high_water`` pauses harness reads (TCP
   backpressure) instead of buffering without bound;
+- a harness socket holds at most ``max_streams_per_harness`` streams, an executor
+  ``max_streams_per_executor``, and new streams are rate limited per socket [too_many_streams,
+  stream_rate_limited]; an orphaned reliable stream is resumed only with the token that opened
+  it; connections must authenticate within ``handshake_timeout`` (docs/rendezvous.md
+  §Security model);
 - frames above ``max_frame_bytes`` are dropped and their stream Reset both ways
   [frame_too_large]; undecodable frames and text messages are counted and dropped; executor
   frames that are not canonical are fully validated first (an invalid frame is fatal to a
@@ -45,7 +50,8 @@ from __future__ import annotations
 from .config import RendezvousConfig
 from .metrics import Metrics
 from .router import (EXECUTOR_UNAVAILABLE, FRAME_TOO_LARGE, HARNESS_DISCONNECTED,
-                     HARNESS_TOO_SLOW, PROTOCOL_ERROR, QUEUE_FULL, STREAM_IN_USE, Router)
+                     HARNESS_TOO_SLOW, PROTOCOL_ERROR, QUEUE_FULL, STREAM_IN_USE,
+                     STREAM_RATE_LIMITED, TOO_MANY_STREAMS, Router)
 from .server import RendezvousServer, harness_url
 from .tokens import SECRET_ENV, SecretError, load_secret, mint, verify
 
@@ -53,5 +59,5 @@ __all__ = [
     "RendezvousServer", "RendezvousConfig", "Router", "Metrics", "harness_url",
     "mint", "verify", "load_secret", "SecretError", "SECRET_ENV",
     "HARNESS_DISCONNECTED", "EXECUTOR_UNAVAILABLE", "STREAM_IN_USE", "HARNESS_TOO_SLOW",
-    "FRAME_TOO_LARGE", "QUEUE_FULL", "PROTOCOL_ERROR",
+    "FRAME_TOO_LARGE", "QUEUE_FULL", "PROTOCOL_ERROR", "TOO_MANY_STREAMS", "STREAM_RATE_LIMITED",
 ]

@@ -13,6 +13,7 @@ bare ``dict.get`` (no Python-level call in between).
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from typing import Any, Callable, Iterator, Protocol
 
 
@@ -65,7 +66,8 @@ class LocalExecutorDirectory:
 
     def __init__(self, max_registrations: int = 100_000) -> None:
         self._owners: dict[str, tuple[Any, str]] = {}
-        self._registrations: dict[str, tuple[str, float]] = {}
+        # OrderedDict: popping the oldest is O(1) (a plain dict rescans deleted slots).
+        self._registrations: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._max_registrations = max_registrations
 
     def owner(self, executor_id: str) -> tuple[Any, str] | None:
@@ -96,12 +98,18 @@ class LocalExecutorDirectory:
         return False
 
     def remember_registration(self, url_token_fp: str, registration: str, ttl: float) -> None:
+        """Amortised O(1): entries are kept in insertion order, which (one ``ttl`` for all)
+        is expiry order, so expired ones are popped from the front and, when still full,
+        the oldest live one goes.  Never a scan of all registrations."""
         now = time.monotonic()
-        if len(self._registrations) >= self._max_registrations:
-            self._registrations = {k: v for k, v in self._registrations.items() if v[1] > now}
-            if len(self._registrations) >= self._max_registrations:
-                self._registrations.pop(next(iter(self._registrations)))
-        self._registrations[url_token_fp] = (registration, now + ttl)
+        regs = self._registrations
+        while regs:
+            oldest = next(iter(regs))
+            if regs[oldest][1] > now and len(regs) < self._max_registrations:
+                break
+            regs.popitem(last=False)
+        regs.pop(url_token_fp, None)  # re-inserted at the end: order stays expiry order
+        regs[url_token_fp] = (registration, now + ttl)
 
     def registration_of(self, url_token_fp: str) -> str | None:
         entry = self._registrations.get(url_token_fp)

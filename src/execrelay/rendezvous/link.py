@@ -24,7 +24,8 @@ class Link:
     __slots__ = ("role", "executor_id", "ws", "transport", "limit", "on_overflow", "streams",
                  "close_reason", "closed", "label", "_out", "_out_bytes", "_scheduled", "_loop",
                  "_tbuf", "hub", "hard_limit", "slow_after", "_over_since", "drain",
-                 "_closed_waiter", "__weakref__")
+                 "_closed_waiter", "credential", "budget", "rate_tokens", "rate_at", "_room",
+                 "__weakref__")
 
     def __init__(self, role: str, executor_id: str, ws: Any, transport: Any, limit: int,
                  on_overflow: Callable[["Link"], None] | None = None, label: str = "",
@@ -50,8 +51,20 @@ class Link:
         #: is already); set by the server for sockets whose drain someone waits for.
         self.drain: Callable[[], Awaitable[None]] | None = None
         self._closed_waiter: asyncio.Future[None] | None = None
+        #: fingerprint of the (canonical) token this socket authenticated with; an orphaned
+        #: reliable stream may only be resumed by a socket with the same credential.
+        self.credential = ""
+        #: bytes this (harness) socket may still route before it checks the executor's
+        #: backlog; set to 0 by the router when that backlog crosses its limit.
+        self.budget = 0
+        #: stream-creation token bucket (docs/rendezvous.md §Security model).
+        self.rate_tokens = 0.0
+        self.rate_at = 0.0
         self._out: list[bytes] = []
         self._out_bytes = 0
+        #: ``limit`` minus what the transport held at the last flush: this tick's sends may
+        #: add that much before the limit is crossed (one comparison per frame, no call).
+        self._room = limit
         self._scheduled = False
         self._loop = asyncio.get_running_loop()
         tbuf = getattr(transport, "get_write_buffer_size", None)
@@ -70,8 +83,12 @@ class Link:
         if not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self.flush)
-        if self._out_bytes > self.limit:
-            self._over(self._out_bytes + self._tbuf())
+        if self._out_bytes > self._room:
+            queued = self._out_bytes + self._tbuf()
+            if queued > self.limit:
+                self._over(queued)
+            else:  # the transport drained since the last flush
+                self._room = self.limit - (queued - self._out_bytes)
 
     def flush(self) -> None:
         """Write everything queued with one ``writelines`` (one syscall when writable)."""
@@ -85,6 +102,7 @@ class Link:
             return
         t.writelines(out)
         queued = self._tbuf()
+        self._room = self.limit - queued
         if queued > self.limit:
             self._over(queued)
         else:

@@ -26,7 +26,7 @@ class Metrics:
     __slots__ = ("frames_to_executor", "frames_to_harness", "bytes_to_executor", "bytes_to_harness",
                  "connections", "connections_total", "auth_failures", "registrations",
                  "streams_opened", "resets", "queue_drops", "bad_frames", "dropped",
-                 "takeovers", "_gauges")
+                 "takeovers", "streams_refused", "connections_dropped", "_gauges")
 
     def __init__(self) -> None:
         self.frames_to_executor = 0
@@ -43,6 +43,8 @@ class Metrics:
         self.bad_frames: Counter[str] = Counter()         # reason -> frames
         self.dropped: Counter[str] = Counter()            # reason -> frames not routed
         self.takeovers = 0
+        self.streams_refused: Counter[str] = Counter()   # reason -> new streams refused
+        self.connections_dropped: Counter[str] = Counter()  # reason -> connections dropped
         self._gauges: dict[str, object] = {}
 
     def reset_sent(self, reason: str, to: str) -> None:
@@ -79,6 +81,13 @@ class Metrics:
             family(name, "gauge", f"Current {name.replace('_', ' ')}.", [("", fn())])  # type: ignore[operator]
         family("streams_opened_total", "counter", "Streams bound to a harness socket.",
                [("", self.streams_opened)])
+        family("streams_refused_total", "counter",
+               "New streams refused (stream caps, creation rate), each answered with a Reset.",
+               [(f'{{reason="{_esc(r)}"}}', n) for r, n in sorted(self.streams_refused.items())])
+        family("connections_dropped_total", "counter",
+               "Connections dropped before authentication (handshake timeout, cap).",
+               [(f'{{reason="{_esc(r)}"}}', n)
+                for r, n in sorted(self.connections_dropped.items())])
         family("frames_routed_total", "counter", "Frames forwarded, by direction.",
                [('{direction="to_executor"}', self.frames_to_executor),
                 ('{direction="to_harness"}', self.frames_to_harness)])

@@ -41,17 +41,21 @@ HARNESS_TOO_SLOW = "harness_too_slow"
 FRAME_TOO_LARGE = "frame_too_large"
 QUEUE_FULL = "queue_full"
 PROTOCOL_ERROR = "protocol_error"
+TOO_MANY_STREAMS = "too_many_streams"
+STREAM_RATE_LIMITED = "stream_rate_limited"
 
 
 class Route:
     """One stream: the harness socket it is bound to (None while orphaned) and its mode."""
 
-    __slots__ = ("sid", "link", "reliable", "absent_deadline", "orphan_handle")
+    __slots__ = ("sid", "link", "reliable", "absent_deadline", "orphan_handle", "owner")
 
-    def __init__(self, sid: str, link: Link | None, reliable: bool) -> None:
+    def __init__(self, sid: str, link: Link | None, reliable: bool, owner: str = "") -> None:
         self.sid = sid
         self.link = link
         self.reliable = reliable
+        #: credential of the socket that opened the stream: only it may resume the stream.
+        self.owner = owner
         #: loop time at which the stream is Reset if the executor is still absent (0: n/a).
         self.absent_deadline = 0.0
         self.orphan_handle: asyncio.TimerHandle | None = None
@@ -61,7 +65,7 @@ class Hub:
     """Routing state of one executor id."""
 
     __slots__ = ("executor_id", "executor", "table", "pending", "pending_bytes", "pending_sids",
-                 "harnesses", "absent_handle", "absent_queue")
+                 "harnesses", "absent_handle", "absent_queue", "congested")
 
     def __init__(self, executor_id: str, table: StreamTable) -> None:
         self.executor_id = executor_id
@@ -76,6 +80,8 @@ class Hub:
         #: (deadline, route) in deadline order: the grace is constant, so appending keeps
         #: it sorted and expiry pops from the left (O(1) per stream, no rescans).
         self.absent_queue: deque[tuple[float, Route]] = deque()
+        #: the executor's queue crossed its limit this tick (harness budgets already zeroed).
+        self.congested = False
 
 
 class Router:
@@ -89,6 +95,10 @@ class Router:
         self.directory: ExecutorDirectory = directory or LocalExecutorDirectory()
         self._table_factory = table_factory
         self.hubs: dict[str, Hub] = {}
+        #: executor id -> reliable stream ids ended while that executor was absent; Reset to
+        #: it when it returns (it keeps reliable streams across reconnects).  Bounded: at
+        #: most ``expired_memory`` ids per executor and as many executors.
+        self.expired: dict[str, dict[str, str]] = {}
         self._max_frame = self.config.max_frame_bytes
         self._bad_log: dict[str, float] = {}
         self.metrics.set_gauge_source("streams", self.stream_count)
@@ -183,16 +193,33 @@ class Router:
                      to_executor: bool = True) -> None:
         """End a stream on both sides (each side that is still there)."""
         self._unbind(hub, route)
+        if hub.executor is None and route.reliable:
+            self._remember_expired(hub.executor_id, route.sid, reason)
         if to_harness and route.link is not None and not route.link.closed:
             self._reset_to(route.link, route.sid, reason)
         if to_executor:
             self._reset_to_executor(hub, route.sid, reason)
+
+    def _remember_expired(self, executor_id: str, sid: str, reason: str) -> None:
+        cap = self.config.expired_memory
+        sids = self.expired.get(executor_id)
+        if cap <= 0:
+            return
+        if sids is None:
+            if len(self.expired) >= cap:
+                self.expired.pop(next(iter(self.expired)))
+            sids = self.expired[executor_id] = {}
+        if len(sids) >= cap:
+            sids.pop(next(iter(sids)))
+        sids[sid] = reason
 
     # -- harness -> executor ------------------------------------------------------------
     def harness_attached(self, link: Link) -> None:
         hub = self.hub(link.executor_id)
         hub.harnesses[link] = None
         link.hub = hub
+        link.rate_tokens = float(self.config.stream_burst)
+        link.rate_at = asyncio.get_running_loop().time()
 
     def from_harness(self, link: Link, data: bytes) -> None:
         """Route one binary message from a harness socket (the per-frame path)."""
@@ -251,7 +278,8 @@ class Router:
             self._bad(link, "invalid", str(exc))
             return
         if route is not None:
-            if route.link is None and route.reliable and frame.kind == RESUME:
+            if (route.link is None and route.reliable and frame.kind == RESUME
+                    and route.owner == link.credential):
                 # The harness came back within the grace period and resumes its stream.
                 if route.orphan_handle is not None:
                     route.orphan_handle.cancel()
@@ -260,7 +288,8 @@ class Router:
                 link.streams[sid] = None
                 self._forward_to_executor(hub, route, data)
                 return
-            # Someone else's stream: refuse the intruder; the owner is not disturbed.
+            # Someone else's stream (live, or orphaned but opened with another credential):
+            # refuse the intruder; the owner is not disturbed.
             self.metrics.dropped["stream_in_use"] += 1
             self._reset_to(link, sid, STREAM_IN_USE)
             return
@@ -272,11 +301,35 @@ class Router:
         # way) with Data seq >= 1, which a 0.131.0 harness never sends first.
         reliable = ((frame.kind == RESUME and frame.next_seq >= 1)
                     or (frame.kind == DATA and frame.seq >= 1))
-        route = Route(sid, link, reliable)
+        refused = self._refuse_new_stream(hub, link)
+        if refused:
+            self.metrics.streams_refused[refused] += 1
+            self._reset_to(link, sid, refused)
+            return
+        route = Route(sid, link, reliable, link.credential)
         hub.table.bind(sid, route)
         link.streams[sid] = None
         self.metrics.streams_opened += 1
         self._forward_to_executor(hub, route, data)
+
+    def _refuse_new_stream(self, hub: Hub, link: Link) -> str | None:
+        """Why a new stream on ``link`` is refused (None: it may open).
+
+        Caps per harness socket and per executor, and a token bucket per harness socket
+        against create-and-reset floods; checked only when a stream opens, never per frame.
+        """
+        cfg = self.config
+        if (len(link.streams) >= cfg.max_streams_per_harness
+                or len(hub.table) >= cfg.max_streams_per_executor):
+            return TOO_MANY_STREAMS
+        now = asyncio.get_running_loop().time()
+        tokens = min(float(cfg.stream_burst), link.rate_tokens + (now - link.rate_at) * cfg.stream_rate)
+        link.rate_at = now
+        if tokens < 1.0:
+            link.rate_tokens = tokens
+            return STREAM_RATE_LIMITED
+        link.rate_tokens = tokens - 1.0
+        return None
 
     def _forward_to_executor(self, hub: Hub, route: Route, data: bytes) -> None:
         ex = hub.executor
@@ -314,9 +367,10 @@ class Router:
         except FrameError:
             return
         route = hub.table.get(sid)
-        if route is None:
-            return
-        if link.role == "harness" and route.link is not link:
+        if route is None or (link.role == "harness" and route.link is not link):
+            # Not (or not this socket's) stream: nothing to end, but the sender learns that
+            # its frame went nowhere instead of waiting for an answer.
+            self._reset_to(link, sid, FRAME_TOO_LARGE)
             return
         self._kill_stream(hub, route, FRAME_TOO_LARGE)
 
@@ -368,6 +422,17 @@ class Router:
         link.abort(HARNESS_TOO_SLOW)
         self.harness_detached(link)
 
+    def executor_congested(self, link: Link) -> None:
+        """The executor's queue crossed ``executor_high_water``: every harness of it checks
+        the backlog (and waits) before routing its next frame.  Once per loop tick."""
+        hub = link.hub
+        if hub is None or hub.congested:
+            return
+        hub.congested = True
+        asyncio.get_running_loop().call_soon(_uncongest, hub)
+        for harness in hub.harnesses:
+            harness.budget = 0
+
     # -- executor -> harness ------------------------------------------------------------
     def executor_claim(self, executor_id: str, registration: str) -> str:
         """Would a socket with this registration be accepted? ``new``/``takeover``/``refused``."""
@@ -395,6 +460,13 @@ class Router:
         pending, hub.pending = hub.pending, deque()
         hub.pending_bytes = 0
         hub.pending_sids.clear()
+        expired = self.expired.pop(link.executor_id, None)
+        if expired:
+            # docs/rendezvous.md §Grace periods: streams that ended while the executor was
+            # away are Reset now, or its sessions would live until it exits.
+            for sid, reason in expired.items():
+                if hub.table.get(sid) is None:
+                    self._reset_to(link, sid, reason)
         m = self.metrics
         for _, frame in pending:
             link.send(frame)
@@ -491,3 +563,7 @@ class Router:
                 if route.orphan_handle is not None:
                     route.orphan_handle.cancel()
         self.hubs.clear()
+
+
+def _uncongest(hub: Hub) -> None:
+    hub.congested = False

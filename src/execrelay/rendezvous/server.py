@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hmac
 import logging
 import secrets
+import ssl
 from typing import Any
 from urllib.parse import quote
 
@@ -31,13 +33,12 @@ from aiohttp import WSMsgType, web
 
 from . import tokens
 from .config import RendezvousConfig
+from .guard import ConnectionGuard
 from .link import Link
 from .metrics import Metrics
 from .router import Router
 
 log = logging.getLogger("execrelay.rendezvous")
-
-_HUGE = 1 << 62
 
 
 def _host_for_url(host: str) -> str:
@@ -70,6 +71,9 @@ class RendezvousServer:
         self.config = dataclasses.replace(cfg, **overrides) if overrides else cfg
         self.metrics = Metrics()
         self.router = Router(self.config, self.metrics)
+        self.guard = ConnectionGuard(self.config.handshake_timeout, self.config.max_unauthenticated,
+                                     self.metrics)
+        self.tls = False
         self.host = ""
         self.port = 0
         self._links: set[Link] = set()
@@ -80,12 +84,12 @@ class RendezvousServer:
     # -- public API ---------------------------------------------------------------------
     @property
     def url(self) -> str:
-        """``http://host:port``: the registry base URL (``exec-server --remote``)."""
-        return f"http://{_host_for_url(self.host)}:{self.port}"
+        """``http(s)://host:port``: the registry base URL (``exec-server --remote``)."""
+        return f"{'https' if self.tls else 'http'}://{_host_for_url(self.host)}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{_host_for_url(self.host)}:{self.port}"
+        return f"{'wss' if self.tls else 'ws'}://{_host_for_url(self.host)}:{self.port}"
 
     def mint_token(self, role: str, executor_id: str, ttl: float = 3600.0) -> str:
         """A signed token for ``role`` (``executor`` or ``harness``) on ``executor_id``."""
@@ -100,12 +104,21 @@ class RendezvousServer:
         token = self.mint_token("executor", executor_id, ttl)
         return f"{self.ws_url}/executor/{quote(executor_id, safe='')}?sig={token}"
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Listen; returns :attr:`url`.  Port 0 picks a free port (see :attr:`port`)."""
+    async def start(self, host: str = "127.0.0.1", port: int = 0,
+                    ssl_context: ssl.SSLContext | None = None) -> str:
+        """Listen; returns :attr:`url`.  Port 0 picks a free port (see :attr:`port`).
+
+        With ``ssl_context`` (see :func:`execrelay.transport.tls.server_context`) it serves
+        https and wss, and the registry hands out ``wss://`` URLs.
+        """
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
                                shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+        assert runner.server is not None
+        self.guard.install(runner.server)
+        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True,
+                           ssl_context=ssl_context)
+        self.tls = ssl_context is not None
         await site.start()
         self._runner = runner
         server = site._server  # noqa: SLF001 - aiohttp exposes no public accessor for the port
@@ -120,6 +133,7 @@ class RendezvousServer:
         for task in list(self._tasks):
             task.cancel()
         self.router.close()
+        self.guard.close()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -134,7 +148,7 @@ class RendezvousServer:
 
     # -- HTTP ---------------------------------------------------------------------------
     def _build_app(self) -> web.Application:
-        app = web.Application(client_max_size=1024 * 1024)
+        app = web.Application(client_max_size=1024 * 1024, middlewares=[self.guard.middleware])
         app.router.add_post("/cloud/executor/{executor_id}/register", self._register)
         app.router.add_get("/executor/{executor_id}", self._executor_ws)
         app.router.add_get("/harness", self._harness_ws)
@@ -146,13 +160,23 @@ class RendezvousServer:
         return web.Response(text="ok\n")
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        want = self.config.metrics_token
+        if want:
+            auth = request.headers.get("Authorization", "")
+            given = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+            if not hmac.compare_digest(given.encode("utf-8", "replace"), want.encode("utf-8")):
+                self.metrics.auth_failures["metrics"] += 1
+                return _unauthorized("invalid or missing metrics bearer token")
         return web.Response(body=self.metrics.render().encode(),
                             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     def _public_ws_base(self, request: web.Request) -> str:
         if self.config.public_url:
             return self.config.public_url.rstrip("/")
-        scheme = "wss" if request.secure else "ws"
+        secure = request.secure or (self.config.trust_forwarded_proto
+                                    and request.headers.get("X-Forwarded-Proto", "").strip().lower()
+                                    == "https")
+        scheme = "wss" if secure else "ws"
         return f"{scheme}://{request.host}"
 
     async def _register(self, request: web.Request) -> web.Response:
@@ -173,8 +197,7 @@ class RendezvousServer:
 
     def _new_ws(self) -> web.WebSocketResponse:
         cfg = self.config
-        max_msg = max(cfg.max_message_bytes, cfg.max_frame_bytes + 1024)
-        return web.WebSocketResponse(max_msg_size=max_msg, compress=False,
+        return web.WebSocketResponse(max_msg_size=cfg.message_limit, compress=False,
                                      heartbeat=cfg.heartbeat, autoping=True)
 
     # -- executor socket ----------------------------------------------------------------
@@ -195,11 +218,13 @@ class RendezvousServer:
                 status=409)
         ws = self._new_ws()
         await ws.prepare(request)
-        link = Link("executor", executor_id, ws, request.transport, _HUGE,
-                    label=str(request.remote))
-        # Harness reads wait while this socket's buffer is above the high-water mark and
+        # Harness reads wait while this socket's queue is above the high-water mark and
         # resume when the transport signals it fell below half of it (_wait_executor_drain).
+        # Crossing it stops every harness before its next frame (Router.executor_congested):
+        # a total cap, not one per harness.
         high = self.config.executor_high_water
+        link = Link("executor", executor_id, ws, request.transport, high,
+                    on_overflow=self.router.executor_congested, label=str(request.remote))
         transport = request.transport
         if transport is not None:
             transport.set_write_buffer_limits(high=high, low=high // 2)
@@ -231,15 +256,18 @@ class RendezvousServer:
                 {"error": {"code": "bad_request",
                            "message": "harness URL needs role=harness and executor_id"}},
                 status=400)
-        if not tokens.verify(self._secret, query.get("sig"), "harness", executor_id):
+        sig = query.get("sig")
+        if not tokens.verify(self._secret, sig, "harness", executor_id):
             self.metrics.auth_failures["harness"] += 1
             return _unauthorized("invalid, expired or missing harness token")
+        assert sig is not None
         ws = self._new_ws()
         await ws.prepare(request)
         cfg = self.config
         link = Link("harness", executor_id, ws, request.transport, cfg.harness_queue_bytes,
                     on_overflow=self.router.harness_overflow, label=str(request.remote),
                     hard_limit=cfg.harness_queue_hard_limit, slow_after=cfg.harness_slow_after)
+        link.credential = tokens.token_fingerprint(sig)
         self._links.add(link)
         self.metrics.connections["harness"] += 1
         self.metrics.connections_total["harness"] += 1
@@ -260,8 +288,9 @@ class RendezvousServer:
         ``backpressure_for``: a harness socket's executor id; its reads pause while more
         than ``executor_high_water`` bytes wait for that executor (TCP pushes back on the
         harness instead of the rendezvous buffering without bound) and resume when the
-        executor's transport has drained below half of that.  Checked once per MiB read, so
-        the per-frame cost is one addition.
+        executor's transport has drained below half of that.  Checked once per MiB read, and
+        before the next frame whenever the executor's queue crosses the mark (the router
+        zeroes ``link.budget``), so the per-frame cost is one subtraction.
         """
         receive = ws.receive
         binary = WSMsgType.BINARY
@@ -275,16 +304,22 @@ class RendezvousServer:
             return
         check_every = 1 << 20
         high = self.config.executor_high_water
-        budget = check_every
+        link.budget = check_every
         while not link.closed:
             kind, data, _ = await receive()
             if kind is binary:
-                route(link, data)
-                budget -= len(data)
-                if budget <= 0:
-                    budget = check_every
-                    if self.router.executor_backlog(backpressure_for) > high:
+                link.budget -= len(data)
+                if link.budget <= 0:
+                    # A loop, not an if: harnesses woken together re-check.  The new budget
+                    # is at most the room left under the mark, so harnesses passing their
+                    # checks together cannot each add a full interval: the queue exceeds the
+                    # mark by about one frame in all, not one interval per harness.
+                    backlog = self.router.executor_backlog(backpressure_for)
+                    while backlog > high and not link.closed:
                         await self._wait_executor_drain(link, backpressure_for)
+                        backlog = self.router.executor_backlog(backpressure_for)
+                    link.budget = min(check_every, high - backlog) - len(data)
+                route(link, data)
             elif self._non_binary(link, kind, data):
                 return
 

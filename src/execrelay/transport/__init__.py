@@ -63,16 +63,18 @@ async def serve_websocket(factory: LinkFactory, host: str, port: int, *, impl: s
 async def connect_websocket(url: str, factory: LinkFactory, *, impl: str | None = None,
                             max_message: int = MAX_MESSAGE_BYTES, max_frame: int = MAX_FRAME_BYTES,
                             extra_headers: Any = None, timeout: float = 10.0,
-                            keepalive: tuple[float, float] | None = None) -> Link:
+                            keepalive: tuple[float, float] | None = None,
+                            ssl_context: Any = None) -> Link:
     """Connect to a websocket server; returns the link after the handshake.
 
     ``keepalive=(interval, timeout)`` pings the server after ``interval`` seconds without
     traffic and drops the connection when no pong comes within ``timeout`` (relay clients use
     P3's 30 s / 60 s, so a dead peer is noticed within 90 s and the streams Resume elsewhere).
+    ``ssl_context``: for ``wss://`` (see :mod:`.tls`); None verifies against the system store.
     """
     return await _module(impl).connect(url, factory, max_message=max_message, max_frame=max_frame,
                                        extra_headers=extra_headers, timeout=timeout,
-                                       keepalive=keepalive)
+                                       keepalive=keepalive, ssl_context=ssl_context)
 
 
 def install_event_loop_policy() -> str:

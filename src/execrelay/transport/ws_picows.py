@@ -236,7 +236,8 @@ async def serve(factory: LinkFactory, host: str, port: int, *, max_message: int 
 
 async def connect(url: str, factory: LinkFactory, *, max_message: int = MAX_MESSAGE_BYTES,
                   max_frame: int = MAX_FRAME_BYTES, extra_headers: Any = None,
-                  timeout: float = 10.0, keepalive: tuple[float, float] | None = None) -> PicowsLink:
+                  timeout: float = 10.0, keepalive: tuple[float, float] | None = None,
+                  ssl_context: Any = None) -> PicowsLink:
     """Connect to ``url``; returns the link once the handshake is done.  ``keepalive =
     (interval, timeout)``: ping after ``interval`` idle seconds, drop the connection when no
     pong comes within ``timeout``."""
@@ -249,5 +250,5 @@ async def connect(url: str, factory: LinkFactory, *, max_message: int = MAX_MESS
     transport, listener = await ws_connect(lambda: _Listener(factory, True, max_message), url,
                                            max_frame_size=max_frame, extra_headers=extra_headers,
                                            websocket_handshake_timeout=timeout, use_aiofastnet=False,
-                                           **ping)
+                                           ssl_context=ssl_context, **ping)
     return listener.link  # type: ignore[return-value]

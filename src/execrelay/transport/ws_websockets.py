@@ -187,13 +187,15 @@ async def serve(factory: LinkFactory, host: str, port: int, *, max_message: int 
 
 async def connect(url: str, factory: LinkFactory, *, max_message: int = MAX_MESSAGE_BYTES,
                   max_frame: int = 0, extra_headers: Any = None, timeout: float = 10.0,
-                  keepalive: tuple[float, float] | None = None) -> WebsocketsLink:
+                  keepalive: tuple[float, float] | None = None,
+                  ssl_context: Any = None) -> WebsocketsLink:
     interval, ping_timeout = keepalive if keepalive is not None else (None, None)
     # a peer that misses its pong will not answer a close frame either: don't wait 10 s for it
     close_timeout = min(ping_timeout, 10.0) if ping_timeout is not None else 10.0
     ws = await _ws_connect(url, max_size=max_message, compression=None, ping_interval=interval,
                            ping_timeout=ping_timeout, close_timeout=close_timeout,
-                           additional_headers=extra_headers, open_timeout=timeout, max_queue=64)
+                           additional_headers=extra_headers, open_timeout=timeout, max_queue=64,
+                           **({"ssl": ssl_context} if ssl_context is not None else {}))
     ready: asyncio.Future = asyncio.get_running_loop().create_future()
 
     def wrapped(link: Any) -> Any:
