@@ -7,7 +7,7 @@ What is compared: the codec twins only (``cython``: ext/wire/_codec_c.pyx with t
 switches (twins, websocket transport, event loop) only the first is involved here.
 
 "decode" includes reading the fields a router/engine needs (stream_id, kind, seq, payload),
-as performance.md's anchor ("parse + field access") does.
+as the Rust anchor of docs/benchmarks.md §Targets ("parse + field access") does.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
 A thin entry point for the executor step of ``execrelay bench`` (src/execrelay/bench/): the
 driver plays the rendezvous (registry + picows websocket), starts each executor as a child
 process and drives N legacy streams with ``window`` requests outstanding each, interleaving the
-executors A B C per configuration (performance.md).  Examples:
+executors A B C per configuration (docs/benchmarks.md §Measurement rules).  Examples:
 
     python benchmarks/executor_relay_e2e.py                         # quick matrix, all three
     python benchmarks/executor_relay_e2e.py --configs trivial:8:16,trivial:64:16 --reps 5

@@ -36,7 +36,7 @@ def test_bench_tiny_writes_report_and_json(tmp_path):
     mem = data["executors_bench"]["memory"]["fast"]
     assert mem["streams"] == 50 and mem["rssN_kib"] > 0
     md = (out / "report.md").read_text()
-    assert "## Targets (performance.md)" in md and "trivial s2 w4" in md
+    assert "## Targets (docs/benchmarks.md)" in md and "trivial s2 w4" in md
 
     cmp = subprocess.run([sys.executable, "-m", "execrelay", "bench", "--compare", str(out / "results.json"),
                           "--against", str(out / "results.json")], capture_output=True, text=True, timeout=60)

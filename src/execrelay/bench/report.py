@@ -28,7 +28,7 @@ def _sum(results: dict, key: str, who: str) -> dict:
 
 
 def targets(results: dict) -> list[tuple[str, str, str, str]]:
-    """(target, required, measured, status) for every target of performance.md."""
+    """(target, required, measured, status) for every target of docs/benchmarks.md §Targets."""
     rows: list[tuple[str, str, str, str]] = []
 
     def ratio(key: str, metric: str) -> float | None:
@@ -185,7 +185,7 @@ def markdown(results: dict, plots: list[str]) -> str:
         from .profile import markdown as prof_md
 
         lines += prof_md(results["profile"])
-    lines += ["", "## Targets (performance.md)", "", "| target | required | measured (ours fast) | status |",
+    lines += ["", "## Targets (docs/benchmarks.md)", "", "| target | required | measured (ours fast) | status |",
               "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in targets(results)]
     if plots:

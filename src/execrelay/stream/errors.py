@@ -8,19 +8,19 @@ from __future__ import annotations
 #: Legacy (0.131.0) peers drop the connection on a websocket frame above 16 MiB (defined once, in wire).
 from ..wire.peek import LEGACY_MAX_FRAME_BYTES
 
-#: P3: a segment (and an unsplit reliable message) carries at most 60 KiB of payload.
+#: docs/relay-protocol.md §Limits: a segment (and an unsplit reliable message) carries at most 60 KiB of payload.
 SEGMENT_BYTES: int = 60 * 1024
-#: P3: largest reassembled message.
+#: docs/relay-protocol.md §Limits: largest reassembled message.
 MAX_MESSAGE_BYTES: int = 64 * 1024 * 1024
 #: Most segments a legal message can have (ceil(64 MiB / 60 KiB) = 1093).
 MAX_SEGMENTS: int = -(-MAX_MESSAGE_BYTES // SEGMENT_BYTES)
-#: P3 send window.
+#: Send window (docs/relay-protocol.md §Reliable mode).
 SEND_WINDOW_SEGMENTS: int = 32
 SEND_WINDOW_BYTES: int = 2 * 1024 * 1024
-#: P3 receive (reorder) window: seqs ack+1 .. ack+64, at most 1 MiB buffered.
+#: Receive (reorder) window (docs/relay-protocol.md §Reliable mode): seqs ack+1 .. ack+64, at most 1 MiB buffered.
 REORDER_SEGMENTS: int = 64
 REORDER_BYTES: int = 1024 * 1024
-#: P3 RTO estimator bounds (seconds).
+#: RTO estimator bounds in seconds (docs/relay-protocol.md §Reliable mode).
 RTO_INITIAL: float = 0.5
 RTO_MIN: float = 0.05
 RTO_MAX: float = 10.0
@@ -34,7 +34,7 @@ PROBATION_SECONDS: float = 3.0
 
 
 class ProtocolViolation(ValueError):
-    """The peer broke P3 on one stream; the engine resets that stream with
+    """The peer broke docs/relay-protocol.md §Reliable mode on one stream; the engine resets that stream with
     ``protocol_error: <message>``."""
 
 

@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional, Tuple
 from .. import _accel
 from .base import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, Link, LinkFactory, LinkHandler, Server, format_url
 
-#: P3 connection liveness for relay clients: ping after 30 s idle, give up 60 s later.
+#: Connection liveness (docs/relay-protocol.md §Reliable mode) for relay clients: ping after 30 s idle, give up 60 s later.
 RELAY_KEEPALIVE: tuple[float, float] = (30.0, 60.0)
 
 __all__ = ["serve_websocket", "connect_websocket", "RELAY_KEEPALIVE", "default_impl", "install_event_loop_policy",
@@ -69,7 +69,7 @@ async def connect_websocket(url: str, factory: LinkFactory, *, impl: str | None 
 
     ``keepalive=(interval, timeout)`` pings the server after ``interval`` seconds without
     traffic and drops the connection when no pong comes within ``timeout`` (relay clients use
-    P3's 30 s / 60 s, so a dead peer is noticed within 90 s and the streams Resume elsewhere).
+    30 s / 60 s, docs/relay-protocol.md §Limits, so a dead peer is noticed within 90 s and the streams Resume elsewhere).
     ``ssl_context``: for ``wss://`` (see :mod:`.tls`); None verifies against the system store.
     """
     return await _module(impl).connect(url, factory, max_message=max_message, max_frame=max_frame,

@@ -14,7 +14,7 @@ from ..wire.peek import LEGACY_MAX_FRAME_BYTES
 
 Payload = Union[bytes, bytearray, memoryview, str]
 
-#: websocket limits of 0.131.0 (axum/tungstenite defaults, spec 6.1)
+#: websocket limits of 0.131.0 (axum/tungstenite defaults, docs/exec-server.md §Transports)
 MAX_FRAME_BYTES = LEGACY_MAX_FRAME_BYTES
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 

@@ -1,4 +1,4 @@
-"""stdio transport: newline-delimited JSON on stdin/stdout (spec 6.2).
+"""stdio transport: newline-delimited JSON on stdin/stdout (docs/exec-server.md §Transports).
 
 One link for the life of the process.  Blank lines are ignored and ``\\r\\n`` is accepted; each
 outbound message is one line.  No size limit (0.131.0 accepted an 80 MB line).

@@ -244,7 +244,7 @@ async def connect(url: str, factory: LinkFactory, *, max_message: int = MAX_MESS
     ping: dict[str, Any] = {}
     if keepalive is not None:
         # picows wants the reply timeout <= the idle interval: a dead peer is then noticed
-        # after at most 2 x interval (60 s for P3's 30 s pings, stricter than its 90 s).
+        # after at most 2 x interval (60 s for 30 s pings, stricter than the 90 s of docs/relay-protocol.md §Limits).
         ping = {"enable_auto_ping": True, "auto_ping_idle_timeout": keepalive[0],
                 "auto_ping_reply_timeout": min(keepalive[1], keepalive[0])}
     transport, listener = await ws_connect(lambda: _Listener(factory, True, max_message), url,
