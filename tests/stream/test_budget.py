@@ -69,6 +69,7 @@ def test_budget_is_released_by_a_reset_mid_message():
     executor.feed(wire.encode_data("a", 1, 0, 0, seg, 0, 3), 0.0)   # reserves 3 segments
     assert executor.reassembly_in_use == 3 * SEGMENT_BYTES
     executor.feed(wire.encode_data("b", 1, 0, 0, seg, 0, 3), 0.0)   # would exceed: Reset
-    assert executor.stream("b").close_reason.startswith("resource_exhausted: reassembly budget")
+    (close,) = [e for e in executor.events if e[0] == "close"]
+    assert close[1] == "b" and close[2][0].startswith("resource_exhausted: reassembly budget")
     executor.feed(wire.encode_control(wire.RESET, "a", reason="bye"), 0.0)
     assert executor.reassembly_in_use == 0

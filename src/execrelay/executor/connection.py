@@ -35,6 +35,9 @@ _I64_MAX = (1 << 63) - 1
 _UNTAGGED = "data did not match any variant of untagged enum JSONRPCMessage"
 #: queued messages (behind an async handler) at which the transport is asked to stop reading
 QUEUE_PAUSE = 128
+#: JSON-RPC error code (server-error range) of a request refused because QUEUE_PAUSE requests
+#: already wait behind an async handler on a transport that cannot pause reading (a relay stream)
+OVERLOADED = -32001
 
 
 _UNKNOWN: dict[str, bytes] = {}
