@@ -143,7 +143,7 @@ async def test_requests_queued_behind_a_long_poll_are_capped_per_stream() -> Non
     await asyncio.sleep(0.05)
     poll = h.call("process/read", {"processId": "p", "afterSeq": 0, "waitMs": 1000})
     await asyncio.sleep(0)
-    ids = [h.call("process/write", {"processId": "p", "chunk": "eA==" * 4096}) for _ in range(3000)]
+    ids = [h.call("process/write", {"processId": "p", "chunk": "eHh4" * 4096}) for _ in range(3000)]
     await asyncio.sleep(0.05)
     replies = link.replies("s")
     refused = [i for i in ids if i in replies]
@@ -152,7 +152,12 @@ async def test_requests_queued_behind_a_long_poll_are_capped_per_stream() -> Non
         assert replies[i]["error"]["code"] == OVERLOADED
         assert "128" in replies[i]["error"]["message"]
     assert poll not in replies
+    other = Harness(endpoint, "other", reliable=False)
+    oid = other.call("initialize", {"clientName": "t", "resumeSessionId": None})
+    await asyncio.sleep(0.01)
+    assert "result" in link.replies("other")[oid]     # another stream is not held back
     await wait_for(lambda: all(i in link.replies("s") for i in ids[:QUEUE_PAUSE]), 5.0)
-    assert all("result" in link.replies("s")[i] for i in ids[:QUEUE_PAUSE])
+    answers = link.replies("s")
+    assert all("result" in answers[i] for i in ids[:QUEUE_PAUSE]), answers[ids[0]]
     endpoint.close()
     await server.aclose()

@@ -174,12 +174,21 @@ class RpcConnection:
             queue = x.queue
             if queue is None:
                 queue = x.queue = deque()
+            elif len(queue) >= QUEUE_PAUSE and self._refuse_queued(message):
+                return
             queue.append(message)
             if len(queue) >= QUEUE_PAUSE and not x.reading_paused:
                 self._update_reading()
             return
         if not self.closed:
             self._process(message)
+
+    def _refuse_queued(self, message: bytes | str) -> bool:
+        """``message`` arrived while QUEUE_PAUSE messages already wait behind an async handler:
+        True if it was dealt with here instead of queued.  A transport that can pause reading
+        queues what it already read (False); one that cannot (a relay stream shares its
+        socket) refuses instead, so the queue stays bounded."""
+        return False
 
     def _process(self, message: bytes | str) -> None:
         try:
