@@ -169,6 +169,13 @@ async def _pump(session: "Session", request_id: str, resp: Any, deadline: float 
                 session.notify_bytes(_dumps({"method": "http/request/bodyDelta", "params": {
                     "requestId": request_id, "seq": seq, "deltaBase64": b64encode(data[i:i + _DELTA_BYTES]),
                     "done": False, "error": None}}))
+            conn = session.conn
+            if conn is not None and conn.write_paused:
+                # the peer is not reading (socket buffer or relay stream bound is full): stop
+                # reading the body until it drains, as process output does
+                resumed = loop.create_future()
+                conn.add_paused_source(lambda: resumed.done() or resumed.set_result(None))
+                await resumed
     except asyncio.CancelledError:
         resp.release()
         session.http_streams.pop(request_id, None)
