@@ -161,3 +161,42 @@ async def test_requests_queued_behind_a_long_poll_are_capped_per_stream() -> Non
     assert all("result" in answers[i] for i in ids[:QUEUE_PAUSE]), answers[ids[0]]
     endpoint.close()
     await server.aclose()
+
+
+async def test_stuck_reliable_stream_stops_reading_a_streamed_http_body() -> None:
+    """Item 2, http: a streamed ``http/request`` body for a harness that never acks is read
+    only as fast as the stream drains (the server ends up blocked on its socket)."""
+    from aiohttp import web
+
+    total = 200 * 1024 * 1024
+    written = [0]
+
+    async def big(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(status=200)
+        await resp.prepare(request)
+        chunk = b"y" * 65536
+        while written[0] < total:
+            await resp.write(chunk)
+            written[0] += len(chunk)
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/big", big)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
+    endpoint, link, server = await executor_endpoint()
+    try:
+        h = Harness(endpoint, "h", reliable=True)
+        h.open()
+        h.call("http/request", {"method": "GET", "url": f"http://127.0.0.1:{port}/big",
+                                "requestId": "r", "streamResponse": True})
+        await asyncio.sleep(1.5)
+        assert endpoint.mux.buffered("h") <= STREAM_HIGH_WATER + 512 * 1024
+        assert written[0] < total // 4, written[0]
+    finally:
+        endpoint.close()
+        await server.aclose()
+        await runner.cleanup()
