@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -149,6 +150,11 @@ async def _do_request(server: "ExecServer", session: "Session", method: str, url
     return PostSend(result, start_pump)
 
 
+def _wake(fut: "asyncio.Future[None]") -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 async def _pump(session: "Session", request_id: str, resp: Any, deadline: float | None) -> None:
     seq = 0
     error = None
@@ -173,8 +179,8 @@ async def _pump(session: "Session", request_id: str, resp: Any, deadline: float 
             if conn is not None and conn.write_paused:
                 # the peer is not reading (socket buffer or relay stream bound is full): stop
                 # reading the body until it drains, as process output does
-                resumed = loop.create_future()
-                conn.add_paused_source(lambda: resumed.done() or resumed.set_result(None))
+                resumed: asyncio.Future[None] = loop.create_future()
+                conn.add_paused_source(partial(_wake, resumed))
                 await resumed
     except asyncio.CancelledError:
         resp.release()
