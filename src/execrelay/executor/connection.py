@@ -39,6 +39,9 @@ _I64_MAX = (1 << 63) - 1
 _UNTAGGED = "data did not match any variant of untagged enum JSONRPCMessage"
 #: queued messages (behind an async handler) at which the transport is asked to stop reading
 QUEUE_PAUSE = 128
+#: JSON-RPC error code (server-error range) of a request refused because QUEUE_PAUSE requests
+#: already wait behind an async handler on a transport that cannot pause reading (a relay stream)
+OVERLOADED = -32001
 
 
 #: 0.171.0 decodes a message by its members, with its own texts (docs/dialects.md §Messages)
@@ -214,12 +217,21 @@ class RpcConnection:
             queue = x.queue
             if queue is None:
                 queue = x.queue = deque()
+            elif len(queue) >= QUEUE_PAUSE and self._refuse_queued(message):
+                return
             queue.append(message)
             if len(queue) >= QUEUE_PAUSE and not x.reading_paused:
                 self._update_reading()
             return
         if not self.closed:
             self._process(message)
+
+    def _refuse_queued(self, message: bytes | str) -> bool:
+        """``message`` arrived while QUEUE_PAUSE messages already wait behind an async handler:
+        True if it was dealt with here instead of queued.  A transport that can pause reading
+        queues what it already read (False); one that cannot (a relay stream shares its
+        socket) refuses instead, so the queue stays bounded."""
+        return False
 
     def _process(self, message: bytes | str) -> None:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -149,6 +150,11 @@ async def _do_request(server: "ExecServer", session: "Session", method: str, url
     return PostSend(result, start_pump)
 
 
+def _wake(fut: "asyncio.Future[None]") -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 async def _pump(session: "Session", request_id: str, resp: Any, deadline: float | None) -> None:
     seq = 0
     error = None
@@ -169,6 +175,13 @@ async def _pump(session: "Session", request_id: str, resp: Any, deadline: float 
                 session.notify_bytes(_dumps({"method": "http/request/bodyDelta", "params": {
                     "requestId": request_id, "seq": seq, "deltaBase64": b64encode(data[i:i + _DELTA_BYTES]),
                     "done": False, "error": None}}))
+            conn = session.conn
+            if conn is not None and conn.write_paused:
+                # the peer is not reading (socket buffer or relay stream bound is full): stop
+                # reading the body until it drains, as process output does
+                resumed: asyncio.Future[None] = loop.create_future()
+                conn.add_paused_source(partial(_wake, resumed))
+                await resumed
     except asyncio.CancelledError:
         resp.release()
         session.http_streams.pop(request_id, None)

@@ -31,7 +31,7 @@ from urllib.parse import quote
 from ..stream import ACCEPTOR, MessageTooLarge, Multiplexer
 from ..transport import RELAY_KEEPALIVE, connect_websocket, tls
 from ..transport.endpoint import RelayEndpoint, StreamPort
-from .connection import RpcConnection
+from .connection import OVERLOADED, QUEUE_PAUSE, RpcConnection
 from .errors import INTERNAL_ERROR
 from .server import ExecServer
 
@@ -160,6 +160,26 @@ class RelayRpcConnection(RpcConnection):
             log.debug("dropping malformed relay data message frame: %s", message)
             return
         super()._send_error(rid, code, message)
+
+    def _refuse_queued(self, message: bytes | str) -> bool:
+        # A relay stream cannot pause reading (its socket carries every other stream), so the
+        # local websocket's cap of QUEUE_PAUSE messages behind an async handler is kept by
+        # refusing the excess: a request gets the overload error at once, anything else
+        # (a notification or junk, which 0.131.0 would close on or drop) ends the session.
+        import orjson
+
+        try:
+            msg = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            msg = None
+        rid = msg.get("id") if type(msg) is dict and type(msg.get("method")) is str else None
+        if type(rid) is str or (type(rid) is int and -(1 << 63) <= rid < (1 << 63)):
+            self._send_error(rid, OVERLOADED, f"too many requests queued on this relay stream "
+                                              f"(limit {QUEUE_PAUSE}) behind a running request; "
+                                              "retry later")
+        else:
+            self.close(f"more than {QUEUE_PAUSE} messages queued behind a running request")
+        return True
 
     # on_message is RpcConnection.feed; the stream ending closes the connection.
     def on_close(self, reason: str | None = None, by_peer: bool = False) -> None:

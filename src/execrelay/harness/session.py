@@ -24,13 +24,20 @@ from .errors import ConnectionLost, RpcCallError, UnsupportedMethod
 from .paths import DIALECT_171, PathArg, dialect_of, native_environment_info, native_path, wire_path
 
 _END = object()
+#: Default bounds of a session's unread notifications (count, payload bytes).  Past either,
+#: the session ends with a reason saying so: a reader that falls this far behind would
+#: otherwise grow the harness without limit, and dropping notifications silently would
+#: corrupt process output.
+MAX_NOTIFICATIONS = 65536
+MAX_NOTIFICATION_BYTES = 64 * 1024 * 1024
 
 
 class ExecSession:
     """Typed client for every exec-server method of 0.131.0 and 0.171.0, plus notifications."""
 
     def __init__(self, send: Callable[[bytes], None], close: Callable[[str], None],
-                 label: str = "") -> None:
+                 label: str = "", *, max_notifications: int = MAX_NOTIFICATIONS,
+                 max_notification_bytes: int = MAX_NOTIFICATION_BYTES) -> None:
         self._send = send
         self._close = close
         self.label = label
@@ -41,7 +48,11 @@ class ExecSession:
         self.environment_info: dict | None = None
         self._next_id = 1
         self._pending: dict[int, asyncio.Future] = {}
+        #: unread notifications: (method, params, payload size), then _END once the session ended
         self._notes: asyncio.Queue = asyncio.Queue()
+        self._note_bytes = 0
+        self._max_notes = max_notifications
+        self._max_note_bytes = max_notification_bytes
         self.closed_reason: str | None = None
         self.closed = False
 
@@ -54,7 +65,18 @@ class ExecSession:
         if not isinstance(msg, dict):
             return
         if "method" in msg and "id" not in msg:
-            self._notes.put_nowait((msg["method"], msg.get("params")))
+            if self.closed:
+                return
+            n = len(payload)
+            if (self._notes.qsize() >= self._max_notes
+                    or self._note_bytes + n > self._max_note_bytes):
+                reason = (f"notification queue overflow: {self._notes.qsize()} unread "
+                          f"notifications ({self._note_bytes} bytes); the reader fell behind")
+                self.lost(reason)
+                self._close(reason)
+                return
+            self._note_bytes += n
+            self._notes.put_nowait((msg["method"], msg.get("params"), n))
             return
         fut = self._pending.pop(msg.get("id"), None)  # type: ignore[arg-type]
         if fut is None or fut.done():
@@ -108,14 +130,16 @@ class ExecSession:
             if item is _END:
                 self._notes.put_nowait(_END)  # later iterators end too
                 return
-            yield item
+            self._note_bytes -= item[2]
+            yield item[0], item[1]
 
     async def next_notification(self, timeout: float = 10.0) -> tuple[str, Any]:
         item = await asyncio.wait_for(self._notes.get(), timeout)
         if item is _END:
             self._notes.put_nowait(_END)
             raise ConnectionLost(self.closed_reason)
-        return item
+        self._note_bytes -= item[2]
+        return item[0], item[1]
 
     async def initialize(self, client_name: str = "execrelay-harness",
                          resume_session_id: str | None = None, timeout: float = 10.0) -> str:

@@ -38,8 +38,8 @@ from typing import Callable
 
 from .. import wire
 from .errors import (LEGACY_MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, MAX_SEGMENTS, MAX_SEQ,
-                     REORDER_BYTES, RTO_INITIAL, RTO_MAX, SEGMENT_BYTES, SEND_WINDOW_BYTES,
-                     SEND_WINDOW_SEGMENTS, UNKNOWN_STREAM,
+                     REASSEMBLY_BUDGET_BYTES, REORDER_BYTES, RTO_INITIAL, RTO_MAX, SEGMENT_BYTES,
+                     SEND_WINDOW_BYTES, SEND_WINDOW_SEGMENTS, UNKNOWN_STREAM,
                      MessageTooLarge, ProtocolViolation, StreamClosed)
 from .hot import DROPPED, DUPLICATE, IN_ORDER, Reassembler, RecvWindow, SendWindow
 
@@ -75,6 +75,23 @@ _encode_control = wire.encode_control
 clip_reason = wire.clip_reason
 
 
+class ReassemblyBudget:
+    """Reassembly memory shared by the engines of one multiplexer (one executor socket).
+
+    Why: each stream may reassemble a 64 MiB message, so N streams could pin N x 64 MiB.  An
+    engine reserves ``segment_count x SEGMENT_BYTES`` (what the compiled reassembler
+    preallocates) when a multi-segment message starts and releases it when the message is
+    delivered or the stream ends; a stream whose reservation would exceed ``limit`` is reset
+    (docs/relay-protocol.md §Limits).
+    """
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int = REASSEMBLY_BUDGET_BYTES) -> None:
+        self.limit = limit
+        self.used = 0
+
+
 class StreamEngine:
     """State of one stream on one side.  See the module docstring.
 
@@ -88,7 +105,7 @@ class StreamEngine:
                  "_ctrl", "_out", "_out_i", "_tx_seq", "_msgq", "_msgq_i", "_queued_bytes", "_cur",
                  "_cur_off", "_cur_idx", "_cur_count", "_sw", "_rw", "_reasm", "_retx",
                  "_unacked_rx", "_ack_at", "_ack_now", "_hb_now", "_last_tx", "_resume_at",
-                 "_resume_rto", "_probation_at",
+                 "_resume_rto", "_probation_at", "_blocked", "_budget", "_reserved",
                  "n_retransmits", "n_duplicates", "n_dropped", "n_delivered")
 
     def __init__(self, stream_id: str, role: str, mode: int, now: float,
@@ -111,7 +128,10 @@ class StreamEngine:
         self._tx_seq = 0                 # legacy: next seq (0.131.0 starts at 0, wraps)
         self._msgq: list | None = None   # reliable: messages not yet segmented (lazy) ...
         self._msgq_i = 0                 # ... of which this many were already taken
-        self._queued_bytes = 0
+        self._queued_bytes = 0   # bytes accepted by send() and not yet handed out (both modes)
+        self._blocked = False    # above STREAM_HIGH_WATER, not yet back to the low mark (mux)
+        self._budget: ReassemblyBudget | None = None   # shared by the multiplexer's streams
+        self._reserved = 0       # bytes of _budget held by the message being reassembled
         self._cur: memoryview | None = None   # message being segmented
         self._cur_off = 0
         self._cur_idx = 0
@@ -191,12 +211,9 @@ class StreamEngine:
     # ----------------------------------------------------------------------------- sending
     @property
     def buffered_bytes(self) -> int:
-        """Bytes accepted by :meth:`send` and not yet handed out (application backpressure)."""
-        if self.mode == LEGACY:
-            out = self._out
-            return sum(len(out[i]) for i in range(self._out_i, len(out))) if out else 0
-        cur = len(self._cur) - self._cur_off if self._cur is not None else 0
-        return self._queued_bytes + cur
+        """Bytes accepted by :meth:`send` and not yet handed out (application backpressure:
+        legacy frames not yet polled, reliable bytes not yet in the send window)."""
+        return self._queued_bytes
 
     @property
     def unacked_bytes(self) -> int:
@@ -217,6 +234,7 @@ class StreamEngine:
                 self._out = [frame]
             else:
                 self._out.append(frame)
+            self._queued_bytes += len(frame)
         else:
             if n > MAX_MESSAGE_BYTES:
                 raise MessageTooLarge(
@@ -308,6 +326,7 @@ class StreamEngine:
             else:
                 out[i - 1] = None
             self._out_i = i
+            self._queued_bytes -= len(frame)
             return frame
         sw = self._sw
         while self._retx:
@@ -361,9 +380,9 @@ class StreamEngine:
             else:
                 q[i - 1] = None
             self._msgq_i = i
-            self._queued_bytes -= n
             sw = self._sw
             if n <= SEGMENT_BYTES:
+                self._queued_bytes -= n
                 # The common case, short-circuited: the whole message is one segment.
                 if sw.next_seq > MAX_SEQ:
                     self.reset("protocol_error: sequence space exhausted")
@@ -392,6 +411,7 @@ class StreamEngine:
             return self.emit_one(now)
         idx = self._cur_idx
         seq = sw.push((payload, idx, count), n, now)
+        self._queued_bytes -= n
         if idx + 1 >= count:
             self._cur = None
         else:
@@ -510,15 +530,34 @@ class StreamEngine:
             self._ack_now = True
 
     def _rx_segment(self, f) -> None:
+        count = f.segment_count
+        if count > 1 and self._budget is not None and not self._reasm.active:
+            budget = self._budget
+            need = count * SEGMENT_BYTES
+            if budget.used + need > budget.limit:
+                # The executor's streams together hold too much half-received data: the one
+                # asking for more is reset, the others finish.
+                self.reset(f"resource_exhausted: reassembly budget exceeded ({count}-segment "
+                           f"message; {budget.used} of {budget.limit} bytes in use)")
+                return
+            budget.used += need
+            self._reserved = need
         try:
-            msg = self._reasm.feed(f.segment_index, f.segment_count, f.payload)
+            msg = self._reasm.feed(f.segment_index, count, f.payload)
         except MemoryError:
             # Too many big messages in flight at once: this stream alone pays for it.
-            self.reset(f"resource_exhausted: cannot buffer a {f.segment_count}-segment message")
+            self.reset(f"resource_exhausted: cannot buffer a {count}-segment message")
             return
         if msg is not None:
+            if self._reserved:
+                self._release()
             self.n_delivered += 1
             self._sink(self.stream_id, msg)
+
+    def _release(self) -> None:
+        """Give the reassembly reservation back to the shared budget."""
+        self._budget.used -= self._reserved  # type: ignore[union-attr]
+        self._reserved = 0
 
     def _resend_all(self) -> None:
         self._retx = self._sw.unacked() or None
@@ -540,6 +579,7 @@ class StreamEngine:
                     self._out = [frame]
                 else:
                     self._out.append(frame)
+                self._queued_bytes += len(frame)
         except MessageTooLarge as exc:
             self.reset(clip_reason(f"legacy_message_too_large: {exc}"))
 
@@ -630,6 +670,8 @@ class StreamEngine:
         self._out_i = 0
         self._cur = None
         self._queued_bytes = 0
+        if self._reserved:
+            self._release()
         if self._sw is not None:
             self._msgq = None
             self._msgq_i = 0
@@ -646,6 +688,6 @@ class StreamEngine:
         return f"<StreamEngine {self.stream_id!r} {self.role} {MODE_NAMES[self.mode]} {state}>"
 
 
-__all__ = ["StreamEngine", "LEGACY", "PENDING", "RELIABLE", "OPENER", "ACCEPTOR", "MODE_NAMES",
+__all__ = ["StreamEngine", "ReassemblyBudget", "LEGACY", "PENDING", "RELIABLE", "OPENER", "ACCEPTOR", "MODE_NAMES",
            "ACK_DELAY", "ACK_EVERY", "HEARTBEAT_IDLE", "clip_reason", "ProtocolViolation",
            "MessageTooLarge", "StreamClosed"]

@@ -43,9 +43,11 @@ Driving it (everything is synchronous and cheap; call from the event loop callba
     # 7. inspection / application backpressure:
     mux.stream(stream_id)                 # the StreamEngine or None (.mode: LEGACY/PENDING/
                                           # RELIABLE, .closed, .close_reason, .stats)
-    mux.buffered(stream_id)               # bytes queued on that stream, not yet sent: stop
-                                          # producing (e.g. process output) above a threshold
-    len(mux), mux.bad_frames, mux.unrouted_frames, mux.has_output()
+    mux.buffered(stream_id)               # bytes queued on that stream, not yet sent
+    #    on_writable(stream_id, False) once a send takes the stream's queued bytes above
+    #    STREAM_HIGH_WATER (its producers should pause: the peer or the socket is not keeping
+    #    up), on_writable(stream_id, True) once poll_output brings them to STREAM_LOW_WATER.
+    len(mux), mux.bad_frames, mux.unrouted_frames, mux.has_output(), mux.reassembly_in_use
 
 Times are floats in seconds on any monotonic clock (pass ``loop.time()``).  Exceptions raised
 by the callbacks propagate out of ``feed()``/``tick()``.  A closed stream leaves
@@ -71,6 +73,11 @@ is reset with ``protocol_error: <what>`` (a live legacy stream keeps 0.131.0 beh
 dropped, the session goes on).  Stream-level violations (seq/segment/ack patterns, a segmented Data
 on a legacy stream) reset that stream only, in either mode.
 
+Reassembly budget: the engines of one multiplexer share one :class:`ReassemblyBudget`
+(``reassembly_budget`` bytes, default ``REASSEMBLY_BUDGET_BYTES``); a stream whose next
+multi-segment message would exceed it is reset with ``resource_exhausted: reassembly budget
+exceeded ...`` while the others complete.
+
 Fairness: streams with output wait in one FIFO; each turn takes ONE frame (at most one 60 KiB
 segment in reliable mode) from the head stream and requeues it at the tail, so a stream moving
 64 MiB delays a small message by at most one frame per other busy stream.
@@ -83,9 +90,10 @@ from collections import OrderedDict, deque
 from typing import Callable, Iterable
 
 from .. import wire
-from .engine import (ACCEPTOR, LEGACY, MODE_NAMES, OPENER, PENDING, RELIABLE, StreamEngine,
-                     clip_reason)
-from .errors import MAX_SEQ, PROBATION_SECONDS, UNKNOWN_STREAM, StreamClosed
+from .engine import (ACCEPTOR, LEGACY, MODE_NAMES, OPENER, PENDING, RELIABLE, ReassemblyBudget,
+                     StreamEngine, clip_reason)
+from .errors import (MAX_SEQ, PROBATION_SECONDS, REASSEMBLY_BUDGET_BYTES, STREAM_HIGH_WATER,
+                     STREAM_LOW_WATER, UNKNOWN_STREAM, StreamClosed)
 
 log = logging.getLogger("execrelay.stream")
 
@@ -109,7 +117,9 @@ class Multiplexer:
     def __init__(self, role: str = ACCEPTOR,
                  on_message: Callable[[str, bytes], None] | None = None,
                  on_open: Callable[[str, str], None] | None = None,
-                 on_close: Callable[[str, str | None, bool], None] | None = None) -> None:
+                 on_close: Callable[[str, str | None, bool], None] | None = None,
+                 on_writable: Callable[[str, bool], None] | None = None,
+                 reassembly_budget: int = REASSEMBLY_BUDGET_BYTES) -> None:
         if role not in (ACCEPTOR, OPENER):
             raise ValueError(f"role must be {ACCEPTOR!r} or {OPENER!r}")
         self.role = role
@@ -117,6 +127,8 @@ class Multiplexer:
         self._on_message = on_message if on_message is not None else self._ev_message
         self._on_open = on_open if on_open is not None else self._ev_open
         self._on_close_cb = on_close if on_close is not None else self._ev_close
+        self._on_writable = on_writable
+        self._budget = ReassemblyBudget(reassembly_budget)
         self.streams: dict[str, StreamEngine] = {}
         self._ready: deque[StreamEngine] = deque()
         self._dirty: set[StreamEngine] = set()
@@ -157,6 +169,7 @@ class Multiplexer:
     def _adopt(self, eng: StreamEngine) -> StreamEngine:
         eng._wake = self._ready.append     # a C call, no Python frame
         eng._on_close = self._closed
+        eng._budget = self._budget
         self.streams[eng.stream_id] = eng
         if eng.wants_output():
             eng._queued = True
@@ -307,11 +320,22 @@ class Multiplexer:
                 eng._out = [frame]
             else:
                 q.append(frame)
+            n = eng._queued_bytes + len(frame)
+            eng._queued_bytes = n
+            if n > STREAM_HIGH_WATER and not eng._blocked:
+                self._block(eng)
             if not eng._queued:
                 eng._queued = True
                 self._ready.append(eng)
             return
         eng.send(message)
+        if eng._queued_bytes > STREAM_HIGH_WATER and not eng._blocked:
+            self._block(eng)
+
+    def _block(self, eng: StreamEngine) -> None:
+        eng._blocked = True
+        if self._on_writable is not None:
+            self._on_writable(eng.stream_id, False)
 
     def reset(self, stream_id: str, reason: str) -> None:
         """Reset one stream from this side (no-op for unknown/closed streams)."""
@@ -327,6 +351,17 @@ class Multiplexer:
         eng = self.streams.get(stream_id)
         return eng.buffered_bytes if eng is not None else 0
 
+    def writable(self, stream_id: str) -> bool:
+        """False while the stream's queued bytes went above STREAM_HIGH_WATER and have not yet
+        come back to STREAM_LOW_WATER (see ``on_writable``)."""
+        eng = self.streams.get(stream_id)
+        return eng is not None and not eng.closed and not eng._blocked
+
+    @property
+    def reassembly_in_use(self) -> int:
+        """Bytes of the shared reassembly budget held by messages being received."""
+        return self._budget.used
+
     # ------------------------------------------------------------------ output
     def has_output(self) -> bool:
         return bool(self._ready)
@@ -339,6 +374,7 @@ class Multiplexer:
         dirty = self._dirty
         streams = self.streams
         total = 0
+        drained: list[StreamEngine] | None = None
         while ready:
             eng = ready.popleft()
             if eng.mode == LEGACY and eng._ctrl is None and eng._out is not None:
@@ -349,6 +385,9 @@ class Multiplexer:
                 if i < n:
                     frame = q[i]
                     out.append(frame)
+                    eng._queued_bytes -= len(frame)
+                    if eng._blocked and eng._queued_bytes <= STREAM_LOW_WATER:
+                        drained = self._drained(eng, drained)
                     i += 1
                     if i < n:
                         q[i - 1] = None
@@ -372,6 +411,8 @@ class Multiplexer:
                     del streams[eng.stream_id]
                 continue
             out.append(frame)
+            if eng._blocked and eng._queued_bytes <= STREAM_LOW_WATER and not eng.closed:
+                drained = self._drained(eng, drained)
             if eng.mode != LEGACY:
                 dirty.add(eng)
             if eng.wants_output():
@@ -383,7 +424,20 @@ class Multiplexer:
                 total += len(frame)
                 if total >= max_bytes:
                     break
+        if drained is not None and self._on_writable is not None:
+            # after the loop: the callback may send (resumed producers) re-entrantly
+            for eng in drained:
+                if not eng.closed:
+                    self._on_writable(eng.stream_id, True)
         return out
+
+    @staticmethod
+    def _drained(eng: StreamEngine, drained: list[StreamEngine] | None) -> list[StreamEngine]:
+        eng._blocked = False
+        if drained is None:
+            return [eng]
+        drained.append(eng)
+        return drained
 
     # ------------------------------------------------------------------ timers
     def _flush_dirty(self) -> None:

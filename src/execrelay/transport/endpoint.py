@@ -34,6 +34,10 @@ class StreamHandler(Protocol):
         stream on disconnect, or :meth:`RelayEndpoint.close`.  Called at most once, never
         after the application's own :meth:`RelayEndpoint.reset`."""
 
+    # Optional: ``on_write_paused(paused: bool)``, called when the stream's queued output
+    # goes above the multiplexer's high-water mark (True) and back to its low mark (False):
+    # the same call a local websocket makes, so an RpcConnection pauses its producers.
+
 
 class RecordLayer(Protocol):
     """Optional per-stream transform between the application's payloads and the stream engine
@@ -136,6 +140,10 @@ class RelayEndpoint:
       ~1 µs, a write several.  Within a long read batch it also writes every
       :data:`FLUSH_EVERY` frames so the peer starts on the first replies while the rest is
       processed.  No caller ever kicks or flushes by hand.
+    * **backpressure**: each stream's queued output is bounded softly (the multiplexer's
+      ``STREAM_HIGH_WATER``/``STREAM_LOW_WATER``); crossing it calls the stream handler's
+      ``on_write_paused(True/False)``, the call a local websocket makes when its buffer fills,
+      so a harness that stops reading or acking stalls only that stream's producers.
     * **timers**: one loop timer armed at the multiplexer's earliest deadline (delayed acks,
       retransmission, heartbeats; docs/relay-protocol.md §Reliable mode).
     * **links**: :meth:`handler_for` is the transport's link factory; a new link replaces
@@ -161,7 +169,7 @@ class RelayEndpoint:
                  loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop or asyncio.get_running_loop()
         self.mux = Multiplexer(role, on_message=self._deliver, on_open=self._accept,
-                               on_close=self._closed)
+                               on_close=self._closed, on_writable=self._writable)
         #: live streams this side has not reset, by stream id
         self.streams: dict[str, _Stream] = {}
         self._records: dict[str, RecordLayer] = {}
@@ -270,6 +278,15 @@ class RelayEndpoint:
             layer = self._record_factory(stream_id, mode)
             if layer is not None:
                 self.set_record_layer(stream_id, layer)
+
+    def _writable(self, stream_id: str, writable: bool) -> None:
+        # A stream's output went over (or back under) its bound: its handler's producers
+        # pause or resume (per stream: the socket and other streams are not involved).
+        st = self.streams.get(stream_id)
+        if st is not None:
+            paused = getattr(st.handler, "on_write_paused", None)
+            if paused is not None:
+                paused(not writable)
 
     def _closed(self, stream_id: str, reason: str | None, by_peer: bool) -> None:
         # Local resets removed their stream before telling the multiplexer, so only ends
