@@ -1,0 +1,233 @@
+"""Real codex 0.171.0 binaries meeting on our rendezvous over the Noise relay (loopback).
+
+The real ``codex exec-server --remote URL --environment-id ID`` (bearer from ``CODEX_API_KEY`` =
+our executor token) registers at our Noise registry and dials our rendezvous; then
+
+(a) our Python initiator (``execrelay.stream.noise``) gets the executor's key from ``/connect``,
+    completes the hybrid IK handshake with the real executor, initializes a session and runs
+    ``echo`` through ``process/start``;
+(b) the real 0.171.0 harness (``codex exec`` with ``CODEX_EXEC_SERVER_NOISE_*``) runs a shell
+    tool call on the real executor through our rendezvous.
+
+The rendezvous runs in-process so the tests can also check what it forwarded: ciphertext only.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from execrelay import wire
+from execrelay.rendezvous import RendezvousServer
+from execrelay.stream import noise
+
+from .harness import run_codex_exec, write_codex_home
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(150)]
+
+SECRET = b"interop-noise171-secret-0123456789abcdef"
+TAG_ENV = "EXECRELAY_TEST_EXECUTOR_TAG"
+
+
+class Capture:
+    """Everything the rendezvous forwarded, for the no-plaintext check."""
+
+    def __init__(self, server: RendezvousServer) -> None:
+        self.frames: list[bytes] = []
+        router = server.router
+        for name in ("from_harness", "from_executor"):
+            original = getattr(router, name)
+
+            def tap(link: Any, data: Any, _original: Any = original) -> Any:
+                if isinstance(data, (bytes, bytearray)):
+                    self.frames.append(bytes(data))
+                return _original(link, data)
+            setattr(router, name, tap)
+
+
+async def _start(process_factory, codex171_bin: Path, tag: str) -> tuple[RendezvousServer, str, Any, Capture]:
+    server = RendezvousServer(SECRET, heartbeat=None)
+    capture = Capture(server)
+    await server.start("127.0.0.1", 0)
+    env_id = f"env-{uuid.uuid4().hex[:8]}"
+    executor = process_factory(
+        [str(codex171_bin), "exec-server", "--remote", server.url, "--environment-id", env_id],
+        {"CODEX_API_KEY": server.mint_token("executor", env_id), TAG_ENV: tag},
+        wait_url=False, name="real171-noise-executor")
+    deadline = time.monotonic() + 30
+    while server.metrics.connections["executor"] < 1:
+        if time.monotonic() > deadline or (executor.proc is not None and executor.proc.poll() is not None):
+            await server.aclose()
+            raise AssertionError(f"executor did not connect:\n{executor.stderr_text()[-3000:]}")
+        await asyncio.sleep(0.1)
+    return server, env_id, executor, capture
+
+
+class NoiseHarnessDriver:
+    """A minimal Noise harness over one websocket: handshake, then JSON-RPC in records."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, stream_id: str) -> None:
+        self.ws = ws
+        self.sid = stream_id
+        self.transport: noise.Transport | None = None
+        self.inbox: list[dict[str, Any]] = []
+        self.handshake_cpu = 0.0
+
+    async def handshake(self, identity: noise.StaticKeyPair, conn: dict[str, Any],
+                        environment_id: str) -> None:
+        t0 = time.process_time()
+        ini = noise.Initiator(identity, noise.PublicKey.from_json(conn["executor_public_key"]),
+                              noise.prologue(environment_id, conn["executor_registration_id"],
+                                             self.sid),
+                              conn["harness_key_authorization"].encode("utf-8"))
+        self.handshake_cpu = time.process_time() - t0
+        await self.ws.send_bytes(wire.encode_control(wire.RESUME, self.sid, next_seq=0))
+        await self.ws.send_bytes(wire.encode(wire.Frame.handshake(self.sid, ini.message1)))
+        frame = await self._next_frame()
+        assert frame.kind == wire.HANDSHAKE, frame
+        t0 = time.process_time()
+        self.transport = ini.finish(frame.payload)
+        self.handshake_cpu += time.process_time() - t0
+
+    async def _next_frame(self) -> Any:
+        while True:
+            msg = await asyncio.wait_for(self.ws.receive(), 20)
+            assert msg.type == aiohttp.WSMsgType.BINARY, msg
+            frame = wire.decode(msg.data)
+            if frame.stream_id == self.sid:
+                return frame
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self.transport is not None
+        for seq, record in self.transport.seal(json.dumps(message).encode()):
+            await self.ws.send_bytes(wire.encode_data(self.sid, seq, 0, 0, record))
+
+    async def receive(self) -> dict[str, Any]:
+        assert self.transport is not None
+        while not self.inbox:
+            frame = await self._next_frame()
+            assert frame.kind == wire.DATA, frame
+            assert frame.segment_count == 1 and (frame.ack, frame.ack_bits) == (0, 0)
+            self.inbox += [json.loads(m) for m in self.transport.open(frame.seq, frame.payload)]
+        return self.inbox.pop(0)
+
+    async def call(self, rid: int, method: str, params: Any) -> dict[str, Any]:
+        await self.send({"id": rid, "method": method, "params": params})
+        others: list[dict[str, Any]] = []
+        while True:
+            msg = await self.receive()
+            if msg.get("id") == rid:
+                self.inbox[:0] = others  # notifications that came first stay in order
+                return msg
+            others.append(msg)
+
+
+async def _connect(http: aiohttp.ClientSession, server: RendezvousServer, env_id: str,
+                   identity: noise.StaticKeyPair) -> dict[str, Any]:
+    async with http.post(f"{server.url}/cloud/environment/{env_id}/connect",
+                         headers={"Authorization": f"Bearer {server.mint_token('harness', env_id)}"},
+                         json={"harness_public_key": identity.public.to_json()}) as resp:
+        body = await resp.json()
+        assert resp.status == 200, body
+        return body
+
+
+async def test_our_initiator_runs_echo_on_the_real_171_executor(process_factory, codex171_bin: Path,
+                                                                tmp_path: Path) -> None:
+    tag = f"tag-{uuid.uuid4().hex[:8]}"
+    server, env_id, executor, capture = await _start(process_factory, codex171_bin, tag)
+    try:
+        identity = noise.StaticKeyPair.generate()
+        token = f"noise-echo-{uuid.uuid4().hex}"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            conn = await _connect(http, server, env_id, identity)
+            async with http.ws_connect(conn["url"]) as ws:
+                driver = NoiseHarnessDriver(ws, str(uuid.uuid4()))
+                await driver.handshake(identity, conn, env_id)
+                init = await driver.call(1, "initialize", {"clientName": "execrelay-noise-test"})
+                assert "sessionId" in init.get("result", {}), init
+                await driver.send({"method": "initialized", "params": {}})
+                start = await driver.call(2, "process/start", {
+                    "processId": "p1", "argv": ["/bin/sh", "-c", f'echo {token}; echo "tag=${TAG_ENV}"'],
+                    "cwd": tmp_path.as_uri(), "env": {"PATH": "/usr/bin:/bin", TAG_ENV: tag},
+                    "tty": False})
+                assert start.get("result", {}).get("processId") == "p1", start
+                out = b""
+                deadline = time.monotonic() + 20
+                closed = False
+                while not closed and time.monotonic() < deadline:
+                    msg = await driver.receive()
+                    params = msg.get("params") or {}
+                    if msg.get("method") == "process/output" and params.get("processId") == "p1":
+                        out += base64.b64decode(params["chunk"])
+                    closed = msg.get("method") == "process/closed"
+                assert token.encode() in out and f"tag={tag}".encode() in out, out
+        # the rendezvous forwarded only ciphertext: no JSON-RPC and not the echoed token
+        blob = b"".join(capture.frames)
+        assert capture.frames and token.encode() not in blob
+        assert b'"method"' not in blob and b"initialize" not in blob
+        print(f"\nour initiator: handshake CPU {driver.handshake_cpu * 1e3:.2f} ms")
+    finally:
+        await server.aclose()
+        assert executor.proc is not None
+
+
+async def test_unauthorized_harness_key_is_refused(process_factory, codex171_bin: Path) -> None:
+    """An authorization issued for another key: the real executor asks /validate and resets."""
+    server, env_id, executor, _ = await _start(process_factory, codex171_bin, "t")
+    try:
+        identity = noise.StaticKeyPair.generate()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            conn = await _connect(http, server, env_id, noise.StaticKeyPair.generate())
+            async with http.ws_connect(conn["url"]) as ws:
+                driver = NoiseHarnessDriver(ws, str(uuid.uuid4()))
+                ini = noise.Initiator(identity, noise.PublicKey.from_json(conn["executor_public_key"]),
+                                      noise.prologue(env_id, conn["executor_registration_id"], driver.sid),
+                                      conn["harness_key_authorization"].encode())
+                await ws.send_bytes(wire.encode_control(wire.RESUME, driver.sid, next_seq=0))
+                await ws.send_bytes(wire.encode(wire.Frame.handshake(driver.sid, ini.message1)))
+                frame = await driver._next_frame()  # noqa: SLF001
+                assert frame.kind == wire.RESET and frame.reason == noise.RESET_REASON, frame
+        assert server.metrics.auth_failures["noise_authorization"] >= 1
+    finally:
+        await server.aclose()
+
+
+async def test_real_171_harness_runs_a_tool_on_the_real_171_executor(process_factory, codex171_bin: Path,
+                                                                     tmp_path: Path) -> None:
+    from .fake_model import FakeModel
+
+    tag = f"tag-{uuid.uuid4().hex[:8]}"
+    server, env_id, executor, capture = await _start(process_factory, codex171_bin, tag)
+    try:
+        token = f"token-{uuid.uuid4().hex}"
+        work = tmp_path / "work"
+        work.mkdir()
+        model = FakeModel(f'echo {token}; echo "tag=${TAG_ENV}"', final_text=f"finished {token}").start()
+        try:
+            write_codex_home(tmp_path / "codex-home", model.provider_url, work)
+            result = await run_codex_exec(
+                codex171_bin, codex_home=tmp_path / "codex-home", workdir=work, exec_server_url=None,
+                timeout=90, extra_env={
+                    "CODEX_EXEC_SERVER_NOISE_REGISTRY_URL": server.url,
+                    "CODEX_EXEC_SERVER_NOISE_ENVIRONMENT_ID": env_id,
+                    "CODEX_EXEC_SERVER_NOISE_AUTH_TOKEN": server.mint_token("harness", env_id)})
+        finally:
+            model.stop()
+        diag = (f"rc={result.returncode}\nstderr:\n{result.stderr[-3000:]}\n"
+                f"executor stderr:\n{executor.stderr_text()[-3000:]}")
+        assert result.returncode == 0, diag
+        outputs = model.tool_outputs()
+        assert len(outputs) == 1 and token in outputs[0] and f"tag={tag}" in outputs[0], (outputs, diag)
+        handshakes = [f for f in map(wire.decode, capture.frames) if f.kind == wire.HANDSHAKE]
+        assert handshakes, "no Noise handshake went through the rendezvous"
+        assert token.encode() not in b"".join(capture.frames)
+    finally:
+        await server.aclose()
