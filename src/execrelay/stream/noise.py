@@ -521,10 +521,14 @@ class Transport:
     def seal(self, message: bytes) -> list[tuple[int, bytes]]:
         """Frame one JSON message (4-byte length + bytes) and encrypt it into records."""
         m = len(message)
+        if 0 < m <= RECORD_PLAINTEXT_BYTES - 4:  # the common case: one record, inlined
+            n = self._tx_n
+            if n > MAX_RECORDS:
+                raise SequenceExhausted("Noise relay sequence number exhausted")
+            self._tx_n = n + 1
+            return [(n, self._tx.encrypt(_NONCE.pack(n), _LENGTH.pack(m) + message, None))]
         if m == 0 or m > MAX_MESSAGE_BYTES:
             raise RecordError("Noise relay JSON-RPC message has invalid length")
-        if m + 4 <= RECORD_PLAINTEXT_BYTES:  # the common case: one record
-            return [self.seal_record(_LENGTH.pack(m) + message)]
         framed = memoryview(_LENGTH.pack(m) + message)
         if self._tx_n + (len(framed) - 1) // RECORD_PLAINTEXT_BYTES > MAX_RECORDS:
             raise SequenceExhausted("Noise relay sequence number exhausted")
@@ -539,6 +543,20 @@ class Transport:
         over :data:`REORDER_BYTES`, is an error.
         """
         nxt = self._rx_n
+        if seq == nxt and not self._buf and not self._pending \
+                and len(record) <= RECORD_PLAINTEXT_BYTES + TAG_BYTES and nxt <= MAX_RECORDS:
+            # the common case, inlined: the next record, holding whole messages
+            try:
+                plaintext = self._rx.decrypt(_NONCE.pack(nxt), record, None)
+            except InvalidTag:
+                raise RecordError(f"Noise relay record {nxt} failed to authenticate") from None
+            self._rx_n = nxt + 1
+            if len(plaintext) >= 4:
+                (m,) = _LENGTH.unpack_from(plaintext)
+                if len(plaintext) == m + 4 and 0 < m:
+                    return [plaintext[4:]]
+            self._buf += plaintext
+            return self._messages()
         if seq != nxt:
             if seq < nxt or seq in self._pending:
                 return []
