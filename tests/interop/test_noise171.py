@@ -27,7 +27,7 @@ import pytest
 from execrelay import wire
 from execrelay.rendezvous import RendezvousServer
 from execrelay.stream import noise
-from execrelay.stream.noise_stream import HarnessNoiseStream
+from execrelay.stream.noise_stream import ExecutorNoiseStream, HarnessNoiseStream
 
 from .harness import run_codex_exec, write_codex_home
 
@@ -224,5 +224,135 @@ async def test_real_171_harness_runs_a_tool_on_the_real_171_executor(process_fac
         handshakes = [f for f in map(wire.decode, capture.frames) if f.kind == wire.HANDSHAKE]
         assert handshakes, "no Noise handshake went through the rendezvous"
         assert token.encode() not in b"".join(capture.frames)
+    finally:
+        await server.aclose()
+
+
+class NoiseBridgeExecutor:
+    """Our executor end of the Noise relay (ExecutorNoiseStream) in front of a plain exec-server.
+
+    Registers a fresh static key at our registry, dials the returned websocket, answers each
+    harness handshake after asking ``/validate``, and relays the decrypted JSON-RPC of each
+    stream over its own plain websocket to ``plain_url`` (one exec-server connection per
+    stream, as a 0.171 executor keeps one session per stream).
+    """
+
+    def __init__(self, server: RendezvousServer, env_id: str, plain_url: str) -> None:
+        self.server = server
+        self.env_id = env_id
+        self.plain_url = plain_url
+        self.identity = noise.StaticKeyPair.generate()
+        self.token = server.mint_token("executor", env_id)
+        self.registration_id = ""
+        self.validations: list[bool] = []
+        self.streams: dict[str, ExecutorNoiseStream] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def run(self, http: aiohttp.ClientSession, ready: asyncio.Event) -> None:
+        auth = {"Authorization": f"Bearer {self.token}"}
+        async with http.post(f"{self.server.url}/cloud/environment/{self.env_id}/register", headers=auth,
+                             json={"security_profile": noise.SECURITY_PROFILE,
+                                   "executor_public_key": self.identity.public.to_json()}) as resp:
+            reg = await resp.json()
+            assert resp.status == 200, reg
+        self.registration_id = reg["executor_registration_id"]
+        upstreams: dict[str, aiohttp.ClientWebSocketResponse] = {}
+        async with http.ws_connect(reg["url"]) as ws:
+            ready.set()
+            async for msg in ws:
+                frame = wire.decode(msg.data)
+                sid = frame.stream_id
+                st = self.streams.get(sid)
+                if st is None:
+                    if frame.kind == wire.RESET:
+                        continue
+                    st = self.streams[sid] = ExecutorNoiseStream(sid, self.identity, self.env_id,
+                                                                 self.registration_id)
+                try:
+                    messages = st.receive(frame)
+                except noise.NoiseError:
+                    await ws.send_bytes(st.reset_frame())
+                    continue
+                if st.closed:
+                    up = upstreams.pop(sid, None)
+                    if up is not None:
+                        await up.close()
+                    continue
+                if st.request is not None and not st.established:
+                    if await self._validate(http, sid, st):
+                        for raw in st.accept():
+                            await ws.send_bytes(raw)
+                        up = upstreams[sid] = await http.ws_connect(self.plain_url)
+                        task = asyncio.create_task(self._pump(up, st, ws))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
+                    else:
+                        await ws.send_bytes(st.refuse())
+                for m in messages:
+                    await upstreams[sid].send_str(m.decode())
+        for up in upstreams.values():
+            await up.close()
+
+    async def _validate(self, http: aiohttp.ClientSession, sid: str, st: ExecutorNoiseStream) -> bool:
+        assert st.request is not None
+        async with http.post(
+                f"{self.server.url}/cloud/environment/{self.env_id}/validate",
+                headers={"Authorization": f"Bearer {self.token}", "x-codex-noise-stream-id": sid},
+                json={"executor_registration_id": self.registration_id,
+                      "harness_public_key": st.request.initiator_key.to_json(),
+                      "harness_key_authorization": st.request.authorization.decode()}) as resp:
+            valid = resp.status == 200 and (await resp.json())["valid"] is True
+        self.validations.append(valid)
+        return valid
+
+    @staticmethod
+    async def _pump(up: aiohttp.ClientWebSocketResponse, st: ExecutorNoiseStream,
+                    ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in up:
+            if msg.type == aiohttp.WSMsgType.TEXT and not st.closed:
+                for raw in st.send(msg.data.encode()):
+                    await ws.send_bytes(raw)
+
+
+async def test_real_171_harness_handshakes_with_our_responder(exec_server_factory, codex171_bin: Path,
+                                                              tmp_path: Path) -> None:
+    """Real 0.171.0 ``codex exec`` -> our rendezvous -> our ExecutorNoiseStream (our responder,
+    checked by /validate) -> a plain ``execrelay exec-server``: the tool call runs."""
+    from .fake_model import FakeModel
+
+    tag = f"tag-{uuid.uuid4().hex[:8]}"
+    plain = exec_server_factory("ours", {TAG_ENV: tag})
+    server = RendezvousServer(SECRET, heartbeat=None)
+    capture = Capture(server)
+    await server.start("127.0.0.1", 0)
+    env_id = f"env-{uuid.uuid4().hex[:8]}"
+    bridge = NoiseBridgeExecutor(server, env_id, plain.url)
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+            ready = asyncio.Event()
+            runner = asyncio.create_task(bridge.run(http, ready))
+            await asyncio.wait_for(ready.wait(), 20)
+            token = f"token-{uuid.uuid4().hex}"
+            work = tmp_path / "work"
+            work.mkdir()
+            model = FakeModel(f'echo {token}; echo "tag=${TAG_ENV}"', final_text=f"finished {token}").start()
+            try:
+                write_codex_home(tmp_path / "codex-home", model.provider_url, work)
+                result = await run_codex_exec(
+                    codex171_bin, codex_home=tmp_path / "codex-home", workdir=work, exec_server_url=None,
+                    timeout=90, extra_env={
+                        "CODEX_EXEC_SERVER_NOISE_REGISTRY_URL": server.url,
+                        "CODEX_EXEC_SERVER_NOISE_ENVIRONMENT_ID": env_id,
+                        "CODEX_EXEC_SERVER_NOISE_AUTH_TOKEN": server.mint_token("harness", env_id)})
+            finally:
+                model.stop()
+            runner.cancel()
+            diag = (f"rc={result.returncode}\nstderr:\n{result.stderr[-3000:]}\n"
+                    f"plain server stderr:\n{plain.stderr_text()[-2000:]}\nvalidations={bridge.validations}")
+            assert result.returncode == 0, diag
+            outputs = model.tool_outputs()
+            assert len(outputs) == 1 and token in outputs[0] and f"tag={tag}" in outputs[0], (outputs, diag)
+            assert bridge.validations and all(bridge.validations), diag
+            assert token.encode() not in b"".join(capture.frames)
     finally:
         await server.aclose()
