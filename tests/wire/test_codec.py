@@ -7,7 +7,8 @@ from hypothesis import given, strategies as st
 from execrelay.wire import relay_pb2 as pb
 
 U32 = st.integers(0, 2**32 - 1)
-# P1-valid stream ids: non-empty, no surrounding whitespace, <= 128 UTF-8 bytes
+# Valid stream ids (docs/relay-protocol.md §Frames): non-empty, no surrounding whitespace,
+# <= 128 UTF-8 bytes
 STREAM_IDS = st.text(min_size=1, max_size=40).map(str.strip).filter(
     lambda s: s and len(s.encode()) <= 128)
 REASONS = st.text(min_size=1, max_size=60).filter(lambda s: 1 <= len(s.encode()) <= 256)
@@ -15,7 +16,7 @@ REASONS = st.text(min_size=1, max_size=60).filter(lambda s: 1 <= len(s.encode())
 
 @st.composite
 def valid_messages(draw) -> pb.RelayMessageFrame:
-    """A protobuf frame that satisfies P1, built with the reference classes."""
+    """A protobuf frame valid by docs/relay-protocol.md §Frames, built with the reference classes."""
     m = pb.RelayMessageFrame(version=1, stream_id=draw(STREAM_IDS), ack=draw(U32), ack_bits=draw(U32))
     body = draw(st.sampled_from(["data", "ack_frame", "resume", "reset", "heartbeat", "handshake"]))
     if body == "data":
@@ -100,7 +101,7 @@ def test_trailing_unknown_and_reordered_fields(codec, junk_a, junk_b):
 
 
 def test_observed_0131_bytes(codec):
-    """Byte sequences captured from the real 0.131.0 binary (relay-protocol.md 1.3)."""
+    """Byte sequences captured from the real 0.131.0 binary (docs/relay-protocol.md §Frames)."""
     uuid = "0f0e0d0c-0b0a-4908-8706-050403020100"
     resume = bytes.fromhex("0801") + b"\x12\x24" + uuid.encode() + bytes.fromhex("3a00")
     f = codec.decode(resume)

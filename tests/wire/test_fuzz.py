@@ -1,8 +1,8 @@
 """Mutation fuzz: the compiled decoder decides like the reference on 100k+ buffers.
 
-The reference decision is the pure twin's (google.protobuf's parser plus the P1 rules).  The
-compiled decoder must accept exactly what it accepts, with equal frames, and refuse the rest
-with FrameError naming the same stream (or none): never another exception, a crash or a hang.
+The reference decision is the pure twin's (google.protobuf's parser plus the rules of
+docs/relay-protocol.md §Frames).  The compiled decoder must accept exactly what it accepts,
+with equal frames, and refuse the rest with FrameError naming the same stream (or none): never another exception, a crash or a hang.
 ``EXECRELAY_FUZZ_CASES`` raises the count (benchmarks/fuzz_codec.py runs millions).
 """
 from __future__ import annotations

@@ -92,8 +92,9 @@ class NoiseRegistry:
     """The three endpoints; the server mounts :meth:`routes` on its app.
 
     ``ws_base(request)`` is the public ``ws(s)://host:port`` the URLs point at; ``directory``
-    learns the executor URL token's registration exactly as for P5.1 registrations, so a
-    0.171 executor's websocket is claimed and taken over by the same rules.
+    learns the executor URL token's registration exactly as for the registrations of
+    docs/rendezvous.md §URLs and endpoints, so a 0.171 executor's websocket is claimed and
+    taken over by the same rules.
     """
 
     def __init__(self, secret: bytes, config: RendezvousConfig, metrics: Metrics,
