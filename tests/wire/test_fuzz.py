@@ -2,7 +2,8 @@
 
 The reference decision is the pure twin's (google.protobuf's parser plus the rules of
 docs/relay-protocol.md §Frames).  The compiled decoder must accept exactly what it accepts,
-with equal frames, and refuse the rest with FrameError naming the same stream (or none): never another exception, a crash or a hang.
+with equal frames, and refuse the rest with FrameError naming the same stream (or none):
+never another exception, a crash or a hang.
 ``EXECRELAY_FUZZ_CASES`` raises the count (benchmarks/fuzz_codec.py runs millions).
 """
 from __future__ import annotations
