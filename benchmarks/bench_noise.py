@@ -8,7 +8,7 @@ Thread CPU time, best of N rounds (other processes on a shared machine do not co
   (``read_request`` + ``respond``), each one whole handshake;
 * **small record**: ``Transport.seal`` / ``Transport.open`` of a 120-byte JSON-RPC message
   (one record each), per message;
-* **bulk**: a 1 MiB message sealed into 60 KiB records and opened again, in MB/s.
+* **bulk**: a 1 MiB message sealed into 60 KiB records, and those records opened, in MB/s.
 
 Issue 14's goals: <= 2 us CPU per small request, >= 1 GB/s bulk per core on the record layer.
 """
@@ -86,14 +86,22 @@ def main() -> None:
     reply, e2 = r2.respond()
     s2 = h2.finish(reply)
 
-    def bulk() -> None:
-        for seq, rec in s2.seal(big):
+    sealed: list[list[tuple[int, bytes]]] = []
+
+    def bulk_seal() -> None:
+        sealed.append(s2.seal(big))
+
+    seal_bulk = _best(bulk_seal, 20)
+    pending = iter(sealed)
+
+    def bulk_open() -> None:
+        for seq, rec in next(pending):
             e2.open(seq, rec)
 
-    bulk_s = _best(bulk, 20)
-    print(f"bulk 1 MiB message: seal+open {bulk_s * 1e3:.2f} ms = "
-          f"{len(big) / bulk_s / 1e6:.0f} MB/s per core (both directions' work)")
-
+    open_bulk = _best(bulk_open, 20)
+    mb = len(big) / 1e6
+    print(f"bulk 1 MiB message: seal {seal_bulk * 1e3:.2f} ms ({mb / seal_bulk:.0f} MB/s), "
+          f"open {open_bulk * 1e3:.2f} ms ({mb / open_bulk:.0f} MB/s) per core")
 
 if __name__ == "__main__":
     main()

@@ -516,7 +516,7 @@ class Transport:
         if len(plaintext) > RECORD_PLAINTEXT_BYTES:
             raise RecordError("Noise relay plaintext record exceeds maximum length")
         self._tx_n = n + 1
-        return n, self._tx.encrypt(_NONCE.pack(n), bytes(plaintext), None)
+        return n, self._tx.encrypt(_NONCE.pack(n), plaintext, None)
 
     def seal(self, message: bytes) -> list[tuple[int, bytes]]:
         """Frame one JSON message (4-byte length + bytes) and encrypt it into records."""
