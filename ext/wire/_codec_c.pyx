@@ -25,10 +25,11 @@ cdef extern from "Python.h":
 # src/execrelay/wire/_frame_py.py, compiled as execrelay.wire._frame_c: the C view is cimported
 # (CFrame, the K_* kinds, the checks as C calls), the Python names are re-exported.
 from execrelay.wire._frame_c cimport (Frame as CFrame, K_DATA, K_ACK, K_RESUME, K_RESET,
-                                      K_HEARTBEAT, MAX_SID, check_stream_id, check_version,
-                                      check_body)
+                                      K_HEARTBEAT, K_HANDSHAKE, MAX_SID, check_stream_id,
+                                      check_version, check_body)
 from execrelay.wire._frame_c import (Frame, FrameError, KIND_NAMES as _KIND_NAMES, DATA, ACK,
-                                     RESUME, RESET, HEARTBEAT, VERSION, MAX_STREAM_ID_BYTES,
+                                     RESUME, RESET, HEARTBEAT, HANDSHAKE, VERSION,
+                                     MAX_STREAM_ID_BYTES,
                                      MAX_REASON_BYTES)
 
 cdef enum:  # compile-time constants (DEF is deprecated in Cython 3)
@@ -149,7 +150,7 @@ cdef inline bint _body_wrong_type(int kind, uint32_t skey):
         return 1 <= f <= 3 and wt != 0
     if kind == K_RESUME:
         return f == 1 and wt != 0
-    if kind == K_RESET:
+    if kind == K_RESET or kind == K_HANDSHAKE:
         return f == 1 and wt != 2
     return False
 
@@ -230,7 +231,7 @@ cdef CFrame _decode(const uint8_t* buf, Py_ssize_t end):
         field = key >> 3
         wt = key & 7
         if (field == 2 and wt != 2) or ((field == 1 or field == 3 or field == 4) and wt != 0) \
-                or (5 <= field <= 9 and wt != 2):
+                or (5 <= field <= 10 and wt != 2):
             # protobuf would keep it as an unknown field; we refuse it, but only once the
             # whole frame parsed, so the error carries the stream id exactly as the pure twin's
             if deferred_top is None:
@@ -255,7 +256,7 @@ cdef CFrame _decode(const uint8_t* buf, Py_ssize_t end):
                 ack = <uint32_t>v
             else:
                 ack_bits = <uint32_t>v
-        elif 5 <= field <= 9:
+        elif 5 <= field <= 10:
             pos = _varint(buf, pos, end, &v)
             if v > <uint64_t>(end - pos):
                 _fail(f"length {v} of body at offset {at} runs past the end", at, sid)
@@ -283,8 +284,9 @@ cdef CFrame _decode(const uint8_t* buf, Py_ssize_t end):
                     if deferred_body is None:
                         deferred_body = _wrong_type_msg(skey, _KIND_NAMES[kind], at)
                     pos = _skip(buf, pos, sub_end, skey, at, 1)
-                elif kind == K_DATA and 1 <= (skey >> 3) <= 4:
-                    if (skey >> 3) == 4:
+                elif (kind == K_DATA and 1 <= (skey >> 3) <= 4) or \
+                        (kind == K_HANDSHAKE and (skey >> 3) == 1):
+                    if (skey >> 3) == 4 or kind == K_HANDSHAKE:
                         pos = _varint(buf, pos, sub_end, &v)
                         if v > <uint64_t>(sub_end - pos):
                             _fail(f"length {v} of payload at offset {at} runs past the end", at, sid)
@@ -443,6 +445,8 @@ cdef bytes _encode(int kind, str stream_id, uint32_t ack, uint32_t ack_bits, uin
             body_n += 1 + _vlen(next_seq)
     elif kind == K_RESET:
         body_n += 1 + _vlen(reason_n) + reason_n
+    elif kind == K_HANDSHAKE:
+        body_n += 1 + _vlen(payload_n) + payload_n
     total = 2 + 1 + _vlen(sid_n) + sid_n + 1 + _vlen(body_n) + body_n
     if ack:
         total += 1 + _vlen(ack)
@@ -485,6 +489,10 @@ cdef bytes _encode(int kind, str stream_id, uint32_t ack, uint32_t ack_bits, uin
         p[0] = 0x0A
         p = _put(p + 1, reason_n)
         memcpy(p, reason_p, reason_n)
+    elif kind == K_HANDSHAKE:
+        p[0] = 0x0A
+        p = _put(p + 1, payload_n)
+        memcpy(p, payload, payload_n)
     return out
 
 

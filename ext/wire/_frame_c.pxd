@@ -9,6 +9,7 @@ cdef enum:  # the body kinds and limits of _frame_py, as C constants for the com
     K_RESUME = 7
     K_RESET = 8
     K_HEARTBEAT = 9
+    K_HANDSHAKE = 10
     MAX_SID = 128
     MAX_REASON = 256
 

@@ -24,11 +24,12 @@ def test_proto_matches_upstream_field_numbers():
     assert frame.full_name == "codex.exec_server.relay.v1.RelayMessageFrame"
     assert {f.name: f.number for f in frame.fields} == {
         "version": 1, "stream_id": 2, "ack": 3, "ack_bits": 4, "data": 5, "ack_frame": 6,
-        "resume": 7, "reset": 8, "heartbeat": 9}
+        "resume": 7, "reset": 8, "heartbeat": 9, "handshake": 10}
     assert {f.name: f.number for f in pb.RelayData.DESCRIPTOR.fields} == {
         "seq": 1, "segment_index": 2, "segment_count": 3, "payload": 4}
+    assert {f.name: f.number for f in pb.RelayHandshake.DESCRIPTOR.fields} == {"payload": 1}
     assert [f.name for f in frame.oneofs_by_name["body"].fields] == [
-        "data", "ack_frame", "resume", "reset", "heartbeat"]
+        "data", "ack_frame", "resume", "reset", "heartbeat", "handshake"]
 
 
 def test_accelerated_reports_the_choice():

@@ -7,7 +7,8 @@ from hypothesis import given, strategies as st
 from execrelay.wire import relay_pb2 as pb
 
 U32 = st.integers(0, 2**32 - 1)
-# P1-valid stream ids: non-empty, no surrounding whitespace, <= 128 UTF-8 bytes
+# Valid stream ids (docs/relay-protocol.md §Frames): non-empty, no surrounding whitespace,
+# <= 128 UTF-8 bytes
 STREAM_IDS = st.text(min_size=1, max_size=40).map(str.strip).filter(
     lambda s: s and len(s.encode()) <= 128)
 REASONS = st.text(min_size=1, max_size=60).filter(lambda s: 1 <= len(s.encode()) <= 256)
@@ -15,9 +16,9 @@ REASONS = st.text(min_size=1, max_size=60).filter(lambda s: 1 <= len(s.encode())
 
 @st.composite
 def valid_messages(draw) -> pb.RelayMessageFrame:
-    """A protobuf frame that satisfies P1, built with the reference classes."""
+    """A protobuf frame valid by docs/relay-protocol.md §Frames, built with the reference classes."""
     m = pb.RelayMessageFrame(version=1, stream_id=draw(STREAM_IDS), ack=draw(U32), ack_bits=draw(U32))
-    body = draw(st.sampled_from(["data", "ack_frame", "resume", "reset", "heartbeat"]))
+    body = draw(st.sampled_from(["data", "ack_frame", "resume", "reset", "heartbeat", "handshake"]))
     if body == "data":
         count = draw(st.integers(1, 2**32 - 1))
         m.data.seq = draw(U32)
@@ -28,6 +29,8 @@ def valid_messages(draw) -> pb.RelayMessageFrame:
         m.resume.next_seq = draw(U32)
     elif body == "reset":
         m.reset.reason = draw(REASONS)
+    elif body == "handshake":
+        m.handshake.payload = draw(st.binary(min_size=1, max_size=300))
     else:
         getattr(m, body).SetInParent()
     return m
@@ -35,11 +38,13 @@ def valid_messages(draw) -> pb.RelayMessageFrame:
 
 def fields_of(m: pb.RelayMessageFrame) -> tuple:
     which = m.WhichOneof("body")
-    kind = {"data": 5, "ack_frame": 6, "resume": 7, "reset": 8, "heartbeat": 9}[which]
+    kind = {"data": 5, "ack_frame": 6, "resume": 7, "reset": 8, "heartbeat": 9,
+            "handshake": 10}[which]
     d = m.data if which == "data" else None
+    payload = d.payload if d else m.handshake.payload if which == "handshake" else b""
     return (kind, m.version, m.stream_id, m.ack, m.ack_bits,
             d.seq if d else 0, d.segment_index if d else 0, d.segment_count if d else 0,
-            d.payload if d else b"", m.resume.next_seq if which == "resume" else 0,
+            payload, m.resume.next_seq if which == "resume" else 0,
             m.reset.reason if which == "reset" else "")
 
 
@@ -66,6 +71,9 @@ def test_encode_is_byte_identical_to_protobuf(codec, m):
     if frame.kind == codec.DATA:
         assert codec.encode_data(frame.stream_id, frame.seq, frame.ack, frame.ack_bits, frame.payload,
                                  frame.segment_index, frame.segment_count) == canonical
+    elif frame.kind == codec.HANDSHAKE:
+        assert codec.encode(codec.Frame(codec.HANDSHAKE, frame.stream_id, frame.ack,
+                                        frame.ack_bits, payload=frame.payload)) == canonical
     else:
         assert codec.encode_control(frame.kind, frame.stream_id, frame.ack, frame.ack_bits,
                                     frame.next_seq, frame.reason) == canonical
@@ -93,7 +101,7 @@ def test_trailing_unknown_and_reordered_fields(codec, junk_a, junk_b):
 
 
 def test_observed_0131_bytes(codec):
-    """Byte sequences captured from the real 0.131.0 binary (relay-protocol.md 1.3)."""
+    """Byte sequences captured from the real 0.131.0 binary (docs/relay-protocol.md §Frames)."""
     uuid = "0f0e0d0c-0b0a-4908-8706-050403020100"
     resume = bytes.fromhex("0801") + b"\x12\x24" + uuid.encode() + bytes.fromhex("3a00")
     f = codec.decode(resume)
@@ -104,6 +112,19 @@ def test_observed_0131_bytes(codec):
     assert codec.encode_data("A", 0, 0, 0, payload) == reply
     assert codec.encode(codec.Frame.heartbeat("A")).endswith(b"\x4a\x00")
     assert codec.encode(codec.Frame.ack_frame("A", 0, 0)).endswith(b"\x32\x00")
+
+
+def test_observed_0171_handshake_bytes(codec):
+    """The start of a Handshake frame captured from the real 0.171.0 harness (tag 0x52,
+    field 10, a RelayHandshake whose field 1 holds the Noise message)."""
+    sid = "919c19d4-1b27-4344-890a-cf1839d0a95b"
+    message = bytes(range(256)) * 13 + bytes(253)  # 3581 bytes, as captured
+    wire = (bytes.fromhex("0801") + b"\x12\x24" + sid.encode()
+            + bytes.fromhex("52801c0afd1b") + message)
+    f = codec.decode(wire)
+    assert (f.kind, f.stream_id, f.payload) == (codec.HANDSHAKE, sid, message)
+    assert codec.encode(codec.Frame.handshake(sid, message)) == wire
+    assert "payload=3581B" in repr(f)
 
 
 def test_oneof_last_one_wins_and_same_body_merges(codec):
@@ -141,6 +162,10 @@ BAD = [
     (b"\x08\x01\x12\x01a\x2a\x07\x10\x01\x18\x01\x22\x01x", "segment_index 1 >= segment_count 1", "a"),
     (b"\x08\x01\x12\x01a\x2a\x02\x18\x01", "empty payload", "a"),
     (b"\x08\x01\x12\x01a\x42\x00", "reason must be 1..256", "a"),
+    (b"\x08\x01\x12\x01a\x52\x00", "handshake frame has an empty payload", "a"),
+    (b"\x08\x01\x12\x01a\x52\x02\x08\x01", "wrong wire type 0 for handshake field 1", "a"),
+    (b"\x08\x01\x12\x01a\x50\x01", "wrong wire type 0 for frame field 10", "a"),
+    (b"\x08\x01\x12\x01a\x52\x03\x0a\x05x", "runs past the end", None),
     (b"\x08\x01\x12\x01a\x42\x03\x0a\x01\xff", "UTF-8", None),
     (b"\x0d\x01\x00\x00\x00\x08\x01\x12\x01a\x4a\x00", "wrong wire type 5 for frame field 1", "a"),
     (b"\x08\x01\x12\x01a\x2a\x05\x1a\x01x\x22\x00", "wrong wire type 2 for data field 3", "a"),
@@ -184,7 +209,7 @@ def test_encode_refuses_invalid_frames(codec):
     F = codec.Frame
     for frame in (F.data("", 1, b"x"), F.data(" a", 1, b"x"), F.data("a", 1, b""),
                   F.data("a", 1, b"x", segment_index=2, segment_count=2), F.reset("a", ""),
-                  F.reset("a", "x" * 257), F(3, "a"), F(codec.DATA, "a", payload=b"x", version=2)):
+                  F.reset("a", "x" * 257), F.handshake("a", b""), F(3, "a"), F(11, "a"), F(codec.DATA, "a", payload=b"x", version=2)):
         with pytest.raises(codec.FrameError):
             codec.encode(frame)
     with pytest.raises(codec.FrameError):

@@ -1,8 +1,9 @@
 """Mutation fuzz: the compiled decoder decides like the reference on 100k+ buffers.
 
-The reference decision is the pure twin's (google.protobuf's parser plus the P1 rules).  The
-compiled decoder must accept exactly what it accepts, with equal frames, and refuse the rest
-with FrameError naming the same stream (or none): never another exception, a crash or a hang.
+The reference decision is the pure twin's (google.protobuf's parser plus the rules of
+docs/relay-protocol.md §Frames).  The compiled decoder must accept exactly what it accepts,
+with equal frames, and refuse the rest with FrameError naming the same stream (or none):
+never another exception, a crash or a hang.
 ``EXECRELAY_FUZZ_CASES`` raises the count (benchmarks/fuzz_codec.py runs millions).
 """
 from __future__ import annotations
@@ -22,7 +23,8 @@ def corpus(codec) -> list[bytes]:
            codec.encode_control(codec.RESUME, "stream-b", next_seq=9),
            codec.encode_control(codec.RESET, "s", reason="harness_disconnected"),
            codec.encode_control(codec.HEARTBEAT, "h", 1, 2),
-           codec.encode_control(codec.ACK, "a", 77, 0xFFFF)]
+           codec.encode_control(codec.ACK, "a", 77, 0xFFFF),
+           codec.encode(codec.Frame.handshake("n", bytes(range(200))))]
     m = pb.RelayMessageFrame(version=1, stream_id="u")
     m.data.payload = b"p" * 200
     m.data.segment_count = 1
@@ -54,7 +56,7 @@ def mutate(rng: random.Random, buf: bytes, pool: list[bytes]) -> bytes:
             b += bytes(rng.randrange(256) for _ in range(rng.randint(1, 6)))
         else:
             i = rng.randrange(len(b) + 1)
-            b[i:i] = rng.choice([b"\x80", b"\xff" * 10, b"\x08\x01", b"\x3a\x00", b"\x12\x00", b"\x2a\x00"])
+            b[i:i] = rng.choice([b"\x80", b"\xff" * 10, b"\x08\x01", b"\x3a\x00", b"\x12\x00", b"\x2a\x00", b"\x52\x00"])
     return bytes(b)
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from execrelay.wire import (ACK, DATA, HEARTBEAT, MAX_REASON_BYTES, RESET, RESUME, decode,
-                            encode_control, encode_data)
+from execrelay.wire import (ACK, DATA, HANDSHAKE, HEARTBEAT, MAX_REASON_BYTES, RESET, RESUME,
+                            Frame, decode, encode, encode_control, encode_data)
 from execrelay.wire.peek import LEGACY_MAX_FRAME_BYTES, body_kind, clip_reason
 from execrelay.wire import peek
 
@@ -17,6 +17,7 @@ def test_body_kind_on_every_kind(ack: int, ack_bits: int) -> None:
     assert body_kind(encode_control(RESUME, sid, ack, ack_bits, next_seq=3)) == RESUME
     assert body_kind(encode_control(RESET, sid, ack, ack_bits, reason="r")) == RESET
     assert body_kind(encode_control(HEARTBEAT, sid, ack, ack_bits)) == HEARTBEAT
+    assert body_kind(encode(Frame(HANDSHAKE, sid, ack, ack_bits, payload=b"n" * 3600))) == HANDSHAKE
 
 
 @pytest.mark.parametrize("sid", ["é", "流-0001", "s-\U0001f600", "ü" * 63, "x" * 127])
@@ -33,7 +34,7 @@ def test_body_kind_unsure_means_minus_one() -> None:
     assert body_kind(frame[:5]) == -1              # truncated
     assert body_kind(b"\x08\x02" + frame[2:]) == -1  # version 2
     assert body_kind(frame[2:] + b"\x08\x01") == -1  # other field order
-    assert body_kind(b"\x08\x01\x12\x01s\x52\x00") == -1  # unknown body field 10
+    assert body_kind(b"\x08\x01\x12\x01s\x5a\x00") == -1  # unknown body field 11
     assert body_kind(b"\x08\x01\x12\x80\x01" + b"s" * 128 + b"\x4a\x00") == -1  # 2-byte length
     assert body_kind(b"\x08\x01\x12\x01s\x18\x80") == -1  # ack varint runs off the end
     assert body_kind(b"\x08\x01\x12\x01s\x28\x00") == -1  # field 5 as a varint
@@ -42,7 +43,7 @@ def test_body_kind_unsure_means_minus_one() -> None:
 
 def test_body_kind_agrees_with_the_constants() -> None:
     """peek is a leaf; its field numbers must be the codec's."""
-    assert (peek._FIRST_BODY, peek._LAST_BODY, peek._DATA) == (DATA, HEARTBEAT, DATA)
+    assert (peek._FIRST_BODY, peek._LAST_BODY, peek._DATA) == (DATA, HANDSHAKE, DATA)
     assert peek.MAX_REASON_BYTES == MAX_REASON_BYTES
 
 

@@ -6,6 +6,8 @@ One aiohttp app on one port::
     GET  /executor/{id}?sig=TOKEN        the executor's websocket (one per id)
     GET  /harness?role=harness&executor_id=ID&sig=TOKEN   a harness websocket (any number)
     GET  /readyz, GET /metrics           200 "ok"; Prometheus text
+    POST /cloud/environment/{id}/register|connect|validate   the Noise registry of Codex
+                                         0.171 (:mod:`.noise_registry`)
 
 Tokens: ``v1.<expiry>.<base64url(HMAC-SHA256(secret, "v1|<role>|<id>|<expiry>"))>`` (MAC
 unpadded), see :mod:`.tokens`.  Bad tokens get HTTP 401 before any upgrade.

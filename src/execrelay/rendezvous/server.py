@@ -6,6 +6,8 @@ Endpoints:
 
 - ``POST /cloud/executor/{id}/register`` (``Authorization: Bearer <executor token>``)
   -> ``{"executor_id": id, "url": "ws://host:port/executor/{id}?sig=<short-lived token>"}``
+- ``POST /cloud/environment/{id}/register|connect|validate``: the Noise registry of Codex
+  0.171 (:mod:`.noise_registry`, docs/rendezvous.md §Noise registry)
 - ``GET /executor/{id}?sig=...``: the executor's websocket (one per executor id)
 - ``GET /harness?role=harness&executor_id=ID&sig=...``: a harness websocket
 - ``GET /readyz``, ``GET /metrics`` (Prometheus text)
@@ -36,6 +38,7 @@ from .config import RendezvousConfig
 from .guard import ConnectionGuard
 from .link import Link
 from .metrics import Metrics
+from .noise_registry import NoiseRegistry
 from .router import Router
 
 log = logging.getLogger("execrelay.rendezvous")
@@ -79,6 +82,8 @@ class RendezvousServer:
         self._links: set[Link] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
+        self.noise = NoiseRegistry(secret, self.config, self.metrics, self.router.directory,
+                                   self._public_ws_base)
         self.app = self._build_app()
 
     # -- public API ---------------------------------------------------------------------
@@ -154,6 +159,7 @@ class RendezvousServer:
         app.router.add_get("/harness", self._harness_ws)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_routes(self.noise.routes())
         return app
 
     async def _readyz(self, request: web.Request) -> web.Response:

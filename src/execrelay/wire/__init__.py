@@ -30,6 +30,7 @@ ACK: int = _impl.ACK
 RESUME: int = _impl.RESUME
 RESET: int = _impl.RESET
 HEARTBEAT: int = _impl.HEARTBEAT
+HANDSHAKE: int = _impl.HANDSHAKE
 VERSION: int = _impl.VERSION
 MAX_STREAM_ID_BYTES: int = _impl.MAX_STREAM_ID_BYTES
 MAX_REASON_BYTES: int = _impl.MAX_REASON_BYTES
@@ -38,6 +39,6 @@ IMPLEMENTATION: str = "cython" if _impl.__name__.endswith("_c") else "pure"
 
 __all__ = [
     "Frame", "FrameError", "decode", "encode", "encode_data", "encode_control", "peek_stream_id",
-    "DATA", "ACK", "RESUME", "RESET", "HEARTBEAT", "VERSION", "MAX_STREAM_ID_BYTES",
+    "DATA", "ACK", "RESUME", "RESET", "HEARTBEAT", "HANDSHAKE", "VERSION", "MAX_STREAM_ID_BYTES",
     "MAX_REASON_BYTES", "LEGACY_MAX_FRAME_BYTES", "IMPLEMENTATION", "body_kind", "clip_reason",
 ]

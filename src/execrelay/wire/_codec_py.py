@@ -17,19 +17,19 @@ from . import relay_pb2
 
 #: The generated bindings build their classes at import time: nothing for a type checker to see.
 pb: Any = relay_pb2
-from ._frame_py import (ACK, DATA, HEARTBEAT, KIND_NAMES, MAX_REASON_BYTES, MAX_STREAM_ID_BYTES,
+from ._frame_py import (ACK, DATA, HANDSHAKE, HEARTBEAT, KIND_NAMES, MAX_REASON_BYTES, MAX_STREAM_ID_BYTES,
                         RESET, RESUME, VERSION, Frame, FrameError, check_body, check_stream_id,
                         check_version)
 
-__all__ = ["ACK", "DATA", "HEARTBEAT", "MAX_REASON_BYTES", "MAX_STREAM_ID_BYTES", "RESET",
+__all__ = ["ACK", "DATA", "HANDSHAKE", "HEARTBEAT", "MAX_REASON_BYTES", "MAX_STREAM_ID_BYTES", "RESET",
            "RESUME", "VERSION", "Frame", "FrameError", "decode", "encode", "encode_control",
            "encode_data", "peek_stream_id"]
 
 _BODY_KIND = {name: kind for kind, name in KIND_NAMES.items()}
 #: Field numbers the schema knows, per message: a wire-type mismatch on these is an error.
-_KNOWN_TOP = frozenset(range(1, 10))
+_KNOWN_TOP = frozenset(range(1, 11))
 _KNOWN_BODY = {DATA: frozenset((1, 2, 3, 4)), RESUME: frozenset((1,)), RESET: frozenset((1,)),
-               ACK: frozenset(), HEARTBEAT: frozenset()}
+               ACK: frozenset(), HEARTBEAT: frozenset(), HANDSHAKE: frozenset((1,))}
 
 
 def _utf8_len(text: str) -> int:
@@ -82,6 +82,8 @@ def decode(buf: bytes | bytearray | memoryview) -> Frame:
     if kind == DATA:
         f = Frame(DATA, sid, msg.ack, msg.ack_bits, body.seq, body.segment_index,
                   body.segment_count, body.payload, version=msg.version)
+    elif kind == HANDSHAKE:
+        f = Frame(HANDSHAKE, sid, msg.ack, msg.ack_bits, payload=body.payload, version=msg.version)
     else:
         f = Frame(kind, sid, msg.ack, msg.ack_bits,
                   next_seq=body.next_seq if kind == RESUME else 0,
@@ -106,6 +108,8 @@ def _message(f: Frame) -> Any:  # a relay_pb2.RelayMessageFrame
         msg.ack_frame.SetInParent()
     elif kind == HEARTBEAT:
         msg.heartbeat.SetInParent()
+    elif kind == HANDSHAKE:
+        msg.handshake.payload = f.payload
     return msg
 
 

@@ -14,13 +14,14 @@ ACK = 6
 RESUME = 7
 RESET = 8
 HEARTBEAT = 9
+HANDSHAKE = 10
 VERSION = 1
 MAX_STREAM_ID_BYTES = 128
 MAX_REASON_BYTES = 256
 
 #: body kind (the oneof field number) -> its protobuf field name
 KIND_NAMES = {DATA: "data", ACK: "ack_frame", RESUME: "resume", RESET: "reset",
-              HEARTBEAT: "heartbeat"}
+              HEARTBEAT: "heartbeat", HANDSHAKE: "handshake"}
 
 _U32_FIELDS = ("ack", "ack_bits", "seq", "segment_index", "next_seq", "version")
 
@@ -43,7 +44,8 @@ class Frame:
     """One relay frame: header fields plus exactly one body, flattened for speed.
 
     ``kind`` is the protobuf oneof field number of the body (DATA, ACK, RESUME, RESET,
-    HEARTBEAT); fields of other bodies stay at their defaults.
+    HEARTBEAT, HANDSHAKE); fields of other bodies stay at their defaults.  A Handshake body
+    (one Noise handshake message, docs/noise.md) keeps its bytes in ``payload``.
     """
 
     kind: int
@@ -101,6 +103,10 @@ class Frame:
         return cls(ACK, stream_id, ack, ack_bits)
 
     @classmethod
+    def handshake(cls, stream_id: str, payload: bytes | bytearray | memoryview) -> Frame:
+        return cls(HANDSHAKE, stream_id, payload=payload)
+
+    @classmethod
     def heartbeat(cls, stream_id: str, ack: int = 0, ack_bits: int = 0) -> Frame:
         return cls(HEARTBEAT, stream_id, ack, ack_bits)
 
@@ -125,6 +131,8 @@ class Frame:
         if self.kind == DATA:
             body = (f"seq={self.seq}, segment={self.segment_index}/{self.segment_count}, "
                     f"payload={len(self.payload)}B")
+        elif self.kind == HANDSHAKE:
+            body = f"payload={len(self.payload)}B"
         elif self.kind == RESUME:
             body = f"next_seq={self.next_seq}"
         elif self.kind == RESET:
@@ -163,7 +171,7 @@ def check_version(version: int, at: int, sid: str) -> int:
 def check_body(kind: int, index: int, count: int, payload_len: int, reason_len: int, at: int,
                sid: str) -> int:
     """The body rules: a Data frame is a non-empty segment ``index < count``; a Reset carries a
-    1..256-byte reason; a frame has one of the five bodies."""
+    1..256-byte reason; a Handshake a non-empty payload; a frame has one of the six bodies."""
     if kind == DATA:
         if count < 1:
             raise FrameError("relay data frame has segment_count 0", at, sid)
@@ -176,6 +184,9 @@ def check_body(kind: int, index: int, count: int, payload_len: int, reason_len: 
         if reason_len < 1 or reason_len > MAX_REASON_BYTES:
             raise FrameError(
                 f"relay reset reason must be 1..{MAX_REASON_BYTES} bytes, got {reason_len}", at, sid)
+    elif kind == HANDSHAKE:
+        if payload_len == 0:
+            raise FrameError("relay handshake frame has an empty payload", at, sid)
     elif kind != ACK and kind != RESUME and kind != HEARTBEAT:
         raise FrameError("relay frame is missing body", at, sid)
     return 0

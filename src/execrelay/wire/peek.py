@@ -5,7 +5,7 @@ it out starts with the *canonical prefix*::
 
     08 01  12 <len> <stream_id>  [18 <ack varint>]  [20 <ack_bits varint>]  <body tag> ...
 
-(version = 1, the stream id, the optional acks, then the body: field 5 Data .. 9 Heartbeat).
+(version = 1, the stream id, the optional acks, then the body: field 5 Data .. 10 Handshake).
 :func:`body_kind` reads the body's field number from that prefix, so the rendezvous forwards
 frames unmodified after a few byte comparisons and decodes only the rare ones (first frame of
 a stream, Reset, unusual layout).  The rest of the relay-frame knowledge shared by the codec,
@@ -25,17 +25,17 @@ LEGACY_MAX_FRAME_BYTES: int = 16 * 1024 * 1024
 MAX_REASON_BYTES: int = 256
 
 #: Body field numbers of RelayMessageFrame's oneof (the values of ``wire.DATA`` ..
-#: ``wire.HEARTBEAT``), length-delimited, hence tag = field << 3 | 2.
+#: ``wire.HANDSHAKE``), length-delimited, hence tag = field << 3 | 2.
 _DATA = 5
 _FIRST_BODY = 5
-_LAST_BODY = 9
+_LAST_BODY = 10
 _DATA_TAG = _DATA << 3 | 2  # 0x2a
 _ACK_TAG = 0x18              # field 3 (ack), varint
 _ACK_BITS_TAG = 0x20         # field 4 (ack_bits), varint
 
 
 def body_kind(data: bytes) -> int:
-    """Body field number (DATA..HEARTBEAT) of a canonically laid out v1 frame, else -1.
+    """Body field number (DATA..HANDSHAKE) of a canonically laid out v1 frame, else -1.
 
     -1 means "not sure" (other field order, version absent or not 1, a stream id of 128
     bytes, whose length takes two bytes, an unknown body, a truncated frame): the caller

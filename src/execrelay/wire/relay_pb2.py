@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&codex/exec_server/relay/v1/relay.proto\x12\x1a\x63odex.exec_server.relay.v1\"\x85\x03\n\x11RelayMessageFrame\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x11\n\tstream_id\x18\x02 \x01(\t\x12\x0b\n\x03\x61\x63k\x18\x03 \x01(\r\x12\x10\n\x08\x61\x63k_bits\x18\x04 \x01(\r\x12\x35\n\x04\x64\x61ta\x18\x05 \x01(\x0b\x32%.codex.exec_server.relay.v1.RelayDataH\x00\x12\x39\n\tack_frame\x18\x06 \x01(\x0b\x32$.codex.exec_server.relay.v1.RelayAckH\x00\x12\x39\n\x06resume\x18\x07 \x01(\x0b\x32\'.codex.exec_server.relay.v1.RelayResumeH\x00\x12\x37\n\x05reset\x18\x08 \x01(\x0b\x32&.codex.exec_server.relay.v1.RelayResetH\x00\x12?\n\theartbeat\x18\t \x01(\x0b\x32*.codex.exec_server.relay.v1.RelayHeartbeatH\x00\x42\x06\n\x04\x62ody\"W\n\tRelayData\x12\x0b\n\x03seq\x18\x01 \x01(\r\x12\x15\n\rsegment_index\x18\x02 \x01(\r\x12\x15\n\rsegment_count\x18\x03 \x01(\r\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\"\n\n\x08RelayAck\"\x1f\n\x0bRelayResume\x12\x10\n\x08next_seq\x18\x01 \x01(\r\"\x1c\n\nRelayReset\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x10\n\x0eRelayHeartbeatb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&codex/exec_server/relay/v1/relay.proto\x12\x1a\x63odex.exec_server.relay.v1\"\xc6\x03\n\x11RelayMessageFrame\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x11\n\tstream_id\x18\x02 \x01(\t\x12\x0b\n\x03\x61\x63k\x18\x03 \x01(\r\x12\x10\n\x08\x61\x63k_bits\x18\x04 \x01(\r\x12\x35\n\x04\x64\x61ta\x18\x05 \x01(\x0b\x32%.codex.exec_server.relay.v1.RelayDataH\x00\x12\x39\n\tack_frame\x18\x06 \x01(\x0b\x32$.codex.exec_server.relay.v1.RelayAckH\x00\x12\x39\n\x06resume\x18\x07 \x01(\x0b\x32\'.codex.exec_server.relay.v1.RelayResumeH\x00\x12\x37\n\x05reset\x18\x08 \x01(\x0b\x32&.codex.exec_server.relay.v1.RelayResetH\x00\x12?\n\theartbeat\x18\t \x01(\x0b\x32*.codex.exec_server.relay.v1.RelayHeartbeatH\x00\x12?\n\thandshake\x18\n \x01(\x0b\x32*.codex.exec_server.relay.v1.RelayHandshakeH\x00\x42\x06\n\x04\x62ody\"W\n\tRelayData\x12\x0b\n\x03seq\x18\x01 \x01(\r\x12\x15\n\rsegment_index\x18\x02 \x01(\r\x12\x15\n\rsegment_count\x18\x03 \x01(\r\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\"\n\n\x08RelayAck\"\x1f\n\x0bRelayResume\x12\x10\n\x08next_seq\x18\x01 \x01(\r\"\x1c\n\nRelayReset\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x10\n\x0eRelayHeartbeat\"!\n\x0eRelayHandshake\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,15 +32,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'codex.exec_server.relay.v1.
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RELAYMESSAGEFRAME']._serialized_start=71
-  _globals['_RELAYMESSAGEFRAME']._serialized_end=460
-  _globals['_RELAYDATA']._serialized_start=462
-  _globals['_RELAYDATA']._serialized_end=549
-  _globals['_RELAYACK']._serialized_start=551
-  _globals['_RELAYACK']._serialized_end=561
-  _globals['_RELAYRESUME']._serialized_start=563
-  _globals['_RELAYRESUME']._serialized_end=594
-  _globals['_RELAYRESET']._serialized_start=596
-  _globals['_RELAYRESET']._serialized_end=624
-  _globals['_RELAYHEARTBEAT']._serialized_start=626
-  _globals['_RELAYHEARTBEAT']._serialized_end=642
+  _globals['_RELAYMESSAGEFRAME']._serialized_end=525
+  _globals['_RELAYDATA']._serialized_start=527
+  _globals['_RELAYDATA']._serialized_end=614
+  _globals['_RELAYACK']._serialized_start=616
+  _globals['_RELAYACK']._serialized_end=626
+  _globals['_RELAYRESUME']._serialized_start=628
+  _globals['_RELAYRESUME']._serialized_end=659
+  _globals['_RELAYRESET']._serialized_start=661
+  _globals['_RELAYRESET']._serialized_end=689
+  _globals['_RELAYHEARTBEAT']._serialized_start=691
+  _globals['_RELAYHEARTBEAT']._serialized_end=707
+  _globals['_RELAYHANDSHAKE']._serialized_start=709
+  _globals['_RELAYHANDSHAKE']._serialized_end=742
 # @@protoc_insertion_point(module_scope)
