@@ -179,3 +179,15 @@ def test_restarted_executor_refuses_streams_it_never_had():
     assert [(f.stream_id, f.kind, f.reason) for f in out] == [
         ("old", wire.RESET, "unknown_stream"), ("old2", wire.RESET, "unknown_stream")]
     assert len(mux) == 0 and mux.events == []
+
+
+def test_noise_handshake_on_a_plaintext_executor_is_reset_at_once():
+    """A 0.171 Noise harness (Resume{0}, then a Handshake) on an executor that serves plaintext
+    streams only: Reset with 0.171's Noise failure reason instead of silence (the harness would
+    wait for message 2 forever)."""
+    mux = Multiplexer(ACCEPTOR)
+    mux.feed(wire.encode_control(wire.RESUME, "n1", next_seq=0), 0.0)
+    mux.feed(wire.encode(wire.Frame(wire.HANDSHAKE, "n1", payload=b"\x01" * 64)), 0.0)
+    out = [wire.decode(f) for f in mux.poll_output(0.0)]
+    assert [(f.stream_id, f.kind, f.reason) for f in out] == [("n1", wire.RESET, "noise_relay_protocol_error")]
+    assert len(mux) == 0 and mux.events == []

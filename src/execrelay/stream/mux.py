@@ -103,6 +103,11 @@ TOMBSTONE_MAX = 4096
 
 _DATA = wire.DATA
 _RESUME = wire.RESUME
+_HANDSHAKE = wire.HANDSHAKE
+#: Reset reason for a Noise handshake on a side that serves plaintext streams only: the one a
+#: 0.171.0 executor uses for every Noise failure, so a 0.171 harness gives up at once instead of
+#: waiting for an answer that never comes (docs/noise.md)
+NOISE_REFUSED = "noise_relay_protocol_error"
 _RESET = wire.RESET
 _decode = wire.decode
 _encode_data = wire.encode_data
@@ -287,6 +292,9 @@ class Multiplexer:
             return None
         elif kind == _RESUME and f.next_seq >= 1:
             eng = StreamEngine.accept(sid, now, RELIABLE, self._on_message, answer=False)
+        elif kind == _HANDSHAKE:
+            self._refuse(sid, now, NOISE_REFUSED)
+            return None
         else:
             self.unrouted_frames += 1
             return None
