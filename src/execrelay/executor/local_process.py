@@ -52,7 +52,7 @@ class ManagedProcess:
     __slots__ = (
         "session", "process_id", "popen", "pid", "tty", "loop", "server", "next_seq", "chunks",
         "retained", "exited", "exit_code", "closed", "waiters", "_fds", "_pidfd", "_stdin_fd",
-        "_stdin_buf", "stdin_open", "_evict", "_paused", "_retain_limit", "_chunk", "_killed", "_slave_fd",
+        "_stdin_buf", "stdin_open", "_evict", "_paused", "_retain_limit", "_chunk", "_killed", "_killed_group", "_slave_fd",
         "v171", "_write_ids",
     )
 
@@ -84,6 +84,7 @@ class ManagedProcess:
         self._evict: asyncio.TimerHandle | None = None
         self._paused = False
         self._killed = False
+        self._killed_group = False
         self._slave_fd = -1
         self._retain_limit = server.config.retained_output_bytes
         self._chunk = server.config.output_chunk_bytes
@@ -345,8 +346,19 @@ class ManagedProcess:
         return self._killed
 
     def kill_group(self) -> bool:
-        """SIGKILL the process group (pid == pgid). True if the process was still running."""
-        if self.exited or self.pid <= 0 or self._killed:
+        """SIGKILL the process group (pid == pgid). True if the process was still running.
+
+        The group is signalled even after its leader exited: background children it left in
+        the group must not outlive ``process/terminate`` or the session.  The kernel does not
+        reuse a pid while a group of that id has members, so the signal reaches only ours."""
+        if self.pid <= 0 or self._killed or self._killed_group:
+            return False
+        if self.exited:  # the leader is gone: its group only (``killed`` stays as it was)
+            self._killed_group = True
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             return False
         self._killed = True
         try:

@@ -161,6 +161,10 @@ class RelayRpcConnection(RpcConnection):
             return
         super()._send_error(rid, code, message)
 
+    def _send_parse_error(self, message: bytes | str) -> None:
+        # dropped like every id -1 error, without building the text (a second parse)
+        log.debug("dropping malformed relay data message frame (%d bytes)", len(message))
+
     # on_message is RpcConnection.feed; the stream ending closes the connection.
     def on_close(self, reason: str | None = None, by_peer: bool = False) -> None:
         self.close(reason or "stream closed")
