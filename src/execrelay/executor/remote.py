@@ -298,10 +298,16 @@ class RemoteExecutor:
 
 
 async def run_remote_executor(server: ExecServer, remote_url: str, executor_id: str,
-                              name: str | None = None, ca_file: str | None = None) -> int:
-    """Entry point of ``execrelay exec-server --remote``; returns the process exit code."""
+                              name: str | None = None, ca_file: str | None = None,
+                              bearer_token: str | None = None) -> int:
+    """Entry point of ``execrelay exec-server --remote``; returns the process exit code.
+
+    ``bearer_token``: read from a file or stdin by the CLI; None reads the environment."""
     try:
-        config = RemoteExecutorConfig.from_env(remote_url, executor_id, name)
+        if bearer_token is None:
+            config = RemoteExecutorConfig.from_env(remote_url, executor_id, name)
+        else:
+            config = RemoteExecutorConfig(remote_url, executor_id, bearer_token, name=name or "codex-exec-server")
         config.ca_file = ca_file
     except ConfigError as exc:
         print(f"Error: {exc}", file=sys.stderr, flush=True)
