@@ -224,3 +224,23 @@ def test_children_never_inherit_executor_credentials() -> None:
             "EXECRELAY_RENDEZVOUS_SECRET": "s", "KEEP": "1"}
     policy = {"inherit": "all", "ignoreDefaultExcludes": True, "exclude": [], "set": {}, "includeOnly": []}
     assert build_env(policy, {}, base) == {"PATH": "/bin", "KEEP": "1"}
+
+
+async def test_tty_spawn_runs_no_python_in_the_child(client: Client, monkeypatch) -> None:
+    """``preexec_fn`` runs Python between fork and exec, which can deadlock on a lock another
+    thread held at fork time; the tty child must still lead its session with the pty as its
+    controlling terminal."""
+    import subprocess
+
+    real = subprocess.Popen
+
+    def no_preexec(*args: Any, **kw: Any) -> Any:
+        assert kw.get("preexec_fn") is None, "preexec_fn is not thread-safe"
+        return real(*args, **kw)
+    monkeypatch.setattr(subprocess, "Popen", no_preexec)
+    script = 'read -r _ _ _ _ pgrp sid tty _ < /proc/self/stat; echo "$$ $sid $tty"; tty'
+    # /proc/self/stat of `read`'s shell: pid, sid and tty_nr are fields 1, 6 and 7
+    await client.result("process/start", start_params("t1", ["/bin/bash", "-c", script], tty=True))
+    await client.wait_closed("t1")
+    pid, sid, tty_nr, name = client.output("t1").decode().split()
+    assert pid == sid and tty_nr != "0" and name.startswith("/dev/pts/"), client.output("t1")

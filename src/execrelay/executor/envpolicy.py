@@ -1,4 +1,4 @@
-"""Build a child environment from ``envPolicy`` + ``env`` (spec 3.1), like codex's shell policy."""
+"""Build a child environment from ``envPolicy`` + ``env`` (docs/exec-server.md §Methods), like codex's shell policy."""
 from __future__ import annotations
 
 import fnmatch

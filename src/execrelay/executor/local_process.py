@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .params import b64encode
+from .ptyspawn import SpawnedChild, spawn_with_tty
 
 if TYPE_CHECKING:  # pragma: no cover
     from .connection import RpcConnection
@@ -66,7 +67,7 @@ class ManagedProcess:
         self.process_id = process_id
         self.tty = tty
         self.loop = asyncio.get_running_loop()
-        self.popen: subprocess.Popen | None = None
+        self.popen: subprocess.Popen | SpawnedChild | None = None
         self.pid = 0
         self.next_seq = 1
         #: retained (seq, stream, base64) newest-last, at most ``retained`` raw bytes in total
@@ -147,14 +148,9 @@ class ManagedProcess:
         env = dict(env)
         env.setdefault("SHELL", _login_shell())
 
-        def make_controlling_tty() -> None:  # runs in the child, after setsid
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
         try:
-            self.popen = subprocess.Popen(
-                args, executable=program, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
-                start_new_session=True, close_fds=True, preexec_fn=make_controlling_tty,
-            )
+            # no preexec_fn (not thread-safe): the child opens the terminal after setsid
+            self.popen = spawn_with_tty(program, args, cwd, env, os.ttyname(slave))  # type: ignore[assignment]
         except BaseException:
             os.close(master)
             os.close(slave)
@@ -465,7 +461,7 @@ class ManagedProcess:
         return self.exited and after_seq < self.next_seq - 1
 
 
-def _reap(popen: subprocess.Popen) -> None:
+def _reap(popen: "subprocess.Popen | SpawnedChild") -> None:
     try:
         popen.wait(timeout=30)
     except Exception:  # pragma: no cover

@@ -1,4 +1,4 @@
-"""The ``sandbox`` member of ``fs/*`` (spec 5.9 and correction 6), emulated in-process.
+"""The ``sandbox`` member of ``fs/*``, emulated in-process (docs/exec-server.md §Methods).
 
 ``null``, ``disabled``, ``external`` and managed ``unrestricted`` profiles mean direct access.
 A restricted profile is a list of roots with read or write access: reads are allowed under
