@@ -210,9 +210,13 @@ async def test_unknown_method_cache_skips_long_names(client: Client) -> None:
 
 
 def test_relay_parse_error_text_not_built(monkeypatch) -> None:
-    from execrelay.executor.remote import RelayRpcConnection  # type: ignore[attr-defined]
+    from execrelay.executor.remote import RelayRpcConnection
     calls: list = []
-    monkeypatch.setattr(_connection, "_json_error_text", lambda m: calls.append(m) or "x")
+
+    def text(message: Any) -> str:
+        calls.append(message)
+        return "x"
+    monkeypatch.setattr(_connection, "_json_error_text", text)
     conn = RelayRpcConnection.__new__(RelayRpcConnection)
     conn._send_parse_error(b"{not json")
     assert calls == []

@@ -150,7 +150,7 @@ class ManagedProcess:
 
         try:
             # no preexec_fn (not thread-safe): the child opens the terminal after setsid
-            self.popen = spawn_with_tty(program, args, cwd, env, os.ttyname(slave))  # type: ignore[assignment]
+            self.popen = spawn_with_tty(program, args, cwd, env, os.ttyname(slave))
         except BaseException:
             os.close(master)
             os.close(slave)
@@ -221,21 +221,23 @@ class ManagedProcess:
         self._maybe_closed()
 
     def _poll_exit(self) -> None:  # pragma: no cover - fallback without pidfd
-        if self.popen is not None and self.popen.poll() is not None:
-            self._exited(self.popen.returncode)
+        rc = None if self.popen is None else self.popen.poll()
+        if rc is not None:
+            self._exited(rc)
         elif self.popen is not None:
             self.loop.call_later(0.05, self._poll_exit)
 
     def _on_exit(self) -> None:
         popen = self.popen
-        if popen is None or popen.poll() is None:
+        rc = None if popen is None else popen.poll()
+        if rc is None:
             return
         self.loop.remove_reader(self._pidfd)
         os.close(self._pidfd)
         self._pidfd = -1
         if self.v171 and not self._paused:
             self._drain_output()
-        self._exited(popen.returncode)
+        self._exited(rc)
 
     def _drain_output(self) -> None:
         """Emit what the process wrote before it exited, so its output precedes ``exited`` (as
