@@ -1370,3 +1370,31 @@ async def x10(ctx: Ctx) -> None:
     p = await _run_cli(ctx, ["--remote", "http://127.0.0.1:9", "--executor-id", "x"], {token: "   "})
     assert p.returncode == 1 and p.stdout == "", p
     assert prefix + "empty" in p.stderr, p.stderr
+
+
+@extra(11, "sandbox-links")
+async def x11(ctx: Ctx) -> None:
+    """A symlink inside the roots that points outside: ``fs/remove`` removes the link and
+    ``fs/copy`` copies the link itself (the link's target is never touched); a recursive copy
+    into a tree holding a link to outside the roots does not write there."""
+    c = await ctx.conn()
+    rw, out = ctx.tmp / "rw", ctx.tmp / "out"
+    rw.mkdir()
+    out.mkdir()
+    (out / "secret").write_text("s")
+    sandbox = {"permissions": {"type": "managed", "network": "restricted", "file_system": {
+        "type": "restricted", "entries": [{"path": {"type": "path", "path": str(rw)}, "access": "write"}]}},
+        "windowsSandboxLevel": "disabled"}
+    os.symlink(out / "secret", rw / "l")
+    assert_result(await c.call("fs/copy", {"sourcePath": str(rw / "l"), "destinationPath": str(rw / "m"),
+                                           "recursive": False, "sandbox": sandbox}), {})
+    assert os.readlink(rw / "m") == str(out / "secret")
+    assert_result(await c.call("fs/remove", {"path": str(rw / "l"), "sandbox": sandbox}), {})
+    assert not os.path.lexists(rw / "l") and (out / "secret").read_text() == "s"
+    (rw / "src" / "sub").mkdir(parents=True)
+    (rw / "src" / "sub" / "f").write_text("payload")
+    (rw / "dst").mkdir()
+    os.symlink(out, rw / "dst" / "sub")
+    res = await c.call("fs/copy", {"sourcePath": str(rw / "src"), "destinationPath": str(rw / "dst"),
+                                   "recursive": True, "sandbox": sandbox})
+    assert not (out / "f").exists(), res

@@ -439,6 +439,25 @@ async def c21(ctx: Ctx171) -> None:
         await fs_err(c, "fs/readFile", {"path": uri(d / name)}, -32600, f"path `{d / name}` is not a file")
 
 
+@case(27, "fs-write-fifo-waits-alone")
+async def c27(ctx: Ctx171) -> None:
+    """``fs/writeFile`` to a FIFO waits for a reader, and only that request waits: another
+    connection is answered meanwhile (docs/exec-server.md §Methods)."""
+    c, other = await ctx.conn(), await ctx.conn()
+    fifo = ctx.tmp / "fifo"
+    os.mkfifo(fifo)
+    rid = await c.request("fs/writeFile", {"path": uri(fifo), "dataBase64": b64("through")})
+    assert assert_result(await other.call("fs/getMetadata", {"path": uri(ctx.tmp)}, timeout=3.0))["isDirectory"]
+
+    def drain() -> bytes:
+        with open(fifo, "rb") as f:
+            return f.read()
+    got = await asyncio.get_running_loop().run_in_executor(None, drain)
+    resp = await c.response(5.0)
+    assert resp.get("id") == rid and resp.get("result") == {}, resp
+    assert got == b"through"
+
+
 @case(22, "fs-create-remove")
 async def c22(ctx: Ctx171) -> None:
     c = await ctx.conn()

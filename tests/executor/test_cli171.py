@@ -141,3 +141,71 @@ def test_environment_id_and_exit_on_stdin_close(tmp_path: Any) -> None:
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGTERM)
                 p.wait(timeout=10)
+
+
+def _registry() -> tuple[socket.socket, int]:
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    srv.settimeout(15)
+    return srv, srv.getsockname()[1]
+
+
+def _authorization(srv: socket.socket) -> str:
+    """The Authorization header of the first request the fake registry receives."""
+    conn, _ = srv.accept()
+    with conn:
+        conn.settimeout(10)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    for line in data.split(b"\r\n"):
+        if line.lower().startswith(b"authorization:"):
+            return line.split(b":", 1)[1].strip().decode()
+    return ""
+
+
+@pytest.mark.parametrize("source", ["stdin", "file"])
+def test_registration_bearer_off_the_environment(tmp_path: Any, source: str) -> None:
+    """Issue 13 item 15: the bearer comes from stdin (0.171's flag) or a file, not the environment."""
+    srv, port = _registry()
+    env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+    args = [*CMD, "--remote", f"http://127.0.0.1:{port}", "--environment-id", "e1"]
+    if source == "stdin":
+        args.append("--registration-bearer-stdin")
+    else:
+        (tmp_path / "bearer").write_text("from-file\n")
+        args += ["--registration-bearer-file", str(tmp_path / "bearer")]
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        if source == "stdin":
+            proc.stdin.write(b"from-stdin\n")
+            proc.stdin.flush()
+        assert _authorization(srv) == f"Bearer from-{source}"
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        srv.close()
+
+
+@pytest.mark.parametrize("data, text", [
+    (b"tok", "expected a newline-terminated registration bearer of at most 16 KiB"),
+    (b"x" * 16385 + b"\n", "expected a newline-terminated registration bearer of at most 16 KiB"),
+    (b"\n", "invalid registration bearer"),
+    (b"a b\n", "invalid registration bearer"),
+])
+def test_registration_bearer_stdin_errors(data: bytes, text: str) -> None:
+    r = subprocess.run([*CMD, "--remote", "http://127.0.0.1:9", "--environment-id", "e1",
+                        "--registration-bearer-stdin"], input=data, capture_output=True, timeout=30)
+    assert r.returncode == 1 and r.stderr.decode() == f"Error: {text}\n", r
+
+
+def test_registration_bearer_flags_need_remote() -> None:
+    r = _run("--registration-bearer-stdin")
+    assert r.returncode == 2 and "--remote <URL>" in r.stderr, r
+    r = _run("--remote", "http://127.0.0.1:9", "--environment-id", "e", "--registration-bearer-stdin",
+             "--registration-bearer-file", "/x")
+    assert r.returncode == 2 and "cannot be used with" in r.stderr, r

@@ -7,7 +7,9 @@ registers at a rendezvous through :mod:`execrelay.executor.remote`.
 
 0.171.0's flags (docs/dialects.md §Command line): ``--environment-id`` (``--executor-id``, the
 0.131.0 name, is kept as an alias), ``--ws-auth`` and its options, ``--exit-on-stdin-close``,
-``--concurrent-requests 1``.  Every other 0.171.0 flag is refused by name
+``--concurrent-requests 1``, ``--registration-bearer-stdin`` (and execrelay's
+``--registration-bearer-file``: the executor's credential need not sit in the environment,
+which its children could read).  Every other 0.171.0 flag is refused by name
 (:data:`UNSUPPORTED_171`), never silently ignored.
 """
 from __future__ import annotations
@@ -33,7 +35,6 @@ UNSUPPORTED_171: dict[str, bool] = {
     "--proxy-private-ips-via-upstream": False,
     "--remote-transport": True,
     "--use-agent-identity-auth": False,
-    "--registration-bearer-stdin": False,
     "--executor-credential-stdin": False,
     "--chatgpt-token-stdin": False,
     "--chatgpt-account-id": True,
@@ -43,6 +44,9 @@ UNSUPPORTED_171: dict[str, bool] = {
     "--aws-service": True,
 }
 _EXIT_ON_STDIN_CLOSE_ENV = "CODEX_EXEC_SERVER_EXIT_ON_STDIN_CLOSE"
+#: 0.171.0 reads one newline-terminated bearer of at most this many bytes from stdin
+_BEARER_MAX = 16 * 1024
+_BEARER_LINE_ERROR = "expected a newline-terminated registration bearer of at most 16 KiB"
 
 
 def _bool_value(text: str) -> bool:
@@ -69,6 +73,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="with --remote over https: CA bundle the rendezvous certificate must chain to "
                         "(default: the system store)")
     p.add_argument("--name", metavar="NAME", default=None, help="human-readable executor name")
+    p.add_argument("--registration-bearer-stdin", action="store_true",
+                   help="with --remote: read one registration bearer (a newline-terminated line) from stdin "
+                        "instead of the environment, where every child process could read it")
+    p.add_argument("--registration-bearer-file", metavar="PATH", default=None,
+                   help="with --remote: read the registration bearer from this file instead of the environment")
     p.add_argument("--compat", choices=COMPAT_CHOICES, default=COMPAT_AUTO,
                    help="Codex dialect to answer in: auto (default: each session as its requests show, "
                         "the newer release when nothing tells), 0.131 or 0.171")
@@ -115,15 +124,50 @@ def _check_171_flags(args: argparse.Namespace) -> tuple[int, str] | None:
                    "(requests on one connection are answered one at a time)")
     if args.listen is not None and args.remote is not None:
         return 2, "error: the argument '--listen <URL>' cannot be used with '--remote <URL>'"
+    if args.registration_bearer_stdin and args.registration_bearer_file is not None:
+        return 2, ("error: the argument '--registration-bearer-stdin' cannot be used with "
+                   "'--registration-bearer-file <PATH>'")
+    bearer_flag = args.registration_bearer_stdin or args.registration_bearer_file is not None
     required = []
-    if (args.remote is not None or args.exit_on_stdin_close) and not args.environment_id:
+    if (args.remote is not None or args.exit_on_stdin_close or bearer_flag) and not args.environment_id:
         # the flag's name in the release we answer for (0.131.0 called it --executor-id)
         required.append("--executor-id <ID>" if args.compat == COMPAT_131 else "--environment-id <ID>")
-    if args.exit_on_stdin_close and args.remote is None:
+    if (args.exit_on_stdin_close or bearer_flag) and args.remote is None:
         required.append("--remote <URL>")
     if required:
         return 2, "error: the following required arguments were not provided:\n  " + "\n  ".join(required)
     return None
+
+
+def _valid_bearer(raw: bytes) -> str:
+    """The bearer as an HTTP header can carry it: visible ASCII, not empty (else ValueError)."""
+    if not raw or any(b < 0x21 or b > 0x7E for b in raw):
+        raise ValueError("invalid registration bearer")
+    return raw.decode("ascii")
+
+
+def _read_bearer(args: argparse.Namespace) -> str | None:
+    """The registration bearer from ``--registration-bearer-stdin`` (one line, as 0.171.0 reads
+    it) or ``--registration-bearer-file``; None: the environment variable, as before.
+
+    Off the environment, the executor's credential is not visible to the processes it starts
+    (``/proc/<pid>/environ``); ValueError carries the message for a bad value."""
+    if args.registration_bearer_stdin:
+        line = sys.stdin.buffer.readline(_BEARER_MAX + 2)
+        if not line.endswith(b"\n") or len(line.rstrip(b"\r\n")) > _BEARER_MAX:
+            raise ValueError(_BEARER_LINE_ERROR)
+        return _valid_bearer(line.rstrip(b"\r\n"))
+    path = args.registration_bearer_file
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(_BEARER_MAX + 1)
+    except OSError as exc:
+        raise ValueError(f"failed to read registration bearer file `{path}`: {exc.strerror}") from None
+    if len(raw) > _BEARER_MAX:
+        raise ValueError(f"registration bearer file `{path}` is larger than 16 KiB")
+    return _valid_bearer(raw.strip())
 
 
 def _exit_on_stdin_close(args: argparse.Namespace) -> bool | None:
@@ -168,7 +212,12 @@ def run(args: argparse.Namespace) -> int:
     tune_malloc()
     install_event_loop_policy()
     if args.remote is not None:
-        return asyncio.run(_run_remote(args))
+        try:
+            bearer = _read_bearer(args)
+        except ValueError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            return 1
+        return asyncio.run(_run_remote(args, bearer))
 
     from ..executor.serve import ListenUrlError, parse_listen
 
@@ -253,7 +302,7 @@ async def _run_local(kind: str, host: str, port: int, impl: str | None, compat: 
         await server.aclose()
 
 
-async def _run_remote(args: argparse.Namespace) -> int:
+async def _run_remote(args: argparse.Namespace, bearer: str | None) -> int:
     # imported here: the local transports never load the relay stack
     from ..executor import ExecServer, ExecServerConfig
     from ..executor.remote import run_remote_executor
@@ -263,7 +312,7 @@ async def _run_remote(args: argparse.Namespace) -> int:
     try:
         main = asyncio.ensure_future(run_remote_executor(
             server=server, remote_url=args.remote, executor_id=args.environment_id, name=args.name,
-            ca_file=args.ca_file))
+            ca_file=args.ca_file, bearer_token=bearer))
         if args.exit_on_stdin_close:
             _watch_stdin(stop)
         await _wait(stop, main)

@@ -71,11 +71,15 @@ def _shape_error_171(msg: dict) -> str | None:
 _UNKNOWN: dict[str, bytes] = {}
 
 
+#: names longer than this are not cached, so the cache holds at most 256 * 128 bytes of names
+_UNKNOWN_NAME_MAX = 128
+
+
 def _unknown_prefix(method: str) -> bytes:
-    """Encoded -32601 error up to the id, cached for a bounded set of method names."""
+    """Encoded -32601 error up to the id, cached for a bounded set of short method names."""
     prefix = (b'{"error":{"code":' + str(METHOD_NOT_FOUND).encode() + b',"message":'
               + _dumps(f"exec-server stub does not implement `{method}` yet") + b'},"id":')
-    if len(_UNKNOWN) < 256:
+    if len(_UNKNOWN) < 256 and len(method) <= _UNKNOWN_NAME_MAX:
         _UNKNOWN[method] = prefix
     return prefix
 
@@ -237,7 +241,7 @@ class RpcConnection:
         try:
             msg = _loads(message)
         except _JSONDecodeError:
-            self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _json_error_text(message))
+            self._send_parse_error(message)
             return
         if type(msg) is not dict:
             self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + (
@@ -361,6 +365,11 @@ class RpcConnection:
             x.pause_reading(want)
 
     # ----------------------------------------------------------------- outbound
+    def _send_parse_error(self, message: bytes | str) -> None:
+        """Answer a message that is not JSON (id -1); the text costs a second parse, so a
+        connection that drops these answers overrides this without building it."""
+        self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _json_error_text(message))
+
     def _send_error(self, rid: Any, code: int, message: str) -> None:
         self._send(_dumps({"error": {"code": code, "message": message}, "id": rid}))
 

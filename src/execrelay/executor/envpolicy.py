@@ -1,4 +1,4 @@
-"""Build a child environment from ``envPolicy`` + ``env`` (spec 3.1), like codex's shell policy."""
+"""Build a child environment from ``envPolicy`` + ``env`` (docs/exec-server.md §Methods), like codex's shell policy."""
 from __future__ import annotations
 
 import fnmatch
@@ -10,6 +10,10 @@ from .params import bad_type, missing, str_list, str_map
 
 CORE_VARS = ("HOME", "LOGNAME", "PATH", "SHELL", "USER", "USERNAME", "TMPDIR", "TEMP", "TMP", "LANG")
 DEFAULT_EXCLUDES = ("*KEY*", "*SECRET*", "*TOKEN*")
+#: the executor's own credentials: never inherited by a child, whatever the policy says (a
+#: child could otherwise read them, and its descendants through ``/proc/<pid>/environ``)
+EXECUTOR_CREDENTIALS = frozenset(("CODEX_EXEC_SERVER_REMOTE_BEARER_TOKEN", "CODEX_API_KEY",
+                                  "EXECRELAY_RENDEZVOUS_SECRET"))
 
 
 def _matches(name: str, patterns: list[str] | tuple[str, ...]) -> bool:
@@ -43,13 +47,16 @@ def parse_policy(value: Any) -> dict | None:
 
 
 def build_env(policy: dict | None, overlay: Mapping[str, str], base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """With no policy, ``env`` is the child's whole environment; else policy then overlay."""
+    """With no policy, ``env`` is the child's whole environment; else policy then overlay.
+
+    What is inherited from ``base`` never includes :data:`EXECUTOR_CREDENTIALS`; a value the
+    client sets explicitly (``set``, ``env``) is its own to pass."""
     if policy is None:
         return dict(overlay)
     base = os.environ if base is None else base
     inherit = policy["inherit"]
     if inherit == "all":
-        env = dict(base)
+        env = {k: v for k, v in base.items() if k not in EXECUTOR_CREDENTIALS}
     elif inherit == "core":
         env = {k: base[k] for k in CORE_VARS if k in base}
     else:

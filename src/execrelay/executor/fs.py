@@ -1,9 +1,14 @@
 """``fs/*`` handlers.
 
-Small operations (stat, small reads and writes, mkdir, readdir) run inline: they cost a few
-microseconds and a thread hop would cost more than the work.  Only work whose size is not
-bounded (reading/writing large files, recursive copy/remove) goes to a thread, via
+Small operations (stat, small reads and writes of regular files, mkdir) run inline: they cost
+a few microseconds and a thread hop would cost more than the work.  Work whose size is not
+bounded (large files, directory listings, copies, recursive removal) goes to a thread, via
 :class:`Deferred`, so the event loop is never blocked for long.
+
+No syscall that can block runs on the loop for a path a client names: files are opened there
+with ``O_NONBLOCK`` only to learn what they are, and anything but a regular file (a FIFO
+waits for its other end, a device may wait forever) is reopened and read or written on a
+worker thread -- only that request waits, as upstream's blocking pool does.
 """
 from __future__ import annotations
 
@@ -41,6 +46,10 @@ _S_ISLNK = _stat.S_ISLNK
 _S_ISDIR = _stat.S_ISDIR
 _S_ISREG = _stat.S_ISREG
 _EMPTY: dict = {}
+#: the loop's opens: never wait for a FIFO's other end (reads) or fail ENXIO instead (writes)
+_RD_PROBE = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+_WR_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+_WR_PROBE = _WR_FLAGS | os.O_NONBLOCK
 
 
 def _gate(conn: "RpcConnection") -> None:
@@ -163,6 +172,25 @@ def _read_deferred(fd: int, size: int, limit: int) -> Deferred:
     return Deferred(start, encoded=True)
 
 
+def _read_special_reply(path: str, limit: int, head: bytes) -> bytes:
+    """Worker thread: a FIFO, device or socket, opened as upstream does (blocking)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if _S_ISDIR(st.st_mode):
+            raise os_error(errno.EISDIR)
+    except BaseException:
+        os.close(fd)
+        raise
+    return _read_reply(fd, st.st_size + 1, limit, head)
+
+
+def _read_special(path: str, limit: int) -> Deferred:
+    def start(head: bytes) -> "asyncio.Future[bytes]":
+        return _submit(_read_special_reply, path, limit, head)
+    return Deferred(start, encoded=True)
+
+
 def read_file(conn: "RpcConnection", params: Any) -> Any:
     p = struct(params, "FsReadFileParams")
     path, uri = path_arg(conn, p, "path")
@@ -175,7 +203,7 @@ def read_file(conn: "RpcConnection", params: Any) -> Any:
         except OSError as exc:
             raise fs_error(exc) from None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, _RD_PROBE)
     except OSError as exc:
         raise fs_error(exc) from None
     try:
@@ -186,10 +214,13 @@ def read_file(conn: "RpcConnection", params: Any) -> Any:
         os.close(fd)
         raise fs_error(exc) from None
     limit = conn.server.config.read_file_limit
+    if not _S_ISREG(st.st_mode):
+        os.close(fd)
+        return _read_special(path, limit)
     if st.st_size > limit:
         os.close(fd)
         raise RpcError(INVALID_REQUEST, f"file is too large to read: limit is {limit} bytes")
-    if _S_ISREG(st.st_mode) and st.st_size <= conn.server.config.inline_io_bytes:
+    if st.st_size <= conn.server.config.inline_io_bytes:
         try:
             return _read_fd(fd, st.st_size + 1, limit)
         except OSError as exc:
@@ -198,8 +229,7 @@ def read_file(conn: "RpcConnection", params: Any) -> Any:
 
 
 # -------------------------------------------------------------------- writeFile
-def _write_path(path: str, data: bytes) -> dict:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+def _write_fd(fd: int, data: bytes) -> dict:
     try:
         view = memoryview(data)
         while view:
@@ -208,6 +238,30 @@ def _write_path(path: str, data: bytes) -> dict:
     finally:
         os.close(fd)
     return _EMPTY
+
+
+def _write_path(path: str, data: bytes) -> dict:
+    """Worker thread: open (blocking, as upstream: a FIFO waits for its reader) and write."""
+    return _write_fd(os.open(path, _WR_FLAGS, 0o666), data)
+
+
+def _write_inline(path: str, data: bytes) -> Any:
+    """On the loop: a regular file is written at once; anything else goes to a thread."""
+    try:
+        fd = os.open(path, _WR_PROBE, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a FIFO without a reader (or a socket): the thread waits/fails
+            return _in_thread(_write_path, path, data)
+        raise
+    try:
+        regular = _S_ISREG(os.fstat(fd).st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not regular:
+        os.close(fd)
+        return _in_thread(_write_path, path, data)
+    return _write_fd(fd, data)
 
 
 def _decode(data64: str) -> bytes:
@@ -240,7 +294,7 @@ def write_file(conn: "RpcConnection", params: Any) -> Any:
         sb.check(path, True)
     if len(data) <= conn.server.config.inline_io_bytes:
         try:
-            return _write_path(path, data)
+            return _write_inline(path, data)
         except OSError as exc:
             raise fs_error(exc) from None
     return _in_thread(_write_path, path, data)
@@ -264,28 +318,30 @@ def create_directory(conn: "RpcConnection", params: Any) -> Any:
 
 
 # ---------------------------------------------------------------- readDirectory
+def _list_dir(path: str) -> dict:
+    """Worker thread: a listing's size is not bounded (a directory may hold millions)."""
+    entries = []
+    with os.scandir(path) as it:
+        for entry in it:
+            try:
+                is_dir = entry.is_dir()
+                is_file = entry.is_file()
+                if entry.is_symlink():
+                    st = _stat_fn(entry.path)  # dangling -> skipped
+                    is_dir = _S_ISDIR(st.st_mode)
+                    is_file = _S_ISREG(st.st_mode)
+            except OSError:
+                continue
+            entries.append({"fileName": entry.name, "isDirectory": is_dir, "isFile": is_file})
+    return {"entries": entries}
+
+
 def read_directory(conn: "RpcConnection", params: Any) -> Any:
     p = struct(params, "FsReadDirectoryParams")
     path, _ = path_arg(conn, p, "path")
     sb = _sb(p)
     _enter(conn, sb, path, False)
-    entries = []
-    try:
-        with os.scandir(path) as it:
-            for entry in it:
-                try:
-                    is_dir = entry.is_dir()
-                    is_file = entry.is_file()
-                    if entry.is_symlink():
-                        st = _stat_fn(entry.path)  # dangling -> skipped
-                        is_dir = _S_ISDIR(st.st_mode)
-                        is_file = _S_ISREG(st.st_mode)
-                except OSError:
-                    continue
-                entries.append({"fileName": entry.name, "isDirectory": is_dir, "isFile": is_file})
-    except OSError as exc:
-        raise fs_error(exc) from None
-    return {"entries": entries}
+    return _in_thread(_list_dir, path)
 
 
 # ----------------------------------------------------------------------- remove
@@ -300,7 +356,9 @@ def remove(conn: "RpcConnection", params: Any) -> Any:
     recursive = opt_bool(p, "recursive", True)
     force = opt_bool(p, "force", True)
     sb = _sb(p)
-    _enter(conn, sb, path, True)
+    _gate(conn)
+    if sb is not None:  # a link is removed, not followed: only its directory must be inside
+        sb.check_entry(path, True)
     try:
         st = _lstat(path)
     except FileNotFoundError as exc:
@@ -339,23 +397,32 @@ def _copy_link(src: str, dst: str) -> None:
         os.symlink(target, dst)
 
 
-def _copy_tree(src: str, dst: str) -> dict:
+def _copy_tree(src: str, dst: str, sb: Any = None) -> dict:
+    """Worker thread.  With a sandbox, every destination is checked before it is written: an
+    existing symlink inside the destination tree must not carry the copy outside the roots."""
+    if sb is not None:
+        sb.check(dst, True)
     os.makedirs(dst, exist_ok=True)
     with os.scandir(src) as it:
         for entry in it:
             s = entry.path
             d = os.path.join(dst, entry.name)
             if entry.is_symlink():
+                if sb is not None:
+                    sb.check_entry(d, True)
                 _copy_link(s, d)
             elif entry.is_dir(follow_symlinks=False):
-                _copy_tree(s, d)
+                _copy_tree(s, d, sb)
             elif entry.is_file(follow_symlinks=False):
+                if sb is not None:
+                    sb.check(d, True)
                 shutil.copyfile(s, d)
             # FIFOs, sockets, devices inside a tree are skipped (docs/exec-server.md §Methods)
     return _EMPTY
 
 
 def _copy_file(src: str, dst: str) -> dict:
+    """Worker thread: the opens may block (a destination FIFO waits for its reader)."""
     shutil.copyfile(src, dst)
     return _EMPTY
 
@@ -366,9 +433,11 @@ def copy(conn: "RpcConnection", params: Any) -> Any:
     dst, _ = path_arg(conn, p, "destinationPath")
     recursive = req_bool(p, "recursive")
     sb = _sb(p)
-    _enter(conn, sb, src, False)
-    if sb is not None:
-        sb.check(dst, True)
+    _gate(conn)
+    if sb is not None:  # a link is copied as a link (upstream): neither end is followed
+        check = sb.check_entry if os.path.islink(src) else sb.check
+        check(src, False)
+        check(dst, True)
     try:
         st = _lstat(src)
     except OSError as exc:
@@ -384,11 +453,9 @@ def copy(conn: "RpcConnection", params: Any) -> Any:
             rs, rd = os.path.realpath(src), os.path.realpath(dst)
             if rd == rs or rd.startswith(rs.rstrip("/") + "/"):
                 raise RpcError(INVALID_REQUEST, "fs/copy cannot copy a directory to itself or one of its descendants")
-            return _in_thread(_copy_tree, src, dst)
+            return _in_thread(_copy_tree, src, dst, sb)
         if not _S_ISREG(mode):
             raise RpcError(INVALID_REQUEST, "fs/copy only supports regular files, directories, and symlinks")
-        if st.st_size <= conn.server.config.inline_io_bytes:
-            return _copy_file(src, dst)
         return _in_thread(_copy_file, src, dst)
     except OSError as exc:
         raise fs_error(exc) from None

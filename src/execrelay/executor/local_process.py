@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .params import b64encode
+from .ptyspawn import SpawnedChild, spawn_with_tty
 
 if TYPE_CHECKING:  # pragma: no cover
     from .connection import RpcConnection
@@ -52,7 +53,7 @@ class ManagedProcess:
     __slots__ = (
         "session", "process_id", "popen", "pid", "tty", "loop", "server", "next_seq", "chunks",
         "retained", "exited", "exit_code", "closed", "waiters", "_fds", "_pidfd", "_stdin_fd",
-        "_stdin_buf", "stdin_open", "_evict", "_paused", "_retain_limit", "_chunk", "_killed", "_slave_fd",
+        "_stdin_buf", "stdin_open", "_evict", "_paused", "_retain_limit", "_chunk", "_killed", "_killed_group", "_slave_fd",
         "v171", "_write_ids",
     )
 
@@ -66,7 +67,7 @@ class ManagedProcess:
         self.process_id = process_id
         self.tty = tty
         self.loop = asyncio.get_running_loop()
-        self.popen: subprocess.Popen | None = None
+        self.popen: subprocess.Popen | SpawnedChild | None = None
         self.pid = 0
         self.next_seq = 1
         #: retained (seq, stream, base64) newest-last, at most ``retained`` raw bytes in total
@@ -84,6 +85,7 @@ class ManagedProcess:
         self._evict: asyncio.TimerHandle | None = None
         self._paused = False
         self._killed = False
+        self._killed_group = False
         self._slave_fd = -1
         self._retain_limit = server.config.retained_output_bytes
         self._chunk = server.config.output_chunk_bytes
@@ -146,14 +148,9 @@ class ManagedProcess:
         env = dict(env)
         env.setdefault("SHELL", _login_shell())
 
-        def make_controlling_tty() -> None:  # runs in the child, after setsid
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
         try:
-            self.popen = subprocess.Popen(
-                args, executable=program, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
-                start_new_session=True, close_fds=True, preexec_fn=make_controlling_tty,
-            )
+            # no preexec_fn (not thread-safe): the child opens the terminal after setsid
+            self.popen = spawn_with_tty(program, args, cwd, env, os.ttyname(slave))
         except BaseException:
             os.close(master)
             os.close(slave)
@@ -224,21 +221,23 @@ class ManagedProcess:
         self._maybe_closed()
 
     def _poll_exit(self) -> None:  # pragma: no cover - fallback without pidfd
-        if self.popen is not None and self.popen.poll() is not None:
-            self._exited(self.popen.returncode)
+        rc = None if self.popen is None else self.popen.poll()
+        if rc is not None:
+            self._exited(rc)
         elif self.popen is not None:
             self.loop.call_later(0.05, self._poll_exit)
 
     def _on_exit(self) -> None:
         popen = self.popen
-        if popen is None or popen.poll() is None:
+        rc = None if popen is None else popen.poll()
+        if rc is None:
             return
         self.loop.remove_reader(self._pidfd)
         os.close(self._pidfd)
         self._pidfd = -1
         if self.v171 and not self._paused:
             self._drain_output()
-        self._exited(popen.returncode)
+        self._exited(rc)
 
     def _drain_output(self) -> None:
         """Emit what the process wrote before it exited, so its output precedes ``exited`` (as
@@ -345,8 +344,19 @@ class ManagedProcess:
         return self._killed
 
     def kill_group(self) -> bool:
-        """SIGKILL the process group (pid == pgid). True if the process was still running."""
-        if self.exited or self.pid <= 0 or self._killed:
+        """SIGKILL the process group (pid == pgid). True if the process was still running.
+
+        The group is signalled even after its leader exited: background children it left in
+        the group must not outlive ``process/terminate`` or the session.  The kernel does not
+        reuse a pid while a group of that id has members, so the signal reaches only ours."""
+        if self.pid <= 0 or self._killed or self._killed_group:
+            return False
+        if self.exited:  # the leader is gone: its group only (``killed`` stays as it was)
+            self._killed_group = True
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             return False
         self._killed = True
         try:
@@ -453,7 +463,7 @@ class ManagedProcess:
         return self.exited and after_seq < self.next_seq - 1
 
 
-def _reap(popen: subprocess.Popen) -> None:
+def _reap(popen: "subprocess.Popen | SpawnedChild") -> None:
     try:
         popen.wait(timeout=30)
     except Exception:  # pragma: no cover

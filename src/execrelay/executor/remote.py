@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import cast
 from urllib.parse import quote
 
+import orjson
+
 from ..stream import ACCEPTOR, MessageTooLarge, Multiplexer
 from ..transport import RELAY_KEEPALIVE, connect_websocket, tls
 from ..transport.endpoint import RelayEndpoint, StreamPort
@@ -166,8 +168,6 @@ class RelayRpcConnection(RpcConnection):
         # local websocket's cap of QUEUE_PAUSE messages behind an async handler is kept by
         # refusing the excess: a request gets the overload error at once, anything else
         # (a notification or junk, which 0.131.0 would close on or drop) ends the session.
-        import orjson
-
         try:
             msg = orjson.loads(message)
         except orjson.JSONDecodeError:
@@ -180,6 +180,10 @@ class RelayRpcConnection(RpcConnection):
         else:
             self.close(f"more than {QUEUE_PAUSE} messages queued behind a running request")
         return True
+
+    def _send_parse_error(self, message: bytes | str) -> None:
+        # dropped like every id -1 error, without building the text (a second parse)
+        log.debug("dropping malformed relay data message frame (%d bytes)", len(message))
 
     # on_message is RpcConnection.feed; the stream ending closes the connection.
     def on_close(self, reason: str | None = None, by_peer: bool = False) -> None:
@@ -314,10 +318,16 @@ class RemoteExecutor:
 
 
 async def run_remote_executor(server: ExecServer, remote_url: str, executor_id: str,
-                              name: str | None = None, ca_file: str | None = None) -> int:
-    """Entry point of ``execrelay exec-server --remote``; returns the process exit code."""
+                              name: str | None = None, ca_file: str | None = None,
+                              bearer_token: str | None = None) -> int:
+    """Entry point of ``execrelay exec-server --remote``; returns the process exit code.
+
+    ``bearer_token``: read from a file or stdin by the CLI; None reads the environment."""
     try:
-        config = RemoteExecutorConfig.from_env(remote_url, executor_id, name)
+        if bearer_token is None:
+            config = RemoteExecutorConfig.from_env(remote_url, executor_id, name)
+        else:
+            config = RemoteExecutorConfig(remote_url, executor_id, bearer_token, name=name or "codex-exec-server")
         config.ca_file = ca_file
     except ConfigError as exc:
         print(f"Error: {exc}", file=sys.stderr, flush=True)

@@ -1,9 +1,11 @@
-"""The ``sandbox`` member of ``fs/*`` (spec 5.9 and correction 6), emulated in-process.
+"""The ``sandbox`` member of ``fs/*``, emulated in-process (docs/exec-server.md §Methods).
 
 ``null``, ``disabled``, ``external`` and managed ``unrestricted`` profiles mean direct access.
 A restricted profile is a list of roots with read or write access: reads are allowed under
 any root, writes only under write roots (otherwise EROFS); a path outside every root, or one
 whose real path (after following symlinks) leaves the roots, is answered NotFound (-32004).
+An operation on a symlink itself (``fs/remove`` of a link, ``fs/copy`` of a link) resolves
+only the link's directory, as upstream does: the link may point anywhere.
 """
 from __future__ import annotations
 
@@ -34,13 +36,22 @@ class Roots:
                 best = True if writable else (best or False)
         return best
 
-    def check(self, path: str, write: bool) -> None:
-        for candidate in (path, os.path.realpath(path)):
+    def _require(self, candidates: tuple[str, str], write: bool) -> None:
+        for candidate in candidates:
             access = self._access(candidate)
             if access is None:
                 raise fs_error(os_error(errno.ENOENT))
             if write and not access:
                 raise fs_error(os_error(errno.EROFS))
+
+    def check(self, path: str, write: bool) -> None:
+        """``path`` and its real path (every symlink followed) must be inside the roots."""
+        self._require((path, os.path.realpath(path)), write)
+
+    def check_entry(self, path: str, write: bool) -> None:
+        """Like :meth:`check`, without following the final component (for the link itself)."""
+        head, tail = os.path.split(path)
+        self._require((path, os.path.join(os.path.realpath(head), tail) if tail else os.path.realpath(path)), write)
 
 
 def parse(value: Any) -> Roots | None:

@@ -131,7 +131,10 @@ class ExecServer:
     # ---------------------------------------------------------------- http client
     def http_client(self) -> Any:
         """The server's aiohttp ``ClientSession`` (one pool for every session's requests),
-        created on first use: aiohttp is imported only by executors that make http requests."""
+        created on first use: aiohttp is imported only by executors that make http requests.
+
+        It keeps no cookies (upstream's reqwest client has no cookie store): a shared jar would
+        send cookies one session received on another session's requests."""
         http = self._http
         if http is None or http.closed:
             import aiohttp
@@ -140,6 +143,7 @@ class ExecServer:
                 connector=aiohttp.TCPConnector(limit=0, force_close=False),
                 skip_auto_headers=("User-Agent", "Accept-Encoding"),
                 auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
             self._http = http
         return http
