@@ -1,4 +1,4 @@
-"""The two pieces of rendezvous state a multi-node version replaces (design/scale-out.md).
+"""The two pieces of rendezvous state a multi-node version replaces.
 
 - :class:`ExecutorDirectory`: who owns an executor id (which socket, which registration) and
   which registration a short-lived executor URL token belongs to.  On NATS this becomes the

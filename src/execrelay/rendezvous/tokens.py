@@ -3,7 +3,7 @@
 ``v1.<expiry unix seconds>.<base64url HMAC-SHA256(secret, "v1|<role>|<executor id>|<expiry>")>``
 
 Stateless so that several rendezvous nodes sharing one secret accept each other's tokens (see
-design/scale-out.md).  The MAC is RFC 4648 base64url *with* its ``=`` padding, exactly what
+docs/rendezvous.md §Tokens).  The MAC is RFC 4648 base64url *with* its ``=`` padding, exactly what
 Python's ``base64.urlsafe_b64encode`` gives an operator's script; an unpadded MAC (JWT style)
 is accepted too, and so is any other spelling of the same token (see :func:`canonical`).
 Comparison is constant time, over the decoded MAC.  Tokens are never logged.
