@@ -49,10 +49,14 @@ def main() -> int:
     ap.add_argument("--slowloris", type=int, default=200, help="slowloris connections held at once")
     ap.add_argument("--request-timeout", type=float, default=5.0,
                     help="a well-behaved request unanswered after this many seconds is lost")
+    ap.add_argument("--only", default="", metavar="A,B",
+                    help="run only these hostile clients (fifo_reader, non_acking_harness, "
+                         "stream_flooder, slowloris, cookie_setter); default all")
     ap.add_argument("--json", metavar="OUT", default=None, help="also write the raw result here")
     args = ap.parse_args()
     cfg = SoakConfig(seconds=args.seconds, sessions=args.sessions, interval=args.interval,
-                     slowloris=args.slowloris, request_timeout=args.request_timeout)
+                     slowloris=args.slowloris, request_timeout=args.request_timeout,
+                     hostile=tuple(x for x in args.only.split(",") if x))
     result = asyncio.run(run_soak(cfg))
     print(format_report(result))
     if args.json:

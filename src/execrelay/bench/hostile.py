@@ -33,7 +33,6 @@ import aiohttp
 import orjson
 
 from ..harness import HarnessClient
-from ..harness.paths import wire_path
 from ..wire import DATA, RESET, RESUME, decode, encode_control, encode_data
 
 #: How often a slowloris connection sends one more header line.
@@ -53,6 +52,8 @@ class HostileConfig:
     cookie_url: str
     seconds: float
     slowloris: int = 200
+    #: which of :data:`CLIENTS` run (all of them by default)
+    clients: tuple[str, ...] = ()
     flood_argv: tuple[str, ...] = ("yes", "soak-flood-output-line-" + "x" * 200)
 
 
@@ -72,12 +73,16 @@ async def _raw_harness(url: str) -> tuple[aiohttp.ClientSession, aiohttp.ClientW
 # ---------------------------------------------------------------------------------- FIFO reader
 async def fifo_reader(cfg: HostileConfig, stop: asyncio.Event) -> Outcome:
     """Start ``fs/readFile`` of the FIFO, hold it until ``stop``, then open the writer and see
-    whether (and what) the request answers."""
+    whether (and what) the request answers.
+
+    The path is sent native (the 0.131 dialect): 0.171 refuses anything but a regular file
+    up front, 0.131 opens it -- the open that must not block the loop, only this request
+    (docs/exec-server.md §Differences from upstream)."""
     out: Outcome = {"answered": False, "content_ok": False, "error": None}
     async with HarnessClient(cfg.harness_url, client_name="soak-fifo") as client:
         session = await client.open_session()
         call = asyncio.ensure_future(session.call(
-            "fs/readFile", {"path": wire_path(cfg.fifo_path, session.dialect), "sandbox": None}, timeout=None))
+            "fs/readFile", {"path": cfg.fifo_path, "sandbox": None}, timeout=None))
         await stop.wait()
         out["answered_before_release"] = call.done()
         try:
@@ -266,6 +271,8 @@ async def run_all(cfg: HostileConfig, started: Callable[[], None] | None = None)
     stop = asyncio.Event()
     tasks: dict[str, asyncio.Future] = {}
     for name, fn in CLIENTS.items():
+        if cfg.clients and name not in cfg.clients:
+            continue
         tasks[name] = asyncio.ensure_future(fn(cfg, stop))
         await asyncio.sleep(0.2)  # each one connected before the next (slowloris last)
     if started is not None:
@@ -285,6 +292,7 @@ def main(argv: list[str]) -> int:
     """Child entry point: ``python -m execrelay.bench.hostile '<HostileConfig as JSON>'``."""
     cfg = HostileConfig(**json.loads(argv[0]))
     cfg.flood_argv = tuple(cfg.flood_argv)
+    cfg.clients = tuple(cfg.clients)
 
     def started() -> None:
         print("started", flush=True)

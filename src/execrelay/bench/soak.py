@@ -59,6 +59,8 @@ class SoakConfig:
     max_unauthenticated: int | None = None
     stream_rate: float | None = None
     stream_burst: int | None = None
+    #: hostile clients to run (names from ``bench.hostile.CLIENTS``; empty: all)
+    hostile: tuple[str, ...] = ()
 
     def rendezvous_flags(self) -> list[str]:
         flags: list[str] = []
@@ -114,6 +116,15 @@ class SoakSystem:
     def host_port(self) -> tuple[str, int]:
         host, port = self.base.split("://", 1)[1].rsplit(":", 1)
         return host, int(port)
+
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds (user + system) so far of the executor and the rendezvous."""
+        out = {}
+        for name, proc in (("executor", self.executor), ("rendezvous", self.rendezvous)):
+            if proc is not None and proc.poll() is None:
+                with contextlib.suppress(OSError):
+                    out[name] = procfs.cpu_seconds(proc.pid)
+        return out
 
     def rss_kib(self) -> dict[str, int]:
         out = {}
@@ -332,18 +343,21 @@ class RssSampler:
 
 # ------------------------------------------------------------------------ the soak
 async def _phase(goods: list[WellBehaved], cfg: SoakConfig, workdir: str, tag: str,
-                 sampler: RssSampler) -> tuple[PhaseStats, dict[str, int]]:
+                 sampler: RssSampler) -> tuple[PhaseStats, dict[str, int], dict[str, float]]:
     loop = asyncio.get_running_loop()
     warm_until = loop.time() + cfg.warmup
     await asyncio.gather(*(g.run_phase(cfg, workdir, warm_until, None, tag + "w") for g in goods))
     before = sum(g.duplicates() for g in goods)
     stats = PhaseStats()
     sampler.start()
-    until = loop.time() + cfg.seconds
+    cpu0, t0 = sampler.system.cpu_s(), loop.time()
+    until = t0 + cfg.seconds
     await asyncio.gather(*(g.run_phase(cfg, workdir, until, stats, tag) for g in goods))
     peaks = await sampler.stop()
+    cpu1, wall = sampler.system.cpu_s(), loop.time() - t0
+    cores = {name: (cpu1[name] - cpu0[name]) / wall for name in cpu1 if name in cpu0}
     stats.duplicates = sum(g.duplicates() for g in goods) - before
-    return stats, peaks
+    return stats, peaks, cores
 
 
 async def _start_hostile(cfg: HostileConfig) -> subprocess.Popen:
@@ -408,14 +422,15 @@ async def run_soak(cfg: SoakConfig) -> dict[str, Any]:
             goods.append(good)
         sampler = RssSampler(system)
         result["rss_kib_idle"] = system.rss_kib()
-        quiet, quiet_rss = await _phase(goods, cfg, workdir, "q", sampler)
+        quiet, quiet_rss, quiet_cpu = await _phase(goods, cfg, workdir, "q", sampler)
 
         host, port = system.host_port
         hcfg = HostileConfig(harness_url=system.harness_url, rendezvous_host=host, rendezvous_port=port,
                              fifo_path=fifo, cookie_url=cookies.url,
-                             seconds=cfg.warmup + cfg.seconds + 3.0, slowloris=cfg.slowloris)
+                             seconds=cfg.warmup + cfg.seconds + 3.0, slowloris=cfg.slowloris,
+                             clients=tuple(cfg.hostile))
         hostile = await _start_hostile(hcfg)
-        loud, loud_rss = await _phase(goods, cfg, workdir, "h", sampler)
+        loud, loud_rss, loud_cpu = await _phase(goods, cfg, workdir, "h", sampler)
         result["cookie"] = await _cookie_victim(goods[0], cookies, cfg.request_timeout + 10)
         result["hostile_clients"] = await _hostile_result(hostile, hcfg.seconds + 60)
         hostile = None
@@ -423,6 +438,7 @@ async def run_soak(cfg: SoakConfig) -> dict[str, Any]:
         result["quiet"] = quiet.summary()
         result["hostile"] = loud.summary()
         result["rss_peak_kib"] = {"quiet": quiet_rss, "hostile": loud_rss}
+        result["cpu_cores"] = {"quiet": quiet_cpu, "hostile": loud_cpu}
         result["alive_at_end"] = {"executor": system.executor is not None and system.executor.poll() is None,
                                   "rendezvous": system.rendezvous is not None
                                   and system.rendezvous.poll() is None}
@@ -478,6 +494,8 @@ def format_report(r: dict[str, Any], p99_budget_ms: float = 1.0) -> str:
     lines.append(f"  lost requests: {lost} (must be 0)")
     for phase, peaks in r.get("rss_peak_kib", {}).items():
         lines.append(f"  RSS peak {phase:8s} " + "  ".join(f"{n} {v / 1024:.1f} MiB" for n, v in sorted(peaks.items())))
+    for phase, cores in r.get("cpu_cores", {}).items():
+        lines.append(f"  CPU      {phase:8s} " + "  ".join(f"{n} {v:.2f} cores" for n, v in sorted(cores.items())))
     c = r.get("cookie", {})
     lines.append(f"  cookie: setter requests seen {c.get('setter_requests_seen')}, victim carried "
                  f"{c.get('victim_cookie_header')!r} -> {'LEAKED' if c.get('leaked') else 'not leaked'}"
