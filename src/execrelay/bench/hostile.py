@@ -166,6 +166,7 @@ async def stream_flooder(cfg: HostileConfig, stop: asyncio.Event) -> Outcome:
         out["socket_closed_by_server"] = not stop.is_set()
 
     reader = asyncio.ensure_future(drain())
+    t0 = time.monotonic()
     try:
         i = 0
         while not stop.is_set() and not ws.closed:
@@ -179,6 +180,7 @@ async def stream_flooder(cfg: HostileConfig, stop: asyncio.Event) -> Outcome:
             out["streams_attempted"] = i
             if i % 64 == 0:
                 await asyncio.sleep(0)  # let the reader count the Resets
+        out["elapsed_s"] = time.monotonic() - t0
         await asyncio.sleep(0.2)  # Resets still in flight
     finally:
         reader.cancel()

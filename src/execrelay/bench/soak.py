@@ -269,6 +269,16 @@ class WellBehaved:
     def duplicates(self) -> int:
         return sum(n - 1 for n in self.answers.values() if n > 1)
 
+    @staticmethod
+    async def _one(session: ExecSession, kind: str, word: str, workdir: str) -> bool:
+        """One request (``echo``: start, output, exit); True when the answer is the right one."""
+        if kind == "getMetadata":
+            meta = await session.call("fs/getMetadata", {"path": wire_path(workdir, session.dialect),
+                                                         "sandbox": None}, None)
+            return isinstance(meta, dict) and meta.get("isDirectory") is True
+        code, out, err = await session.run(["echo", word], cwd=workdir, process_id=word, timeout=3600.0)
+        return code == 0 and out == word.encode() + b"\n" and err == b""
+
     async def run_phase(self, cfg: SoakConfig, workdir: str, until: float, stats: PhaseStats | None,
                         tag: str) -> None:
         """Paced requests until ``until`` (loop time); ``stats`` None: warm-up, not recorded."""
@@ -282,14 +292,7 @@ class WellBehaved:
             word = f"{tag}-{self.index}-{i}"
             t0 = time.perf_counter()
             try:
-                if kind == "getMetadata":
-                    meta = await session.call("fs/getMetadata", {"path": wire_path(workdir, session.dialect),
-                                                                  "sandbox": None}, cfg.request_timeout)
-                    ok = isinstance(meta, dict) and meta.get("isDirectory") is True
-                else:
-                    code, out, err = await session.run(["echo", word], cwd=workdir, process_id=word,
-                                                       timeout=cfg.request_timeout)
-                    ok = code == 0 and out == word.encode() + b"\n" and err == b""
+                ok = await asyncio.wait_for(self._one(session, kind, word, workdir), cfg.request_timeout)
                 dt = (time.perf_counter() - t0) * 1000.0
                 if stats is not None:
                     stats.sent += 1
