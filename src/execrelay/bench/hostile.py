@@ -14,9 +14,10 @@ observed as a dict (the soak report and the e2e test read these outcomes):
 * :func:`cookie_setter` -- ``http/request`` to a URL that sets a cookie; the driver then checks
   that another session's request does not carry it (docs/exec-server.md §Methods).
 
-They run in their own process (``python -m execrelay.bench.hostile CONFIG_JSON``) so their CPU
-does not inflate the latencies the driver measures for the well-behaved sessions; the child
-prints ``started`` once every client runs and one ``result <json>`` line at the end.
+They run in child processes (``python -m execrelay.bench.hostile CONFIG_JSON``, the flooder in
+one of its own) so their CPU does not inflate the latencies the driver measures for the
+well-behaved sessions; a child prints ``started`` once its clients run and one
+``result <json>`` line at the end.
 """
 from __future__ import annotations
 
@@ -52,6 +53,9 @@ class HostileConfig:
     cookie_url: str
     seconds: float
     slowloris: int = 200
+    #: niceness of the child: on a real deployment the attacker's CPU is not the server's, so
+    #: by default the hostile clients take only CPU the system under test leaves idle
+    nice: int = 19
     #: which of :data:`CLIENTS` run (all of them by default)
     clients: tuple[str, ...] = ()
     flood_argv: tuple[str, ...] = ("yes", "soak-flood-output-line-" + "x" * 200)
@@ -295,6 +299,8 @@ def main(argv: list[str]) -> int:
     cfg = HostileConfig(**json.loads(argv[0]))
     cfg.flood_argv = tuple(cfg.flood_argv)
     cfg.clients = tuple(cfg.clients)
+    if cfg.nice:
+        os.nice(cfg.nice)
 
     def started() -> None:
         print("started", flush=True)

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import aiohttp
@@ -38,7 +38,7 @@ from ..harness.paths import wire_path
 from ..rendezvous import tokens
 from ..rendezvous.server import harness_url
 from . import procfs
-from .hostile import HostileConfig, config_json
+from .hostile import CLIENTS, HostileConfig, config_json
 
 EXECUTOR_ID = "soak-exec"
 COOKIE_NAME = "soak_secret"
@@ -363,6 +363,15 @@ async def _phase(goods: list[WellBehaved], cfg: SoakConfig, workdir: str, tag: s
     return stats, peaks, cores
 
 
+def _hostile_groups(wanted: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The hostile child processes: the stream flooder alone (it keeps its loop busy, which
+    would delay the slowloris's own bookkeeping), every other client in a second one."""
+    names = [n for n in CLIENTS if not wanted or n in wanted]
+    groups = [tuple(n for n in names if n == "stream_flooder"),
+              tuple(n for n in names if n != "stream_flooder")]
+    return [g for g in groups if g]
+
+
 async def _start_hostile(cfg: HostileConfig) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "execrelay.bench.hostile", config_json(cfg)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
@@ -414,7 +423,7 @@ async def run_soak(cfg: SoakConfig) -> dict[str, Any]:
     system = SoakSystem(workdir, cfg.rendezvous_flags())
     cookies = CookieServer()
     goods: list[WellBehaved] = []
-    hostile: subprocess.Popen | None = None
+    hostile: list[subprocess.Popen] = []
     result: dict[str, Any] = {"config": asdict(cfg)}
     try:
         await cookies.start()
@@ -432,11 +441,14 @@ async def run_soak(cfg: SoakConfig) -> dict[str, Any]:
                              fifo_path=fifo, cookie_url=cookies.url,
                              seconds=cfg.warmup + cfg.seconds + 3.0, slowloris=cfg.slowloris,
                              clients=tuple(cfg.hostile))
-        hostile = await _start_hostile(hcfg)
+        for group in _hostile_groups(cfg.hostile):
+            hostile.append(await _start_hostile(replace(hcfg, clients=group)))
         loud, loud_rss, loud_cpu = await _phase(goods, cfg, workdir, "h", sampler)
         result["cookie"] = await _cookie_victim(goods[0], cookies, cfg.request_timeout + 10)
-        result["hostile_clients"] = await _hostile_result(hostile, hcfg.seconds + 60)
-        hostile = None
+        result["hostile_clients"] = {}
+        for proc in hostile:
+            result["hostile_clients"].update(await _hostile_result(proc, hcfg.seconds + 60))
+        hostile = []
         result["rendezvous_metrics"] = await system.metrics()
         result["quiet"] = quiet.summary()
         result["hostile"] = loud.summary()
@@ -450,8 +462,8 @@ async def run_soak(cfg: SoakConfig) -> dict[str, Any]:
             result["p99_delta_ms"] = h["p99_ms"] - q["p99_ms"]
             result["p50_delta_ms"] = h["p50_ms"] - q["p50_ms"]
     finally:
-        if hostile is not None:
-            _kill_group(hostile)
+        for proc in hostile:
+            _kill_group(proc)
         for good in goods:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(good.client.aclose(), 5)
