@@ -92,13 +92,15 @@ def test_stream_flooder_refused_at_the_creation_rate(soak: dict) -> None:
     refused = soak["rendezvous_metrics"].get('streams_refused_total{reason="stream_rate_limited"}', 0)
     assert flood["resets_by_reason"].get("stream_rate_limited", 0) > 0, flood
     assert refused > 0
-    accepted = flood["streams_attempted"] - refused
-    assert accepted <= STREAM_BURST + STREAM_RATE * (flood["elapsed_s"] + 1.0), (flood, refused)
+    # every stream the rendezvous let through, the well-behaved and other hostile ones included
+    opened = soak["rendezvous_metrics"]["streams_opened_total"]
+    assert opened <= STREAM_BURST + STREAM_RATE * (flood["elapsed_s"] + 1.0) + 20, (flood, opened)
 
 
 def test_slowloris_connections_closed_by_the_guard(soak: dict) -> None:
     loris = soak["hostile_clients"]["slowloris"]
     metrics = soak["rendezvous_metrics"]
     assert loris["closed_by_server"] > 0, loris
-    assert loris["max_lifetime_s"] <= HANDSHAKE_TIMEOUT_S + 1.5, loris
+    # without the guard they would live the whole phase (~9 s); the slack is for a loaded machine
+    assert loris["max_lifetime_s"] <= HANDSHAKE_TIMEOUT_S + 3.0, loris
     assert metrics.get('connections_dropped_total{reason="handshake_timeout"}', 0) > 0, metrics

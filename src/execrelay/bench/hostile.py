@@ -53,9 +53,9 @@ class HostileConfig:
     cookie_url: str
     seconds: float
     slowloris: int = 200
-    #: niceness of the child: on a real deployment the attacker's CPU is not the server's, so
-    #: by default the hostile clients take only CPU the system under test leaves idle
-    nice: int = 19
+    #: niceness of the child (the soak nices the flooder's: on a real deployment the
+    #: attacker's CPU is not the server's)
+    nice: int = 0
     #: which of :data:`CLIENTS` run (all of them by default)
     clients: tuple[str, ...] = ()
     flood_argv: tuple[str, ...] = ("yes", "soak-flood-output-line-" + "x" * 200)
@@ -75,7 +75,7 @@ async def _raw_harness(url: str) -> tuple[aiohttp.ClientSession, aiohttp.ClientW
 
 
 # ---------------------------------------------------------------------------------- FIFO reader
-async def fifo_reader(cfg: HostileConfig, stop: asyncio.Event) -> Outcome:
+async def fifo_reader(cfg: HostileConfig, stop: asyncio.Event, ready: asyncio.Event) -> Outcome:
     """Start ``fs/readFile`` of the FIFO, hold it until ``stop``, then open the writer and see
     whether (and what) the request answers.
 
@@ -87,6 +87,8 @@ async def fifo_reader(cfg: HostileConfig, stop: asyncio.Event) -> Outcome:
         session = await client.open_session()
         call = asyncio.ensure_future(session.call(
             "fs/readFile", {"path": cfg.fifo_path, "sandbox": None}, timeout=None))
+        await asyncio.sleep(0.2)  # on its way; there is no answer to wait for
+        ready.set()
         await stop.wait()
         out["answered_before_release"] = call.done()
         try:
@@ -113,7 +115,7 @@ async def fifo_reader(cfg: HostileConfig, stop: asyncio.Event) -> Outcome:
 
 
 # ---------------------------------------------------------------------- non-acking harness
-async def non_acking_harness(cfg: HostileConfig, stop: asyncio.Event) -> Outcome:
+async def non_acking_harness(cfg: HostileConfig, stop: asyncio.Event, ready: asyncio.Event) -> Outcome:
     """One reliable stream: initialize, start a flooding process, then read and drop every
     frame without ever acking; count what the executor sent."""
     sid = "soak-nonack"
@@ -137,6 +139,8 @@ async def non_acking_harness(cfg: HostileConfig, stop: asyncio.Event) -> Outcome
                     continue
                 out["frames"] += 1
                 out["bytes"] += len(m.data)
+                if out["bytes"] > 64 * 1024:  # the flood reached us: the window is filling
+                    ready.set()
                 frame = decode(m.data)
                 if frame.kind == RESET and frame.stream_id == sid:
                     out["reset"] = frame.reason
@@ -153,7 +157,7 @@ async def non_acking_harness(cfg: HostileConfig, stop: asyncio.Event) -> Outcome
 
 
 # -------------------------------------------------------------------------- stream flooder
-async def stream_flooder(cfg: HostileConfig, stop: asyncio.Event) -> Outcome:
+async def stream_flooder(cfg: HostileConfig, stop: asyncio.Event, ready: asyncio.Event) -> Outcome:
     """Open (Resume{1}) and Reset a fresh stream per iteration, as fast as the socket drains;
     count the Resets the rendezvous sends back, by reason."""
     out: Outcome = {"streams_attempted": 0, "resets_by_reason": {}, "socket_closed_by_server": False}
@@ -170,6 +174,7 @@ async def stream_flooder(cfg: HostileConfig, stop: asyncio.Event) -> Outcome:
         out["socket_closed_by_server"] = not stop.is_set()
 
     reader = asyncio.ensure_future(drain())
+    ready.set()
     t0 = time.monotonic()
     try:
         i = 0
@@ -195,7 +200,7 @@ async def stream_flooder(cfg: HostileConfig, stop: asyncio.Event) -> Outcome:
 
 
 # ------------------------------------------------------------------------------- slowloris
-async def slowloris(cfg: HostileConfig, stop: asyncio.Event) -> Outcome:
+async def slowloris(cfg: HostileConfig, stop: asyncio.Event, ready: asyncio.Event) -> Outcome:
     """Keep ``cfg.slowloris`` connections sending an endless request header, one line per
     second; reopen each one the server closes.  Record how long the server let them live."""
     lifetimes: list[float] = []
@@ -237,6 +242,7 @@ async def slowloris(cfg: HostileConfig, stop: asyncio.Event) -> Outcome:
             writer.close()
 
     tasks = [asyncio.ensure_future(one(k)) for k in range(cfg.slowloris)]
+    ready.set()
     await stop.wait()
     await asyncio.gather(*tasks, return_exceptions=True)
     if lifetimes:
@@ -246,7 +252,7 @@ async def slowloris(cfg: HostileConfig, stop: asyncio.Event) -> Outcome:
 
 
 # ---------------------------------------------------------------------------- cookie setter
-async def cookie_setter(cfg: HostileConfig, stop: asyncio.Event) -> Outcome:
+async def cookie_setter(cfg: HostileConfig, stop: asyncio.Event, ready: asyncio.Event) -> Outcome:
     """``http/request`` to ``<cookie_url>/set`` (which answers ``Set-Cookie``), from this
     tenant's own session; the driver checks another session's request afterwards."""
     out: Outcome = {"status": None, "set_cookie_seen": False, "error": None}
@@ -259,17 +265,23 @@ async def cookie_setter(cfg: HostileConfig, stop: asyncio.Event) -> Outcome:
             out["set_cookie_seen"] = any(h.get("name") == "set-cookie" for h in res.get("headers", []))
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             out["error"] = f"{type(exc).__name__}: {exc}"
+        ready.set()
         await stop.wait()
     return out
 
 
-CLIENTS: dict[str, Callable[[HostileConfig, asyncio.Event], Awaitable[Outcome]]] = {
+#: Started in this order, each once the one before is ready: the FIFO reader comes after the
+#: clients whose effect must be seen before it (where it freezes the executor, nothing that
+#: starts after it gets an answer); slowloris last, once the others are authenticated.
+CLIENTS: dict[str, Callable[[HostileConfig, asyncio.Event, asyncio.Event], Awaitable[Outcome]]] = {
     "cookie_setter": cookie_setter,
-    "fifo_reader": fifo_reader,
     "non_acking_harness": non_acking_harness,
     "stream_flooder": stream_flooder,
-    "slowloris": slowloris,  # last: its connections start once the others are authenticated
+    "fifo_reader": fifo_reader,
+    "slowloris": slowloris,
 }
+#: How long run_all waits for a client to be ready before starting the next one anyway.
+READY_TIMEOUT_S = 15.0
 
 
 async def run_all(cfg: HostileConfig, started: Callable[[], None] | None = None) -> dict[str, Outcome]:
@@ -279,8 +291,11 @@ async def run_all(cfg: HostileConfig, started: Callable[[], None] | None = None)
     for name, fn in CLIENTS.items():
         if cfg.clients and name not in cfg.clients:
             continue
-        tasks[name] = asyncio.ensure_future(fn(cfg, stop))
-        await asyncio.sleep(0.2)  # each one connected before the next (slowloris last)
+        ready = asyncio.Event()
+        tasks[name] = task = asyncio.ensure_future(fn(cfg, stop, ready))
+        waiter = asyncio.ensure_future(ready.wait())
+        await asyncio.wait([task, waiter], timeout=READY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
     if started is not None:
         started()
     await asyncio.sleep(cfg.seconds)
