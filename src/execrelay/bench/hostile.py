@@ -64,7 +64,8 @@ class HostileConfig:
 Outcome = dict[str, Any]
 
 
-async def _raw_harness(url: str) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
+async def _raw_harness(url: str) -> tuple[aiohttp.ClientSession, Any]:
+    """A bare harness websocket (no relay endpoint: these clients misbehave on purpose)."""
     http = aiohttp.ClientSession()
     try:
         ws = await http.ws_connect(url, max_msg_size=0, heartbeat=None, autoping=True)
@@ -287,14 +288,16 @@ READY_TIMEOUT_S = 15.0
 async def run_all(cfg: HostileConfig, started: Callable[[], None] | None = None) -> dict[str, Outcome]:
     """Run every hostile client for ``cfg.seconds``; a client that fails reports its error."""
     stop = asyncio.Event()
-    tasks: dict[str, asyncio.Future] = {}
+    tasks: dict[str, asyncio.Future[Outcome]] = {}
     for name, fn in CLIENTS.items():
         if cfg.clients and name not in cfg.clients:
             continue
         ready = asyncio.Event()
-        tasks[name] = task = asyncio.ensure_future(fn(cfg, stop, ready))
-        waiter = asyncio.ensure_future(ready.wait())
-        await asyncio.wait([task, waiter], timeout=READY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        task: asyncio.Future[Outcome] = asyncio.ensure_future(fn(cfg, stop, ready))
+        tasks[name] = task
+        waiter: asyncio.Future[Any] = asyncio.ensure_future(ready.wait())
+        pending: list[asyncio.Future[Any]] = [task, waiter]
+        await asyncio.wait(pending, timeout=READY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
     if started is not None:
         started()

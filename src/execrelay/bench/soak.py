@@ -402,7 +402,7 @@ async def _hostile_result(proc: subprocess.Popen, timeout: float) -> dict[str, A
         _kill_group(proc)
     for line in out.decode(errors="replace").splitlines():
         if line.startswith("result "):
-            return orjson.loads(line[len("result "):])  # type: ignore[no-any-return]
+            return orjson.loads(line[len("result "):])
     return {"failed": "no result line; stderr: " + err.decode(errors="replace")[-2000:]}
 
 
