@@ -446,6 +446,7 @@ async def run_soak(cfg: SoakConfig) -> dict[str, Any]:
                              fifo_path=fifo, cookie_url=cookies.url,
                              seconds=cfg.warmup + cfg.seconds + 3.0, slowloris=cfg.slowloris,
                              clients=tuple(cfg.hostile))
+        hostile_t0 = time.monotonic()
         for group in _hostile_groups(cfg.hostile):
             nice = FLOODER_NICE if group == ("stream_flooder",) else 0
             hostile.append(await _start_hostile(replace(hcfg, clients=group, nice=nice)))
@@ -456,6 +457,8 @@ async def run_soak(cfg: SoakConfig) -> dict[str, Any]:
             result["hostile_clients"].update(await _hostile_result(proc, hcfg.seconds + 60))
         hostile = []
         result["rendezvous_metrics"] = await system.metrics()
+        # from the first hostile child's start to the metrics above (bounds what rates allow)
+        result["hostile_wall_s"] = time.monotonic() - hostile_t0
         result["quiet"] = quiet.summary()
         result["hostile"] = loud.summary()
         result["rss_peak_kib"] = {"quiet": quiet_rss, "hostile": loud_rss}
