@@ -33,10 +33,11 @@ def functional_failures(result: dict) -> list[str]:
         s = result.get(phase, {})
         if s.get("lost") or s.get("wrong") or s.get("duplicates"):
             bad.append(f"{phase}: lost {s.get('lost')}, wrong {s.get('wrong')}, duplicates {s.get('duplicates')}")
-    if result.get("cookie", {}).get("leaked"):
+    clients = result.get("hostile_clients", {})
+    if "cookie_setter" in clients and result.get("cookie", {}).get("leaked"):
         bad.append("cookie leaked across sessions")
-    fifo = result.get("hostile_clients", {}).get("fifo_reader", {})
-    if not (fifo.get("answered") and fifo.get("content_ok")):
+    fifo = clients.get("fifo_reader")
+    if fifo is not None and not (fifo.get("answered") and fifo.get("content_ok")):
         bad.append(f"FIFO read: {fifo}")
     return bad
 

@@ -21,11 +21,14 @@ HANDSHAKE_TIMEOUT_S = 2.0
 SLOWLORIS = 30            # under the cap: each one must meet the handshake timeout
 STREAM_RATE = 100.0
 STREAM_BURST = 200
-#: RSS bounds (MiB).  Idle: executor ~45, rendezvous ~42.  Under the full attack the executor's
-#: growth is bounded by the non-acked stream's output bound and the reassembly budget, the
-#: rendezvous's by its stream caps, unauthenticated-connection cap and queue caps.
+#: RSS bounds (MiB).  Idle: executor ~45, rendezvous ~42.  Under the attack the executor's
+#: growth is bounded by the non-acked stream's output bound and the reassembly budget (peaks
+#: seen: 60-75); the rendezvous's by its stream caps, the unauthenticated-connection cap and
+#: the per-harness outbound queue (24 MiB soft, 48 MiB hard, counted in frame bytes: the
+#: flooder's queue of tiny Resets costs a few times that; peaks seen 47-83 here, 151 with the
+#: default rate and burst in benchmarks/soak_hostile.py).
 EXECUTOR_RSS_MIB = 128
-RENDEZVOUS_RSS_MIB = 128
+RENDEZVOUS_RSS_MIB = 192
 
 CFG = SoakConfig(seconds=6.0, warmup=0.5, sessions=3, interval=0.02, request_timeout=LIVENESS_S,
                  slowloris=SLOWLORIS, handshake_timeout=HANDSHAKE_TIMEOUT_S,
