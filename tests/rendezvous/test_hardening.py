@@ -13,9 +13,9 @@ from _rdv_helpers import (connect_executor, connect_harness, data, expect_silenc
 
 from execrelay.rendezvous import EXECUTOR_UNAVAILABLE, FRAME_TOO_LARGE, STREAM_IN_USE
 from execrelay.rendezvous.directory import LocalExecutorDirectory
-from execrelay.rendezvous.router import STREAM_RATE_LIMITED, TOO_MANY_STREAMS
+from execrelay.rendezvous.router import STREAM_FLOOD, STREAM_RATE_LIMITED, TOO_MANY_STREAMS
 from execrelay.rendezvous.tokens import token_fingerprint, verify
-from execrelay.wire import RESET, encode_data
+from execrelay.wire import RESET, decode, encode_data
 
 
 async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
@@ -139,6 +139,42 @@ async def test_stream_creation_rate_is_limited_rapid_reset(make_server, http) ->
     text = await metrics_text(http, server)
     assert metric(text, "streams_refused_total", '{reason="stream_rate_limited"}') == 5
     assert metric(text, "streams") == 0
+
+
+async def test_a_socket_that_keeps_flooding_refused_streams_is_dropped(make_server, http) -> None:
+    """Past ``max_refused_streams`` refusals in a row the flooder loses its socket (found by the
+    soak: answering a flood frame by frame stalled the rendezvous); another harness is unaffected."""
+    server = await make_server(stream_rate=1.0, stream_burst=2, max_refused_streams=20)
+    ex = await connect_executor(http, server, "e")
+    good = await connect_harness(http, server, "e")
+    await good.send_bytes(data("good", 0))
+    await recv_raw(ex)
+    h = await connect_harness(http, server, "e")
+    for i in range(100):
+        await h.send_bytes(data(f"f{i}", 0))
+    refused = 0
+    while True:
+        msg = await asyncio.wait_for(h.receive(), 5)
+        if msg.type != aiohttp.WSMsgType.BINARY:
+            break
+        f = decode(msg.data)
+        if f.kind == RESET and f.reason == STREAM_RATE_LIMITED:
+            refused += 1
+    # the 21st refusal in a row dropped the socket at once (Resets still queued go with it)
+    assert 0 < refused <= 20
+    text = await metrics_text(http, server)
+    assert metric(text, "streams_refused_total", '{reason="stream_rate_limited"}') == 21
+    assert metric(text, "connections_dropped_total", f'{{reason="{STREAM_FLOOD}"}}') == 1
+    await good.send_bytes(data("good", 1))  # the well-behaved harness still routes
+    seen = []
+    while True:
+        f = await recv(ex)
+        if f.stream_id == "good":
+            break
+        seen.append((f.stream_id, f.kind))
+    assert (f.stream_id, f.seq) == ("good", 1)
+    # before it: the flooder's two admitted streams (their Data, then their end), nothing else
+    assert {sid for sid, _ in seen} == {"f0", "f1"}
 
 
 # -- item 11: the executor learns about streams that expired while it was away -----------

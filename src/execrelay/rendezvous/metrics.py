@@ -85,7 +85,7 @@ class Metrics:
                "New streams refused (stream caps, creation rate), each answered with a Reset.",
                [(f'{{reason="{_esc(r)}"}}', n) for r, n in sorted(self.streams_refused.items())])
         family("connections_dropped_total", "counter",
-               "Connections dropped before authentication (handshake timeout, cap).",
+               "Connections the rendezvous dropped (handshake timeout, unauthenticated cap, stream flood).",
                [(f'{{reason="{_esc(r)}"}}', n)
                 for r, n in sorted(self.connections_dropped.items())])
         family("frames_routed_total", "counter", "Frames forwarded, by direction.",

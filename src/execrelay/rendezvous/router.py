@@ -43,6 +43,8 @@ QUEUE_FULL = "queue_full"
 PROTOCOL_ERROR = "protocol_error"
 TOO_MANY_STREAMS = "too_many_streams"
 STREAM_RATE_LIMITED = "stream_rate_limited"
+#: why a harness socket that kept opening refused streams was dropped
+STREAM_FLOOD = "stream_flood"
 
 
 class Route:
@@ -304,8 +306,17 @@ class Router:
         refused = self._refuse_new_stream(hub, link)
         if refused:
             self.metrics.streams_refused[refused] += 1
+            link.refused += 1
+            if link.refused > self.config.max_refused_streams:
+                # a flood: drop the socket rather than answer every frame (its streams end
+                # as on any harness disconnect)
+                if not link.closed:
+                    self.metrics.connections_dropped[STREAM_FLOOD] += 1
+                    link.abort(STREAM_FLOOD)
+                return
             self._reset_to(link, sid, refused)
             return
+        link.refused = 0
         route = Route(sid, link, reliable, link.credential)
         hub.table.bind(sid, route)
         link.streams[sid] = None
