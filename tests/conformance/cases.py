@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Hashable, TypeVar
 
 from interop.procs import ServerProcess, isolated_env
 from interop.wsclient import UUID_RE, Closed, JsonWsClient, is_compact, key_shapes, normalise
@@ -38,15 +38,45 @@ class Case:
     timeout: float
 
 
+F = TypeVar("F", bound=Callable[..., Awaitable[None]])
+
+
+def registrar(cases: dict[int, Case]) -> Callable[..., Callable[[F], F]]:
+    """A ``@case(number, slug, timeout)`` decorator that records each case in ``cases`` (one
+    per suite: 0.131 here, 0.171 in tests/conformance171/cases.py)."""
+    def case(number: int, slug: str, timeout: float = 20.0) -> Callable[[F], F]:
+        def deco(fn: F) -> F:
+            assert number not in cases, number
+            cases[number] = Case(number, slug, fn, timeout)
+            return fn
+        return deco
+    return case
+
+
 CASES: dict[int, Case] = {}
+case = registrar(CASES)
 
 
-def case(number: int, slug: str, timeout: float = 20.0) -> Callable[[CaseFn], CaseFn]:
-    def deco(fn: CaseFn) -> CaseFn:
-        assert number not in CASES, number
-        CASES[number] = Case(number, slug, fn, timeout)
-        return fn
-    return deco
+async def run_case(spec: Case, ctx: Ctx, impl: str, key: Hashable,
+                   real_shapes: dict[Any, dict[str, set[tuple[str, ...]]]], release: str) -> None:
+    """Run one case on ``ctx`` within its timeout, then the differential wire checks: compact
+    JSON like serde, and (when the ``real`` half of ``key`` ran earlier in this session, recorded
+    in ``real_shapes``) exactly the same object key sequences as codex ``release``."""
+    try:
+        await asyncio.wait_for(spec.fn(ctx), spec.timeout)
+    finally:
+        await ctx.close_all()
+    assert ctx.non_compact() == [], "server output is not compact serde-style JSON"
+    shapes = ctx.wire_shapes()
+    if impl == "real":
+        real_shapes[key] = shapes
+    elif key in real_shapes:
+        real = real_shapes[key]
+        for kind in sorted(set(shapes) & set(real)):
+            ours_k, real_k = shapes[kind], real[kind]
+            assert ours_k == real_k, (
+                f"object keys or key order in {kind!r} messages differ from codex {release}: "
+                f"only ours {sorted(ours_k - real_k)}, only real {sorted(real_k - ours_k)}")
 
 
 @dataclass
@@ -1184,12 +1214,7 @@ assert sorted(CASES) == list(range(1, 66)), sorted(set(range(1, 66)) - set(CASES
 EXTRA: dict[int, Case] = {}
 
 
-def extra(number: int, slug: str, timeout: float = 20.0) -> Callable[[CaseFn], CaseFn]:
-    def deco(fn: CaseFn) -> CaseFn:
-        assert number not in EXTRA, number
-        EXTRA[number] = Case(number, slug, fn, timeout)
-        return fn
-    return deco
+extra = registrar(EXTRA)
 
 
 def _exit_codes(events: list[dict[str, Any]]) -> list[int]:
