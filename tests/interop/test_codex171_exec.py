@@ -21,7 +21,8 @@ import pytest
 
 from .fake_model import FakeModel
 from .gate171 import impl_params, needs_ours_171
-from .harness import TTY_MARK, TTY_PROBE, run_codex_exec, run_tool_call, write_codex_home
+from .harness import (TTY_MARK, TTY_PROBE, assert_tool_call_ran, exec_diag, run_codex_exec, run_tool_call,
+                      server_diag, write_codex_home)
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 
@@ -44,19 +45,11 @@ async def test_codex171_exec_tool_call_runs_on_executor(impl: str, tty: bool, co
         write_codex_home(tmp_path / "codex-home", model.provider_url, work)
         result = await run_codex_exec(codex171_bin, codex_home=tmp_path / "codex-home", workdir=work,
                                       exec_server_url=server.url, timeout=90)
-        diag = (f"rc={result.returncode} timed_out={result.timed_out}\nstdout:\n{result.stdout[-3000:]}\n"
-                f"stderr:\n{result.stderr[-4000:]}\nserver stderr:\n{server.stderr_text()[-3000:]}")
-        assert not result.timed_out, diag
-        assert result.returncode == 0, diag
+        diag = exec_diag(result) + server_diag(server)
+        output = assert_tool_call_ran(result, model, diag, token, executor_tag)
         assert "exec_command" in [t.get("name") for t in model.requests[0].get("tools", [])], diag
-        # First request asks for the tool call; the second carries its output back.
-        assert len(model.requests) == 2, diag
-        outputs = model.tool_outputs()
-        assert len(outputs) == 1, (outputs, diag)
-        assert token in outputs[0], (outputs, diag)
-        assert f"tag={executor_tag}" in outputs[0], (outputs, diag)
         assert marker.read_text().strip() == executor_tag, diag
-        assert (TTY_MARK in outputs[0]) is tty, (outputs, diag)
+        assert (TTY_MARK in output) is tty, (output, diag)
         assert f"finished {token}" in result.stdout, diag
 
 
@@ -76,7 +69,7 @@ async def test_one_server_serves_codex131_and_codex171_harnesses(codex_bin: Path
                                     run_tool_call(codex171_bin, homes["h171"], server.url, tty=tty, timeout=45))
         for name, (token, diag, model) in zip(homes, runs):
             outputs = model.tool_outputs()
-            where = f"{name} tty={tty}\n{diag}\nserver stderr:\n{server.stderr_text()[-3000:]}"
+            where = f"{name} tty={tty}\n{diag}" + server_diag(server)
             assert len(outputs) == 1 and token in outputs[0], (outputs, where)
             assert f"tag={tag}" in outputs[0], (outputs, where)
             assert (TTY_MARK in outputs[0]) is tty, (outputs, where)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from .fake_model import FakeModel
-from .harness import run_codex_exec, write_codex_home
+from .harness import assert_tool_call_ran, exec_diag, run_codex_exec, server_diag, write_codex_home
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(150)]
 
@@ -35,17 +35,8 @@ async def test_codex_exec_tool_call_runs_on_executor(impl: str, tty: bool, codex
         write_codex_home(tmp_path / "codex-home", model.provider_url, work)
         result = await run_codex_exec(codex_bin, codex_home=tmp_path / "codex-home", workdir=work,
                                       exec_server_url=server.url, timeout=90)
-        diag = (f"rc={result.returncode} timed_out={result.timed_out}\nstdout:\n{result.stdout[-3000:]}\n"
-                f"stderr:\n{result.stderr[-4000:]}\nserver stderr:\n{server.stderr_text()[-3000:]}")
-        assert not result.timed_out, diag
-        assert result.returncode == 0, diag
-        # First request asks for the tool call; the second carries its output back.
-        assert len(model.requests) == 2, diag
-        outputs = model.tool_outputs()
-        assert len(outputs) == 1, (outputs, diag)
-        assert token in outputs[0], (outputs, diag)
-        # Only the executor's environment has the tag: proves the command ran on the executor.
-        assert f"tag={executor_tag}" in outputs[0], (outputs, diag)
+        diag = exec_diag(result) + server_diag(server)
+        output = assert_tool_call_ran(result, model, diag, token, executor_tag)
         assert marker.read_text().strip() == executor_tag
-        assert ("stdout-is-a-tty" in outputs[0]) is tty, (outputs, diag)
+        assert ("stdout-is-a-tty" in output) is tty, (output, diag)
         assert f"finished {token}" in result.stdout, diag
