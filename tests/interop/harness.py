@@ -125,6 +125,37 @@ async def run_tool_call(codex_bin: Path, tmp_path: Path, harness_url: str, tty: 
     return token, diag, model
 
 
+@dataclass
+class ExecTurn:
+    """One ``codex exec`` turn against an exec-server process, prepared by ``exec_turn_ids``."""
+
+    executor_tag: str   # put in the executor's environment only
+    token: str          # echoed by the tool call
+    work: Path          # the harness's workdir
+
+
+def exec_turn_ids(tmp_path: Path) -> ExecTurn:
+    """Fresh tag and token, and an empty ``tmp_path/work``."""
+    import uuid
+
+    work = tmp_path / "work"
+    work.mkdir()
+    return ExecTurn(f"executor-{uuid.uuid4().hex}", f"token-{uuid.uuid4().hex}", work)
+
+
+async def run_exec_turn(codex_bin: Path, tmp_path: Path, turn: ExecTurn, server, command: str,
+                        tty: bool):
+    """``codex exec`` on ``server`` (an exec-server process) whose model asks for one tool call
+    running ``command``; returns ``(result, model, diagnostics)`` for the caller's assertions."""
+    from .fake_model import FakeModel
+
+    with FakeModel(command, final_text=f"finished {turn.token}", tty=tty) as model:
+        write_codex_home(tmp_path / "codex-home", model.provider_url, turn.work)
+        result = await run_codex_exec(codex_bin, codex_home=tmp_path / "codex-home", workdir=turn.work,
+                                      exec_server_url=server.url, timeout=90)
+    return result, model, exec_diag(result) + server_diag(server)
+
+
 def exec_diag(result) -> str:
     """What a failed ``codex exec`` run left behind (exit, timeout, output tails), for messages."""
     return (f"rc={result.returncode} timed_out={result.timed_out}\nstdout:\n{result.stdout[-3000:]}\n"

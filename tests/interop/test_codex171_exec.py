@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from .fake_model import FakeModel
 from .gate171 import impl_params, needs_ours_171
-from .harness import (TTY_MARK, TTY_PROBE, assert_tool_call_ran, exec_diag, run_codex_exec, run_tool_call,
-                      server_diag, write_codex_home)
+from .harness import (TTY_MARK, TTY_PROBE, assert_tool_call_ran, exec_turn_ids, run_exec_turn, run_tool_call,
+                      server_diag)
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 
@@ -33,24 +32,17 @@ TAG_ENV = "EXECRELAY_TEST_EXECUTOR_TAG"
 @pytest.mark.parametrize("impl", impl_params("real171", "ours"))
 async def test_codex171_exec_tool_call_runs_on_executor(impl: str, tty: bool, codex171_bin: Path, tmp_path: Path,
                                                          exec_server_factory) -> None:
-    executor_tag = f"executor-{uuid.uuid4().hex}"
-    token = f"token-{uuid.uuid4().hex}"
-    work = tmp_path / "work"
-    work.mkdir()
-    marker = work / "marker.txt"
+    turn = exec_turn_ids(tmp_path)
+    executor_tag, token, marker = turn.executor_tag, turn.token, turn.work / "marker.txt"
     # A relative path: only a process started in the cwd the harness sent can write it there.
     command = f'echo {token}; echo "${TAG_ENV}" > marker.txt; echo "tag=${TAG_ENV}"' + TTY_PROBE
     server = exec_server_factory(impl, {TAG_ENV: executor_tag})
-    with FakeModel(command, final_text=f"finished {token}", tty=tty) as model:
-        write_codex_home(tmp_path / "codex-home", model.provider_url, work)
-        result = await run_codex_exec(codex171_bin, codex_home=tmp_path / "codex-home", workdir=work,
-                                      exec_server_url=server.url, timeout=90)
-        diag = exec_diag(result) + server_diag(server)
-        output = assert_tool_call_ran(result, model, diag, token, executor_tag)
-        assert "exec_command" in [t.get("name") for t in model.requests[0].get("tools", [])], diag
-        assert marker.read_text().strip() == executor_tag, diag
-        assert (TTY_MARK in output) is tty, (output, diag)
-        assert f"finished {token}" in result.stdout, diag
+    result, model, diag = await run_exec_turn(codex171_bin, tmp_path, turn, server, command, tty)
+    output = assert_tool_call_ran(result, model, diag, token, executor_tag)
+    assert "exec_command" in [t.get("name") for t in model.requests[0].get("tools", [])], diag
+    assert marker.read_text().strip() == executor_tag, diag
+    assert (TTY_MARK in output) is tty, (output, diag)
+    assert f"finished {token}" in result.stdout, diag
 
 
 @needs_ours_171
