@@ -9,6 +9,12 @@ the message in progress.  Each segment's bytes are copied exactly once, into the
 is returned as is when it is ``bytes`` (any other buffer is copied into ``bytes``).
 Any inconsistency raises :class:`ProtocolViolation` with the text the stream's Reset carries
 (docs/relay-protocol.md §Reliable mode, segments).
+
+The former hand-written compiled twin copied each segment into a preallocated ``bytes`` object
+that it then resized in place (private CPython calls); engine to engine, 64 x 1 MiB messages
+took about 29 ms with it against about 69 ms with this file compiled (same run, compiled stack
+otherwise; the 16 MiB micro-benchmark shows no difference).  That gap is the price of writing
+the logic once in plain Python (see benchmarks/bench_stream.py, test_e2e_1mib_messages).
 """
 from __future__ import annotations
 
