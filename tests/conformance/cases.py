@@ -445,18 +445,29 @@ async def c21(ctx: Ctx) -> None:
 # ---------------------------------------------------------------------------------------------
 # Sessions
 
-@case(22, "detach-and-resume")
-async def c22(ctx: Ctx) -> None:
+async def resume_detached(ctx: Ctx, pid: str, word: str, count: int, every: float,
+                          detached: float) -> JsonWsClient:
+    """Start process ``pid`` printing ``<word>1`` .. ``<word><count>`` every ``every`` seconds,
+    wait for its first line, drop the connection for ``detached`` seconds, then ``initialize``
+    a new connection resuming the session (``initialized`` not sent yet): returns it."""
     c1 = await ctx.conn()
     sid = c1.session_id
-    script = "for i in 1 2 3 4 5 6 7 8 9 10; do echo tick$i; sleep 0.3; done"
-    assert_result(await c1.call("process/start", start_params("long", ["/bin/sh", "-c", script])))
-    await wait_output(c1, "long", b"tick1\n")
+    script = (f"for i in {' '.join(str(i) for i in range(1, count + 1))}; "
+              f"do echo {word}$i; sleep {every}; done")
+    assert_result(await c1.call("process/start", start_params(pid, ["/bin/sh", "-c", script])))
+    await wait_output(c1, pid, f"{word}1\n".encode())
     await c1.close()
-    await asyncio.sleep(1.2)  # ticks 2..5 happen while detached
+    await asyncio.sleep(detached)
     c2 = await ctx.conn(init=False)
     assert await c2.call("initialize", {"clientName": "t", "resumeSessionId": sid}, id=1) == {
         "id": 1, "result": {"sessionId": sid}}
+    return c2
+
+
+@case(22, "detach-and-resume")
+async def c22(ctx: Ctx) -> None:
+    # ticks 2..5 happen while detached
+    c2 = await resume_detached(ctx, "long", "tick", count=10, every=0.3, detached=1.2)
     await c2.notify("initialized", {})
     read = assert_result(await c2.call("process/read", {"processId": "long", "afterSeq": 0}))
     text = b"".join(unb64(ch["chunk"]) for ch in read["chunks"])
@@ -1347,16 +1358,7 @@ async def x07(ctx: Ctx) -> None:
 @extra(8, "resume-notifications-before-initialized")
 async def x08(ctx: Ctx) -> None:
     """Notifications reach a resumed connection right after `initialize`, before `initialized`."""
-    c1 = await ctx.conn()
-    sid = c1.session_id
-    script = "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do echo t$i; sleep 0.2; done"
-    assert_result(await c1.call("process/start", start_params("r8", ["/bin/sh", "-c", script])))
-    await wait_output(c1, "r8", b"t1\n")
-    await c1.close()
-    await asyncio.sleep(0.5)
-    c2 = await ctx.conn(init=False)
-    assert await c2.call("initialize", {"clientName": "t", "resumeSessionId": sid}, id=1) == {
-        "id": 1, "result": {"sessionId": sid}}
+    c2 = await resume_detached(ctx, "r8", "t", count=15, every=0.2, detached=0.5)
     await c2.collect(lambda _: any(e["method"] == "process/output" for e in c2.process_events("r8")), 5)
     await c2.notify("initialized", {})
     assert_result(await c2.call("process/terminate", {"processId": "r8"}), {"running": True})
