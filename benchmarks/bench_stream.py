@@ -16,12 +16,11 @@ multiplexer): one compiled, one pure (imported a second time with the pure twins
 from __future__ import annotations
 
 import ctypes
-import importlib
-import sys
 
 import pytest
 
 from execrelay import _accel
+from execrelay.bench.stacks import fresh_stack
 
 HOT = {
     "window": ("execrelay.stream._window_c", "execrelay.stream._window_py"),
@@ -170,34 +169,8 @@ def test_reassembly_memcpy_baseline(benchmark):
 
 # ----------------------------------------------------------------------- end to end
 def _stack(pure: bool):
-    """Import execrelay.wire + execrelay.stream afresh, forced pure or not; return mux module."""
-    shared = "execrelay.stream.errors"   # one ProtocolViolation for both stacks (see _twins.py)
-    saved = {k: v for k, v in sys.modules.items()
-             if k.startswith(("execrelay.wire", "execrelay.stream")) and k != shared}
-    for k in saved:
-        del sys.modules[k]
-    import execrelay
-    attrs = {a: getattr(execrelay, a) for a in ("wire", "stream") if hasattr(execrelay, a)}
-    for a in attrs:  # else "from .. import wire" would hand back the already-imported twin
-        delattr(execrelay, a)
-    old = _accel.FORCE_PURE
-    active = dict(_accel.ACTIVE)   # the second import records its choice: put the real one back
-    _accel.FORCE_PURE = pure
-    try:
-        mux = importlib.import_module("execrelay.stream.mux")
-        engine = importlib.import_module("execrelay.stream.engine")
-        hot = importlib.import_module("execrelay.stream.hot")
-        wire = importlib.import_module("execrelay.wire")
-    finally:
-        _accel.FORCE_PURE = old
-        _accel.ACTIVE.clear()
-        _accel.ACTIVE.update(active)
-        for k in [k for k in sys.modules
-                  if k.startswith(("execrelay.wire", "execrelay.stream")) and k != shared]:
-            del sys.modules[k]
-        sys.modules.update(saved)
-        for a, v in attrs.items():
-            setattr(execrelay, a, v)
+    """A fresh execrelay.wire + execrelay.stream, forced pure or not: (mux, engine, hot, wire)."""
+    mux, engine, hot, wire = fresh_stack(pure)
     assert mux._decode is wire.decode
     assert wire.IMPLEMENTATION == hot.IMPLEMENTATION == ("pure" if pure else "cython"), \
         "compiled twins not built" if not pure else "pure stack not pure"

@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Hashable, TypeVar
 
 from interop.procs import ServerProcess, isolated_env
 from interop.wsclient import UUID_RE, Closed, JsonWsClient, is_compact, key_shapes, normalise
@@ -38,15 +38,45 @@ class Case:
     timeout: float
 
 
+F = TypeVar("F", bound=Callable[..., Awaitable[None]])
+
+
+def registrar(cases: dict[int, Case]) -> Callable[..., Callable[[F], F]]:
+    """A ``@case(number, slug, timeout)`` decorator that records each case in ``cases`` (one
+    per suite: 0.131 here, 0.171 in tests/conformance171/cases.py)."""
+    def case(number: int, slug: str, timeout: float = 20.0) -> Callable[[F], F]:
+        def deco(fn: F) -> F:
+            assert number not in cases, number
+            cases[number] = Case(number, slug, fn, timeout)
+            return fn
+        return deco
+    return case
+
+
 CASES: dict[int, Case] = {}
+case = registrar(CASES)
 
 
-def case(number: int, slug: str, timeout: float = 20.0) -> Callable[[CaseFn], CaseFn]:
-    def deco(fn: CaseFn) -> CaseFn:
-        assert number not in CASES, number
-        CASES[number] = Case(number, slug, fn, timeout)
-        return fn
-    return deco
+async def run_case(spec: Case, ctx: Ctx, impl: str, key: Hashable,
+                   real_shapes: dict[Any, dict[str, set[tuple[str, ...]]]], release: str) -> None:
+    """Run one case on ``ctx`` within its timeout, then the differential wire checks: compact
+    JSON like serde, and (when the ``real`` half of ``key`` ran earlier in this session, recorded
+    in ``real_shapes``) exactly the same object key sequences as codex ``release``."""
+    try:
+        await asyncio.wait_for(spec.fn(ctx), spec.timeout)
+    finally:
+        await ctx.close_all()
+    assert ctx.non_compact() == [], "server output is not compact serde-style JSON"
+    shapes = ctx.wire_shapes()
+    if impl == "real":
+        real_shapes[key] = shapes
+    elif key in real_shapes:
+        real = real_shapes[key]
+        for kind in sorted(set(shapes) & set(real)):
+            ours_k, real_k = shapes[kind], real[kind]
+            assert ours_k == real_k, (
+                f"object keys or key order in {kind!r} messages differ from codex {release}: "
+                f"only ours {sorted(ours_k - real_k)}, only real {sorted(real_k - ours_k)}")
 
 
 @dataclass
@@ -415,18 +445,29 @@ async def c21(ctx: Ctx) -> None:
 # ---------------------------------------------------------------------------------------------
 # Sessions
 
-@case(22, "detach-and-resume")
-async def c22(ctx: Ctx) -> None:
+async def resume_detached(ctx: Ctx, pid: str, word: str, count: int, every: float,
+                          detached: float) -> JsonWsClient:
+    """Start process ``pid`` printing ``<word>1`` .. ``<word><count>`` every ``every`` seconds,
+    wait for its first line, drop the connection for ``detached`` seconds, then ``initialize``
+    a new connection resuming the session (``initialized`` not sent yet): returns it."""
     c1 = await ctx.conn()
     sid = c1.session_id
-    script = "for i in 1 2 3 4 5 6 7 8 9 10; do echo tick$i; sleep 0.3; done"
-    assert_result(await c1.call("process/start", start_params("long", ["/bin/sh", "-c", script])))
-    await wait_output(c1, "long", b"tick1\n")
+    script = (f"for i in {' '.join(str(i) for i in range(1, count + 1))}; "
+              f"do echo {word}$i; sleep {every}; done")
+    assert_result(await c1.call("process/start", start_params(pid, ["/bin/sh", "-c", script])))
+    await wait_output(c1, pid, f"{word}1\n".encode())
     await c1.close()
-    await asyncio.sleep(1.2)  # ticks 2..5 happen while detached
+    await asyncio.sleep(detached)
     c2 = await ctx.conn(init=False)
     assert await c2.call("initialize", {"clientName": "t", "resumeSessionId": sid}, id=1) == {
         "id": 1, "result": {"sessionId": sid}}
+    return c2
+
+
+@case(22, "detach-and-resume")
+async def c22(ctx: Ctx) -> None:
+    # ticks 2..5 happen while detached
+    c2 = await resume_detached(ctx, "long", "tick", count=10, every=0.3, detached=1.2)
     await c2.notify("initialized", {})
     read = assert_result(await c2.call("process/read", {"processId": "long", "afterSeq": 0}))
     text = b"".join(unb64(ch["chunk"]) for ch in read["chunks"])
@@ -1184,12 +1225,7 @@ assert sorted(CASES) == list(range(1, 66)), sorted(set(range(1, 66)) - set(CASES
 EXTRA: dict[int, Case] = {}
 
 
-def extra(number: int, slug: str, timeout: float = 20.0) -> Callable[[CaseFn], CaseFn]:
-    def deco(fn: CaseFn) -> CaseFn:
-        assert number not in EXTRA, number
-        EXTRA[number] = Case(number, slug, fn, timeout)
-        return fn
-    return deco
+extra = registrar(EXTRA)
 
 
 def _exit_codes(events: list[dict[str, Any]]) -> list[int]:
@@ -1322,16 +1358,7 @@ async def x07(ctx: Ctx) -> None:
 @extra(8, "resume-notifications-before-initialized")
 async def x08(ctx: Ctx) -> None:
     """Notifications reach a resumed connection right after `initialize`, before `initialized`."""
-    c1 = await ctx.conn()
-    sid = c1.session_id
-    script = "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do echo t$i; sleep 0.2; done"
-    assert_result(await c1.call("process/start", start_params("r8", ["/bin/sh", "-c", script])))
-    await wait_output(c1, "r8", b"t1\n")
-    await c1.close()
-    await asyncio.sleep(0.5)
-    c2 = await ctx.conn(init=False)
-    assert await c2.call("initialize", {"clientName": "t", "resumeSessionId": sid}, id=1) == {
-        "id": 1, "result": {"sessionId": sid}}
+    c2 = await resume_detached(ctx, "r8", "t", count=15, every=0.2, detached=0.5)
     await c2.collect(lambda _: any(e["method"] == "process/output" for e in c2.process_events("r8")), 5)
     await c2.notify("initialized", {})
     assert_result(await c2.call("process/terminate", {"processId": "r8"}), {"running": True})

@@ -6,7 +6,6 @@ A failing ``ours`` case is a real difference from codex 0.131.0 (never skip/xfai
 """
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from interop.aiohttp_thread import ThreadedApp
 from interop.procs import ServerProcess
 
-from .cases import CASES, EXTRA, Ctx
+from .cases import CASES, EXTRA, Ctx, run_case
 from .conftest import server_argv
 
 pytestmark = pytest.mark.interop
@@ -32,23 +31,7 @@ async def test_conformance(key: tuple[str, int], impl: str, exec_server: ServerP
     assert exec_server.url is not None
     ctx = Ctx(impl=impl, url=exec_server.url, tmp=tmp_path, http=http_fixture.base_url,
               argv_for=lambda listen: server_argv(impl, listen))
-    try:
-        await asyncio.wait_for(spec.fn(ctx), spec.timeout)
-    finally:
-        await ctx.close_all()
-    # Differential wire checks: compact JSON like serde, and (when the real half ran earlier in
-    # this session) exactly the same object key sequences as codex 0.131.0 for this case.
-    assert ctx.non_compact() == [], "server output is not compact serde-style JSON"
-    shapes = ctx.wire_shapes()
-    if impl == "real":
-        _REAL_SHAPES[key] = shapes
-    elif key in _REAL_SHAPES:
-        real = _REAL_SHAPES[key]
-        for kind in sorted(set(shapes) & set(real)):
-            ours_k, real_k = shapes[kind], real[kind]
-            assert ours_k == real_k, (
-                f"object keys or key order in {kind!r} messages differ from codex 0.131.0: "
-                f"only ours {sorted(ours_k - real_k)}, only real {sorted(real_k - ours_k)}")
+    await run_case(spec, ctx, impl, key, _REAL_SHAPES, "0.131.0")
 
 
 _REAL_SHAPES: dict[tuple[str, int], dict[str, set[tuple[str, ...]]]] = {}

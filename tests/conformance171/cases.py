@@ -16,31 +16,13 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-from conformance.cases import Ctx, assert_error, assert_result, b64, output_bytes, unb64
+from conformance.cases import Case, Ctx, assert_error, assert_result, b64, output_bytes, registrar, unb64
 from interop.wsclient import UUID_RE, JsonWsClient, normalise
 
-CaseFn = Callable[["Ctx171"], Awaitable[None]]
-
-
-@dataclass
-class Case:
-    number: int
-    slug: str
-    fn: CaseFn
-    timeout: float
-
-
 CASES: dict[int, Case] = {}
-
-
-def case(number: int, slug: str, timeout: float = 20.0) -> Callable[[CaseFn], CaseFn]:
-    def deco(fn: CaseFn) -> CaseFn:
-        assert number not in CASES, number
-        CASES[number] = Case(number, slug, fn, timeout)
-        return fn
-    return deco
+case = registrar(CASES)
 
 
 @dataclass

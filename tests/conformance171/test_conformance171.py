@@ -7,11 +7,12 @@ is a real difference from codex 0.171.0 (never skip/xfail it here).
 """
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
+
+from conformance.cases import run_case
 
 from .cases import CASES, Ctx171
 from .conftest import Server171, server_argv
@@ -27,23 +28,7 @@ async def test_conformance171(number: int, impl: str, exec_server171: Server171,
     ctx = Ctx171(impl=impl, url=exec_server171.url, tmp=tmp_path, http="",
                  argv_for=lambda listen: server_argv(impl, listen),
                  server_cwd=exec_server171.cwd, codex_home=exec_server171.codex_home)
-    try:
-        await asyncio.wait_for(spec.fn(ctx), spec.timeout)
-    finally:
-        await ctx.close_all()
-    # Differential wire checks: compact JSON like serde, and (when the real half ran earlier in
-    # this session) exactly the same object key sequences as codex 0.171.0 for this case.
-    assert ctx.non_compact() == [], "server output is not compact serde-style JSON"
-    shapes = ctx.wire_shapes()
-    if impl == "real":
-        _REAL_SHAPES[number] = shapes
-    elif number in _REAL_SHAPES:
-        real = _REAL_SHAPES[number]
-        for kind in sorted(set(shapes) & set(real)):
-            ours_k, real_k = shapes[kind], real[kind]
-            assert ours_k == real_k, (
-                f"object keys or key order in {kind!r} messages differ from codex 0.171.0: "
-                f"only ours {sorted(ours_k - real_k)}, only real {sorted(real_k - ours_k)}")
+    await run_case(spec, ctx, impl, number, _REAL_SHAPES, "0.171.0")
 
 
 _REAL_SHAPES: dict[int, dict[str, set[tuple[str, ...]]]] = {}

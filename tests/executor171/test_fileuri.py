@@ -10,6 +10,8 @@ import pytest
 from execrelay.executor import fileuri
 from execrelay.executor.errors import RpcError, INVALID_PARAMS, INVALID_REQUEST, NOT_FOUND
 
+from ._probe_tree import build_probe_tree
+
 _DATA = json.loads((Path(__file__).parent / "data" / "fileuri_171.json").read_text("utf-8"))
 _ROWS = _DATA["rows"]
 
@@ -19,12 +21,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The probe's fixture tree, rebuilt; its path must need no percent-encoding."""
     base = tmp_path_factory.mktemp("furi")
     fx = _DATA["fixture"]
-    for d in fx["dirs"]:
-        (base / d).mkdir(parents=True)
-    for f in fx["files"]:
-        (base / f).write_text(fx["a.txt"])
-    for link, target in fx["symlinks"].items():
-        os.symlink(target, base / link)
+    build_probe_tree(base, fx, fx["a.txt"])
     (base / "u").mkdir()
     for name in fx["u_names"]:
         (base / "u" / name).touch()

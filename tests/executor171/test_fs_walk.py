@@ -11,21 +11,15 @@ import pytest
 from execrelay.executor import fileuri, fs_walk
 from execrelay.executor.errors import RpcError, INVALID_REQUEST
 
+from ._probe_tree import build_probe_tree
+
 _DATA = json.loads((Path(__file__).parent / "data" / "fswalk_171.json").read_text("utf-8"))
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> str:
     base = tmp_path_factory.mktemp("walk")
-    fx = _DATA["fixture"]
-    for d in fx["dirs"]:
-        (base / d).mkdir(parents=True)
-    for f in fx["files"]:
-        (base / f).touch()
-    for f in fx["fifos"]:
-        os.mkfifo(base / f)
-    for link, target in fx["symlinks"].items():
-        os.symlink(target, base / link)
+    build_probe_tree(base, _DATA["fixture"])
     return str(base)
 
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from _harness_servers import impls
@@ -29,39 +30,39 @@ def local_exec_server():
         proc.wait(10)
 
 
-def test_call_direct(local_exec_server, tmp_path):
-    out = call(local_exec_server, "fs/getMetadata", json.dumps({"path": str(tmp_path)}))
+def _assert_directory(url: str, path: str) -> None:
+    """``execrelay call URL fs/getMetadata`` succeeds and says ``path`` is a directory."""
+    out = call(url, "fs/getMetadata", json.dumps({"path": path}))
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["isDirectory"] is True
+
+
+def test_call_direct(local_exec_server, tmp_path):
+    _assert_directory(local_exec_server, str(tmp_path))
     bad = call(local_exec_server, "no/such")
     assert bad.returncode == 1 and "-32601" in bad.stderr and "no/such" in bad.stderr
     assert call(local_exec_server, "fs/getMetadata", "{oops").returncode == 2
 
 
 async def test_call_through_rendezvous(tmp_path):
-    from execrelay.executor import ExecServer
-    from execrelay.executor.remote import RemoteExecutor, RemoteExecutorConfig
     from execrelay.rendezvous import RendezvousServer
+    from interop.our_executor import remote_executor
 
-    async with RendezvousServer() as rdv:
-        server = ExecServer()
-        ex = RemoteExecutor(RemoteExecutorConfig.with_bearer_token(
-            rdv.url, "cli-exec", rdv.mint_token("executor", "cli-exec")), server)
-        task = asyncio.ensure_future(ex.run())
-        try:
-            await asyncio.wait_for(ex.connected.wait(), 10)
-            out = await asyncio.to_thread(call, rdv.harness_url("cli-exec"), "fs/getMetadata",
-                                          json.dumps({"path": str(tmp_path)}))
-            assert out.returncode == 0, out.stderr
-            assert json.loads(out.stdout)["isDirectory"] is True
-        finally:
-            ex.close()
-            await asyncio.wait_for(task, 10)
-            await server.aclose()
+    async with RendezvousServer() as rdv, remote_executor(rdv, "cli-exec"):
+        await asyncio.to_thread(_assert_directory, rdv.harness_url("cli-exec"), str(tmp_path))
 
 
 # ---------------------------------------------------------------------------- --paths (0.171)
 ODD = "d ü #%41"
+
+
+def _odd_dir(url: str, tmp_path: Path) -> Path:
+    """A directory named ``ODD`` (space, non-ASCII letter, URI-special characters), which the
+    server at ``url`` reports as a directory when asked with its native path (--paths auto)."""
+    odd = tmp_path / ODD
+    odd.mkdir()
+    _assert_directory(url, str(odd))
+    return odd
 
 
 @pytest.mark.interop
@@ -71,11 +72,7 @@ def test_call_paths_auto_converts_for_171(impl, start_server, tmp_path):
     from execrelay.fileuri import to_uri
 
     url = start_server(impl).url
-    odd = tmp_path / ODD
-    odd.mkdir()
-    out = call(url, "fs/getMetadata", json.dumps({"path": str(odd)}))
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["isDirectory"] is True
+    odd = _odd_dir(url, tmp_path)
     (odd / "link").symlink_to(odd)
     out = call(url, "fs/canonicalize", json.dumps({"path": str(odd / "link")}), "--paths", "uri")
     assert out.returncode == 0, out.stderr
@@ -92,10 +89,6 @@ def test_call_paths_auto_converts_for_171(impl, start_server, tmp_path):
 @pytest.mark.parametrize("impl", impls("real131", "ours-0.131"))
 def test_call_paths_auto_keeps_native_for_131(impl, start_server, tmp_path):
     url = start_server(impl).url
-    odd = tmp_path / ODD
-    odd.mkdir()
-    out = call(url, "fs/getMetadata", json.dumps({"path": str(odd)}))
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["isDirectory"] is True
+    odd = _odd_dir(url, tmp_path)
     forced = call(url, "fs/getMetadata", json.dumps({"path": str(odd)}), "--paths", "uri")
     assert forced.returncode == 1 and "error" in forced.stderr  # 0.131 takes no URI

@@ -8,13 +8,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import AsyncIterator
 
 import pytest
 
-from execrelay.harness import DIALECT_171, HarnessClient, RpcCallError, UnsupportedMethod
+from execrelay.harness import DIALECT_171, ExecSession, HarnessClient, RpcCallError, UnsupportedMethod
 
 from _harness_servers import DIALECT, impls
+
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(90)]
 
@@ -23,6 +26,13 @@ V171 = impls("real171", "ours-0.171")
 V131 = impls("real131", "ours-0.131")
 #: a name that needs percent-encoding in every way a URI can (space, UTF-8, ``#``, ``%``, ``?``, ``\``)
 ODD = "d ü #%41?x\\y"
+
+
+@asynccontextmanager
+async def _session(start_server, impl: str) -> AsyncIterator[ExecSession]:
+    """A session on a fresh ``impl`` server (``start_server`` is the fixture)."""
+    async with HarnessClient(start_server(impl).url) as client:
+        yield await client.open_session()
 
 
 @pytest.mark.parametrize("impl", ALL)
@@ -47,10 +57,8 @@ async def test_dialect_detected_from_initialize(impl: str, start_server, tmp_pat
 
 @pytest.mark.parametrize("impl", ALL)
 async def test_paths_with_spaces_and_unicode(impl: str, start_server, tmp_path: Path) -> None:
-    server = start_server(impl)
     root = tmp_path / ODD
-    async with HarnessClient(server.url) as client:
-        session = await client.open_session()
+    async with _session(start_server, impl) as session:
         await session.fs_create_directory(root / "sub ç")
         assert (root / "sub ç").is_dir()
         await session.fs_write_file(root / "f ü.txt", b"payload")
@@ -69,13 +77,11 @@ async def test_paths_with_spaces_and_unicode(impl: str, start_server, tmp_path: 
 
 @pytest.mark.parametrize("impl", V171)
 async def test_canonicalize_and_walk(impl: str, start_server, tmp_path: Path) -> None:
-    server = start_server(impl)
     root = tmp_path / ODD
     (root / "a b" / "ü").mkdir(parents=True)
     (root / "a b" / "f #1").write_text("x")
     (root / "link ü").symlink_to(root / "a b")
-    async with HarnessClient(server.url) as client:
-        session = await client.open_session()
+    async with _session(start_server, impl) as session:
         assert await session.fs_canonicalize(root / "link ü" / "ü") == str(root / "a b" / "ü")
         walk = await session.fs_walk(root, max_depth=2, max_directories=10, max_entries=10)
         assert walk["truncated"] is False and walk["errors"] == []
@@ -88,11 +94,9 @@ async def test_canonicalize_and_walk(impl: str, start_server, tmp_path: Path) ->
 
 @pytest.mark.parametrize("impl", V171)
 async def test_file_handles(impl: str, start_server, tmp_path: Path) -> None:
-    server = start_server(impl)
     target = tmp_path / ODD / "blocks ü.bin"
     target.parent.mkdir()
-    async with HarnessClient(server.url) as client:
-        session = await client.open_session()
+    async with _session(start_server, impl) as session:
         hid = await session.fs_open(target, mode="replace")
         await session.fs_write_block(hid, 0, b"head")
         await session.fs_write_block(hid, 8, b"tail")
@@ -110,11 +114,9 @@ async def test_file_handles(impl: str, start_server, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("impl", V171)
 async def test_watch_missing(impl: str, start_server, tmp_path: Path) -> None:
-    server = start_server(impl)
     missing = tmp_path / ODD / "appears ü"
     missing.parent.mkdir()
-    async with HarnessClient(server.url) as client:
-        session = await client.open_session()
+    async with _session(start_server, impl) as session:
         assert await session.fs_watch_missing(1, [tmp_path]) is False  # exists already
         assert await session.fs_watch_missing(2, [missing]) is True
         missing.write_text("now")
@@ -123,11 +125,9 @@ async def test_watch_missing(impl: str, start_server, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("impl", V171)
 async def test_process_signal_and_write_ids(impl: str, start_server, tmp_path: Path) -> None:
-    server = start_server(impl)
     cwd = tmp_path / ODD
     cwd.mkdir()
-    async with HarnessClient(server.url) as client:
-        session = await client.open_session()
+    async with _session(start_server, impl) as session:
         env = {"PATH": "/usr/bin:/bin"}
         await session.process_start("cat", ["cat"], cwd, env=env, pipe_stdin=True)
         assert (await session.process_write("cat", b"one\n"))["status"] == "accepted"

@@ -120,7 +120,63 @@ async def run_tool_call(codex_bin: Path, tmp_path: Path, harness_url: str, tty: 
                                       exec_server_url=harness_url, timeout=timeout)
     finally:
         model.stop()
-    diag = (f"rc={result.returncode} timed_out={result.timed_out}\nstdout:\n{result.stdout[-3000:]}\n"
-            f"stderr:\n{result.stderr[-4000:]}")
+    diag = exec_diag(result)
     assert result.returncode == 0, diag
     return token, diag, model
+
+
+@dataclass
+class ExecTurn:
+    """One ``codex exec`` turn against an exec-server process, prepared by ``exec_turn_ids``."""
+
+    executor_tag: str   # put in the executor's environment only
+    token: str          # echoed by the tool call
+    work: Path          # the harness's workdir
+
+
+def exec_turn_ids(tmp_path: Path) -> ExecTurn:
+    """Fresh tag and token, and an empty ``tmp_path/work``."""
+    import uuid
+
+    work = tmp_path / "work"
+    work.mkdir()
+    return ExecTurn(f"executor-{uuid.uuid4().hex}", f"token-{uuid.uuid4().hex}", work)
+
+
+async def run_exec_turn(codex_bin: Path, tmp_path: Path, turn: ExecTurn, server, command: str,
+                        tty: bool):
+    """``codex exec`` on ``server`` (an exec-server process) whose model asks for one tool call
+    running ``command``; returns ``(result, model, diagnostics)`` for the caller's assertions."""
+    from .fake_model import FakeModel
+
+    with FakeModel(command, final_text=f"finished {turn.token}", tty=tty) as model:
+        write_codex_home(tmp_path / "codex-home", model.provider_url, turn.work)
+        result = await run_codex_exec(codex_bin, codex_home=tmp_path / "codex-home", workdir=turn.work,
+                                      exec_server_url=server.url, timeout=90)
+    return result, model, exec_diag(result) + server_diag(server)
+
+
+def exec_diag(result) -> str:
+    """What a failed ``codex exec`` run left behind (exit, timeout, output tails), for messages."""
+    return (f"rc={result.returncode} timed_out={result.timed_out}\nstdout:\n{result.stdout[-3000:]}\n"
+            f"stderr:\n{result.stderr[-4000:]}")
+
+
+def server_diag(server) -> str:
+    """The tail of an exec-server process's stderr, to append to ``exec_diag``."""
+    return f"\nserver stderr:\n{server.stderr_text()[-3000:]}"
+
+
+def assert_tool_call_ran(result, model, diag: str, token: str, tag: str) -> str:
+    """The turn completed with exactly one tool call whose output carries ``token`` and the
+    executor's ``tag`` (only the executor's environment has it: the command ran there).
+    Returns that output."""
+    assert not result.timed_out, diag
+    assert result.returncode == 0, diag
+    # First request asks for the tool call; the second carries its output back.
+    assert len(model.requests) == 2, diag
+    outputs = model.tool_outputs()
+    assert len(outputs) == 1, (outputs, diag)
+    assert token in outputs[0], (outputs, diag)
+    assert f"tag={tag}" in outputs[0], (outputs, diag)
+    return outputs[0]

@@ -7,7 +7,6 @@ process or its children, hence a new session per server and ``killpg`` on teardo
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -15,31 +14,11 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from execrelay.bench.procgroup import kill_group
+
 from .codex import ensure_codex
 
 DEFAULT_START_TIMEOUT_S = 20.0
-
-
-def kill_group(proc: subprocess.Popen, grace: float = 2.0) -> None:
-    """SIGTERM the process group, then SIGKILL it after ``grace`` seconds."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-    # Kill leftovers in the group even when the leader already exited.
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 class ServerProcess:

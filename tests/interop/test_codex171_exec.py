@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from .fake_model import FakeModel
 from .gate171 import impl_params, needs_ours_171
-from .harness import TTY_MARK, TTY_PROBE, run_codex_exec, run_tool_call, write_codex_home
+from .harness import (TTY_MARK, TTY_PROBE, assert_tool_call_ran, exec_turn_ids, run_exec_turn, run_tool_call,
+                      server_diag)
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 
@@ -32,32 +32,17 @@ TAG_ENV = "EXECRELAY_TEST_EXECUTOR_TAG"
 @pytest.mark.parametrize("impl", impl_params("real171", "ours"))
 async def test_codex171_exec_tool_call_runs_on_executor(impl: str, tty: bool, codex171_bin: Path, tmp_path: Path,
                                                          exec_server_factory) -> None:
-    executor_tag = f"executor-{uuid.uuid4().hex}"
-    token = f"token-{uuid.uuid4().hex}"
-    work = tmp_path / "work"
-    work.mkdir()
-    marker = work / "marker.txt"
+    turn = exec_turn_ids(tmp_path)
+    executor_tag, token, marker = turn.executor_tag, turn.token, turn.work / "marker.txt"
     # A relative path: only a process started in the cwd the harness sent can write it there.
     command = f'echo {token}; echo "${TAG_ENV}" > marker.txt; echo "tag=${TAG_ENV}"' + TTY_PROBE
     server = exec_server_factory(impl, {TAG_ENV: executor_tag})
-    with FakeModel(command, final_text=f"finished {token}", tty=tty) as model:
-        write_codex_home(tmp_path / "codex-home", model.provider_url, work)
-        result = await run_codex_exec(codex171_bin, codex_home=tmp_path / "codex-home", workdir=work,
-                                      exec_server_url=server.url, timeout=90)
-        diag = (f"rc={result.returncode} timed_out={result.timed_out}\nstdout:\n{result.stdout[-3000:]}\n"
-                f"stderr:\n{result.stderr[-4000:]}\nserver stderr:\n{server.stderr_text()[-3000:]}")
-        assert not result.timed_out, diag
-        assert result.returncode == 0, diag
-        assert "exec_command" in [t.get("name") for t in model.requests[0].get("tools", [])], diag
-        # First request asks for the tool call; the second carries its output back.
-        assert len(model.requests) == 2, diag
-        outputs = model.tool_outputs()
-        assert len(outputs) == 1, (outputs, diag)
-        assert token in outputs[0], (outputs, diag)
-        assert f"tag={executor_tag}" in outputs[0], (outputs, diag)
-        assert marker.read_text().strip() == executor_tag, diag
-        assert (TTY_MARK in outputs[0]) is tty, (outputs, diag)
-        assert f"finished {token}" in result.stdout, diag
+    result, model, diag = await run_exec_turn(codex171_bin, tmp_path, turn, server, command, tty)
+    output = assert_tool_call_ran(result, model, diag, token, executor_tag)
+    assert "exec_command" in [t.get("name") for t in model.requests[0].get("tools", [])], diag
+    assert marker.read_text().strip() == executor_tag, diag
+    assert (TTY_MARK in output) is tty, (output, diag)
+    assert f"finished {token}" in result.stdout, diag
 
 
 @needs_ours_171
@@ -76,7 +61,7 @@ async def test_one_server_serves_codex131_and_codex171_harnesses(codex_bin: Path
                                     run_tool_call(codex171_bin, homes["h171"], server.url, tty=tty, timeout=45))
         for name, (token, diag, model) in zip(homes, runs):
             outputs = model.tool_outputs()
-            where = f"{name} tty={tty}\n{diag}\nserver stderr:\n{server.stderr_text()[-3000:]}"
+            where = f"{name} tty={tty}\n{diag}" + server_diag(server)
             assert len(outputs) == 1 and token in outputs[0], (outputs, where)
             assert f"tag={tag}" in outputs[0], (outputs, where)
             assert (TTY_MARK in outputs[0]) is tty, (outputs, where)

@@ -31,7 +31,7 @@ import pytest
 from execrelay.rendezvous import harness_url, mint
 
 from .gate171 import impl_params, needs_ours_171
-from .harness import TTY_MARK, run_tool_call
+from .harness import TTY_MARK, run_tool_call, server_diag
 from .mini_relay import MiniRelay
 from .procs import (REMOTE_TOKEN_ENV, RENDEZVOUS_SECRET_ENV, ours_remote_executor_argv, ours_rendezvous_argv,
                     rendezvous_base)
@@ -53,7 +53,7 @@ async def test_codex171_relay_harness_bridged_to_plain_executor(impl: str, codex
     with MiniRelay(bridge_to=server.url) as relay:
         token, diag, model = await run_tool_call(codex171_bin, tmp_path, relay.harness_url())
         outputs = model.tool_outputs()
-        diag += f"\nserver stderr:\n{server.stderr_text()[-3000:]}"
+        diag += server_diag(server)
         assert len(outputs) == 1 and token in outputs[0] and f"tag={tag}" in outputs[0], (outputs, diag)
         # 0.171.0 opens a relay stream exactly as 0.131.0 does.
         _check_harness_opening(relay)

@@ -7,13 +7,11 @@ fake model in the follow-up /v1/responses request.
 """
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
 
-from .fake_model import FakeModel
-from .harness import run_codex_exec, write_codex_home
+from .harness import assert_tool_call_ran, exec_turn_ids, run_exec_turn
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(150)]
 
@@ -22,30 +20,14 @@ pytestmark = [pytest.mark.interop, pytest.mark.timeout(150)]
 @pytest.mark.parametrize("impl", ["ours", "real"])
 async def test_codex_exec_tool_call_runs_on_executor(impl: str, tty: bool, codex_bin: Path, tmp_path: Path,
                                                       exec_server_factory) -> None:
-    executor_tag = f"executor-{uuid.uuid4().hex}"
-    token = f"token-{uuid.uuid4().hex}"
-    work = tmp_path / "work"
-    work.mkdir()
-    marker = work / "marker.txt"
+    turn = exec_turn_ids(tmp_path)
+    executor_tag, token, marker = turn.executor_tag, turn.token, turn.work / "marker.txt"
     command = f'echo {token}; echo "$EXECRELAY_TEST_EXECUTOR_TAG" > {marker}; echo "tag=$EXECRELAY_TEST_EXECUTOR_TAG"'
     server = exec_server_factory(impl, {"EXECRELAY_TEST_EXECUTOR_TAG": executor_tag})
     if tty:
         command += '; if [ -t 1 ]; then echo stdout-is-a-tty; fi'
-    with FakeModel(command, final_text=f"finished {token}", tty=tty) as model:
-        write_codex_home(tmp_path / "codex-home", model.provider_url, work)
-        result = await run_codex_exec(codex_bin, codex_home=tmp_path / "codex-home", workdir=work,
-                                      exec_server_url=server.url, timeout=90)
-        diag = (f"rc={result.returncode} timed_out={result.timed_out}\nstdout:\n{result.stdout[-3000:]}\n"
-                f"stderr:\n{result.stderr[-4000:]}\nserver stderr:\n{server.stderr_text()[-3000:]}")
-        assert not result.timed_out, diag
-        assert result.returncode == 0, diag
-        # First request asks for the tool call; the second carries its output back.
-        assert len(model.requests) == 2, diag
-        outputs = model.tool_outputs()
-        assert len(outputs) == 1, (outputs, diag)
-        assert token in outputs[0], (outputs, diag)
-        # Only the executor's environment has the tag: proves the command ran on the executor.
-        assert f"tag={executor_tag}" in outputs[0], (outputs, diag)
-        assert marker.read_text().strip() == executor_tag
-        assert ("stdout-is-a-tty" in outputs[0]) is tty, (outputs, diag)
-        assert f"finished {token}" in result.stdout, diag
+    result, model, diag = await run_exec_turn(codex_bin, tmp_path, turn, server, command, tty)
+    output = assert_tool_call_ran(result, model, diag, token, executor_tag)
+    assert marker.read_text().strip() == executor_tag
+    assert ("stdout-is-a-tty" in output) is tty, (output, diag)
+    assert f"finished {token}" in result.stdout, diag

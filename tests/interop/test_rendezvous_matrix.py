@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from execrelay.executor import ExecServer
-from execrelay.executor.remote import RemoteExecutor, RemoteExecutorConfig
 from execrelay.harness import HarnessClient, RpcCallError
 from execrelay.rendezvous import RendezvousServer
 
 from .harness import run_tool_call
+from .our_executor import remote_executor
 from .procs import REMOTE_TOKEN_ENV, real_remote_executor_argv
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
@@ -62,19 +61,10 @@ async def test_our_harness_to_real_remote_executor(codex_bin, rendezvous, proces
 async def test_real_harness_to_our_remote_executor(codex_bin, rendezvous, tmp_path, monkeypatch):
     tag = uuid.uuid4().hex
     monkeypatch.setenv("EXECRELAY_TEST_EXECUTOR_TAG", tag)
-    server = ExecServer()
-    executor = RemoteExecutor(RemoteExecutorConfig.with_bearer_token(
-        rendezvous.url, "exec-ours", rendezvous.mint_token("executor", "exec-ours")), server)
-    task = asyncio.ensure_future(executor.run())
-    try:
-        await asyncio.wait_for(executor.connected.wait(), 10)
+    async with remote_executor(rendezvous, "exec-ours"):
         token, diag, model = await run_tool_call(codex_bin, tmp_path, rendezvous.harness_url("exec-ours"))
         outputs = model.tool_outputs()
         assert len(outputs) == 1 and token in outputs[0] and f"tag={tag}" in outputs[0], (outputs, diag)
-    finally:
-        executor.close()
-        await asyncio.wait_for(task, 10)
-        await server.aclose()
 
 
 async def test_real_harness_to_real_executor_via_our_rendezvous(codex_bin, rendezvous, process_factory, tmp_path):

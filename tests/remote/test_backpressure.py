@@ -11,49 +11,13 @@ import orjson
 import pytest
 
 from execrelay import wire
-from execrelay.executor import ExecServer
 from execrelay.executor.connection import OVERLOADED, QUEUE_PAUSE
-from execrelay.executor.remote import RemoteExecutor, RemoteExecutorConfig
-from execrelay.stream import ACCEPTOR
 from execrelay.stream.errors import STREAM_HIGH_WATER
 from execrelay.transport.endpoint import RelayEndpoint
 
+from _remote_fake_link import executor_endpoint
+
 pytestmark = pytest.mark.timeout(30)
-
-
-class FakeLink:
-    """A relay socket that accepts every write and never answers (a harness that never acks)."""
-
-    peer = "fake"
-    write_paused = False
-
-    def __init__(self) -> None:
-        self.frames: list = []
-
-    def send_many(self, messages: list[bytes], binary: bool = False) -> None:
-        self.frames += [wire.decode(m) for m in messages]
-
-    def flush(self) -> None:
-        pass
-
-    def replies(self, sid: str) -> dict:
-        """Decoded JSON answers on stream ``sid`` by id."""
-        out = {}
-        for f in self.frames:
-            if f.kind == wire.DATA and f.stream_id == sid:
-                msg = orjson.loads(f.payload)
-                if "id" in msg:
-                    out[msg["id"]] = msg
-        return out
-
-
-async def executor_endpoint() -> tuple[RelayEndpoint, FakeLink, ExecServer]:
-    server = ExecServer()
-    executor = RemoteExecutor(RemoteExecutorConfig.with_bearer_token("http://127.0.0.1:9", "e", "t"), server)
-    endpoint = executor.endpoint = RelayEndpoint(ACCEPTOR, on_accept=executor._on_accept)
-    link = FakeLink()
-    endpoint.handler_for(link)
-    return endpoint, link, server
 
 
 class Harness:
@@ -95,7 +59,7 @@ async def wait_for(pred, timeout: float = 10.0) -> None:
 async def test_stuck_reliable_stream_blocks_its_process_only() -> None:
     """Item 2: 200 MB on stdout to a harness that never acks: the executor queues a bounded
     amount, the child blocks on write, and another stream is still answered at once."""
-    endpoint, link, server = await executor_endpoint()
+    _, endpoint, link, server = await executor_endpoint()
     stuck = Harness(endpoint, "stuck", reliable=True)
     stuck.open()
     total = 200 * 1024 * 1024
@@ -135,7 +99,7 @@ async def test_stuck_reliable_stream_blocks_its_process_only() -> None:
 async def test_requests_queued_behind_a_long_poll_are_capped_per_stream() -> None:
     """Item 3: 3,000 requests behind a long-poll: 128 queue, the rest are refused at once with
     the overload error; another stream is unaffected; the queued ones are answered later."""
-    endpoint, link, server = await executor_endpoint()
+    _, endpoint, link, server = await executor_endpoint()
     h = Harness(endpoint, "s", reliable=False)
     h.open()
     h.call("process/start", {"processId": "p", "argv": ["sleep", "30"], "cwd": "/", "env": {},
@@ -187,7 +151,7 @@ async def test_stuck_reliable_stream_stops_reading_a_streamed_http_body() -> Non
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
-    endpoint, link, server = await executor_endpoint()
+    _, endpoint, link, server = await executor_endpoint()
     try:
         h = Harness(endpoint, "h", reliable=True)
         h.open()

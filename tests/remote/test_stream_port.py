@@ -8,35 +8,10 @@ import orjson
 import pytest
 
 from execrelay import wire
-from execrelay.executor import ExecServer
-from execrelay.executor.remote import RelayRpcConnection, RemoteExecutor, RemoteExecutorConfig
-from execrelay.stream import ACCEPTOR
-from execrelay.transport.endpoint import RelayEndpoint
+from execrelay.executor.remote import RelayRpcConnection
+from _remote_fake_link import executor_endpoint
 
 pytestmark = pytest.mark.timeout(10)
-
-
-class FakeLink:
-    peer = "fake"
-    write_paused = False
-
-    def __init__(self) -> None:
-        self.frames: list = []
-
-    def send_many(self, messages: list[bytes], binary: bool = False) -> None:
-        self.frames += [wire.decode(m) for m in messages]
-
-    def flush(self) -> None:
-        pass
-
-
-async def executor_endpoint() -> tuple[RemoteExecutor, RelayEndpoint, FakeLink, ExecServer]:
-    server = ExecServer()
-    executor = RemoteExecutor(RemoteExecutorConfig.with_bearer_token("http://127.0.0.1:9", "e", "t"), server)
-    endpoint = executor.endpoint = RelayEndpoint(ACCEPTOR, on_accept=executor._on_accept)
-    link = FakeLink()
-    endpoint.handler_for(link)
-    return executor, endpoint, link, server
 
 
 def request(seq: int, message: dict) -> bytes:

@@ -33,6 +33,17 @@ async def connect_harness(http: aiohttp.ClientSession, server: RendezvousServer,
     return await http.ws_connect(server.harness_url(executor_id), max_msg_size=0)
 
 
+async def open_stream(http: aiohttp.ClientSession, server: RendezvousServer, executor_id: str = "e",
+                      sid: str = "s") -> tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientWebSocketResponse]:
+    """Executor and harness sockets of ``executor_id``, with stream ``sid`` opened by the
+    harness's first data frame (already received by the executor): ``(ex, h)``."""
+    ex = await connect_executor(http, server, executor_id)
+    h = await connect_harness(http, server, executor_id)
+    await h.send_bytes(data(sid, 0))
+    await recv_raw(ex)
+    return ex, h
+
+
 async def recv_raw(ws: aiohttp.ClientWebSocketResponse, timeout: float = 3.0) -> bytes:
     msg = await asyncio.wait_for(ws.receive(), timeout)
     assert msg.type == aiohttp.WSMsgType.BINARY, msg

@@ -6,7 +6,7 @@ import time
 
 import aiohttp
 
-from _rdv_helpers import (connect_executor, connect_harness, data, expect_silence, metric, reset,
+from _rdv_helpers import (connect_executor, open_stream, connect_harness, data, expect_silence, metric, reset,
                           metrics_text, recv, recv_raw, resume)
 from execrelay.rendezvous import (EXECUTOR_UNAVAILABLE, FRAME_TOO_LARGE, HARNESS_DISCONNECTED,
                                   HARNESS_TOO_SLOW, PROTOCOL_ERROR)
@@ -83,10 +83,7 @@ async def test_executor_reconnect_within_grace_keeps_streams(make_server, http) 
 
 async def test_executor_unavailable_after_grace(make_server, http) -> None:
     server = await make_server(executor_grace=0.5)
-    ex = await connect_executor(http, server, "e")
-    h = await connect_harness(http, server, "e")
-    await h.send_bytes(data("s", 0))
-    await recv_raw(ex)
+    ex, h = await open_stream(http, server)
     t0 = time.monotonic()
     await ex.close()
     f = await recv(h, 3.0)
@@ -161,10 +158,7 @@ async def test_oversized_frame_refused_other_streams_unaffected(make_server, htt
 
 async def test_garbage_and_text_dropped_socket_stays_up(make_server, http) -> None:
     server = await make_server()
-    ex = await connect_executor(http, server, "e")
-    h = await connect_harness(http, server, "e")
-    await h.send_bytes(data("s", 0))
-    await recv_raw(ex)
+    ex, h = await open_stream(http, server)
     for junk in (b"\xff\xff\xff", b"", b"\x08\x01", b"\x12\x00\x2a\x00", b"\x12\x03 s "):
         await h.send_bytes(junk)
     await h.send_str('{"id":1,"method":"initialize"}')
@@ -182,10 +176,7 @@ async def test_garbage_and_text_dropped_socket_stays_up(make_server, http) -> No
 async def test_invalid_executor_frame_on_a_stream_is_not_forwarded(make_server, http) -> None:
     """A Reset with an empty reason is fatal to a 0.131.0 harness: never forward it."""
     server = await make_server()
-    ex = await connect_executor(http, server, "e")
-    h = await connect_harness(http, server, "e")
-    await h.send_bytes(data("s", 0))
-    await recv_raw(ex)
+    ex, h = await open_stream(http, server)
     empty_reset = b"\x08\x01\x12\x01s\x42\x00"
     await ex.send_bytes(empty_reset)
     f = await recv(h)

@@ -1,7 +1,7 @@
 """Routing between one fake executor socket and several fake harness sockets."""
 from __future__ import annotations
 
-from _rdv_helpers import (connect_executor, connect_harness, data, expect_silence, metric,
+from _rdv_helpers import (connect_executor, open_stream, connect_harness, data, expect_silence, metric,
                           metrics_text, recv, recv_raw, reset, resume)
 from execrelay.rendezvous import STREAM_IN_USE
 from execrelay.wire import RESET, encode_data
@@ -94,10 +94,7 @@ async def test_harness_reset_is_forwarded_and_frees_the_stream_id(make_server, h
 
 async def test_executor_reset_reaches_harness_and_unbinds(make_server, http) -> None:
     server = await make_server()
-    ex = await connect_executor(http, server, "e")
-    h = await connect_harness(http, server, "e")
-    await h.send_bytes(data("s", 0))
-    await recv_raw(ex)
+    ex, h = await open_stream(http, server)
     await ex.send_bytes(reset("s", "stream ended"))
     f = await recv(h)
     assert (f.kind, f.reason) == (RESET, "stream ended")

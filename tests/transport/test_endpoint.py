@@ -62,14 +62,20 @@ async def turn() -> None:
     await asyncio.sleep(0)
 
 
+def linked_opener() -> tuple[RelayEndpoint, FakeLink]:
+    """An opener endpoint already serving a fresh FakeLink."""
+    ep = RelayEndpoint(OPENER)
+    link = FakeLink()
+    ep.handler_for(link)
+    return ep, link
+
+
 def legacy_data(sid: str, seq: int, payload: bytes) -> bytes:
     return wire.encode_data(sid, seq, 0, 0, payload)
 
 
 async def test_open_and_sends_in_one_turn_are_one_write() -> None:
-    ep = RelayEndpoint(OPENER)
-    link = FakeLink()
-    ep.handler_for(link)
+    ep, link = linked_opener()
     ep.open_stream("s1", Handler(), LEGACY)
     ep.open_stream("s2", Handler(), LEGACY)
     for i in range(5):
@@ -133,9 +139,7 @@ class Echo(Handler):
 
 
 async def test_local_reset_sends_reset_and_does_not_call_the_handler() -> None:
-    ep = RelayEndpoint(OPENER)
-    link = FakeLink()
-    ep.handler_for(link)
+    ep, link = linked_opener()
     h = Handler()
     ep.open_stream("s", h, LEGACY)
     ep.send("s", b"m")
@@ -177,9 +181,7 @@ async def test_handler_resetting_its_own_stream_on_close_is_harmless() -> None:
 
 
 async def test_close_ends_every_stream_once_and_writes_the_resets_at_once() -> None:
-    ep = RelayEndpoint(OPENER)
-    link = FakeLink()
-    ep.handler_for(link)
+    ep, link = linked_opener()
     a = Handler(on_close=lambda reason, by_peer: ep.reset("b", "from a's handler"))
     b, c = Handler(), Handler()
     ep.open_stream("a", a, LEGACY)
@@ -229,9 +231,7 @@ async def test_stream_port_sends_and_routes_errors_to_failed() -> None:
         def failed(self, payload: bytes, exc: Exception) -> None:
             failures.append((payload[:4], type(exc)))
 
-    ep = RelayEndpoint(OPENER)
-    link = FakeLink()
-    ep.handler_for(link)
+    ep, link = linked_opener()
     ep.open_stream("s", Handler(), LEGACY)
     port = Quiet(ep, "s")
     port(b"one")
@@ -296,9 +296,7 @@ async def test_link_loss_ends_legacy_streams_and_reports() -> None:
 async def test_timer_repeats_an_unanswered_resume() -> None:
     """Reliable-mode timers run on the endpoint's own loop timer, with no read or send: an
     unanswered ``Resume{1}`` is sent again after the retransmission timeout."""
-    ep = RelayEndpoint(OPENER)
-    link = FakeLink()
-    ep.handler_for(link)
+    ep, link = linked_opener()
     ep.open_stream("r", Handler(), RELIABLE)
     await turn()
     assert [(f.kind, f.next_seq) for f in link.frames()] == [(wire.RESUME, 1)]
@@ -384,9 +382,7 @@ async def test_record_layer_seals_opens_and_sends_its_handshake() -> None:
 
 
 async def test_record_layer_on_a_live_stream() -> None:
-    ep = RelayEndpoint(OPENER)
-    link = FakeLink()
-    ep.handler_for(link)
+    ep, link = linked_opener()
     h = Handler()
     ep.open_stream("s", h, LEGACY)
     layer = XorRecord(0x01, initiator=False)

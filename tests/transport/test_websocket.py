@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
 
 import pytest
 import websockets
@@ -24,6 +25,16 @@ async def _server(impl: str, reply: Any = None, **kw: Any):
 
     srv = await serve_websocket(factory, "127.0.0.1", 0, impl=impl, **kw)
     return srv, handlers
+
+
+@asynccontextmanager
+async def _serving(impl: str, reply: Any = None, **kw: Any) -> AsyncIterator[tuple[Any, list[Recorder]]]:
+    """``_server`` for the length of an ``async with``: closed on the way out."""
+    srv, handlers = await _server(impl, reply, **kw)
+    try:
+        yield srv, handlers
+    finally:
+        srv.close()
 
 
 def _echo(link: Any, data: Any, binary: bool) -> None:
@@ -92,18 +103,14 @@ async def test_send_many_in_one_batch(impl: str) -> None:
 
 
 async def test_fragmented_message_reassembled(impl: str) -> None:
-    srv, handlers = await _server(impl, _echo)
-    try:
+    async with _serving(impl, _echo) as (srv, handlers):
         async with websockets.connect(srv.url) as ws:
             await ws.send(["part1-", "part2-", "part3"])
             assert await asyncio.wait_for(ws.recv(), 5) == "part1-part2-part3"
-    finally:
-        srv.close()
 
 
 async def test_message_over_limit_drops_connection(impl: str) -> None:
-    srv, handlers = await _server(impl, _echo, max_message=1024 * 1024)
-    try:
+    async with _serving(impl, _echo, max_message=1024 * 1024) as (srv, handlers):
         async with websockets.connect(srv.url, max_size=None) as ws:
             chunk = "x" * (256 * 1024)
             with pytest.raises(websockets.ConnectionClosed) as info:
@@ -114,40 +121,31 @@ async def test_message_over_limit_drops_connection(impl: str) -> None:
         async with websockets.connect(srv.url) as ws:  # the server is fine
             await ws.send("ok")
             assert await asyncio.wait_for(ws.recv(), 5) == "ok"
-    finally:
-        srv.close()
 
 
 async def test_frame_over_limit_drops_connection(impl: str) -> None:
-    srv, handlers = await _server(impl, _echo, max_frame=64 * 1024)
-    try:
+    async with _serving(impl, _echo, max_frame=64 * 1024) as (srv, handlers):
         async with websockets.connect(srv.url, max_size=None) as ws:
             with pytest.raises(websockets.ConnectionClosed):
                 await ws.send("x" * (65 * 1024))
                 await asyncio.wait_for(ws.recv(), 5)
-    finally:
-        srv.close()
 
 
 async def test_abrupt_close_from_server_sends_no_close_frame(impl: str) -> None:
     def drop(link: Any, data: Any, binary: bool) -> None:
         link.close()
 
-    srv, handlers = await _server(impl, drop)
-    try:
+    async with _serving(impl, drop) as (srv, handlers):
         async with websockets.connect(srv.url) as ws:
             await ws.send("bye")
             with pytest.raises(websockets.ConnectionClosed) as info:
                 await asyncio.wait_for(ws.recv(), 5)
             assert info.value.rcvd is None  # 1006: TCP dropped, no close frame
         await asyncio.wait_for(handlers[0].closed, 5)
-    finally:
-        srv.close()
 
 
 async def test_client_disconnect_reaches_handler(impl: str) -> None:
-    srv, handlers = await _server(impl)
-    try:
+    async with _serving(impl) as (srv, handlers):
         ws = await websockets.connect(srv.url)
         await ws.send("x")
         for _ in range(100):
@@ -157,8 +155,6 @@ async def test_client_disconnect_reaches_handler(impl: str) -> None:
         await handlers[0].wait_count(1)
         ws.transport.abort()
         await asyncio.wait_for(handlers[0].closed, 5)
-    finally:
-        srv.close()
 
 
 async def test_client_link_receives_server_close(impl: str) -> None:

@@ -114,12 +114,7 @@ class ExecutorConn(WSListener):
             if frame.last_in_buffer:
                 self.flush()
             return
-        if not self.have_now:
-            self.now = time.perf_counter()
-            self.have_now = True
-            if not self.flush_armed:
-                self.flush_armed = True
-                self.loop.call_soon(self.flush)
+        self._ensure_now()
         f = decode(frame.get_payload_as_bytes())
         st = self.streams.get(f.stream_id)
         if st is not None:

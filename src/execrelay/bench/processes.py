@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
 
 from ..rendezvous import tokens
 from . import procfs
+from .procgroup import kill_group
 from .fakerdv import Rendezvous
 from .load import ExecutorConn
 
@@ -78,18 +78,7 @@ class ExecutorProcess:
         if proc is None:
             return
         self.proc = None
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            proc.wait(timeout=3)
+        kill_group(proc, grace=3.0)
         if self.conn is not None and self.conn.transport is not None:
             try:
                 self.conn.transport.disconnect()
@@ -132,12 +121,5 @@ class RendezvousProcess:
     def stop(self) -> None:
         if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=3)
-        except (ProcessLookupError, PermissionError):
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=3)
+        kill_group(self.proc, grace=3.0)
         self.proc = None

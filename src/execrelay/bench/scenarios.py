@@ -26,6 +26,12 @@ class Scenario:
         return self.prefix + str(rid).encode() + self.suffix
 
 
+def _fs_call(name: str, method: str, path: str) -> Scenario:
+    """Scenario ``name``: an ``fs/<method>`` request on ``path`` (no sandbox)."""
+    return Scenario(name, b'{"id":', b',"method":"fs/%s","params":{"path":"%s","sandbox":null}}'
+                    % (method.encode(), path.encode()))
+
+
 def scenarios(workdir: str) -> dict[str, Scenario]:
     def mkfile(name: str, size: int) -> str:
         path = os.path.join(workdir, name)
@@ -39,18 +45,10 @@ def scenarios(workdir: str) -> dict[str, Scenario]:
     mid = mkfile("file8m.bin", 8 * 1024 * 1024)
     return {
         "trivial": Scenario("trivial", b'{"id":', b',"method":"bench/unknown","params":{}}'),
-        "getMetadata": Scenario("getMetadata", b'{"id":',
-                                b',"method":"fs/getMetadata","params":{"path":"%s","sandbox":null}}'
-                                % workdir.encode()),
-        "readFile64k": Scenario("readFile64k", b'{"id":',
-                                b',"method":"fs/readFile","params":{"path":"%s","sandbox":null}}'
-                                % small.encode()),
-        "readFile16m": Scenario("readFile16m", b'{"id":',
-                                b',"method":"fs/readFile","params":{"path":"%s","sandbox":null}}'
-                                % big.encode()),
-        "readFile8m": Scenario("readFile8m", b'{"id":',
-                               b',"method":"fs/readFile","params":{"path":"%s","sandbox":null}}'
-                               % mid.encode()),
+        "getMetadata": _fs_call("getMetadata", "getMetadata", workdir),
+        "readFile64k": _fs_call("readFile64k", "readFile", small),
+        "readFile16m": _fs_call("readFile16m", "readFile", big),
+        "readFile8m": _fs_call("readFile8m", "readFile", mid),
         "processTrue": Scenario(
             "processTrue", b'{"id":', b"",
             per_id_suffix=lambda rid: (b',"method":"process/start","params":{"processId":"p%d",'

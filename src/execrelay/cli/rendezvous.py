@@ -17,11 +17,46 @@ import signal
 import sys
 
 
+# Numeric tunables as (RendezvousConfig field, type, metavar, help); the option is the field
+# with dashes.  Two groups, to keep the --help order (limits, TLS and metrics, admission).
+_Numeric = tuple[str, type, str, str]
+_LIMITS: tuple[_Numeric, ...] = (
+    ("max_frame_bytes", int, "BYTES", "larger relay frames are refused and their stream Reset"),
+    ("harness_grace", float, "SECONDS", "how long a reliable stream outlives its harness socket"),
+    ("executor_grace", float, "SECONDS", "how long streams wait for an absent executor"),
+    ("heartbeat", float, "SECONDS",
+     "websocket ping interval; a peer missing its pong is dropped (0: off)"),
+    ("harness_queue_bytes", int, "BYTES",
+     "outbound bytes queued for one harness before it is cut off"),
+)
+_ADMISSION: tuple[_Numeric, ...] = (
+    ("handshake_timeout", float, "SECONDS",
+     "a connection must complete its request (or upgrade) within this; idle keep-alive HTTP "
+     "connections are closed after it"),
+    ("max_unauthenticated", int, "N",
+     "connections not yet authenticated; beyond it the oldest is dropped"),
+    ("max_streams_per_harness", int, "N", "streams one harness socket may hold (more are Reset)"),
+    ("max_streams_per_executor", int, "N",
+     "streams one executor may have over all its harnesses"),
+    ("stream_rate", float, "PER_SECOND", "new streams per second per harness socket (token bucket)"),
+    ("stream_burst", int, "N", "burst size of --stream-rate"),
+)
+
+
+def _add_numeric(p: argparse.ArgumentParser, rows: tuple[_Numeric, ...]) -> None:
+    for field, kind, metavar, text in rows:
+        p.add_argument("--" + field.replace("_", "-"), type=kind, metavar=metavar, help=text)
+
+
 #: Options that override the RendezvousConfig field of the same name when given.
-_TUNABLES = ("max_frame_bytes", "harness_grace", "executor_grace", "heartbeat",
-             "harness_queue_bytes", "public_url", "handshake_timeout", "max_unauthenticated",
-             "max_streams_per_harness", "max_streams_per_executor", "stream_rate", "stream_burst",
-             "trust_forwarded_proto")
+_TUNABLES = (*(row[0] for row in _LIMITS + _ADMISSION), "public_url", "trust_forwarded_proto")
+
+
+def _add_mint_options(sp: argparse.ArgumentParser) -> None:
+    """What both token commands take: whose token, how long it lives, the secret."""
+    sp.add_argument("--executor-id", required=True)
+    sp.add_argument("--ttl", type=float, default=3600.0, metavar="SECONDS")
+    sp.add_argument("--secret-file", metavar="PATH", default=argparse.SUPPRESS)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,16 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="websocket base put in registry responses (default: from the request)")
     # Tunables default to None: RendezvousConfig holds the defaults (importing it here would
     # load aiohttp for every execrelay command), and only the options given override them.
-    p.add_argument("--max-frame-bytes", type=int, metavar="BYTES",
-                   help="larger relay frames are refused and their stream Reset")
-    p.add_argument("--harness-grace", type=float, metavar="SECONDS",
-                   help="how long a reliable stream outlives its harness socket")
-    p.add_argument("--executor-grace", type=float, metavar="SECONDS",
-                   help="how long streams wait for an absent executor")
-    p.add_argument("--heartbeat", type=float, metavar="SECONDS",
-                   help="websocket ping interval; a peer missing its pong is dropped (0: off)")
-    p.add_argument("--harness-queue-bytes", type=int, metavar="BYTES",
-                   help="outbound bytes queued for one harness before it is cut off")
+    _add_numeric(p, _LIMITS)
     p.add_argument("--tls-cert", metavar="FILE",
                    help="serve https/wss with this certificate chain (PEM, leaf first); needs --tls-key")
     p.add_argument("--tls-key", metavar="FILE", help="private key of --tls-cert (PEM)")
@@ -52,34 +78,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "TLS-terminating proxy)")
     p.add_argument("--metrics-token-file", metavar="PATH",
                    help="GET /metrics then needs 'Authorization: Bearer <file contents>'")
-    p.add_argument("--handshake-timeout", type=float, metavar="SECONDS",
-                   help="a connection must complete its request (or upgrade) within this; idle "
-                        "keep-alive HTTP connections are closed after it")
-    p.add_argument("--max-unauthenticated", type=int, metavar="N",
-                   help="connections not yet authenticated; beyond it the oldest is dropped")
-    p.add_argument("--max-streams-per-harness", type=int, metavar="N",
-                   help="streams one harness socket may hold (more are Reset)")
-    p.add_argument("--max-streams-per-executor", type=int, metavar="N",
-                   help="streams one executor may have over all its harnesses")
-    p.add_argument("--stream-rate", type=float, metavar="PER_SECOND",
-                   help="new streams per second per harness socket (token bucket)")
-    p.add_argument("--stream-burst", type=int, metavar="N", help="burst size of --stream-rate")
+    _add_numeric(p, _ADMISSION)
     p.add_argument("--log-level", default="WARNING")
     p.set_defaults(func=run)
     sub = p.add_subparsers(dest="rendezvous_command", metavar="{token,harness-url}")
 
     t = sub.add_parser("token", help="print a signed token")
     t.add_argument("--role", required=True, choices=("executor", "harness"))
-    t.add_argument("--executor-id", required=True)
-    t.add_argument("--ttl", type=float, default=3600.0, metavar="SECONDS")
-    t.add_argument("--secret-file", metavar="PATH", default=argparse.SUPPRESS)
+    _add_mint_options(t)
     t.set_defaults(func=run_token)
 
     h = sub.add_parser("harness-url", help="print a signed harness websocket URL")
-    h.add_argument("--executor-id", required=True)
+    _add_mint_options(h)
     h.add_argument("--base", required=True, metavar="ws://HOST:PORT")
-    h.add_argument("--ttl", type=float, default=3600.0, metavar="SECONDS")
-    h.add_argument("--secret-file", metavar="PATH", default=argparse.SUPPRESS)
     h.set_defaults(func=run_harness_url)
 
 

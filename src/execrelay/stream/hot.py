@@ -1,10 +1,9 @@
 """The stream layer's hot path, compiled when available (see ``execrelay._accel``).
 
-``RecvWindow`` (receive window) and ``SendWindow`` (ack processing, RTO, fast retransmit) are
-each written once, in ``_window_py``/``_sendwin_py``; ``setup.py`` compiles the same files as
-``_window_c``/``_sendwin_c`` (Cython pure Python mode, typed by ``ext/stream/*.pxd``).
-``Reassembler`` has a hand-written compiled twin, ``ext/stream/_reasm_c.pyx`` (its pure twin is
-``_reasm_py``; see there for what it buys).
+``RecvWindow`` (receive window), ``SendWindow`` (ack processing, RTO, fast retransmit) and
+``Reassembler`` (segment reassembly) are each written once, in ``_window_py``/``_sendwin_py``/
+``_reasm_py``; ``setup.py`` compiles the same files as ``_window_c``/``_sendwin_c``/``_reasm_c``
+(Cython pure Python mode, typed by ``ext/stream/*.pxd``).
 """
 from __future__ import annotations
 
