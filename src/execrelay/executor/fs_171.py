@@ -18,7 +18,8 @@ from .errors import INVALID_PARAMS, INVALID_REQUEST, RpcError, fs_error, os_erro
 from .fileuri import to_uri
 from .fs_handles import HandleTable, parse_mode
 from .fs_watch import MissingWatch
-from .params import I64_MAX, b64decode, b64encode_bytes, bad_type, missing, req_bool, req_str, req_uint, struct, MISSING
+from .params import (I64_MAX, MISSING, b64decode, b64encode_bytes, missing, req_bool, req_str, req_uint,
+                     str_list, struct)
 from .pathparam import path_arg, path_value
 from .results import Deferred
 from .session import gate
@@ -168,14 +169,7 @@ def close(conn: "RpcConnection", params: Any) -> Any:
 def watch_missing(conn: "RpcConnection", params: Any) -> Any:
     p = struct(params, "FsWatchMissingParams")
     watch_id = req_uint(p, "watchId")
-    raw = p.get("missing", MISSING)
-    if raw is MISSING:
-        raise missing("missing")
-    if type(raw) is not list:
-        raise bad_type(raw, "a sequence")
-    for item in raw:
-        if type(item) is not str:
-            raise bad_type(item, "a string")
+    raw: list[str] = str_list(p, "missing")  # type: ignore[assignment]
     paths: list[str] = []
     watchable = True
     for item in raw:

@@ -119,32 +119,27 @@ def req_uint(p: dict, name: str, kind: str = "u64") -> int:
     raise bad_type(v, kind)
 
 
-def str_map(p: dict, name: str, required: bool = True) -> dict[str, str] | None:
+def _strings(p: dict, name: str, required: bool, kind: type, what: str) -> Any:
+    """A ``kind`` (dict or list) of strings, in serde's order: missing, container type, members."""
     v = p.get(name, _MISSING)
     if v is _MISSING or (v is None and not required):
         if required:
             raise missing(name)
         return None
-    if type(v) is not dict:
-        raise bad_type(v, "a map")
-    for val in v.values():
-        if type(val) is not str:
-            raise bad_type(val, "a string")
-    return v
-
-
-def str_list(p: dict, name: str, required: bool = True) -> list[str] | None:
-    v = p.get(name, _MISSING)
-    if v is _MISSING or (v is None and not required):
-        if required:
-            raise missing(name)
-        return None
-    if type(v) is not list:
-        raise bad_type(v, "a sequence")
-    for item in v:
+    if type(v) is not kind:
+        raise bad_type(v, what)
+    for item in (v.values() if kind is dict else v):
         if type(item) is not str:
             raise bad_type(item, "a string")
     return v
+
+
+def str_map(p: dict, name: str, required: bool = True) -> dict[str, str] | None:
+    return _strings(p, name, required, dict, "a map")
+
+
+def str_list(p: dict, name: str, required: bool = True) -> list[str] | None:
+    return _strings(p, name, required, list, "a sequence")
 
 
 _ABS_ERR = "AbsolutePathBuf deserialized without a base path"

@@ -16,7 +16,7 @@ from .errors import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, RpcError, s
 from .fileuri import is_uri, to_path
 from .local_process import ManagedProcess
 from .params import (MISSING, b64decode, bad_type, describe, missing, opt_bool, opt_str, opt_u64, req_bool,
-                     req_str, str_map, struct)
+                     req_str, str_list, str_map, struct)
 from .uuidtext import uuid_error
 from .results import Deferred
 from .session import Session, gate
@@ -103,14 +103,7 @@ def _parse_171_fields(p: dict) -> None:
 def process_start(conn: "RpcConnection", params: Any) -> Any:
     p = struct(params, "ExecParams")
     process_id = req_str(p, "processId")
-    argv = p.get("argv", MISSING)
-    if argv is MISSING:
-        raise missing("argv")
-    if type(argv) is not list:
-        raise bad_type(argv, "a sequence")
-    for a in argv:
-        if type(a) is not str:
-            raise bad_type(a, "a string")
+    argv: list[str] = str_list(p, "argv")  # type: ignore[assignment]
     cwd = req_str(p, "cwd")
     env = str_map(p, "env")
     policy = parse_policy(p.get("envPolicy"))
