@@ -38,12 +38,12 @@ def default_impl() -> str:
 def _module(impl: str | None) -> Any:
     impl = impl or default_impl()
     if impl == "picows":
-        from . import ws_picows as mod
-    elif impl == "websockets":
-        from . import ws_websockets as mod
-    else:
-        raise ValueError(f"unknown websocket implementation {impl!r}")
-    return mod
+        from . import ws_picows
+        return ws_picows
+    if impl == "websockets":
+        from . import ws_websockets
+        return ws_websockets
+    raise ValueError(f"unknown websocket implementation {impl!r}")
 
 
 #: an upgrade check: given the request's ``Authorization`` header (None if absent), None to

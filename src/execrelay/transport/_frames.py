@@ -11,7 +11,7 @@ from .._wsframe import header
 def frame_parts(messages: list, opcode: int, masked: bool) -> tuple[list, int]:
     """``[header, payload, header, payload, ...]`` and the total payload size, for writelines()
     (uvloop turns it into one writev without copying large payloads)."""
-    parts = []
+    parts: list = []
     append = parts.append
     total = 0
     for m in messages:

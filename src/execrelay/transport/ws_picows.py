@@ -170,7 +170,8 @@ class _Listener(WSListener):
             if self._client:
                 link.close(graceful=True)  # type: ignore[union-attr]
             else:
-                link.close()  # 0.131.0 answers a close frame by dropping TCP  # type: ignore[union-attr]
+                # 0.131.0 answers a close frame by dropping TCP
+                link.close()  # type: ignore[union-attr]
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         link = self.link
@@ -198,7 +199,7 @@ class PicowsServer:
 
     def __init__(self, server: asyncio.AbstractServer) -> None:
         self._server = server
-        sock = server.sockets[0].getsockname()
+        sock = getattr(server, "sockets")[0].getsockname()  # uvloop's and asyncio's servers both have it
         self.host, self.port = sock[0], sock[1]
         self.url = format_url(self.host, self.port)
 
@@ -251,4 +252,5 @@ async def connect(url: str, factory: LinkFactory, *, max_message: int = MAX_MESS
                                            max_frame_size=max_frame, extra_headers=extra_headers,
                                            websocket_handshake_timeout=timeout, use_aiofastnet=False,
                                            ssl_context=ssl_context, **ping)
-    return listener.link  # type: ignore[return-value]
+    link: PicowsLink = getattr(listener, "link")  # set by _Listener when the handshake completes
+    return link
