@@ -194,27 +194,34 @@ async def test_unauthorized_harness_key_is_refused(process_factory, codex171_bin
         await server.aclose()
 
 
-async def test_real_171_harness_runs_a_tool_on_the_real_171_executor(process_factory, codex171_bin: Path,
-                                                                     tmp_path: Path) -> None:
+async def _noise_tool_call(codex171_bin: Path, tmp_path: Path, server: Any, env_id: str) -> tuple[str, Any, Any]:
+    """The real 0.171 harness (fake model, Noise variables) runs one shell tool call on ``env_id``
+    through our rendezvous: ``(token the command echoes, the model, the codex exec result)``."""
     from .fake_model import FakeModel
 
+    token = f"token-{uuid.uuid4().hex}"
+    work = tmp_path / "work"
+    work.mkdir()
+    model = FakeModel(f'echo {token}; echo "tag=${TAG_ENV}"', final_text=f"finished {token}").start()
+    try:
+        write_codex_home(tmp_path / "codex-home", model.provider_url, work)
+        result = await run_codex_exec(
+            codex171_bin, codex_home=tmp_path / "codex-home", workdir=work, exec_server_url=None,
+            timeout=90, extra_env={
+                "CODEX_EXEC_SERVER_NOISE_REGISTRY_URL": server.url,
+                "CODEX_EXEC_SERVER_NOISE_ENVIRONMENT_ID": env_id,
+                "CODEX_EXEC_SERVER_NOISE_AUTH_TOKEN": server.mint_token("harness", env_id)})
+    finally:
+        model.stop()
+    return token, model, result
+
+
+async def test_real_171_harness_runs_a_tool_on_the_real_171_executor(process_factory, codex171_bin: Path,
+                                                                     tmp_path: Path) -> None:
     tag = f"tag-{uuid.uuid4().hex[:8]}"
     server, env_id, executor, capture = await _start(process_factory, codex171_bin, tag)
     try:
-        token = f"token-{uuid.uuid4().hex}"
-        work = tmp_path / "work"
-        work.mkdir()
-        model = FakeModel(f'echo {token}; echo "tag=${TAG_ENV}"', final_text=f"finished {token}").start()
-        try:
-            write_codex_home(tmp_path / "codex-home", model.provider_url, work)
-            result = await run_codex_exec(
-                codex171_bin, codex_home=tmp_path / "codex-home", workdir=work, exec_server_url=None,
-                timeout=90, extra_env={
-                    "CODEX_EXEC_SERVER_NOISE_REGISTRY_URL": server.url,
-                    "CODEX_EXEC_SERVER_NOISE_ENVIRONMENT_ID": env_id,
-                    "CODEX_EXEC_SERVER_NOISE_AUTH_TOKEN": server.mint_token("harness", env_id)})
-        finally:
-            model.stop()
+        token, model, result = await _noise_tool_call(codex171_bin, tmp_path, server, env_id)
         diag = (f"rc={result.returncode}\nstderr:\n{result.stderr[-3000:]}\n"
                 f"executor stderr:\n{executor.stderr_text()[-3000:]}")
         assert result.returncode == 0, diag
@@ -317,8 +324,6 @@ async def test_real_171_harness_handshakes_with_our_responder(exec_server_factor
                                                               tmp_path: Path) -> None:
     """Real 0.171.0 ``codex exec`` -> our rendezvous -> our ExecutorNoiseStream (our responder,
     checked by /validate) -> a plain ``execrelay exec-server``: the tool call runs."""
-    from .fake_model import FakeModel
-
     tag = f"tag-{uuid.uuid4().hex[:8]}"
     plain = exec_server_factory("ours", {TAG_ENV: tag})
     server = RendezvousServer(SECRET, heartbeat=None)
@@ -331,20 +336,7 @@ async def test_real_171_harness_handshakes_with_our_responder(exec_server_factor
             ready = asyncio.Event()
             runner = asyncio.create_task(bridge.run(http, ready))
             await asyncio.wait_for(ready.wait(), 20)
-            token = f"token-{uuid.uuid4().hex}"
-            work = tmp_path / "work"
-            work.mkdir()
-            model = FakeModel(f'echo {token}; echo "tag=${TAG_ENV}"', final_text=f"finished {token}").start()
-            try:
-                write_codex_home(tmp_path / "codex-home", model.provider_url, work)
-                result = await run_codex_exec(
-                    codex171_bin, codex_home=tmp_path / "codex-home", workdir=work, exec_server_url=None,
-                    timeout=90, extra_env={
-                        "CODEX_EXEC_SERVER_NOISE_REGISTRY_URL": server.url,
-                        "CODEX_EXEC_SERVER_NOISE_ENVIRONMENT_ID": env_id,
-                        "CODEX_EXEC_SERVER_NOISE_AUTH_TOKEN": server.mint_token("harness", env_id)})
-            finally:
-                model.stop()
+            token, model, result = await _noise_tool_call(codex171_bin, tmp_path, server, env_id)
             runner.cancel()
             diag = (f"rc={result.returncode}\nstderr:\n{result.stderr[-3000:]}\n"
                     f"plain server stderr:\n{plain.stderr_text()[-2000:]}\nvalidations={bridge.validations}")
