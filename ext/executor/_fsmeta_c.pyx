@@ -17,21 +17,30 @@ cdef inline long long _mtime_ms(struct_stat* st) noexcept:
     return <long long>st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec // 1000000
 
 
+cdef bytes _encode(str path):
+    """The path as the kernel takes it; ValueError on a NUL, as os.lstat."""
+    cdef bytes raw = _fsencode(path)
+    if b"\0" in raw:
+        raise ValueError("embedded null byte")
+    return raw
+
+
+cdef int _raise_os(str path) except -1:
+    code = errno
+    raise OSError(code, os.strerror(code), path)
+
+
 def metadata(str path):
     """The 0.131.0 ``fs/getMetadata`` result for ``path``; raises OSError like os.lstat."""
     cdef struct_stat st
     cdef struct_stat target
-    cdef bytes raw = _fsencode(path)
-    if b"\0" in raw:
-        raise ValueError("embedded null byte")
+    cdef bytes raw = _encode(path)
     cdef const char* p = raw
     if c_lstat(p, &st) != 0:
-        code = errno
-        raise OSError(code, os.strerror(code), path)
+        _raise_os(path)
     if S_ISLNK(st.st_mode):
         if c_stat(p, &target) != 0:
-            code = errno
-            raise OSError(code, os.strerror(code), path)
+            _raise_os(path)
         return {"isDirectory": S_ISDIR(target.st_mode) != 0, "isFile": S_ISREG(target.st_mode) != 0,
                 "isSymlink": True, "createdAtMs": 0, "modifiedAtMs": _mtime_ms(&target)}
     return {"isDirectory": S_ISDIR(st.st_mode) != 0, "isFile": S_ISREG(st.st_mode) != 0,
@@ -43,17 +52,13 @@ def metadata_171(str path):
     symlink, as ``isDirectory``/``isFile``); raises OSError like os.lstat."""
     cdef struct_stat st
     cdef bint link
-    cdef bytes raw = _fsencode(path)
-    if b"\0" in raw:
-        raise ValueError("embedded null byte")
+    cdef bytes raw = _encode(path)
     cdef const char* p = raw
     if c_lstat(p, &st) != 0:
-        code = errno
-        raise OSError(code, os.strerror(code), path)
+        _raise_os(path)
     link = S_ISLNK(st.st_mode)
     if link and c_stat(p, &st) != 0:
-        code = errno
-        raise OSError(code, os.strerror(code), path)
+        _raise_os(path)
     return {"isDirectory": S_ISDIR(st.st_mode) != 0, "isFile": S_ISREG(st.st_mode) != 0,
             "isSymlink": link, "size": <long long>st.st_size, "createdAtMs": 0,
             "modifiedAtMs": _mtime_ms(&st)}

@@ -14,11 +14,11 @@ import errno
 from typing import TYPE_CHECKING, Any
 
 from . import fs_walk
-from .errors import INVALID_PARAMS, INVALID_REQUEST, RpcError, fs_error, os_error
+from .errors import INVALID_REQUEST, RpcError, fs_error, os_error
 from .fileuri import to_uri
 from .fs_handles import HandleTable, parse_mode
 from .fs_watch import MissingWatch
-from .params import (I64_MAX, MISSING, b64decode, b64encode_bytes, missing, req_bool, req_str, req_uint,
+from .params import (I64_MAX, MISSING, b64_param, b64encode_bytes, missing, req_bool, req_str, req_uint,
                      str_list, struct)
 from .pathparam import path_arg, path_value
 from .results import Deferred
@@ -123,18 +123,11 @@ def read_block(conn: "RpcConnection", params: Any) -> Any:
     return Deferred(lambda head: _read_block(table, handle_id, offset, length, head), encoded=True)
 
 
-def _decode_chunk(chunk: str) -> bytes:
-    try:
-        return b64decode(chunk)
-    except ValueError as exc:
-        raise RpcError(INVALID_PARAMS, str(exc)) from None
-
-
 async def _write_block(table: HandleTable, handle_id: str, offset: int, chunk: str) -> Any:
     if len(chunk) <= 65536:
-        data = _decode_chunk(chunk)
+        data = b64_param(chunk)
     else:  # pybase64 releases the GIL: a 1 MiB block decodes off the loop
-        data = await asyncio.get_running_loop().run_in_executor(None, _decode_chunk, chunk)
+        data = await asyncio.get_running_loop().run_in_executor(None, b64_param, chunk)
     if data and offset + len(data) > I64_MAX:
         raise RpcError(INVALID_REQUEST, WRITE_RANGE)
     try:

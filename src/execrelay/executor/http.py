@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .errors import INTERNAL_ERROR, INVALID_PARAMS, RpcError
-from .params import (MISSING, b64decode, b64encode, bad_type, missing, opt_bool, opt_u64, req_str,
+from .params import (MISSING, b64_param, b64encode, bad_type, missing, opt_bool, opt_u64, req_str,
                      struct)
 from .results import Deferred, PostSend
 from .session import Session, gate
@@ -62,10 +62,7 @@ def http_request(conn: "RpcConnection", params: Any) -> Any:
     if body64 is not None:
         if type(body64) is not str:
             raise bad_type(body64, "a string")
-        try:
-            body = b64decode(body64)
-        except ValueError as exc:
-            raise RpcError(INVALID_PARAMS, str(exc)) from None
+        body = b64_param(body64)
     timeout_ms = opt_u64(p, "timeoutMs", None)
     request_id = p.get("requestId", MISSING)
     if request_id is MISSING:

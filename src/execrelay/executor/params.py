@@ -236,3 +236,12 @@ def b64decode(s: str) -> bytes:
         raise ValueError("Invalid input length.")
     raise ValueError("Invalid padding")
 
+
+
+def b64_param(s: str) -> bytes:
+    """:func:`b64decode` of a request param: a bad one is that request's -32602, in the
+    decoder's words."""
+    try:
+        return b64decode(s)
+    except ValueError as exc:
+        raise RpcError(INVALID_PARAMS, str(exc)) from None

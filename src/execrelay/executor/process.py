@@ -15,7 +15,7 @@ from .envpolicy import build_env, parse_policy
 from .errors import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, RpcError, spawn_error
 from .fileuri import is_uri, to_path
 from .local_process import ManagedProcess
-from .params import (MISSING, b64decode, bad_type, describe, missing, opt_bool, opt_str, opt_u64, req_bool,
+from .params import (MISSING, b64_param, bad_type, describe, missing, opt_bool, opt_str, opt_u64, req_bool,
                      req_str, str_list, str_map, struct)
 from .uuidtext import uuid_error
 from .results import Deferred
@@ -166,10 +166,7 @@ def process_write(conn: "RpcConnection", params: Any) -> Any:
             raise missing("writeId")
         if type(write_id) is not str:
             raise bad_type(write_id, "a string")
-    try:
-        data = b64decode(chunk)
-    except ValueError as exc:
-        raise RpcError(INVALID_PARAMS, str(exc)) from None
+    data = b64_param(chunk)
     if v171 and not write_id:  # after the chunk's check, as 0.171.0 (probed)
         raise RpcError(INVALID_PARAMS, "writeId must not be empty")
     session = _proc_session(conn)
