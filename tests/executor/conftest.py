@@ -123,3 +123,15 @@ async def client(server: ExecServer) -> Client:
 @pytest.fixture
 def new_client(server: ExecServer) -> Any:
     return lambda: Client(server)
+
+
+async def serve_app(app: Any) -> tuple[Any, int]:
+    """Start an aiohttp ``app`` on a free loopback port: ``(runner, port)``; the caller cleans up
+    with ``await runner.cleanup()``."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]

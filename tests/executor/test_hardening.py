@@ -15,7 +15,7 @@ from aiohttp import web
 from execrelay.executor import ExecServer, ExecServerConfig, connection as _connection
 from execrelay.executor.envpolicy import build_env
 
-from .conftest import Client, b64, start_params
+from .conftest import Client, b64, serve_app, start_params
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -84,11 +84,7 @@ async def cookie_url():
     app = web.Application()
     app.router.add_get("/set", setc)
     app.router.add_get("/show", show)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    runner, port = await serve_app(app)
     # a host name: aiohttp's default jar ignores cookies from IP addresses
     yield f"http://localhost:{port}", seen
     await runner.cleanup()
@@ -180,23 +176,25 @@ async def test_copy_tree_does_not_follow_links_in_destination(client: Client, tm
     assert res.get("error", {}).get("code") == -32004
 
 
-async def test_remove_link_pointing_outside_removes_the_link(client: Client, tmp_path) -> None:
+def _link_outside(tmp_path) -> tuple:
+    """``rw/l`` -> ``out/secret`` ("s"): a link inside the writable root pointing outside it."""
     rw, out = tmp_path / "rw", tmp_path / "out"
     rw.mkdir()
     out.mkdir()
     (out / "secret").write_text("s")
     (rw / "l").symlink_to(out / "secret")
+    return rw, out
+
+
+async def test_remove_link_pointing_outside_removes_the_link(client: Client, tmp_path) -> None:
+    rw, out = _link_outside(tmp_path)
     assert await client.result("fs/remove", {"path": str(rw / "l"), "sandbox": _sb((rw, "write"))}) == {}
     assert not os.path.lexists(rw / "l")
     assert (out / "secret").read_text() == "s"
 
 
 async def test_copy_link_pointing_outside_copies_the_link(client: Client, tmp_path) -> None:
-    rw, out = tmp_path / "rw", tmp_path / "out"
-    rw.mkdir()
-    out.mkdir()
-    (out / "secret").write_text("s")
-    (rw / "l").symlink_to(out / "secret")
+    rw, out = _link_outside(tmp_path)
     assert await client.result("fs/copy", {"sourcePath": str(rw / "l"), "destinationPath": str(rw / "m"),
                                            "recursive": False, "sandbox": _sb((rw, "write"))}) == {}
     assert os.readlink(rw / "m") == str(out / "secret")

@@ -7,7 +7,7 @@ import base64
 import pytest
 from aiohttp import web
 
-from .conftest import Client, b64
+from .conftest import Client, b64, serve_app
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -52,11 +52,7 @@ async def http_url():
     app.router.add_get("/stream", stream)
     app.router.add_get("/slow", slow)
     app.router.add_get("/redirect", redirect)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    runner, port = await serve_app(app)
     yield f"http://127.0.0.1:{port}", seen
     await runner.cleanup()
 
