@@ -7,6 +7,7 @@ import resource
 
 import pytest
 
+from execrelay.bench.procfs import rss_kib
 from execrelay.executor import ExecServer, ExecServerConfig, RpcConnection
 
 from .conftest import Client, start_params
@@ -19,11 +20,7 @@ def _fds() -> int:
 
 
 def _rss_kib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    return rss_kib(os.getpid())
 
 
 async def test_flood_while_client_not_reading_is_bounded(server: ExecServer) -> None:

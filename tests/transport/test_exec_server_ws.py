@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 import pytest
 import websockets
 
+from execrelay.bench.procfs import rss_kib
 from execrelay.executor import ExecServer, ExecServerConfig
 from execrelay.executor.serve import serve_ws
 
@@ -148,11 +150,7 @@ async def test_thousand_concurrent_connections_no_fd_leak(ws_server, impl) -> No
 
 
 def _rss_kib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    return rss_kib(os.getpid())
 
 
 async def test_flood_to_client_that_stops_reading_is_bounded(ws_server) -> None:
