@@ -33,6 +33,7 @@ import uvloop
 from picows import WSListener, WSMsgType, ws_connect
 
 from execrelay._wsframe import OP_TEXT, header
+from execrelay.bench.procfs import all_stats
 
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -46,15 +47,7 @@ def tree_cpu_seconds(root: int) -> float:
     """utime+stime of ``root`` and all its descendants (a launcher may exec a child)."""
     children: dict[int, list[int]] = {}
     stats: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(") ", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        pid = int(entry)
+    for pid, fields in all_stats():
         children.setdefault(int(fields[1]), []).append(pid)
         stats[pid] = (int(fields[11]) + int(fields[12])) / CLK
     total = 0.0

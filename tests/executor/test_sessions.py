@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 import pytest
+
+from execrelay.bench.procfs import all_stats
 
 from .conftest import Client, start_params
 
@@ -13,17 +14,7 @@ pytestmark = pytest.mark.timeout(30)
 
 def group_alive(pgid: int) -> bool:
     """True if a live (non-zombie) process is in process group ``pgid``."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(") ", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+    return any(int(fields[2]) == pgid and fields[0] != "Z" for _, fields in all_stats())
 
 
 def _alive(pid: int) -> bool:

@@ -3,8 +3,24 @@ from __future__ import annotations
 
 import os
 import platform
+from typing import Iterator
 
 CLK_TCK: int = os.sysconf("SC_CLK_TCK")
+
+
+def all_stats() -> Iterator[tuple[int, list[str]]]:
+    """``(pid, fields)`` of every process's ``/proc/<pid>/stat``, fields after the command name
+    (``fields[0]`` is the state, ``[1]`` the parent, ``[2]`` the process group, ``[11:13]`` utime
+    and stime in ticks); processes that exit meanwhile are skipped."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(") ", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        yield int(entry), fields
 
 
 def cpu_seconds(pid: int) -> float:
