@@ -66,10 +66,10 @@ class RendezvousConfig:
     #: a fresh socket may open its whole cap at once, a create-and-reset loop gets 1,000/s.
     stream_rate: float = 1000.0
     stream_burst: int = 16_384
-    #: A harness socket whose new streams are refused this many times in a row (none admitted in
-    #: between) is closed (``connections_dropped_total{reason="stream_flood"}``): a stream flood
-    #: then costs one socket instead of a Reset per frame for as long as the client keeps going
-    #: (the soak's Rapid-Reset flooder stalled the rendezvous's timers by seconds before).
+    #: Refused new streams a harness socket may accumulate, draining at ``stream_rate`` per
+    #: second; beyond it the socket is closed (``connections_dropped_total{reason="stream_flood"}``):
+    #: a stream flood then costs one socket instead of a Reset per frame for as long as the client
+    #: keeps going (the soak's Rapid-Reset flooder stalled the rendezvous's timers by seconds).
     max_refused_streams: int = 1024
     #: Stream ids remembered per executor, while it is absent, whose streams the rendezvous
     #: ended; Reset to the executor when it returns (docs/rendezvous.md §Grace periods).

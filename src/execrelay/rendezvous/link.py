@@ -24,7 +24,7 @@ class Link:
     __slots__ = ("role", "executor_id", "ws", "transport", "limit", "on_overflow", "streams",
                  "close_reason", "closed", "label", "_out", "_out_bytes", "_scheduled", "_loop",
                  "_tbuf", "hub", "hard_limit", "slow_after", "_over_since", "drain",
-                 "_closed_waiter", "credential", "budget", "rate_tokens", "rate_at", "refused", "_room",
+                 "_closed_waiter", "credential", "budget", "rate_tokens", "rate_at", "refused", "refused_at", "_room",
                  "__weakref__")
 
     def __init__(self, role: str, executor_id: str, ws: Any, transport: Any, limit: int,
@@ -41,8 +41,10 @@ class Link:
         self.on_overflow = on_overflow
         #: stream ids bound to this (harness) socket; insertion ordered.
         self.streams: dict[str, None] = {}
-        #: new streams refused in a row on this (harness) socket (see the router's flood rule)
-        self.refused = 0
+        #: refused new streams on this (harness) socket, draining at the creation rate, and when
+        #: it was last updated (the router's flood rule)
+        self.refused = 0.0
+        self.refused_at = 0.0
         #: why the router closed this socket (None: the peer went away on its own).
         self.close_reason: str | None = None
         self.closed = False

@@ -306,7 +306,11 @@ class Router:
         refused = self._refuse_new_stream(hub, link)
         if refused:
             self.metrics.streams_refused[refused] += 1
-            link.refused += 1
+            # refusals drain at the creation rate (a leaky bucket): a client that keeps opening
+            # streams faster than it may fills it, one that slipped over the rate once does not
+            now = asyncio.get_running_loop().time()
+            link.refused = max(0.0, link.refused - (now - link.refused_at) * self.config.stream_rate) + 1.0
+            link.refused_at = now
             if link.refused > self.config.max_refused_streams:
                 # a flood: drop the socket rather than answer every frame (its streams end
                 # as on any harness disconnect)
@@ -316,7 +320,6 @@ class Router:
                 return
             self._reset_to(link, sid, refused)
             return
-        link.refused = 0
         route = Route(sid, link, reliable, link.credential)
         hub.table.bind(sid, route)
         link.streams[sid] = None
