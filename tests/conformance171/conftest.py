@@ -24,18 +24,11 @@ if _TESTS not in sys.path:  # so `interop.*` / `conformance.*` helpers import ho
 from interop.codex import CODEX_171, CodexUnavailable, ensure_codex  # noqa: E402
 from interop.procs import ServerProcess, isolated_env  # noqa: E402
 
-# The lead flips this to True when the 0.171 dialect (`exec-server --compat 0.171`) is merged:
-# until then only the real binary's half runs by default (nothing is xfailed; run the other half
-# explicitly with EXECRELAY_CONFORMANCE171_IMPLS=ours to see how far the dialect is).
-OURS_READY = True
-
 # EXECRELAY_CONFORMANCE171_IMPLS=real|ours|real,ours restricts the suite.  As in the 0.131
 # suite, the real binary's half runs only in the accelerated pass by default: it does not
 # depend on our build, so the EXECRELAY_PURE=1 pass would only repeat it.
 _PURE = flag("EXECRELAY_PURE")
 _DEFAULT_IMPLS = ["ours"] if _PURE else ["real", "ours"]
-if not OURS_READY:
-    _DEFAULT_IMPLS.remove("ours")
 IMPLS = [i.strip() for i in os.environ.get("EXECRELAY_CONFORMANCE171_IMPLS", ",".join(_DEFAULT_IMPLS)).split(",")
          if i.strip()]
 
@@ -69,15 +62,7 @@ def conformance171_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("conformance171")
 
 
-_NOT_READY = pytest.param("ours", marks=pytest.mark.skip(
-    reason="OURS_READY is False in tests/conformance171/conftest.py (the 0.171 dialect has not landed); "
-           "EXECRELAY_CONFORMANCE171_IMPLS=ours runs this half anyway"))
-
-
-_IMPL_PARAMS: list[object] = list(IMPLS) or [_NOT_READY]
-
-
-@pytest.fixture(scope="session", params=_IMPL_PARAMS)
+@pytest.fixture(scope="session", params=IMPLS)
 def impl(request: pytest.FixtureRequest) -> str:
     return request.param
 

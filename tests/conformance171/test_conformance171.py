@@ -2,7 +2,7 @@
 
 Run one implementation:   EXECRELAY_CONFORMANCE171_IMPLS=ours pytest tests/conformance171
 One case:                 pytest tests/conformance171 -k c50-
-Which halves run by default is decided by ``OURS_READY`` in conftest.py. A failing ``ours`` case
+By default both halves run (``ours`` alone under EXECRELAY_PURE=1). A failing ``ours`` case
 is a real difference from codex 0.171.0 (never skip/xfail it here).
 """
 from __future__ import annotations

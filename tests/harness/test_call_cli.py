@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from _harness_servers import impls
 
 
 def call(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -67,7 +66,7 @@ def _odd_dir(url: str, tmp_path: Path) -> Path:
 
 @pytest.mark.interop
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("impl", impls("real171", "ours-0.171"))
+@pytest.mark.parametrize("impl", ["real171", "ours-0.171"])
 def test_call_paths_auto_converts_for_171(impl, start_server, tmp_path):
     from execrelay.fileuri import to_uri
 
@@ -86,7 +85,7 @@ def test_call_paths_auto_converts_for_171(impl, start_server, tmp_path):
 
 @pytest.mark.interop
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("impl", impls("real131", "ours-0.131"))
+@pytest.mark.parametrize("impl", ["real131", "ours-0.131"])
 def test_call_paths_auto_keeps_native_for_131(impl, start_server, tmp_path):
     url = start_server(impl).url
     odd = _odd_dir(url, tmp_path)

@@ -16,14 +16,14 @@ import pytest
 
 from execrelay.harness import DIALECT_171, ExecSession, HarnessClient, RpcCallError, UnsupportedMethod
 
-from _harness_servers import DIALECT, impls
+from _harness_servers import DIALECT
 
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(90)]
 
-ALL = impls("real171", "real131", "ours-0.131", "ours-0.171")
-V171 = impls("real171", "ours-0.171")
-V131 = impls("real131", "ours-0.131")
+ALL = ["real171", "real131", "ours-0.131", "ours-0.171"]
+V171 = ["real171", "ours-0.171"]
+V131 = ["real131", "ours-0.131"]
 #: a name that needs percent-encoding in every way a URI can (space, UTF-8, ``#``, ``%``, ``?``, ``\``)
 ODD = "d ü #%41?x\\y"
 

@@ -1,8 +1,7 @@
 """The real ``codex exec`` 0.171.0 harness runs an ``exec_command`` tool call on an exec-server.
 
 ``real171`` (codex 0.171.0's own ``codex exec-server``) is the control that proves the harness
-setup works with the new dialect; ``ours`` (``execrelay exec-server``, default flags) is the point
-and is gated by ``gate171.OURS_171_READY`` until our server speaks the 0.171 dialect. As in
+setup works with the new dialect; ``ours`` (``execrelay exec-server``, default flags) is the point. As in
 ``test_codex_exec.py`` the command prints a tag only the executor's environment holds and writes
 it to a file in the work directory, so the output can only come from a process the executor
 spawned (in the cwd the harness sent as a ``file://`` URI), and it must reach the fake model.
@@ -19,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from .gate171 import impl_params, needs_ours_171
 from .harness import (TTY_MARK, TTY_PROBE, assert_tool_call_ran, exec_turn_ids, run_exec_turn, run_tool_call,
                       server_diag)
 
@@ -29,7 +27,7 @@ TAG_ENV = "EXECRELAY_TEST_EXECUTOR_TAG"
 
 
 @pytest.mark.parametrize("tty", [False, True], ids=["pipes", "tty"])
-@pytest.mark.parametrize("impl", impl_params("real171", "ours"))
+@pytest.mark.parametrize("impl", ["real171", "ours"])
 async def test_codex171_exec_tool_call_runs_on_executor(impl: str, tty: bool, codex171_bin: Path, tmp_path: Path,
                                                          exec_server_factory) -> None:
     turn = exec_turn_ids(tmp_path)
@@ -45,7 +43,6 @@ async def test_codex171_exec_tool_call_runs_on_executor(impl: str, tty: bool, co
     assert f"finished {token}" in result.stdout, diag
 
 
-@needs_ours_171
 async def test_one_server_serves_codex131_and_codex171_harnesses(codex_bin: Path, codex171_bin: Path,
                                                                  tmp_path: Path, exec_server_factory) -> None:
     """``execrelay exec-server`` with default flags (``--compat auto``): a 0.131.0 and a 0.171.0

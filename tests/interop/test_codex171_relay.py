@@ -4,8 +4,7 @@
 
     real ``codex exec`` 0.171.0 -> ``execrelay rendezvous`` -> ``execrelay exec-server --remote``
 
-is served entirely by our pieces once our exec-server speaks the 0.171 dialect (gated by
-``gate171.OURS_171_READY``); the same path with the real 0.131.0 harness runs now and proves the
+is served entirely by our pieces; the same path with the real 0.131.0 harness proves the
 plumbing (our two CLIs as subprocesses, tokens, registration). There is no real 0.171 control: the 0.171.0 ``codex exec-server
 --remote`` cannot serve a legacy harness. With ``--remote-transport noise`` (the default) it
 registers at ``/cloud/environment/{id}/register`` and answers a plain Data frame with
@@ -30,7 +29,6 @@ import pytest
 
 from execrelay.rendezvous import harness_url, mint
 
-from .gate171 import impl_params, needs_ours_171
 from .harness import TTY_MARK, run_tool_call, server_diag
 from .mini_relay import MiniRelay
 from .procs import (REMOTE_TOKEN_ENV, RENDEZVOUS_SECRET_ENV, ours_remote_executor_argv, ours_rendezvous_argv,
@@ -44,7 +42,7 @@ SECRET = "interop171-rendezvous-secret-0123456789"
 EXECUTOR_CONNECTED = 'execrelay_rendezvous_connections{role="executor"} 1'
 
 
-@pytest.mark.parametrize("impl", impl_params("real171", "ours"))
+@pytest.mark.parametrize("impl", ["real171", "ours"])
 async def test_codex171_relay_harness_bridged_to_plain_executor(impl: str, codex171_bin: Path, tmp_path: Path,
                                                                 exec_server_factory) -> None:
     """Real 0.171.0 harness (relay framing) -> MiniRelay bridge -> plain exec-server."""
@@ -74,7 +72,7 @@ async def _wait_metric(base: str, line: str, timeout: float) -> str:
     raise AssertionError(f"{line!r} not in {url} after {timeout:.0f}s:\n{text}")
 
 
-HARNESSES = [pytest.param("codex_bin", id="codex131"), pytest.param("codex171_bin", id="codex171", marks=needs_ours_171)]
+HARNESSES = [pytest.param("codex_bin", id="codex131"), pytest.param("codex171_bin", id="codex171")]
 
 
 @pytest.mark.parametrize("tty", [False, True], ids=["pipes", "tty"])
