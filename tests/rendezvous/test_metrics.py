@@ -15,12 +15,13 @@ async def test_readyz(make_server, http) -> None:
 async def test_metrics_exposition_and_counts(make_server, http) -> None:
     server = await make_server()
     text = await metrics_text(http, server)
-    # Every sample line is `name{labels} value`; every family has HELP and TYPE.
+    # Every sample line is `name{labels} value`; every family has HELP and TYPE; the names are
+    # the rendezvous's own and the build-info gauge every component carries.
     for line in text.splitlines():
         if line.startswith("#"):
-            assert re.fullmatch(r"# (HELP|TYPE) execrelay_rendezvous_\w+ .+", line), line
+            assert re.fullmatch(r"# (HELP|TYPE) execrelay_(rendezvous_\w+|build_info) .+", line), line
         else:
-            assert re.fullmatch(r'execrelay_rendezvous_\w+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? \d+(\.\d+)?', line), line
+            assert re.fullmatch(r'execrelay_(rendezvous_\w+|build_info)(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? \d+(\.\d+)?', line), line
     assert metric(text, "connections", '{role="executor"}') == 0
     ex = await connect_executor(http, server, "e")
     h1 = await connect_harness(http, server, "e")

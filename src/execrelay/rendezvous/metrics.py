@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from ..buildinfo import metric_lines as build_info_lines
+
 PREFIX = "execrelay_rendezvous"
 
 
@@ -56,7 +58,7 @@ class Metrics:
 
     def render(self) -> str:
         """The Prometheus text exposition format (version 0.0.4)."""
-        out: list[str] = []
+        out: list[str] = build_info_lines()
 
         def family(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
             full = f"{PREFIX}_{name}"
