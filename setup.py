@@ -68,9 +68,17 @@ def _staged(pxd: pathlib.Path, rel: pathlib.Path) -> str:
         raise SystemExit(f"execrelay: {pxd} has no .pyx and no pure-mode source {source}")
     dest = STAGE.joinpath("execrelay", *rel.parts)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, dest.with_suffix(".py"))
-    shutil.copyfile(pxd, dest.with_suffix(".pxd"))
+    _copy_if_changed(source, dest.with_suffix(".py"))
+    _copy_if_changed(pxd, dest.with_suffix(".pxd"))
     return str(dest.with_suffix(".py").relative_to(HERE))
+
+
+def _copy_if_changed(source: pathlib.Path, dest: pathlib.Path) -> None:
+    """Copy only a changed file: a fresh mtime on an unchanged one would make cythonize and
+    build_ext redo their work, and a second build of the same tree (``pip install .`` then
+    ``pip wheel .``, as ``.ci/run`` does) reuses the compiled modules of the first."""
+    if not dest.is_file() or dest.read_bytes() != source.read_bytes():
+        shutil.copyfile(source, dest)
 
 
 def _extensions() -> list[Extension]:
