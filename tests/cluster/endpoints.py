@@ -8,7 +8,7 @@ node, so a test can move either end to another node and the streams Resume.
     ex = EchoExecutor("exec-1", cluster)           # answers every message with the same bytes
     await ex.connect(cluster.node("n1"))           # register at n1, websocket to n1
     h = Harness("exec-1", cluster)
-    await h.connect(cluster.node("n2"))            # harness websocket to n2
+    await h.connect(cluster.node("n2"))            # harness websocket to n2 (one token for all)
     stream = h.open("s1")                          # a reliable stream (Resume{1} first)
     await stream.round_trip(0)                     # send {"i": 0, "t": now}, wait for the echo
     await stream.round_trips(range(1, 1000))      # sequential round trips
@@ -28,6 +28,7 @@ from typing import Iterable
 import orjson
 
 from execrelay.executor.remote import RemoteExecutorConfig, register
+from execrelay.rendezvous.server import harness_url
 from execrelay.stream import ACCEPTOR, OPENER, RELIABLE
 from execrelay.transport import Link, connect_websocket
 from execrelay.transport.endpoint import RelayEndpoint
@@ -64,7 +65,9 @@ class EchoExecutor:
         self.seen: dict[str, int] = {}
         self.closed: dict[str, str | None] = {}
 
-    async def connect(self, node: Node, timeout: float = 10.0) -> None:
+    async def connect(self, node: Node, timeout: float = 10.0, close_old: bool = True) -> None:
+        """Register at ``node`` and use a websocket to it from now on.  ``close_old=False``
+        leaves the previous socket open (a half-open connection to a hung node)."""
         if self.endpoint is None:
             self.endpoint = RelayEndpoint(ACCEPTOR, on_accept=lambda sid, mode: _Echo(self, sid))
         token = self.cluster.executor_token(self.executor_id)
@@ -73,7 +76,7 @@ class EchoExecutor:
         old = self.link
         self.link = await connect_websocket(url, self.endpoint.handler_for, timeout=timeout)
         self.node = node
-        if old is not None:
+        if old is not None and close_old:
             old.close()
 
     def close(self) -> None:
@@ -146,12 +149,14 @@ class Harness:
         self.endpoint: RelayEndpoint | None = None
         self.link: Link | None = None
         self.streams: dict[str, Stream] = {}
+        #: one token for every node: a stream may only be resumed with the token that opened it
+        self.token = cluster.harness_token(executor_id)
 
     async def connect(self, node: Node, timeout: float = 10.0) -> None:
         if self.endpoint is None:
             self.endpoint = RelayEndpoint(OPENER)
         old = self.link
-        self.link = await connect_websocket(self.cluster.harness_url(self.executor_id, node),
+        self.link = await connect_websocket(harness_url(node.ws_url, self.executor_id, self.token),
                                             self.endpoint.handler_for, timeout=timeout)
         if old is not None:
             old.close()

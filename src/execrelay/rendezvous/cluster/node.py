@@ -265,8 +265,11 @@ class ClusterNode:
                 self.router.harness_detached(rh)  # its reliable streams wait the harness grace
 
     def _after_reconnect(self) -> None:
+        # Announcements may have been missed meanwhile: check the claims (without holding
+        # frames back, unlike after a stall: a short outage moved no executor by itself).
         self._fenced = False
-        self.enter_suspect()
+        if not self._verifying:
+            self.spawn(self._verify_claims())
         self._reprobe()
 
     def _reprobe(self) -> None:
@@ -426,6 +429,10 @@ class ClusterNode:
             self.router.harness_attached(rh)
             self.by_origin.setdefault(origin, set()).add(rh)
             self.remote_sids.setdefault(hub.executor_id, set()).add(sid)
+            if route is not None and route.link is None and route.reliable:
+                # Orphaned here when its node was taken for dead; the credential matched, and
+                # for the harness nothing happened, so its next frame is Data, not a Resume.
+                self.router.rebind(route, rh)
         self.router.from_harness(rh, msg.data)
         bound = hub.table.get(sid)
         if bound is not None and bound.link is rh:
