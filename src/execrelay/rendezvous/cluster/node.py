@@ -30,7 +30,7 @@ import time
 from functools import partial
 from typing import Any, Coroutine
 
-import nats
+import nats.errors
 from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError
 
