@@ -12,6 +12,8 @@ import pytest
 from endpoints import EchoExecutor, Harness, Stream
 from nodes import Cluster
 
+from execrelay.stream import LEGACY
+
 pytestmark = pytest.mark.timeout(90)
 
 
@@ -56,9 +58,13 @@ async def _pair(cluster: Cluster, eid: str, ex_node: str, h_node: str) -> tuple[
 
 
 async def test_owner_killed_mid_stream_executor_rehomes(cluster: Cluster) -> None:
-    """Case 2: SIGKILL the owner; the executor re-homes to n3; nothing lost or doubled."""
+    """Case 2: SIGKILL the owner; the executor re-homes to n3; nothing lost or doubled on the
+    reliable stream, and the legacy stream beside it is Reset (never a silent loss)."""
     ex, h = await _pair(cluster, "exec-k", "n1", "n2")
     try:
+        legacy = h.open("s-legacy", LEGACY)
+        await legacy.round_trips(range(20))
+        legacy.check_exact(range(20))
         pump = Pump(h.open("s-k"), 600)
         await pump.reach(200)
         cluster.node("n1").kill()
@@ -71,6 +77,8 @@ async def test_owner_killed_mid_stream_executor_rehomes(cluster: Cluster) -> Non
         assert stall < 10.0
         m3 = await cluster.node("n3").metrics()
         assert m3["cluster_executors_owned"] == 1
+        await asyncio.wait_for(legacy.closed.wait(), 10)
+        assert legacy.closed_reason == "executor_unavailable"
     finally:
         h.close()
         ex.close()

@@ -97,7 +97,8 @@ def test_liveness_stall_proves_nothing_about_peers() -> None:
 class _Target:
     """A local socket as the inbox sees it: a backlog and a closed flag."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
         self.backlog = 0
         self.closed = False
         self.got: list[bytes] = []
@@ -112,8 +113,8 @@ class _Target:
 async def test_inbox_routes_at_once_queues_when_backed_up_and_drains() -> None:
     metrics = Metrics()
     killed: list[Any] = []
-    inbox = Inboxes(metrics, limit=4, high_bytes=100, kill_legacy=lambda t, r: killed.append(r))
-    target = _Target()
+    inbox = Inboxes(metrics, limit=4, kill_legacy=lambda t, r: killed.append(r))
+    target = _Target(limit=100)
     reliable = SimpleNamespace(reliable=True, sid="r")
     inbox.deliver(target, reliable, target.route, None, b"a")  # type: ignore[arg-type]
     assert target.got == [b"a"] and inbox.pending() == 0
@@ -131,8 +132,8 @@ async def test_inbox_routes_at_once_queues_when_backed_up_and_drains() -> None:
 async def test_inbox_resets_a_legacy_stream_instead_of_losing_its_frame() -> None:
     metrics = Metrics()
     killed: list[Any] = []
-    inbox = Inboxes(metrics, limit=2, high_bytes=0, kill_legacy=lambda t, r: killed.append(r))
-    target = _Target()
+    inbox = Inboxes(metrics, limit=2, kill_legacy=lambda t, r: killed.append(r))
+    target = _Target(limit=0)
     target.backlog = 1
     legacy = SimpleNamespace(reliable=False, sid="l")
     for i in range(3):

@@ -77,8 +77,7 @@ class ClusterNode:
         self.bus = Bus(cfg)
         self.metrics = ClusterMetrics(server.metrics)
         self.liveness = Liveness(cfg.node_id, cfg.heartbeat, cfg.heartbeat_misses)
-        self.inboxes = Inboxes(server.metrics, cfg.queue_frames, cfg.queue_high_bytes,
-                               self._kill_queued_legacy)
+        self.inboxes = Inboxes(server.metrics, cfg.queue_frames, self._kill_queued_legacy)
         #: headers of a request or Reset this node sends on ``rdv.x.<eid>``
         self.origin_headers = {subjects.NODE: cfg.node_id}
         self.claims: dict[str, Claim] = {}
