@@ -5,6 +5,8 @@ node, so a test can move either end to another node and the streams Resume.
 
 ::
 
+    async with pair(cluster, "exec-1", "n1", "n2") as (ex, h):   # the two lines below, closed at exit
+        ...
     ex = EchoExecutor("exec-1", cluster)           # answers every message with the same bytes
     await ex.connect(cluster.node("n1"))           # register at n1, websocket to n1
     h = Harness("exec-1", cluster)
@@ -22,8 +24,9 @@ without the test asking (a Reset from the rendezvous, say).  Every wait is bound
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from typing import Iterable
+from typing import AsyncIterator, Iterable
 
 import orjson
 
@@ -173,3 +176,18 @@ class Harness:
         if self.link is not None:
             self.link.close()
 
+
+
+@contextlib.asynccontextmanager
+async def pair(cluster: Cluster, executor_id: str, executor_node: str,
+               harness_node: str) -> AsyncIterator[tuple[EchoExecutor, Harness]]:
+    """An echo executor on ``executor_node`` and a harness of it on ``harness_node``; both
+    closed on exit."""
+    ex, h = EchoExecutor(executor_id, cluster), Harness(executor_id, cluster)
+    try:
+        await ex.connect(cluster.node(executor_node))
+        await h.connect(cluster.node(harness_node))
+        yield ex, h
+    finally:
+        h.close()
+        ex.close()

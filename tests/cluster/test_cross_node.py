@@ -6,18 +6,14 @@ import asyncio
 
 import pytest
 
-from endpoints import EchoExecutor, Harness
+from endpoints import Harness, pair
 from nodes import Cluster
 
 pytestmark = pytest.mark.timeout(60)
 
 
 async def test_executor_on_n1_harness_on_n2_1000_round_trips(cluster: Cluster) -> None:
-    ex = EchoExecutor("exec-1", cluster)
-    await ex.connect(cluster.node("n1"))
-    h = Harness("exec-1", cluster)
-    await h.connect(cluster.node("n2"))
-    try:
+    async with pair(cluster, "exec-1", "n1", "n2") as (ex, h):
         stream = h.open("s-1")
         await stream.round_trips(range(1000))
         stream.check_exact(range(1000))
@@ -29,17 +25,10 @@ async def test_executor_on_n1_harness_on_n2_1000_round_trips(cluster: Cluster) -
         assert n1['cluster_frames_total{direction="out"}'] >= 1000
         assert n1["cluster_executors_owned"] == 1
         assert n2["cluster_remote_executors"] == 1
-    finally:
-        h.close()
-        ex.close()
 
 
 async def test_same_node_frames_do_not_touch_nats(cluster: Cluster) -> None:
-    ex = EchoExecutor("exec-local", cluster)
-    await ex.connect(cluster.node("n3"))
-    h = Harness("exec-local", cluster)
-    await h.connect(cluster.node("n3"))
-    try:
+    async with pair(cluster, "exec-local", "n3", "n3") as (_, h):
         before = await cluster.node("n3").metrics()
         stream = h.open("s-local")
         await stream.round_trips(range(200))
@@ -47,9 +36,6 @@ async def test_same_node_frames_do_not_touch_nats(cluster: Cluster) -> None:
         after = await cluster.node("n3").metrics()
         assert after['cluster_frames_total{direction="out"}'] == before['cluster_frames_total{direction="out"}']
         assert after['cluster_frames_total{direction="in"}'] == before['cluster_frames_total{direction="in"}']
-    finally:
-        h.close()
-        ex.close()
 
 
 async def test_resume_for_absent_executor_no_responders_grace_reset(make_cluster) -> None:

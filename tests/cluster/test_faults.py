@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from endpoints import EchoExecutor, Harness, Stream
+from endpoints import Harness, Stream, pair
 from nodes import Cluster
 
 from execrelay.stream import LEGACY
@@ -49,19 +49,10 @@ class Pump:
         self.stream.check_exact(range(self.total))
 
 
-async def _pair(cluster: Cluster, eid: str, ex_node: str, h_node: str) -> tuple[EchoExecutor, Harness]:
-    ex = EchoExecutor(eid, cluster)
-    await ex.connect(cluster.node(ex_node))
-    h = Harness(eid, cluster)
-    await h.connect(cluster.node(h_node))
-    return ex, h
-
-
 async def test_owner_killed_mid_stream_executor_rehomes(cluster: Cluster) -> None:
     """Case 2: SIGKILL the owner; the executor re-homes to n3; nothing lost or doubled on the
     reliable stream, and the legacy stream beside it is Reset (never a silent loss)."""
-    ex, h = await _pair(cluster, "exec-k", "n1", "n2")
-    try:
+    async with pair(cluster, "exec-k", "n1", "n2") as (ex, h):
         legacy = h.open("s-legacy", LEGACY)
         await legacy.round_trips(range(20))
         legacy.check_exact(range(20))
@@ -79,15 +70,11 @@ async def test_owner_killed_mid_stream_executor_rehomes(cluster: Cluster) -> Non
         assert m3["cluster_executors_owned"] == 1
         await asyncio.wait_for(legacy.closed.wait(), 10)
         assert legacy.closed_reason == "executor_unavailable"
-    finally:
-        h.close()
-        ex.close()
 
 
 async def test_harness_node_killed_harness_resumes_elsewhere(cluster: Cluster) -> None:
     """Case 3: SIGKILL the harness's node; the harness reconnects to n3 and Resumes."""
-    ex, h = await _pair(cluster, "exec-h", "n1", "n2")
-    try:
+    async with pair(cluster, "exec-h", "n1", "n2") as (ex, h):
         pump = Pump(h.open("s-h"), 400)
         await pump.reach(150)
         cluster.node("n2").kill()
@@ -99,20 +86,16 @@ async def test_harness_node_killed_harness_resumes_elsewhere(cluster: Cluster) -
         print(f"harness node kill: stream stalled {stall:.2f} s")
         assert stall < 10.0
         assert ex.closed == {}  # the executor never saw the stream end
-    finally:
-        h.close()
-        ex.close()
 
 
 async def test_hung_owner_is_superseded_and_yields(cluster: Cluster) -> None:
     """Case 4: SIGSTOP the owner 10 s; the executor re-homes (its old socket left half-open);
     after SIGCONT the stale node yields on the KV revision; nothing is delivered twice."""
-    ex, h = await _pair(cluster, "exec-s", "n1", "n2")
     n1 = cluster.node("n1")
-    try:
+    async with pair(cluster, "exec-s", "n1", "n2") as (ex, h):
         pump = Pump(h.open("s-s"), 500)
         await pump.reach(150)
-        n1.stop()
+        n1.stop()  # the fixture's kill() continues a stopped node first
         stopped, at = time.monotonic(), pump.done
         await asyncio.sleep(1.0)  # the executor notices the silence (its ping would)
         await ex.connect(cluster.node("n3"), close_old=False)
@@ -134,21 +117,14 @@ async def test_hung_owner_is_superseded_and_yields(cluster: Cluster) -> None:
         # one more round trip after the stale node woke: still exactly once
         await h.streams["s-s"].round_trip(500)
         h.streams["s-s"].check_exact(range(501))
-    finally:
-        n1.cont()
-        h.close()
-        ex.close()
 
 
 async def test_nats_restart_same_node_unaffected_cross_node_resumes(make_cluster) -> None:
     """Case 5: kill nats-server for 4 s, start it again (same port and store)."""
     cluster = await make_cluster(2, executor_grace=30.0)
-    ex = EchoExecutor("exec-n", cluster)
-    await ex.connect(cluster.node("n1"))
-    local, remote = Harness("exec-n", cluster), Harness("exec-n", cluster)
-    await local.connect(cluster.node("n1"))
-    await remote.connect(cluster.node("n2"))
-    try:
+    remote = Harness("exec-n", cluster)
+    async with pair(cluster, "exec-n", "n1", "n1") as (_, local):
+        await remote.connect(cluster.node("n2"))
         same, cross = local.open("s-same"), remote.open("s-cross")
         await same.round_trips(range(50))
         await cross.round_trips(range(50))
@@ -169,7 +145,4 @@ async def test_nats_restart_same_node_unaffected_cross_node_resumes(make_cluster
         assert resumed < 5.0
         m1 = await cluster.node("n1").metrics()
         assert m1["cluster_nats_reconnects_total"] >= 1
-    finally:
-        local.close()
         remote.close()
-        ex.close()
