@@ -52,3 +52,26 @@ async def test_resume_for_absent_executor_no_responders_grace_reset(make_cluster
         assert m['resets_total{reason="executor_unavailable",to="harness"}'] == 1
     finally:
         h.close()
+
+
+async def test_executor_blip_leave_then_return_loses_nothing(make_cluster) -> None:
+    """The executor drops its socket cleanly and comes back to the same node: the owner deletes
+    its claim and announces ``leave`` (the harness's node holds the stream in the executor
+    grace), then claims anew; the reliable stream carries on exactly once."""
+    cluster = await make_cluster(2)
+    async with pair(cluster, "exec-b", "n1", "n2") as (ex, h):
+        stream = h.open("s-b")
+        await stream.round_trips(range(100))
+        assert ex.link is not None
+        ex.link.close(graceful=True)
+        await asyncio.sleep(0.5)
+        waiting = stream.send(100)  # held by n2 while the executor is away
+        await ex.connect(cluster.node("n1"))
+        await asyncio.wait_for(waiting, 15)
+        await stream.round_trips(range(101, 200))
+        stream.check_exact(range(200))
+        m2 = await cluster.node("n2").metrics()
+        assert m2['cluster_ownership_changes_total{reason="lost_left"}'] >= 1
+        m1 = await cluster.node("n1").metrics()
+        assert m1['cluster_ownership_changes_total{reason="released"}'] >= 1
+        assert m1['cluster_ownership_changes_total{reason="claimed"}'] >= 2

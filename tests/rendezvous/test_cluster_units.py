@@ -173,3 +173,44 @@ async def test_drive_runs_a_publish_without_a_task() -> None:
 
     _drive(refused(), events)
     assert events["publish_errors"] == 1
+
+
+class _Sock:
+    """An executor socket as the node's fence sees it."""
+
+    def __init__(self, executor_id: str) -> None:
+        self.executor_id = executor_id
+        self.closed_with: list[str] = []
+
+    async def close(self, reason: str) -> None:
+        self.closed_with.append(reason)
+
+
+async def test_node_cut_off_from_nats_fences_its_executors() -> None:
+    """docs/rendezvous.md §Several nodes: no NATS for ``fence_after`` seconds -> the node's
+    executor sockets are closed so they re-home (once per outage)."""
+    import time
+
+    from execrelay.rendezvous import RendezvousServer
+    from execrelay.rendezvous.cluster import ClusterNode
+    from execrelay.rendezvous.cluster.node import Claim
+
+    server = RendezvousServer(b"x" * 32)
+    node = ClusterNode(server, ["nats://127.0.0.1:1"], "n1",
+                       ClusterConfig(["nats://127.0.0.1:1"], "n1", fence_after=10.0))
+    sock = _Sock("e1")
+    node.claims["e1"] = Claim(sock)
+    node.bus.disconnected_since = time.monotonic() - 5.0
+    node._check_fence()
+    await asyncio.sleep(0)
+    assert sock.closed_with == []  # 5 s: not yet
+    node.bus.disconnected_since = time.monotonic() - 10.5
+    node._check_fence()
+    node._check_fence()
+    await asyncio.sleep(0.01)
+    assert sock.closed_with == ["fenced"]
+    assert node.metrics.ownership["fenced"] == 1
+    assert "execrelay_rendezvous_cluster_ownership_changes_total{reason=\"fenced\"} 1" in server.metrics.render()
+    node.bus.disconnected_since = 0.0  # back: the next outage fences again
+    node._check_fence()
+    assert not node._fenced
