@@ -18,8 +18,6 @@ from execrelay.rendezvous.cluster.liveness import Liveness
 from execrelay.rendezvous.cluster.subjects import loads, owner_key, stream_subject, token
 from execrelay.rendezvous.metrics import Metrics
 
-from test_cli import run_cli
-
 SUBJECT_TOKEN = re.compile(r"[A-Za-z0-9_=-]+")
 
 
@@ -52,17 +50,6 @@ def test_node_id_is_one_subject_token() -> None:
     for bad in ("", "a.b", "a b", "*", "x" * 65):
         with pytest.raises(ClusterError):
             ClusterConfig(["nats://h:1"], bad)
-
-
-def test_cli_refuses_half_or_bad_cluster_options() -> None:
-    out = run_cli("--nats", "nats://127.0.0.1:4222")
-    assert out.returncode == 2 and "--nats and --node-id go together" in out.stderr
-    out = run_cli("--node-id", "n1")
-    assert out.returncode == 2 and "--nats and --node-id go together" in out.stderr
-    out = run_cli("--nats", "http://127.0.0.1:1", "--node-id", "n1")
-    assert out.returncode == 2 and "want nats://HOST:PORT" in out.stderr
-    out = run_cli("--nats", "nats://127.0.0.1:4222", "--node-id", "a.b")
-    assert out.returncode == 2 and "--node-id" in out.stderr
 
 
 def test_liveness_dead_after_misses_back_on_heartbeat() -> None:
