@@ -12,12 +12,19 @@ from nodes import Cluster
 pytestmark = pytest.mark.timeout(60)
 
 
+def _pcts(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    return (f"p50 {ordered[len(ordered) // 2] * 1e3:.2f} ms, "
+            f"p99 {ordered[int(len(ordered) * 0.99)] * 1e3:.2f} ms over {len(ordered)}")
+
+
 async def test_executor_on_n1_harness_on_n2_1000_round_trips(cluster: Cluster) -> None:
     async with pair(cluster, "exec-1", "n1", "n2") as (ex, h):
         stream = h.open("s-1")
         await stream.round_trips(range(1000))
         stream.check_exact(range(1000))
         assert ex.seen["s-1"] == 1000
+        print(f"cross-node round trip: {_pcts(stream.latencies)}")
         n1, n2 = await cluster.node("n1").metrics(), await cluster.node("n2").metrics()
         # the frames crossed NATS (both directions on both nodes), nothing was dropped
         assert n2['cluster_frames_total{direction="out"}'] >= 1000
@@ -33,6 +40,7 @@ async def test_same_node_frames_do_not_touch_nats(cluster: Cluster) -> None:
         stream = h.open("s-local")
         await stream.round_trips(range(200))
         stream.check_exact(range(200))
+        print(f"same-node round trip: {_pcts(stream.latencies)}")
         after = await cluster.node("n3").metrics()
         assert after['cluster_frames_total{direction="out"}'] == before['cluster_frames_total{direction="out"}']
         assert after['cluster_frames_total{direction="in"}'] == before['cluster_frames_total{direction="in"}']

@@ -278,19 +278,17 @@ class ClusterNode:
                 self._install_remote(eid, hub)
 
     # -- owner side ---------------------------------------------------------------------
-    def executor_claimed(self, link: Any) -> RemoteExecutor | None:
-        """A local executor socket was accepted (ClusterDirectory.claim).  Returns the
-        RemoteExecutor it replaces in the hub, if any."""
+    def executor_claimed(self, link: Any) -> None:
+        """A local executor socket was accepted (ClusterDirectory.claim): retire the remote
+        stand-in its hub may have (frames it held go to the pending queue, which the router
+        hands to the new socket), then write the claim."""
         eid = link.executor_id
         hub = self.router.hubs.get(eid)
-        replaced = None
         if hub is not None and isinstance(hub.executor, RemoteExecutor):
-            replaced = hub.executor
-            self._retire(replaced, hub, "local_owner")
+            self._retire(hub.executor, hub, "local_owner")
         claim = self.claims[eid] = Claim(link)
         self.metrics.ownership["claimed"] += 1
         self.spawn(self._claim(eid, claim))
-        return replaced
 
     async def _claim(self, eid: str, claim: Claim) -> None:
         kv = self.bus.kv
