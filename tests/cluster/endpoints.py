@@ -146,14 +146,14 @@ class Stream:
 class Harness:
     """A harness socket to one node; ``connect(node)`` moves it (reliable streams Resume)."""
 
-    def __init__(self, executor_id: str, cluster: Cluster) -> None:
+    def __init__(self, executor_id: str, cluster: Cluster, token: str | None = None) -> None:
         self.executor_id = executor_id
         self.cluster = cluster
         self.endpoint: RelayEndpoint | None = None
         self.link: Link | None = None
         self.streams: dict[str, Stream] = {}
         #: one token for every node: a stream may only be resumed with the token that opened it
-        self.token = cluster.harness_token(executor_id)
+        self.token = token or cluster.harness_token(executor_id)
 
     async def connect(self, node: Node, timeout: float = 10.0) -> None:
         if self.endpoint is None:

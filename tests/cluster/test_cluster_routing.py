@@ -83,3 +83,24 @@ async def test_executor_blip_leave_then_return_loses_nothing(make_cluster) -> No
         m1 = await cluster.node("n1").metrics()
         assert m1['cluster_ownership_changes_total{reason="released"}'] >= 1
         assert m1['cluster_ownership_changes_total{reason="claimed"}'] >= 2
+
+
+async def test_another_token_cannot_take_a_stream_through_another_node(cluster: Cluster) -> None:
+    """A harness of the same executor with ANOTHER token, on a third node, resuming a live
+    stream's id: refused (stream_in_use) by the owner, sees none of the stream's frames; the
+    stream's own harness is not disturbed (docs/rendezvous.md §Security model)."""
+    async with pair(cluster, "exec-x", "n1", "n2") as (_, h):
+        stream = h.open("s-x")
+        await stream.round_trips(range(20))
+        intruder = Harness("exec-x", cluster, token=cluster.harness_token("exec-x", ttl=1800.0))
+        assert intruder.token != h.token
+        await intruder.connect(cluster.node("n3"))
+        try:
+            stolen = intruder.open("s-x")
+            await asyncio.wait_for(stolen.closed.wait(), 10)
+            assert stolen.closed_reason == "stream_in_use"
+            await stream.round_trips(range(20, 60))
+            stream.check_exact(range(60))
+            assert stolen.received == []
+        finally:
+            intruder.close()

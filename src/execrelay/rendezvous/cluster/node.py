@@ -554,11 +554,14 @@ class ClusterNode:
             rx.confirmed[sid] = harness
             for frame in held[1:]:
                 rx.send(frame)
+            for frame in rx.early.pop(sid, ()):
+                self.router.from_executor(rx, frame)
             return
         if answer.get("reason") == NOT_OWNER:
             self._remote_lost(rx, "not_owner")
             return
         rx.waiting.pop(sid, None)
+        rx.early.pop(sid, None)
         current = hub.table.get(sid) if hub is not None else None
         if current is not None:
             self.router._kill_stream(hub, current, str(answer.get("reason") or STREAM_IN_USE),  # noqa: SLF001
@@ -575,6 +578,20 @@ class ClusterNode:
             self.router.metrics.dropped["no_route"] += 1
             if route is None or route.link is None:
                 self._drop_stream_sub(sid)
+            return
+        if rx.confirmed.get(sid) is not route.link:
+            # The owner has not answered for this harness socket yet: hold (bounded), so only a
+            # harness the owner accepted ever sees the stream's frames.
+            if sid not in rx.waiting:
+                self.router.metrics.dropped["unconfirmed"] += 1
+                return
+            early = rx.early.setdefault(sid, [])
+            if len(early) >= self.config.queue_frames:
+                self.router.metrics.queue_drops["cross_node_early"] += 1
+                if not route.reliable:
+                    self._kill_queued_legacy(route.link, route)
+                return
+            early.append(msg.data)
             return
         self.inboxes.deliver(route.link, route, self.router.from_executor, rx, msg.data)
 
