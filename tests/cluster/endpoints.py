@@ -5,17 +5,19 @@ node, so a test can move either end to another node and the streams Resume.
 
 ::
 
-    async with pair(cluster, "exec-1", "n1", "n2") as (ex, h):   # the two lines below, closed at exit
-        ...
     ex = EchoExecutor("exec-1", cluster)           # answers every message with the same bytes
     await ex.connect(cluster.node("n1"))           # register at n1, websocket to n1
-    h = Harness("exec-1", cluster)
-    await h.connect(cluster.node("n2"))            # harness websocket to n2 (one token for all)
-    stream = h.open("s1")                          # a reliable stream (Resume{1} first)
+    h = Harness("exec-1", cluster)                 # one harness token, used on every node
+    await h.connect(cluster.node("n2"))            # harness websocket to n2
+    stream = h.open("s1")                          # a reliable stream (Resume{1} first); LEGACY too
     await stream.round_trip(0)                     # send {"i": 0, "t": now}, wait for the echo
     await stream.round_trips(range(1, 1000))      # sequential round trips
     stream.check_exact(range(1000))                # every echo once, in order
-    await ex.connect(cluster.node("n3"))           # re-home: the old socket is closed
+    await ex.connect(cluster.node("n3"))           # re-home (close_old=False: leave it half-open)
+    await h.connect(cluster.node("n3"))            # move the harness (its streams Resume)
+
+    async with pair(cluster, "exec-1", "n1", "n2") as (ex, h):   # the same setup, closed at exit
+        ...
 
 ``Stream.received`` lists the ``i`` of every echo delivered (after the endpoint's dedupe and
 reordering: what an application sees); ``Stream.closed_reason`` is set when the stream ends

@@ -24,7 +24,9 @@ Fixtures (``tests/cluster/conftest.py``):
 ``.harness_token(eid)``, ``.executor_token(eid)``, ``await .wait_converged()`` (every running node sees every other
 running node's heartbeat), ``await .close()``.
 
-The fake endpoints that speak real reliable-mode frames are in :mod:`endpoints`.
+The fake endpoints that speak real reliable-mode frames are in :mod:`endpoints`
+(``EchoExecutor``, ``Harness``, ``Stream``, ``pair``).  Node logs (``Node.log()``) are in the
+test's tmp dir; nodes run with ``--log-level INFO``.
 Every wait here is bounded; nothing listens beyond 127.0.0.1.
 """
 from __future__ import annotations
