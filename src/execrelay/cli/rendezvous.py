@@ -214,13 +214,9 @@ async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int,
         print("execrelay rendezvous: --metrics-token-file is empty", file=sys.stderr)
         return 2
     server = RendezvousServer(secret, **overrides)
-    try:
-        await server.start(host, port, ssl_context=ssl_context)
-    except OSError as exc:
-        print(f"execrelay rendezvous: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
-        return 1
     node = None
     if cluster is not None:
+        # Join before listening: no socket is accepted before its node can claim or route it.
         from ..rendezvous.cluster import ClusterError, ClusterNode
 
         node = ClusterNode(server, cluster.servers, cluster.node_id, cluster)
@@ -228,8 +224,15 @@ async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int,
             await node.start()
         except ClusterError as exc:
             print(f"execrelay rendezvous: {exc}", file=sys.stderr)
-            await server.aclose()
             return 1
+    try:
+        await server.start(host, port, ssl_context=ssl_context)
+    except OSError as exc:
+        print(f"execrelay rendezvous: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        if node is not None:
+            await node.close()
+        return 1
+    if node is not None:
         print(node.describe(), flush=True)
     print(f"listening on {server.url}", flush=True)
     stop = asyncio.Event()

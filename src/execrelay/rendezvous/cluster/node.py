@@ -469,7 +469,10 @@ class ClusterNode:
                                        partial(self._on_control, eid))
 
     async def _watch_and_probe(self, eid: str) -> None:
-        await self._watch(eid)
+        try:
+            await self._watch(eid)
+        except Exception as exc:  # noqa: BLE001 - NATS away: the probe below fails into the
+            log.info("cannot watch %r yet: %s", eid, exc)  # grace; a reconnect probes again
         hub = self.router.hubs.get(eid)
         if hub is not None and hub.executor is None and (hub.harnesses or len(hub.table)):
             self._install_remote(eid, hub)
