@@ -3,6 +3,7 @@
 See docs/rendezvous.md §Tokens and §URLs and endpoints.
 
     execrelay rendezvous --listen HOST:PORT [--secret-file PATH] [--tls-cert FILE --tls-key FILE]
+        [--nats nats://HOST:PORT[,...] --node-id NAME]
     execrelay rendezvous token --role executor|harness --executor-id ID [--ttl SECONDS]
     execrelay rendezvous harness-url --executor-id ID --base ws://HOST:PORT [--ttl SECONDS]
 
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from typing import Any
 
 
 # Numeric tunables as (RendezvousConfig field, type, metavar, help); the option is the field
@@ -79,6 +81,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics-token-file", metavar="PATH",
                    help="GET /metrics then needs 'Authorization: Bearer <file contents>'")
     _add_numeric(p, _ADMISSION)
+    p.add_argument("--nats", metavar="nats://HOST:PORT[,...]",
+                   help="join a cluster of rendezvous nodes through these NATS servers (the full "
+                        "list; docs/rendezvous.md §Several nodes); without it: one node")
+    p.add_argument("--node-id", metavar="NAME", help="this node's name in the cluster (needs --nats)")
     p.add_argument("--log-level", default="WARNING")
     p.set_defaults(func=run)
     sub = p.add_subparsers(dest="rendezvous_command", metavar="{token,harness-url}")
@@ -154,6 +160,11 @@ def run(args: argparse.Namespace) -> int:
     if (args.tls_cert is None) != (args.tls_key is None):
         print("execrelay rendezvous: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
+    cluster = None
+    if args.nats is not None or args.node_id is not None:
+        cluster = _cluster_config(args)
+        if cluster is None:
+            return 2
     secret = _secret(args, allow_random=True)
     if secret is None:
         return 2
@@ -162,10 +173,25 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         uvloop = None
     runner = uvloop.run if uvloop is not None else asyncio.run
-    return runner(_serve(args, secret, host, port))
+    return runner(_serve(args, secret, host, port, cluster))
 
 
-async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int) -> int:
+def _cluster_config(args: argparse.Namespace) -> Any:
+    """The ClusterConfig of ``--nats``/``--node-id`` (None after printing why it is bad)."""
+    if args.nats is None or args.node_id is None:
+        print("execrelay rendezvous: --nats and --node-id go together", file=sys.stderr)
+        return None
+    from ..rendezvous.cluster import ClusterConfig, ClusterError, parse_servers
+
+    try:
+        return ClusterConfig(parse_servers(args.nats), args.node_id)
+    except ClusterError as exc:
+        print(f"execrelay rendezvous: {exc}", file=sys.stderr)
+        return None
+
+
+async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int,
+                 cluster: Any = None) -> int:
     from ..rendezvous.server import RendezvousServer
 
     overrides = {name: value for name in _TUNABLES
@@ -188,11 +214,26 @@ async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int) 
         print("execrelay rendezvous: --metrics-token-file is empty", file=sys.stderr)
         return 2
     server = RendezvousServer(secret, **overrides)
+    node = None
+    if cluster is not None:
+        # Join before listening: no socket is accepted before its node can claim or route it.
+        from ..rendezvous.cluster import ClusterError, ClusterNode
+
+        node = ClusterNode(server, cluster.servers, cluster.node_id, cluster)
+        try:
+            await node.start()
+        except ClusterError as exc:
+            print(f"execrelay rendezvous: {exc}", file=sys.stderr)
+            return 1
     try:
         await server.start(host, port, ssl_context=ssl_context)
     except OSError as exc:
         print(f"execrelay rendezvous: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        if node is not None:
+            await node.close()
         return 1
+    if node is not None:
+        print(node.describe(), flush=True)
     print(f"listening on {server.url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -204,5 +245,7 @@ async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int) 
     try:
         await stop.wait()
     finally:
+        if node is not None:
+            await node.close()
         await server.aclose()
     return 0

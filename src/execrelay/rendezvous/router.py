@@ -105,9 +105,19 @@ class Router:
         self._bad_log: dict[str, float] = {}
         self.metrics.set_gauge_source("streams", self.stream_count)
         self.metrics.set_gauge_source("executors_connected",
-                                      lambda: sum(1 for h in self.hubs.values() if h.executor))
+                                      lambda: sum(1 for h in self.hubs.values()
+                                                  if h.executor is not None and not h.executor.remote))
         self.metrics.set_gauge_source("pending_frames",
                                       lambda: sum(len(h.pending) for h in self.hubs.values()))
+
+    def use_state(self, directory: ExecutorDirectory,
+                  table_factory: Callable[[], StreamTable]) -> None:
+        """Swap in another executor directory and stream-table factory (the cluster's,
+        docs/rendezvous.md §Several nodes); only before any socket attached."""
+        if self.hubs:
+            raise RuntimeError("use_state after sockets attached")
+        self.directory = directory
+        self._table_factory = table_factory
 
     # -- bookkeeping --------------------------------------------------------------------
     def stream_count(self) -> int:
@@ -283,11 +293,7 @@ class Router:
             if (route.link is None and route.reliable and frame.kind == RESUME
                     and route.owner == link.credential):
                 # The harness came back within the grace period and resumes its stream.
-                if route.orphan_handle is not None:
-                    route.orphan_handle.cancel()
-                    route.orphan_handle = None
-                route.link = link
-                link.streams[sid] = None
+                self.rebind(route, link)
                 self._forward_to_executor(hub, route, data)
                 return
             # Someone else's stream (live, or orphaned but opened with another credential):
@@ -325,6 +331,15 @@ class Router:
         link.streams[sid] = None
         self.metrics.streams_opened += 1
         self._forward_to_executor(hub, route, data)
+
+    def rebind(self, route: Route, link: Link) -> None:
+        """Bind an orphaned stream to ``link``: a Resume from a new socket within the harness
+        grace, or a cluster node bringing the stream back (docs/rendezvous.md §Several nodes)."""
+        if route.orphan_handle is not None:
+            route.orphan_handle.cancel()
+            route.orphan_handle = None
+        route.link = link
+        link.streams[route.sid] = None
 
     def _refuse_new_stream(self, hub: Hub, link: Link) -> str | None:
         """Why a new stream on ``link`` is refused (None: it may open).
