@@ -144,7 +144,7 @@ async def test_stream_creation_rate_is_limited_rapid_reset(make_server, http) ->
 async def test_a_socket_that_keeps_flooding_refused_streams_is_dropped(make_server, http) -> None:
     """Past ``max_refused_streams`` refusals in a row the flooder loses its socket (found by the
     soak: answering a flood frame by frame stalled the rendezvous); another harness is unaffected."""
-    server = await make_server(stream_rate=1.0, stream_burst=2, max_refused_streams=20)
+    server = await make_server(stream_rate=0.001, stream_burst=2, max_refused_streams=20)
     ex = await connect_executor(http, server, "e")
     good = await connect_harness(http, server, "e")
     await good.send_bytes(data("good", 0))
