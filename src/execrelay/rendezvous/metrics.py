@@ -7,17 +7,11 @@ from __future__ import annotations
 
 from collections import Counter
 
+from ..promtext import Exposition
+from ..promtext import esc as _esc
+from ..promtext import reason_label as _reason_label
+
 PREFIX = "execrelay_rendezvous"
-
-
-def _reason_label(reason: str) -> str:
-    """Collapse ``protocol_error: <details>`` to its category so label cardinality stays bounded."""
-    head = reason.split(":", 1)[0].strip()
-    return head or "unknown"
-
-
-def _esc(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 class Metrics:
@@ -56,15 +50,8 @@ class Metrics:
 
     def render(self) -> str:
         """The Prometheus text exposition format (version 0.0.4)."""
-        out: list[str] = []
-
-        def family(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
-            full = f"{PREFIX}_{name}"
-            out.append(f"# HELP {full} {help_}")
-            out.append(f"# TYPE {full} {kind}")
-            for labels, value in samples:
-                out.append(f"{full}{labels} {value:g}" if isinstance(value, float)
-                           else f"{full}{labels} {value}")
+        exp = Exposition(PREFIX)
+        family = exp.family
 
         roles = ("executor", "harness")
         family("connections", "gauge", "Open websocket connections by role.",
@@ -102,4 +89,4 @@ class Metrics:
                [(f'{{reason="{_esc(r)}"}}', n) for r, n in sorted(self.bad_frames.items())])
         family("frames_dropped_total", "counter", "Frames not routed, by reason.",
                [(f'{{reason="{_esc(r)}"}}', n) for r, n in sorted(self.dropped.items())])
-        return "\n".join(out) + "\n"
+        return exp.render()

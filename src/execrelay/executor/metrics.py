@@ -1,0 +1,209 @@
+"""Counters of one exec-server and their Prometheus rendering (docs/operations.md §Executor metrics).
+
+Why it is shaped like this: the request path must stay cheap (issue 17: <= 0.1 us per
+request).  Each method of the method table gets one preallocated :class:`MethodStats` (a
+slotted object: attribute increments, no dict or tuple per request); the connection looks it
+up instead of the bare handler, times the request with one ``monotonic_ns`` pair and files
+the duration with one ``bisect`` on the fixed :data:`LATENCY_BOUNDS_NS`.  Errors, pauses,
+resets and registry failures are rare and counted where they happen.  Gauges (open
+connections, sessions, processes, handles, queues) are computed at scrape time by walking the
+server's tables, so they cost nothing per request.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+
+from ..promtext import Exposition, esc, reason_label
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .methods import Handler
+
+PREFIX = "execrelay_executor"
+
+#: upper bounds (nanoseconds) of the latency buckets: 10 us .. 10 s, plus +Inf
+LATENCY_BOUNDS_NS: tuple[int, ...] = (
+    10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000, 50_000_000,
+    100_000_000, 250_000_000, 500_000_000, 1_000_000_000, 2_500_000_000, 10_000_000_000,
+)
+_BOUNDS_S = tuple(b / 1e9 for b in LATENCY_BOUNDS_NS)
+
+#: request outcomes (the ``outcome`` label): a result, a JSON-RPC error answer, a handler bug
+#: answered with -32603, a request whose connection went away before it finished
+OUTCOMES = ("ok", "error", "internal_error", "cancelled")
+
+#: ``method`` label of requests for methods the table does not have (answered -32601), so a
+#: client sending random names cannot grow the label set
+UNKNOWN_METHOD = "unknown"
+
+#: signature of the access-log hook: (connection, stats, request message, duration ns, outcome)
+AccessHook = Callable[[Any, "MethodStats", dict, int, str], None]
+
+
+class MethodStats:
+    """The handler of one method and its counters (one per method, allocated once)."""
+
+    __slots__ = ("name", "handler", "buckets", "sum_ns", "errors", "internal", "cancelled",
+                 "bytes_in", "bytes_out", "log")
+
+    def __init__(self, name: str, handler: "Handler | None") -> None:
+        self.name = name
+        self.handler = handler
+        #: per-bucket counts (not cumulative), len(LATENCY_BOUNDS_NS) + 1; their sum is the
+        #: number of requests answered, whatever the outcome
+        self.buckets = [0] * (len(LATENCY_BOUNDS_NS) + 1)
+        self.sum_ns = 0
+        self.errors = 0
+        self.internal = 0
+        self.cancelled = 0
+        #: JSON-RPC bytes of the requests and of their answers
+        self.bytes_in = 0
+        self.bytes_out = 0
+        #: the access-log hook while ``--access-log`` is on, else None (one test per request)
+        self.log: AccessHook | None = None
+
+    @property
+    def count(self) -> int:
+        return sum(self.buckets)
+
+
+class MethodTable(dict):
+    """``ExecServer.handlers``: method name -> handler, kept in step with the per-method stats
+    the connections dispatch on (adding a handler at run time, as tests do, just works)."""
+
+    def __init__(self, handlers: Mapping[str, "Handler"], metrics: "ExecutorMetrics") -> None:
+        super().__init__(handlers)
+        self._metrics = metrics
+        for name, handler in handlers.items():
+            metrics.add_method(name, handler)
+
+    def __setitem__(self, name: str, handler: "Handler") -> None:
+        super().__setitem__(name, handler)
+        self._metrics.add_method(name, handler)
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        self._metrics.methods.pop(name, None)
+
+    def pop(self, name: str, *default: Any) -> Any:  # type: ignore[override]
+        self._metrics.methods.pop(name, None)
+        return super().pop(name, *default)
+
+
+class ExecutorMetrics:
+    """All counters of one :class:`~execrelay.executor.server.ExecServer`."""
+
+    def __init__(self) -> None:
+        #: what a connection dispatches on: method name -> stats (handler included)
+        self.methods: dict[str, MethodStats] = {}
+        #: every stats object ever created, so a removed method keeps its history
+        self._all: dict[str, MethodStats] = {}
+        self.unknown = MethodStats(UNKNOWN_METHOD, None)
+        self._all[UNKNOWN_METHOD] = self.unknown
+        #: JSON-RPC bytes that belong to no request: notifications both ways, malformed input
+        self.other_bytes_in = 0
+        self.other_bytes_out = 0
+        self.connections_total = 0
+        #: times a connection stopped reading (requests piled up behind a slow one, or the
+        #: peer stopped reading our output) and times its output buffer crossed the mark
+        self.read_pauses = 0
+        self.write_pauses = 0
+        #: requests refused with -32001 because QUEUE_PAUSE waited behind a running request
+        self.overloaded = 0
+        # remote mode
+        self.registrations = 0
+        self.registry_errors: Counter[str] = Counter()
+        self.relay_connects = 0
+        self.resets: Counter[tuple[str, str]] = Counter()  # (reason, direction) -> count
+        #: scrape-time gauges: name -> (help, fn returning the value or label->value pairs)
+        self._gauges: dict[str, tuple[str, Callable[[], Any]]] = {}
+        self._info: dict[str, str] = {}
+
+    # ---------------------------------------------------------------- methods
+    def add_method(self, name: str, handler: "Handler") -> MethodStats:
+        stats = self._all.get(name)
+        if stats is None:
+            stats = self._all[name] = MethodStats(name, handler)
+            stats.log = self.unknown.log
+        stats.handler = handler
+        self.methods[name] = stats
+        return stats
+
+    def set_access_hook(self, hook: AccessHook | None) -> None:
+        """Turn the access log on (a hook) or off (None) for every method."""
+        for stats in self._all.values():
+            stats.log = hook
+
+    # ---------------------------------------------------------------- events
+    def reset(self, reason: str, direction: str) -> None:
+        """A relay stream Reset: ``direction`` is ``sent`` or ``received``."""
+        self.resets[(reason_label(reason), direction)] += 1
+
+    def registry_error(self, kind: str) -> None:
+        """A failed registration (``auth``, ``http``, ``network``) or relay websocket connect
+        (``connect``); the executor retries after its backoff."""
+        self.registry_errors[kind] += 1
+
+    def set_gauge_source(self, name: str, help_: str, fn: Callable[[], Any]) -> None:
+        """``fn()`` at scrape time: a number, or an iterable of (labels, number)."""
+        self._gauges[name] = (help_, fn)
+
+    def set_info(self, **labels: str) -> None:
+        """Labels of the constant ``info`` gauge (mode, dialect)."""
+        self._info.update(labels)
+
+    # ---------------------------------------------------------------- render
+    def _all_stats(self) -> list[MethodStats]:
+        return [self._all[name] for name in sorted(self._all)]
+
+    def render(self) -> str:
+        exp = Exposition(PREFIX)
+        family = exp.family
+        if self._info:
+            labels = ",".join(f'{k}="{esc(v)}"' for k, v in sorted(self._info.items()))
+            family("info", "gauge", "Constant 1; labels describe this executor.", [(f"{{{labels}}}", 1)])
+        stats = [s for s in self._all_stats() if s.count or s is not self.unknown or s.errors]
+        samples: list[tuple[str, float]] = []
+        for s in stats:
+            count = s.count
+            ok = count - s.errors - s.internal - s.cancelled
+            for outcome, n in zip(OUTCOMES, (ok, s.errors, s.internal, s.cancelled)):
+                if n or outcome == "ok":
+                    samples.append((f'{{method="{esc(s.name)}",outcome="{outcome}"}}', n))
+        family("requests_total", "counter", "JSON-RPC requests answered, by method and outcome.", samples)
+        exp.histogram("request_duration_seconds",
+                      "Time from a request's arrival to its answer being handed to the transport.",
+                      _BOUNDS_S, ((f'method="{esc(s.name)}"', s.buckets, s.sum_ns / 1e9) for s in stats))
+        bytes_in = self.other_bytes_in + sum(s.bytes_in for s in stats)
+        bytes_out = self.other_bytes_out + sum(s.bytes_out for s in stats)
+        family("bytes_total", "counter", "JSON-RPC message bytes, by direction.",
+               [('{direction="in"}', bytes_in), ('{direction="out"}', bytes_out)])
+        family("connections_opened_total", "counter",
+               "JSON-RPC connections opened (websocket, stdio or relay stream).", [("", self.connections_total)])
+        family("backpressure_pauses_total", "counter",
+               "Times a connection stopped reading, or its output buffer filled, by kind.",
+               [('{kind="read"}', self.read_pauses), ('{kind="write"}', self.write_pauses)])
+        family("requests_refused_total", "counter",
+               "Requests refused with -32001 because too many waited behind a running one.",
+               [("", self.overloaded)])
+        for name, (help_, fn) in sorted(self._gauges.items()):
+            value = fn()
+            family(name, "gauge", help_, _gauge_samples(value))
+        family("registrations_total", "counter", "Successful registrations with the registry (remote mode).",
+               [("", self.registrations)])
+        family("registry_errors_total", "counter",
+               "Failed registrations (auth, http, network) and relay websocket connects (connect).",
+               [(f'{{kind="{k}"}}', self.registry_errors[k]) for k in ("auth", "http", "network", "connect")])
+        family("relay_reconnects_total", "counter",
+               "Relay websocket connections after the first (each follows a lost connection).",
+               [("", max(0, self.relay_connects - 1))])
+        family("resets_total", "counter", "Relay stream Resets, by reason and direction.",
+               [(f'{{reason="{esc(r)}",direction="{d}"}}', n) for (r, d), n in sorted(self.resets.items())])
+        return exp.render()
+
+
+def _gauge_samples(value: Any) -> Iterable[tuple[str, float]]:
+    if isinstance(value, (int, float)):
+        return [("", value)]
+    return list(value)
