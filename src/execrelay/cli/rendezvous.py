@@ -16,6 +16,8 @@ import asyncio
 import signal
 import sys
 
+from ._ops import StopSignals, add_log_args, parse_hostport, register_secret, setup_logging
+
 
 # Numeric tunables as (RendezvousConfig field, type, metavar, help); the option is the field
 # with dashes.  Two groups, to keep the --help order (limits, TLS and metrics, admission).
@@ -79,18 +81,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics-token-file", metavar="PATH",
                    help="GET /metrics then needs 'Authorization: Bearer <file contents>'")
     _add_numeric(p, _ADMISSION)
-    p.add_argument("--log-level", default="WARNING")
+    add_log_args(p)
+    p.add_argument("--drain-timeout", metavar="SECONDS", type=float, default=0.0,
+                   help="on SIGTERM, refuse new connections and streams but keep routing the open ones "
+                        "for up to this long (default 0: stop at once); a second signal stops at once")
     p.set_defaults(func=run)
     sub = p.add_subparsers(dest="rendezvous_command", metavar="{token,harness-url}")
 
     t = sub.add_parser("token", help="print a signed token")
     t.add_argument("--role", required=True, choices=("executor", "harness"))
     _add_mint_options(t)
+    add_log_args(t)
     t.set_defaults(func=run_token)
 
     h = sub.add_parser("harness-url", help="print a signed harness websocket URL")
     _add_mint_options(h)
     h.add_argument("--base", required=True, metavar="ws://HOST:PORT")
+    add_log_args(h)
     h.set_defaults(func=run_harness_url)
 
 
@@ -102,6 +109,7 @@ def _secret(args: argparse.Namespace, allow_random: bool) -> bytes | None:
     except SecretError as exc:
         print(f"execrelay rendezvous: {exc}", file=sys.stderr)
         return None
+    register_secret(secret)
     if allow_random and source.startswith("random"):
         print("execrelay rendezvous: no secret configured; using a random in-memory secret "
               "(tokens minted elsewhere will not work)", file=sys.stderr)
@@ -111,6 +119,7 @@ def _secret(args: argparse.Namespace, allow_random: bool) -> bytes | None:
 def run_token(args: argparse.Namespace) -> int:
     from ..rendezvous.tokens import mint
 
+    setup_logging(args)
     secret = _secret(args, allow_random=False)
     if secret is None:
         return 2
@@ -125,6 +134,7 @@ def run_harness_url(args: argparse.Namespace) -> int:
     if not args.base.startswith(("ws://", "wss://")):
         print("execrelay rendezvous harness-url: --base must start with ws:// or wss://", file=sys.stderr)
         return 2
+    setup_logging(args)
     secret = _secret(args, allow_random=False)
     if secret is None:
         return 2
@@ -132,22 +142,13 @@ def run_harness_url(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"--listen wants HOST:PORT, got {text!r}")
-    host = host.strip("[]") or "127.0.0.1"
-    # "localhost" may resolve to two addresses, each getting its own random port with port 0.
-    return ("127.0.0.1" if host == "localhost" else host), int(port)
-
-
 def run(args: argparse.Namespace) -> int:
-    import logging
-
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(args)
+    if args.drain_timeout < 0:
+        print("execrelay rendezvous: --drain-timeout must not be negative", file=sys.stderr)
+        return 2
     try:
-        host, port = _parse_listen(args.listen)
+        host, port = parse_hostport(args.listen)
     except ValueError as exc:
         print(f"execrelay rendezvous: {exc}", file=sys.stderr)
         return 2
@@ -177,6 +178,7 @@ async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int) 
         if args.metrics_token_file:
             with open(args.metrics_token_file, encoding="utf-8") as fh:
                 overrides["metrics_token"] = fh.read().strip()
+            register_secret(overrides["metrics_token"])
         if args.tls_cert:
             from ..transport.tls import server_context
 
@@ -188,21 +190,23 @@ async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int) 
         print("execrelay rendezvous: --metrics-token-file is empty", file=sys.stderr)
         return 2
     server = RendezvousServer(secret, **overrides)
+    signals = StopSignals(asyncio.get_running_loop(), _STOP_SIGNALS)
     try:
         await server.start(host, port, ssl_context=ssl_context)
     except OSError as exc:
         print(f"execrelay rendezvous: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         return 1
     print(f"listening on {server.url}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
     try:
-        await stop.wait()
+        await signals.stop
+        if args.drain_timeout > 0:
+            # docs/operations.md §Graceful drain
+            if await server.drain(args.drain_timeout, signals.abort) == "aborted":
+                return 1
     finally:
         await server.aclose()
     return 0
+
+
+#: the rendezvous stops on these (SIGHUP is left to its default, as before)
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
