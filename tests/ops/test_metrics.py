@@ -170,3 +170,15 @@ def test_metrics_listen_is_validated(bad: str) -> None:
 
     with pytest.raises(ValueError, match="--metrics-listen wants HOST:PORT"):
         parse_hostport(bad, "--metrics-listen")
+
+
+async def test_compat_131_lists_only_its_methods() -> None:
+    from execrelay.executor import ExecServerConfig
+    from execrelay.executor.methods import NEW_IN_171
+
+    server = ExecServer(ExecServerConfig(compat="0.131"))
+    text = server.metrics.render()
+    for name in NEW_IN_171:
+        assert f'method="{name}"' not in text
+    assert 'execrelay_executor_requests_total{method="fs/getMetadata",outcome="ok"} 0' in text
+    await server.aclose()

@@ -4,7 +4,8 @@ Why it is shaped like this: the request path must stay cheap (issue 17: <= 0.1 u
 request).  Each method of the method table gets one preallocated :class:`MethodStats` (a
 slotted object: attribute increments, no dict or tuple per request); the connection looks it
 up instead of the bare handler, times the request with one ``monotonic_ns`` pair and files
-the duration with one ``bisect`` on the fixed :data:`LATENCY_BOUNDS_NS`.  Errors, pauses,
+the duration by its ``bit_length()`` (power-of-two buckets: no search, no comparison chain);
+the scrape folds them into the rendered buckets (:data:`LATENCY_BOUND_BITS`).  Errors, pauses,
 resets and registry failures are rare and counted where they happen.  Gauges (open
 connections, sessions, processes, handles, queues) are computed at scrape time by walking the
 server's tables, so they cost nothing per request.
@@ -21,13 +22,25 @@ if TYPE_CHECKING:  # pragma: no cover
 
 PREFIX = "execrelay_executor"
 
-#: upper bounds (nanoseconds) of the latency buckets: 10 us .. 10 s, plus +Inf
-LATENCY_BOUNDS_NS: tuple[int, ...] = (
-    10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-    1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000, 50_000_000,
-    100_000_000, 250_000_000, 500_000_000, 1_000_000_000, 2_500_000_000, 10_000_000_000,
-)
+#: a request's duration ``dt`` (ns) is counted in ``buckets[dt.bit_length()]``: slot ``b``
+#: holds 2**(b-1) <= dt < 2**b
+BIT_BUCKETS = 65
+#: the rendered buckets' upper bounds are 2**k ns for these k: 4.1 us, 16 us, 66 us, 262 us,
+#: 1.05 ms, 4.2 ms, 16.8 ms, 67 ms, 268 ms, 1.07 s, 4.3 s, 17.2 s (then +Inf)
+LATENCY_BOUND_BITS: tuple[int, ...] = tuple(range(12, 35, 2))
+LATENCY_BOUNDS_NS: tuple[int, ...] = tuple(1 << k for k in LATENCY_BOUND_BITS)
 _BOUNDS_S = tuple(b / 1e9 for b in LATENCY_BOUNDS_NS)
+
+
+def folded(buckets: list[int]) -> list[int]:
+    """Per rendered bucket (non-cumulative, +Inf last) counts from the bit-length slots."""
+    out = []
+    lo = 0
+    for k in LATENCY_BOUND_BITS:
+        out.append(sum(buckets[lo:k + 1]))
+        lo = k + 1
+    out.append(sum(buckets[lo:]))
+    return out
 
 #: request outcomes (the ``outcome`` label): a result, a JSON-RPC error answer, a handler bug
 #: answered with -32603, a request whose connection went away before it finished
@@ -50,9 +63,9 @@ class MethodStats:
     def __init__(self, name: str, handler: "Handler | None") -> None:
         self.name = name
         self.handler = handler
-        #: per-bucket counts (not cumulative), len(LATENCY_BOUNDS_NS) + 1; their sum is the
-        #: number of requests answered, whatever the outcome
-        self.buckets = [0] * (len(LATENCY_BOUNDS_NS) + 1)
+        #: durations by bit length (see :data:`BIT_BUCKETS`); their sum is the number of
+        #: requests answered, whatever the outcome
+        self.buckets = [0] * BIT_BUCKETS
         self.sum_ns = 0
         self.errors = 0
         self.internal = 0
@@ -86,7 +99,7 @@ class MethodTable(dict):
         super().__delitem__(name)
         self._metrics.methods.pop(name, None)
 
-    def pop(self, name: str, *default: Any) -> Any:  # type: ignore[override]
+    def pop(self, name: str, *default: Any) -> Any:
         self._metrics.methods.pop(name, None)
         return super().pop(name, *default)
 
@@ -163,7 +176,8 @@ class ExecutorMetrics:
         if self._info:
             labels = ",".join(f'{k}="{esc(v)}"' for k, v in sorted(self._info.items()))
             family("info", "gauge", "Constant 1; labels describe this executor.", [(f"{{{labels}}}", 1)])
-        stats = [s for s in self._all_stats() if s.count or s is not self.unknown or s.errors]
+        # the methods served now, and any other that answered requests (removed at run time)
+        stats = [s for s in self._all_stats() if s.count or s.name in self.methods]
         samples: list[tuple[str, float]] = []
         for s in stats:
             count = s.count
@@ -174,7 +188,8 @@ class ExecutorMetrics:
         family("requests_total", "counter", "JSON-RPC requests answered, by method and outcome.", samples)
         exp.histogram("request_duration_seconds",
                       "Time from a request's arrival to its answer being handed to the transport.",
-                      _BOUNDS_S, ((f'method="{esc(s.name)}"', s.buckets, s.sum_ns / 1e9) for s in stats))
+                      _BOUNDS_S, ((f'method="{esc(s.name)}"', folded(s.buckets), s.sum_ns / 1e9)
+                                  for s in stats if s.count))
         bytes_in = self.other_bytes_in + sum(s.bytes_in for s in stats)
         bytes_out = self.other_bytes_out + sum(s.bytes_out for s in stats)
         family("bytes_total", "counter", "JSON-RPC message bytes, by direction.",
