@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from time import monotonic_ns
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import orjson
@@ -35,7 +34,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _loads = orjson.loads
 _dumps = orjson.dumps
-_ns = monotonic_ns
 _JSONDecodeError = orjson.JSONDecodeError
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
@@ -267,50 +265,48 @@ class RpcConnection:
             rid = msg.get("id", _ABSENT)
             t = type(rid)
             if t is str or (t is int and _I64_MIN <= rid <= _I64_MAX):
-                # per request: one stats lookup, one monotonic_ns pair, one bit_length, four
-                # attribute/list increments (docs/operations.md §Cost on the request path)
-                t0 = _ns()
+                # per request: one stats lookup and the begin/end pair (one clock pair, C
+                # counters; docs/operations.md §Cost on the request path)
                 stats = self.server.dispatch.get(method)
                 if stats is None:
-                    self._unknown_method(method, rid, msg, message, t0)
+                    self._unknown_method(method, rid, msg, message)
                     return
-                stats.bytes_in += len(message)
+                stats.begin(message)
                 try:
                     result = stats.handler(self, msg.get("params"))  # type: ignore[misc]
                 except RpcError as exc:
                     err = exc.wire(self)
                     if exc.code == INVALID_PARAMS and exc.message171 is None and is_171(self):
                         err["message"] = serde_text_171(err["message"])
-                    self._answered(stats, msg, t0, _dumps({"error": err, "id": rid}), "error")
+                    self._answered(stats, msg, _dumps({"error": err, "id": rid}), "error")
                     return
                 except Exception as exc:  # a bug in a handler must not kill the connection
-                    self._answered(stats, msg, t0, _dumps({"error": {
+                    self._answered(stats, msg, _dumps({"error": {
                         "code": INTERNAL_ERROR, "message": f"internal error: {exc!r}"}, "id": rid}),
                         "internal_error")
                     return
                 if type(result) is Deferred:
                     if result.encoded:
                         self._start_async(rid, result.coro(b'{"id":' + _dumps(rid) + b',"result":'), True,
-                                          stats, msg, t0)
+                                          stats, msg, stats.started)
                     else:
-                        self._start_async(rid, result.coro, False, stats, msg, t0)
+                        self._start_async(rid, result.coro, False, stats, msg, stats.started)
                     return
                 if type(result) is Encoded:
                     data = b"".join((b'{"id":', _dumps(rid), b',"result":', *result.parts, b"}"))
                     self._send(data)
+                    stats.end(data)
                 elif type(result) is PostSend:
                     data = _dumps({"id": rid, "result": result.result})
                     self._send(data)
+                    stats.end(data)
                     result.after()
                 else:
                     data = _dumps({"id": rid, "result": result})
                     self._send(data)
-                stats.bytes_out += len(data)
-                dt = _ns() - t0
-                stats.buckets[dt.bit_length()] += 1
-                stats.sum_ns += dt
+                    stats.end(data)
                 if stats.log is not None:
-                    stats.log(self, stats, msg, dt, "ok")
+                    stats.log(self, stats, msg, stats.last_ns, "ok")
                 return
             if rid is not _ABSENT and is_171(self):
                 self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _BAD_ID_171)
@@ -333,27 +329,24 @@ class RpcConnection:
             return
         self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _UNTAGGED)
 
-    def _answered(self, stats: MethodStats, msg: dict, t0: int, data: bytes, outcome: str) -> None:
-        """Send an error answer and count it (the slow path of a request)."""
+    def _answered(self, stats: MethodStats, msg: dict, data: bytes, outcome: str) -> None:
+        """Send an error answer and count it (the slow path of a request; ``stats.begin`` ran)."""
         if outcome == "error":
             stats.errors += 1
         else:
             stats.internal += 1
-        stats.bytes_out += len(data)
         self._send(data)
-        dt = _ns() - t0
-        stats.buckets[dt.bit_length()] += 1
-        stats.sum_ns += dt
+        stats.end(data)
         if stats.log is not None:
-            stats.log(self, stats, msg, dt, outcome)
+            stats.log(self, stats, msg, stats.last_ns, outcome)
 
-    def _unknown_method(self, method: str, rid: Any, msg: dict, message: bytes | str, t0: int) -> None:
+    def _unknown_method(self, method: str, rid: Any, msg: dict, message: bytes | str) -> None:
         stats = self.server.metrics.unknown
-        stats.bytes_in += len(message)
+        stats.begin(message)
         prefix = _UNKNOWN.get(method)
         if prefix is None:
             prefix = _unknown_prefix(method)
-        self._answered(stats, msg, t0, prefix + _dumps(rid) + b"}", "error")
+        self._answered(stats, msg, prefix + _dumps(rid) + b"}", "error")
 
     def _notification(self, method: str, msg: dict) -> None:
         if method == "initialized" and self.session is not None:
@@ -411,12 +404,9 @@ class RpcConnection:
                 stats.internal += 1
             elif outcome == "cancelled":
                 stats.cancelled += 1
-            stats.bytes_out += len(data)
-            dt = _ns() - t0
-            stats.buckets[dt.bit_length()] += 1
-            stats.sum_ns += dt
+            stats.end_since(t0, len(data))
             if stats.log is not None:
-                stats.log(self, stats, msg, dt, outcome)
+                stats.log(self, stats, msg, stats.last_ns, outcome)
         x = self._x
         if x is None:
             return

@@ -3,9 +3,11 @@
 Why it is shaped like this: the request path must stay cheap (issue 17: <= 0.1 us per
 request).  Each method of the method table gets one preallocated :class:`MethodStats` (a
 slotted object: attribute increments, no dict or tuple per request); the connection looks it
-up instead of the bare handler, times the request with one ``monotonic_ns`` pair and files
-the duration by its ``bit_length()`` (power-of-two buckets: no search, no comparison chain);
-the scrape folds them into the rendered buckets (:data:`LATENCY_BOUND_BITS`).  Errors, pauses,
+up instead of the bare handler and calls ``stats.begin(message)`` and ``stats.end(answer)``:
+one CLOCK_MONOTONIC pair, the duration filed by its bit length (power-of-two slots: no search),
+the byte counts added -- in C fields in the compiled build (``ext/executor/_reqstats_c.pyx``),
+so nothing is allocated; the scrape folds the slots into the rendered buckets
+(:data:`LATENCY_BOUND_BITS`).  Errors, pauses,
 resets and registry failures are rare and counted where they happen.  Gauges (open
 connections, sessions, processes, handles, queues) are computed at scrape time by walking the
 server's tables, so they cost nothing per request.
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
+from .. import _accel
 from ..promtext import Exposition, esc, reason_label
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -22,9 +25,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 PREFIX = "execrelay_executor"
 
+_reqstats = _accel.select("reqstats", "execrelay.executor._reqstats_c", "execrelay.executor._reqstats_py")
+if TYPE_CHECKING:  # pragma: no cover
+    from ._reqstats_py import MethodStats
+else:
+    #: one method's handler and counters (compiled: C counters, nothing allocated per request)
+    MethodStats = _reqstats.MethodStats
 #: a request's duration ``dt`` (ns) is counted in ``buckets[dt.bit_length()]``: slot ``b``
 #: holds 2**(b-1) <= dt < 2**b
-BIT_BUCKETS = 65
+BIT_BUCKETS: int = _reqstats.BIT_BUCKETS
 #: the rendered buckets' upper bounds are 2**k ns for these k: 4.1 us, 16 us, 66 us, 262 us,
 #: 1.05 ms, 4.2 ms, 16.8 ms, 67 ms, 268 ms, 1.07 s, 4.3 s, 17.2 s (then +Inf)
 LATENCY_BOUND_BITS: tuple[int, ...] = tuple(range(12, 35, 2))
@@ -52,33 +61,6 @@ UNKNOWN_METHOD = "unknown"
 
 #: signature of the access-log hook: (connection, stats, request message, duration ns, outcome)
 AccessHook = Callable[[Any, "MethodStats", dict, int, str], None]
-
-
-class MethodStats:
-    """The handler of one method and its counters (one per method, allocated once)."""
-
-    __slots__ = ("name", "handler", "buckets", "sum_ns", "errors", "internal", "cancelled",
-                 "bytes_in", "bytes_out", "log")
-
-    def __init__(self, name: str, handler: "Handler | None") -> None:
-        self.name = name
-        self.handler = handler
-        #: durations by bit length (see :data:`BIT_BUCKETS`); their sum is the number of
-        #: requests answered, whatever the outcome
-        self.buckets = [0] * BIT_BUCKETS
-        self.sum_ns = 0
-        self.errors = 0
-        self.internal = 0
-        self.cancelled = 0
-        #: JSON-RPC bytes of the requests and of their answers
-        self.bytes_in = 0
-        self.bytes_out = 0
-        #: the access-log hook while ``--access-log`` is on, else None (one test per request)
-        self.log: AccessHook | None = None
-
-    @property
-    def count(self) -> int:
-        return sum(self.buckets)
 
 
 class MethodTable(dict):
