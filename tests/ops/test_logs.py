@@ -139,3 +139,8 @@ async def test_remote_logs_carry_stream_ids_and_never_a_token(tmp_path: Path) ->
     parents = [e["traceparent"] for e in requests]
     assert len({p.split("-")[1] for p in parents}) == 1 and len(set(parents)) == 2
     assert any(e["msg"] == "registered" and e["executor_id"] == "ops-1" for e in events)
+    assert any(e["msg"] == "stream ended" and e["stream_id"] == stream and e["session_id"] == session.session_id
+               for e in events)
+    rdv_events = json_lines(rdv.stderr_text())
+    assert {"executor connected", "harness connected", "harness disconnected"} <= {e["msg"] for e in rdv_events}
+    assert all(e["executor_id"] == "ops-1" for e in rdv_events if e["msg"].startswith(("executor ", "harness ")))

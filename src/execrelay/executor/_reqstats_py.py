@@ -48,22 +48,23 @@ class MethodStats:
 
     def end(self, data: bytes) -> None:
         """Its answer ``data`` was sent: file the duration since :meth:`begin`."""
-        self._observe(_now() - self.started, len(data))
+        # inlined rather than shared with end_since: one Python call less per request
+        dt = _now() - self.started
+        self._buckets[dt.bit_length()] += 1
+        self.sum_ns += dt
+        self.bytes_out += len(data)
+        self.last_ns = dt
 
     def end_since(self, t0: int, nbytes: int) -> None:
         """An async request started at ``t0`` (``started``) ended with ``nbytes`` sent."""
-        self._observe(_now() - t0, nbytes)
-
-    def add_bytes_in(self, nbytes: int) -> None:
-        self.bytes_in += nbytes
-
-    def _observe(self, dt: int, nbytes: int) -> None:
-        if dt < 0:
-            dt = 0
+        dt = max(0, _now() - t0)
         self._buckets[dt.bit_length()] += 1
         self.sum_ns += dt
         self.bytes_out += nbytes
         self.last_ns = dt
+
+    def add_bytes_in(self, nbytes: int) -> None:
+        self.bytes_in += nbytes
 
     @property
     def buckets(self) -> list[int]:

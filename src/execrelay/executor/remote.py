@@ -33,6 +33,7 @@ import orjson
 from ..stream import ACCEPTOR, MessageTooLarge, Multiplexer
 from ..transport import RELAY_KEEPALIVE, connect_websocket, tls
 from ..transport.endpoint import RelayEndpoint, StreamPort
+from .accesslog import stream_id_of
 from .connection import OVERLOADED, QUEUE_PAUSE, RpcConnection
 from .drain import DRAINING_REASON
 from .errors import INTERNAL_ERROR
@@ -160,7 +161,9 @@ class RelayRpcConnection(RpcConnection):
 
     def _send_error(self, rid: object, code: int, message: str) -> None:
         if rid == -1:
-            log.debug("dropping malformed relay data message frame: %s", message)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("dropping malformed relay data message frame: %s", message,
+                          extra={"fields": self._ids()})
             return
         super()._send_error(rid, code, message)
 
@@ -185,12 +188,23 @@ class RelayRpcConnection(RpcConnection):
 
     def _send_parse_error(self, message: bytes | str) -> None:
         # dropped like every id -1 error, without building the text (a second parse)
-        log.debug("dropping malformed relay data message frame (%d bytes)", len(message))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("dropping malformed relay data message frame (%d bytes)", len(message),
+                      extra={"fields": self._ids()})
+
+    def _ids(self) -> dict[str, str]:
+        """The log fields naming this stream and its session."""
+        ids = {"stream_id": stream_id_of(self) or ""}
+        if self.session is not None:
+            ids["session_id"] = self.session.id
+        return ids
 
     # on_message is RpcConnection.feed; the stream ending closes the connection.
     def on_close(self, reason: str | None = None, by_peer: bool = False) -> None:
         if by_peer:
             self.server.metrics.reset(reason or "unknown", "received")
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("stream ended", extra={"fields": {**self._ids(), "reason": reason, "by_peer": by_peer}})
         self.close(reason or "stream closed")
 
 

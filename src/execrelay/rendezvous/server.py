@@ -283,6 +283,7 @@ class RendezvousServer:
         self._links.add(link)
         self.metrics.connections["executor"] += 1
         self.metrics.connections_total["executor"] += 1
+        log.info("executor connected", extra={"fields": {"executor_id": executor_id, "peer": str(request.remote)}})
         if isinstance(old, Link):
             self._links.discard(old)
             self._spawn(old.close("superseded"))
@@ -292,6 +293,7 @@ class RendezvousServer:
             self._links.discard(link)
             self.metrics.connections["executor"] -= 1
             self.router.executor_detached(link)
+            log.info("executor disconnected", extra={"fields": {"executor_id": executor_id}})
         return ws
 
     # -- harness socket -----------------------------------------------------------------
@@ -319,11 +321,14 @@ class RendezvousServer:
         self.metrics.connections["harness"] += 1
         self.metrics.connections_total["harness"] += 1
         self.router.harness_attached(link)
+        log.info("harness connected", extra={"fields": {"executor_id": executor_id, "peer": str(request.remote)}})
         try:
             await self._read_loop(ws, link, self.router.from_harness, executor_id)
         finally:
             self._links.discard(link)
             self.metrics.connections["harness"] -= 1
+            log.info("harness disconnected", extra={"fields": {"executor_id": executor_id,
+                                                                "streams": len(link.streams)}})
             self.router.harness_detached(link)
         return ws
 
