@@ -41,12 +41,6 @@ def json_lines(text: str) -> list[dict[str, Any]]:
     return out
 
 
-def wait_exit(proc: subprocess.Popen, timeout: float) -> tuple[int, float]:
-    t0 = time.monotonic()
-    rc = proc.wait(timeout=timeout)
-    return rc, time.monotonic() - t0
-
-
 def alive(pid: int) -> bool:
     """True while ``pid`` runs (a zombie counts as gone)."""
     try:
@@ -95,3 +89,14 @@ async def wait_log(proc: ServerProcess, msg: str, timeout: float = 20.0) -> dict
         if time.monotonic() > deadline:
             raise TimeoutError(f"no {msg!r} log event; stderr:\n{proc.stderr_text()[-3000:]}")
         await asyncio.sleep(0.05)
+
+
+async def await_exit(proc: subprocess.Popen, timeout: float) -> int:
+    """``proc``'s exit status, waiting without blocking the event loop (our own clients in
+    this loop may be what the process waits for)."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{proc.args} still running after {timeout} s")
+        await asyncio.sleep(0.05)
+    return proc.returncode

@@ -18,7 +18,8 @@ import websockets
 
 from execrelay.harness import ConnectionLost, HarnessClient
 
-from ._procs import execrelay, http_get, json_lines, start, wait_exit, wait_gone, wait_log, wait_ready
+from ._procs import (await_exit, execrelay, http_get, json_lines, start, wait_gone, wait_log,
+                     wait_ready)
 
 pytestmark = pytest.mark.skipif(os.environ.get("EXECRELAY_PURE") == "1",
                                 reason="process-level: the compiled pass covers it (signals, real processes)")
@@ -51,6 +52,8 @@ async def test_local_drain_lets_a_running_process_finish(tmp_path: Path) -> None
     try:
         metrics = (await wait_log(p, "metrics listening"))["url"]
         assert (await http_get(f"{metrics}/readyz"))[0] == 200
+        status, text = await http_get(f"{metrics}/metrics")
+        assert status == 200 and 'execrelay_executor_info{compat="auto",mode="websocket"} 1' in text
         async with websockets.connect(p.url) as ws, websockets.connect(p.url) as late:
             pid = await _start_process(ws, "sleep 1.5; echo done")
             t0 = time.monotonic()
@@ -66,7 +69,7 @@ async def test_local_drain_lets_a_running_process_finish(tmp_path: Path) -> None
             assert base64.b64decode(out["params"]["chunk"]) == b"done\n"
             exited = await _recv(ws, lambda m: m.get("method") == "process/exited")
             assert exited["params"]["exitCode"] == 0
-        rc, _ = wait_exit(p.proc, 15)
+        rc = await await_exit(p.proc, 15)
         assert rc == 0 and time.monotonic() - t0 < 15
         assert await wait_gone(pid)
     finally:
@@ -83,7 +86,7 @@ async def test_local_drain_timeout_kills_the_group(tmp_path: Path) -> None:
             pid = await _start_process(ws, "sleep 100 & echo $!; wait")
             t0 = time.monotonic()
             os.kill(p.proc.pid, signal.SIGTERM)
-            rc, _ = wait_exit(p.proc, 15)
+            rc = await await_exit(p.proc, 15)
         assert rc == 0 and time.monotonic() - t0 >= 0.5
         assert await wait_gone(pid)
     finally:
@@ -102,7 +105,7 @@ async def test_second_sigterm_exits_at_once(tmp_path: Path) -> None:
             await wait_log(p, "drain started")
             t0 = time.monotonic()
             os.kill(p.proc.pid, signal.SIGTERM)
-            rc, _ = wait_exit(p.proc, 15)
+            rc = await await_exit(p.proc, 15)
         assert rc == 1 and time.monotonic() - t0 < 10
         assert await wait_gone(pid)
     finally:
@@ -134,11 +137,15 @@ async def test_remote_drain_resets_with_executor_draining(tmp_path: Path) -> Non
             with pytest.raises(ConnectionLost) as lost:
                 await client.open_session(timeout=10)
             assert "executor_draining" in str(lost.value)
+            status, text = await http_get(f"{metrics}/metrics")
+            assert 'execrelay_executor_resets_total{reason="executor_draining",direction="sent"} 1' in text
+            assert "execrelay_executor_processes 1" in text and "execrelay_executor_relay_streams 1" in text
+            assert "execrelay_executor_registrations_total 1" in text
             result = await session.process_read("p", wait_ms=10000)
             while not result.get("exited"):
                 result = await session.process_read("p", after_seq=result.get("nextSeq", 0) - 1, wait_ms=10000)
             assert result["exitCode"] == 0
-            rc, _ = wait_exit(p.proc, 15)
+            rc = await await_exit(p.proc, 15)
             assert rc == 0
             await asyncio.sleep(0.2)
             with pytest.raises(ConnectionLost) as lost:
@@ -186,3 +193,44 @@ async def test_rendezvous_drain_keeps_routing_and_refuses_new(tmp_path: Path) ->
         await asyncio.wait_for(task, 10)
         await server.aclose()
         await rdv.aclose()
+
+
+async def test_rendezvous_cli_drain_flag(tmp_path: Path) -> None:
+    """``execrelay rendezvous --drain-timeout``: SIGTERM with a stream open keeps it routed and
+    /readyz at 503 until the stream ends, then exits 0; a second SIGTERM would end it at once."""
+    from execrelay.executor import ExecServer
+    from execrelay.executor.remote import RemoteExecutor, RemoteExecutorConfig
+    from execrelay.rendezvous.server import harness_url
+    from execrelay.rendezvous.tokens import mint
+
+    from ._procs import SECRET
+
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET)
+    rdv = start(execrelay("rendezvous", "--listen", "127.0.0.1:0", "--secret-file", str(secret_file),
+                          "--drain-timeout", "30", "--harness-grace", "0.2", "--log-format", "json",
+                          "--log-level", "info"), tmp_path, "rdv")
+    base = rdv.url.split()[-1]
+    server = ExecServer()
+    executor = RemoteExecutor(RemoteExecutorConfig.with_bearer_token(
+        base, "c-1", mint(SECRET.encode(), "executor", "c-1", 600)), server)
+    task = asyncio.ensure_future(executor.run())
+    try:
+        await asyncio.wait_for(executor.connected.wait(), 20)
+        url = harness_url(base.replace("http://", "ws://"), "c-1", mint(SECRET.encode(), "harness", "c-1", 600))
+        async with HarnessClient(url) as client:
+            session = await client.open_session()
+            os.kill(rdv.proc.pid, signal.SIGTERM)
+            await wait_log(rdv, "drain started")
+            assert await http_get(f"{base}/readyz") == (503, "draining\n")
+            assert (await session.fs_get_metadata("/"))["isDirectory"] is True
+            assert rdv.proc.poll() is None
+            session.close()
+            assert await await_exit(rdv.proc, 20) == 0
+        done = [e for e in json_lines(rdv.stderr_text()) if e["msg"] == "drain finished"]
+        assert done and done[0]["outcome"] == "drained"
+    finally:
+        executor.close()
+        await asyncio.wait_for(task, 10)
+        await server.aclose()
+        rdv.stop()

@@ -17,7 +17,7 @@ import websockets
 from execrelay.cli._ops import REDACTED, JsonFormatter, TextFormatter, redact, register_secret
 from execrelay.harness import HarnessClient
 
-from ._procs import SECRET, execrelay, json_lines, start, wait_exit, wait_log
+from ._procs import SECRET, await_exit, execrelay, json_lines, start, wait_log
 
 pytestmark = pytest.mark.skipif(os.environ.get("EXECRELAY_PURE") == "1",
                                 reason="process-level: the compiled pass covers it (the build does not change logs)")
@@ -64,7 +64,7 @@ async def test_local_access_log_json_carries_session_and_trace(tmp_path: Path) -
             await asyncio.wait_for(ws.recv(), 10)
         await wait_log(p, "request")
         os.kill(p.proc.pid, signal.SIGTERM)
-        assert wait_exit(p.proc, 15)[0] == 0
+        assert await await_exit(p.proc, 15) == 0
     finally:
         p.stop()
     events = json_lines(p.stderr_text())
@@ -87,7 +87,7 @@ async def test_access_log_is_off_by_default(tmp_path: Path) -> None:
             await ws.send('{"id":1,"method":"initialize","params":{"clientName":"t"}}')
             await asyncio.wait_for(ws.recv(), 10)
         os.kill(p.proc.pid, signal.SIGTERM)
-        assert wait_exit(p.proc, 15)[0] == 0
+        assert await await_exit(p.proc, 15) == 0
     finally:
         p.stop()
     assert not [e for e in json_lines(p.stderr_text()) if e["msg"] == "request"]
@@ -118,9 +118,9 @@ async def test_remote_logs_carry_stream_ids_and_never_a_token(tmp_path: Path) ->
             await session.fs_get_metadata("/")
             stream = session.label
         os.kill(executor.proc.pid, signal.SIGTERM)
-        assert wait_exit(executor.proc, 15)[0] == 0
+        assert await await_exit(executor.proc, 15) == 0
         os.kill(rdv.proc.pid, signal.SIGTERM)
-        assert wait_exit(rdv.proc, 15)[0] == 0
+        assert await await_exit(rdv.proc, 15) == 0
     finally:
         rdv.stop()
         if executor is not None:

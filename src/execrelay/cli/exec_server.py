@@ -300,6 +300,9 @@ class _Ops:
         self.args = args
         self.signals = StopSignals(asyncio.get_running_loop())
         self.server = ExecServer(ExecServerConfig(compat=args.compat))
+        self.server.metrics.set_info(mode="remote" if args.remote is not None else
+                                     "stdio" if (args.listen or "").startswith("stdio") else "websocket",
+                                     compat=args.compat)
         if args.access_log:
             from ..executor.accesslog import access_hook
 

@@ -268,7 +268,6 @@ class RemoteExecutor:
         #: the Reset reason of the streams still open when :meth:`run` ends
         self._close_reason = "executor shutting down"
         m = server.metrics
-        m.set_info(mode="remote")
         m.set_gauge_source("relay_streams", "Relay streams open on the rendezvous websocket.",
                            lambda: len(self.endpoint.streams) if self.endpoint is not None else 0)
         m.set_gauge_source("relay_connected", "1 while the rendezvous websocket is up.",
