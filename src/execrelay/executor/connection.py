@@ -273,7 +273,7 @@ class RpcConnection:
                     return
                 stats.begin(message)
                 try:
-                    result = stats.handler(self, msg.get("params"))  # type: ignore[misc]
+                    result = stats.handler(self, msg.get("params"))
                 except RpcError as exc:
                     err = exc.wire(self)
                     if exc.code == INVALID_PARAMS and exc.message171 is None and is_171(self):
@@ -281,9 +281,8 @@ class RpcConnection:
                     self._answered(stats, msg, _dumps({"error": err, "id": rid}), "error")
                     return
                 except Exception as exc:  # a bug in a handler must not kill the connection
-                    self._answered(stats, msg, _dumps({"error": {
-                        "code": INTERNAL_ERROR, "message": f"internal error: {exc!r}"}, "id": rid}),
-                        "internal_error")
+                    self._send_error(rid, INTERNAL_ERROR, f"internal error: {exc!r}")
+                    self._answered(stats, msg, None, "internal_error")
                     return
                 if type(result) is Deferred:
                     if result.encoded:
@@ -329,13 +328,17 @@ class RpcConnection:
             return
         self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _UNTAGGED)
 
-    def _answered(self, stats: MethodStats, msg: dict, data: bytes, outcome: str) -> None:
-        """Send an error answer and count it (the slow path of a request; ``stats.begin`` ran)."""
+    def _answered(self, stats: MethodStats, msg: dict, data: bytes | None, outcome: str) -> None:
+        """Send an error answer (None: ``_send_error`` sent it, counted with the other bytes)
+        and count it: the slow path of a request, after ``stats.begin``."""
         if outcome == "error":
             stats.errors += 1
         else:
             stats.internal += 1
-        self._send(data)
+        if data is None:
+            data = b""
+        else:
+            self._send(data)
         stats.end(data)
         if stats.log is not None:
             stats.log(self, stats, msg, stats.last_ns, outcome)
@@ -377,9 +380,7 @@ class RpcConnection:
         except Exception as exc:
             outcome = "internal_error"
             if not self.closed:
-                data = _dumps({"error": {"code": INTERNAL_ERROR, "message": f"internal error: {exc!r}"},
-                               "id": rid})
-                self._send(data)
+                self._send_error(rid, INTERNAL_ERROR, f"internal error: {exc!r}")
         else:
             if not self.closed:
                 if encoded:
