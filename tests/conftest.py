@@ -29,6 +29,7 @@ TWINS: dict[str, tuple[str, str]] = {
     "frame": ("execrelay.wire._frame_c", "execrelay.wire._frame_py"),
     "codec": ("execrelay.wire._codec_c", "execrelay.wire._codec_py"),
     "fsmeta": ("execrelay.executor._fsmeta_c", "execrelay.executor._fsmeta_py"),
+    "reqstats": ("execrelay.executor._reqstats_c", "execrelay.executor._reqstats_py"),
 }
 
 

@@ -16,6 +16,8 @@ import os
 import sys
 import time
 
+from ._ops import add_log_args, setup_logging
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bench", help="benchmark execrelay against codex 0.131.0 (report, plots, JSON)",
@@ -43,10 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", action="store_true",
                    help="also profile our fast executor with py-spy --native under the load (adds ~30 s)")
     p.add_argument("--no-progress", action="store_true")
+    add_log_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    setup_logging(args)
     from ..bench import report
 
     if args.render:

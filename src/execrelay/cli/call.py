@@ -23,6 +23,8 @@ import argparse
 import asyncio
 import sys
 
+from ._ops import add_log_args, setup_logging
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("call", help="make one exec-server call (direct or through a rendezvous)")
@@ -41,10 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(default: the system store)")
     p.add_argument("--notifications", type=float, default=0.0, metavar="SECONDS",
                    help="after the answer, print notifications for this long (e.g. process output)")
+    add_log_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    setup_logging(args)
     import orjson
 
     try:

@@ -15,16 +15,20 @@ import sys
 import tempfile
 import time
 
+from ._ops import add_log_args, setup_logging
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", help="run rendezvous + executor + harness on loopback and show a session")
     p.add_argument("--executor-id", default="demo-executor", help="executor id to register (default: demo-executor)")
     p.add_argument("--round-trips", type=int, default=500, help="fs/getMetadata calls timed (default 500)")
     p.add_argument("--timeout", type=float, default=60.0, help="give up after this many seconds")
+    add_log_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    setup_logging(args)
     from ..transport import install_event_loop_policy
 
     install_event_loop_policy()

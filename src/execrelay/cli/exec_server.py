@@ -17,12 +17,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import logging
 import os
-import signal
 import sys
 from typing import Any
 
 from ..executor.dialect import COMPAT_131, COMPAT_AUTO, COMPAT_CHOICES
+from ._ops import StopSignals, add_log_args, parse_hostport, register_secret, setup_logging
+
+log = logging.getLogger("execrelay.executor")
 
 #: 0.171.0 flags execrelay does not implement -> whether the flag takes a value; each is
 #: refused with "not supported by execrelay: --flag" (sandboxing, proxies, the Noise/Direct
@@ -107,6 +110,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         else:
             p.add_argument(flag, dest=dest, action="store_const", const=True, default=None, help=argparse.SUPPRESS)
     p.add_argument("--impl", choices=("picows", "websockets"), default=None, help=argparse.SUPPRESS)
+    add_log_args(p)
+    p.add_argument("--access-log", action="store_true",
+                   help="log one line per answered JSON-RPC request (method, outcome, duration, session, "
+                        "stream, trace context) at level info")
+    p.add_argument("--metrics-listen", metavar="HOST:PORT", default=None,
+                   help="serve Prometheus /metrics and /readyz on this address (docs/operations.md)")
+    p.add_argument("--drain-timeout", metavar="SECONDS", type=float, default=0.0,
+                   help="on SIGTERM, refuse new sessions and wait up to this long for running requests and "
+                        "processes before killing them (default 0: stop at once); a second signal exits at once")
     p.set_defaults(func=run)
 
 
@@ -181,6 +193,19 @@ def _exit_on_stdin_close(args: argparse.Namespace) -> bool | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    setup_logging(args)
+    register_secret(os.environ.get("CODEX_EXEC_SERVER_REMOTE_BEARER_TOKEN"))
+    if args.drain_timeout < 0:
+        print("error: --drain-timeout must not be negative", file=sys.stderr)
+        return 2
+    metrics_addr = None
+    if args.metrics_listen is not None:
+        try:
+            metrics_addr = parse_hostport(args.metrics_listen, "--metrics-listen")
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    args.metrics_addr = metrics_addr
     try:
         args.exit_on_stdin_close = _exit_on_stdin_close(args)
     except argparse.ArgumentTypeError:
@@ -217,6 +242,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"Error: {exc}", file=sys.stderr)
             return 1
+        register_secret(bearer)
         return asyncio.run(_run_remote(args, bearer))
 
     from ..executor.serve import ListenUrlError, parse_listen
@@ -229,24 +255,7 @@ def run(args: argparse.Namespace) -> int:
     if auth is not None and kind == "stdio":
         print("Error: WebSocket auth requires a WebSocket listener, not stdio", file=sys.stderr)
         return 1
-    return asyncio.run(_run_local(kind, host, port, args.impl, args.compat, auth))
-
-
-def _install_stop(loop: asyncio.AbstractEventLoop) -> "asyncio.Future[None]":
-    """A future set by SIGINT/SIGTERM; installed before the URL is printed, so a supervisor
-    that signals right after reading the URL still gets a clean shutdown (processes killed)."""
-    stop: asyncio.Future[None] = loop.create_future()
-
-    def set_stop() -> None:
-        if not stop.done():
-            stop.set_result(None)
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        try:
-            loop.add_signal_handler(sig, set_stop)
-        except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
-            pass
-    return stop
+    return asyncio.run(_run_local(kind, host, port, args, auth))
 
 
 def _watch_stdin(stop: "asyncio.Future[None]") -> None:
@@ -275,50 +284,130 @@ async def _wait(stop: "asyncio.Future[None]", main: "asyncio.Future | None" = No
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
 
 
-async def _run_local(kind: str, host: str, port: int, impl: str | None, compat: str, auth: Any = None) -> int:
-    from ..executor import ExecServer, ExecServerConfig
+def _os_error_text(exc: OSError) -> str:
+    code = exc.errno or 0
+    text = "Address in use" if code == errno.EADDRINUSE else exc.strerror or str(exc)
+    return f"Error: {text} (os error {code})"
+
+
+class _Ops:
+    """What every mode shares: the server with its access log, the metrics port, the drain."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from ..executor import ExecServer, ExecServerConfig
+        from ..executor.opshttp import DRAINING, READY, STARTING
+
+        self.args = args
+        self.signals = StopSignals(asyncio.get_running_loop())
+        self.server = ExecServer(ExecServerConfig(compat=args.compat))
+        self.server.metrics.set_info(mode="remote" if args.remote is not None else
+                                     "stdio" if (args.listen or "").startswith("stdio") else "websocket",
+                                     compat=args.compat)
+        if args.access_log:
+            from ..executor.accesslog import access_hook
+
+            self.server.metrics.set_access_hook(access_hook)
+        self.ready = lambda: False
+        self.ops: Any = None
+        self._states = (READY, STARTING, DRAINING)
+
+    def state(self) -> str:
+        ready, starting, draining = self._states
+        if self.server.draining:
+            return draining
+        return ready if self.ready() else starting
+
+    async def start_metrics(self) -> bool:
+        """Serve ``--metrics-listen`` if given; False (message printed) when it cannot listen."""
+        if self.args.metrics_addr is None:
+            return True
+        from ..executor.opshttp import OpsServer
+
+        self.ops = OpsServer(self.server.metrics, self.state)
+        try:
+            url = await self.ops.start(*self.args.metrics_addr)
+        except OSError as exc:
+            print(_os_error_text(exc).replace("Error:", "Error: --metrics-listen:", 1), file=sys.stderr)
+            return False
+        log.info("metrics listening", extra={"fields": {"url": url}})
+        return True
+
+    async def drain(self) -> bool:
+        """The first stop signal came: drain (docs/operations.md §Graceful drain).  False when a
+        second signal cut it short."""
+        from ..executor.drain import drain
+
+        outcome = await drain(self.server, self.args.drain_timeout, self.signals.abort)
+        return outcome != "aborted"
+
+    async def aclose(self) -> None:
+        await self.server.aclose()
+        if self.ops is not None:
+            await self.ops.aclose()
+
+
+async def _run_local(kind: str, host: str, port: int, args: argparse.Namespace, auth: Any = None) -> int:
     from ..executor.serve import serve_stdio, serve_ws
 
-    stop = _install_stop(asyncio.get_running_loop())
-    server = ExecServer(ExecServerConfig(compat=compat))
+    ops = _Ops(args)
+    server, stop = ops.server, ops.signals.stop
     try:
+        if not await ops.start_metrics():
+            return 1
         if kind == "stdio":
             main = asyncio.ensure_future(serve_stdio(server))
+            ops.ready = lambda: not main.done()
             await _wait(stop, main)
+            if not main.done():
+                await ops.drain()
             main.cancel()
             return 0
         try:
-            ws = await serve_ws(server, host, port, impl=impl, auth=auth)
+            ws = await serve_ws(server, host, port, impl=args.impl, auth=auth)
         except OSError as exc:
-            code = exc.errno or 0
-            text = "Address in use" if code == errno.EADDRINUSE else exc.strerror or str(exc)
-            print(f"Error: {text} (os error {code})", file=sys.stderr)
+            print(_os_error_text(exc), file=sys.stderr)
             return 1
+        ops.ready = lambda: True
         print(ws.url, flush=True)
+        log.info("listening", extra={"fields": {"url": ws.url}})
         await _wait(stop)
+        completed = await ops.drain()
         ws.close()
-        return 0
+        return 0 if completed else 1
     finally:
-        await server.aclose()
+        await ops.aclose()
 
 
 async def _run_remote(args: argparse.Namespace, bearer: str | None) -> int:
     # imported here: the local transports never load the relay stack
-    from ..executor import ExecServer, ExecServerConfig
     from ..executor.remote import run_remote_executor
 
-    stop = _install_stop(asyncio.get_running_loop())
-    server = ExecServer(ExecServerConfig(compat=args.compat))
+    ops = _Ops(args)
+    server, stop = ops.server, ops.signals.stop
     try:
+        if not await ops.start_metrics():
+            return 1
+        executors: list[Any] = []
         main = asyncio.ensure_future(run_remote_executor(
             server=server, remote_url=args.remote, executor_id=args.environment_id, name=args.name,
-            ca_file=args.ca_file, bearer_token=bearer))
+            ca_file=args.ca_file, bearer_token=bearer, started=executors.append))
+        ops.ready = lambda: bool(executors) and executors[0].connected.is_set()
         if args.exit_on_stdin_close:
             _watch_stdin(stop)
         await _wait(stop, main)
         if main.done():
             return int(main.result() or 0)
+        completed = await ops.drain()
+        if executors:
+            executors[0].close(_draining_reason())
+            await asyncio.wait([main], timeout=5.0)
         main.cancel()
-        return 0
+        return 0 if completed else 1
     finally:
-        await server.aclose()
+        await ops.aclose()
+
+
+def _draining_reason() -> str:
+    from ..executor.drain import DRAINING_REASON
+
+    return DRAINING_REASON

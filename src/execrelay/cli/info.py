@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+from ._ops import add_log_args, setup_logging
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("info", help="show versions and whether the Cython hot path is active")
+    add_log_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    setup_logging(args)
     import execrelay
     from execrelay import _accel
 

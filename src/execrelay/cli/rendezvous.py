@@ -18,6 +18,8 @@ import signal
 import sys
 from typing import Any
 
+from ._ops import StopSignals, add_log_args, parse_hostport, register_secret, setup_logging
+
 
 # Numeric tunables as (RendezvousConfig field, type, metavar, help); the option is the field
 # with dashes.  Two groups, to keep the --help order (limits, TLS and metrics, admission).
@@ -85,18 +87,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="join a cluster of rendezvous nodes through these NATS servers (the full "
                         "list; docs/rendezvous.md §Several nodes); without it: one node")
     p.add_argument("--node-id", metavar="NAME", help="this node's name in the cluster (needs --nats)")
-    p.add_argument("--log-level", default="WARNING")
+    add_log_args(p)
+    p.add_argument("--drain-timeout", metavar="SECONDS", type=float, default=0.0,
+                   help="on SIGTERM, refuse new connections and streams but keep routing the open ones "
+                        "for up to this long (default 0: stop at once); a second signal stops at once")
     p.set_defaults(func=run)
     sub = p.add_subparsers(dest="rendezvous_command", metavar="{token,harness-url}")
 
     t = sub.add_parser("token", help="print a signed token")
     t.add_argument("--role", required=True, choices=("executor", "harness"))
     _add_mint_options(t)
+    add_log_args(t)
     t.set_defaults(func=run_token)
 
     h = sub.add_parser("harness-url", help="print a signed harness websocket URL")
     _add_mint_options(h)
     h.add_argument("--base", required=True, metavar="ws://HOST:PORT")
+    add_log_args(h)
     h.set_defaults(func=run_harness_url)
 
 
@@ -108,6 +115,7 @@ def _secret(args: argparse.Namespace, allow_random: bool) -> bytes | None:
     except SecretError as exc:
         print(f"execrelay rendezvous: {exc}", file=sys.stderr)
         return None
+    register_secret(secret)
     if allow_random and source.startswith("random"):
         print("execrelay rendezvous: no secret configured; using a random in-memory secret "
               "(tokens minted elsewhere will not work)", file=sys.stderr)
@@ -117,6 +125,7 @@ def _secret(args: argparse.Namespace, allow_random: bool) -> bytes | None:
 def run_token(args: argparse.Namespace) -> int:
     from ..rendezvous.tokens import mint
 
+    setup_logging(args)
     secret = _secret(args, allow_random=False)
     if secret is None:
         return 2
@@ -131,6 +140,7 @@ def run_harness_url(args: argparse.Namespace) -> int:
     if not args.base.startswith(("ws://", "wss://")):
         print("execrelay rendezvous harness-url: --base must start with ws:// or wss://", file=sys.stderr)
         return 2
+    setup_logging(args)
     secret = _secret(args, allow_random=False)
     if secret is None:
         return 2
@@ -138,22 +148,13 @@ def run_harness_url(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"--listen wants HOST:PORT, got {text!r}")
-    host = host.strip("[]") or "127.0.0.1"
-    # "localhost" may resolve to two addresses, each getting its own random port with port 0.
-    return ("127.0.0.1" if host == "localhost" else host), int(port)
-
-
 def run(args: argparse.Namespace) -> int:
-    import logging
-
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(args)
+    if args.drain_timeout < 0:
+        print("execrelay rendezvous: --drain-timeout must not be negative", file=sys.stderr)
+        return 2
     try:
-        host, port = _parse_listen(args.listen)
+        host, port = parse_hostport(args.listen)
     except ValueError as exc:
         print(f"execrelay rendezvous: {exc}", file=sys.stderr)
         return 2
@@ -203,6 +204,7 @@ async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int,
         if args.metrics_token_file:
             with open(args.metrics_token_file, encoding="utf-8") as fh:
                 overrides["metrics_token"] = fh.read().strip()
+            register_secret(overrides["metrics_token"])
         if args.tls_cert:
             from ..transport.tls import server_context
 
@@ -214,6 +216,7 @@ async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int,
         print("execrelay rendezvous: --metrics-token-file is empty", file=sys.stderr)
         return 2
     server = RendezvousServer(secret, **overrides)
+    signals = StopSignals(asyncio.get_running_loop(), _STOP_SIGNALS)
     node = None
     if cluster is not None:
         # Join before listening: no socket is accepted before its node can claim or route it.
@@ -235,17 +238,18 @@ async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int,
     if node is not None:
         print(node.describe(), flush=True)
     print(f"listening on {server.url}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
     try:
-        await stop.wait()
+        await signals.stop
+        if args.drain_timeout > 0:
+            # docs/operations.md §Graceful drain
+            if await server.drain(args.drain_timeout, signals.abort) == "aborted":
+                return 1
     finally:
         if node is not None:
             await node.close()
         await server.aclose()
     return 0
+
+
+#: the rendezvous stops on these (SIGHUP is left to its default, as before)
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

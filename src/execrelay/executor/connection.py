@@ -22,6 +22,7 @@ import orjson
 
 from .dialect import is_171
 from .errors import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, RpcError
+from .metrics import MethodStats
 from .params import bad_type, serde_text_171
 from .results import Deferred, Encoded, PostSend
 
@@ -195,6 +196,7 @@ class RpcConnection:
             self._x = _Extra(parse_error_prefix, pause_reading)
         # until initialize attaches a session (which then references this connection)
         server.connections.add(self)
+        server.metrics.connections_total += 1
 
     def _extra(self) -> _Extra:
         x = self._x
@@ -206,6 +208,16 @@ class RpcConnection:
     def parse_error_prefix(self) -> str:
         x = self._x
         return _STDIO_PREFIX if x is None else x.parse_error_prefix
+
+    def open_handles(self) -> int:
+        """0.171 file handles this connection holds open (a gauge, read at scrape time)."""
+        x = self._x
+        return 0 if x is None or x.handles is None else len(x.handles)
+
+    def queued(self) -> int:
+        """Messages waiting behind the running request (a gauge, read at scrape time)."""
+        x = self._x
+        return 0 if x is None or x.queue is None else len(x.queue)
 
     @property
     def write_paused(self) -> bool:
@@ -241,6 +253,7 @@ class RpcConnection:
         try:
             msg = _loads(message)
         except _JSONDecodeError:
+            self.server.metrics.other_bytes_in += len(message)
             self._send_parse_error(message)
             return
         if type(msg) is not dict:
@@ -252,43 +265,56 @@ class RpcConnection:
             rid = msg.get("id", _ABSENT)
             t = type(rid)
             if t is str or (t is int and _I64_MIN <= rid <= _I64_MAX):
-                handler = self.server.handlers.get(method)
-                if handler is None:
-                    prefix = _UNKNOWN.get(method)
-                    if prefix is None:
-                        prefix = _unknown_prefix(method)
-                    self._send(prefix + _dumps(rid) + b"}")
+                # per request: one stats lookup and the begin/end pair (one clock pair, C
+                # counters; docs/operations.md §Cost on the request path)
+                stats = self.server.dispatch.get(method)
+                if stats is None:
+                    self._unknown_method(method, rid, msg, message)
                     return
+                stats.begin(message)
                 try:
-                    result = handler(self, msg.get("params"))
+                    result = stats.handler(self, msg.get("params"))
                 except RpcError as exc:
                     err = exc.wire(self)
                     if exc.code == INVALID_PARAMS and exc.message171 is None and is_171(self):
                         err["message"] = serde_text_171(err["message"])
-                    self._send(_dumps({"error": err, "id": rid}))
+                    self._answered(stats, msg, _dumps({"error": err, "id": rid}), "error")
                     return
                 except Exception as exc:  # a bug in a handler must not kill the connection
                     self._send_error(rid, INTERNAL_ERROR, f"internal error: {exc!r}")
+                    self._answered(stats, msg, None, "internal_error")
                     return
                 if type(result) is Deferred:
                     if result.encoded:
-                        self._start_async(rid, result.coro(b'{"id":' + _dumps(rid) + b',"result":'), True)
+                        self._start_async(rid, result.coro(b'{"id":' + _dumps(rid) + b',"result":'), True,
+                                          stats, msg, stats.started)
                     else:
-                        self._start_async(rid, result.coro)
-                elif type(result) is Encoded:
-                    self._send(b"".join((b'{"id":', _dumps(rid), b',"result":', *result.parts, b"}")))
+                        self._start_async(rid, result.coro, False, stats, msg, stats.started)
+                    return
+                if type(result) is Encoded:
+                    data = b"".join((b'{"id":', _dumps(rid), b',"result":', *result.parts, b"}"))
+                    self._send(data)
+                    stats.end(data)
                 elif type(result) is PostSend:
-                    self._send(_dumps({"id": rid, "result": result.result}))
+                    data = _dumps({"id": rid, "result": result.result})
+                    self._send(data)
+                    stats.end(data)
                     result.after()
                 else:
-                    self._send(_dumps({"id": rid, "result": result}))
+                    data = _dumps({"id": rid, "result": result})
+                    self._send(data)
+                    stats.end(data)
+                if stats.log is not None:
+                    stats.log(self, stats, msg, stats.last_ns, "ok")
                 return
             if rid is not _ABSENT and is_171(self):
                 self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _BAD_ID_171)
                 return
             # not a valid RequestId: serde's untagged decoding makes it a notification (0.131.0)
+            self.server.metrics.other_bytes_in += len(message)
             self._notification(method, msg)
             return
+        self.server.metrics.other_bytes_in += len(message)
         if is_171(self):
             problem = _shape_error_171(msg)
             if problem is not None:
@@ -302,6 +328,29 @@ class RpcConnection:
             return
         self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _UNTAGGED)
 
+    def _answered(self, stats: MethodStats, msg: dict, data: bytes | None, outcome: str) -> None:
+        """Send an error answer (None: ``_send_error`` sent it, counted with the other bytes)
+        and count it: the slow path of a request, after ``stats.begin``."""
+        if outcome == "error":
+            stats.errors += 1
+        else:
+            stats.internal += 1
+        if data is None:
+            data = b""
+        else:
+            self._send(data)
+        stats.end(data)
+        if stats.log is not None:
+            stats.log(self, stats, msg, stats.last_ns, outcome)
+
+    def _unknown_method(self, method: str, rid: Any, msg: dict, message: bytes | str) -> None:
+        stats = self.server.metrics.unknown
+        stats.begin(message)
+        prefix = _UNKNOWN.get(method)
+        if prefix is None:
+            prefix = _unknown_prefix(method)
+        self._answered(stats, msg, prefix + _dumps(rid) + b"}", "error")
+
     def _notification(self, method: str, msg: dict) -> None:
         if method == "initialized" and self.session is not None:
             self.initialized = True
@@ -309,33 +358,56 @@ class RpcConnection:
         # unknown notification, early `initialized`, `initialize` without id, bad id: close
         self.close(f"unexpected notification {method!r}")
 
-    def _start_async(self, rid: Any, coro: Awaitable[Any], encoded: bool = False) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run_async(rid, coro, encoded))
+    def _start_async(self, rid: Any, coro: Awaitable[Any], encoded: bool, stats: MethodStats,
+                     msg: dict, t0: int) -> None:
+        self._task = asyncio.get_running_loop().create_task(
+            self._run_async(rid, coro, encoded, stats, msg, t0))
 
-    async def _run_async(self, rid: Any, coro: Awaitable[Any], encoded: bool) -> None:
+    async def _run_async(self, rid: Any, coro: Awaitable[Any], encoded: bool, stats: MethodStats,
+                         msg: dict, t0: int) -> None:
+        outcome = "ok"
+        data = b""
         try:
             result = await coro
         except RpcError as exc:
+            outcome = "error"
             if not self.closed:
-                self._send(_dumps({"error": exc.wire(self), "id": rid}))
+                data = _dumps({"error": exc.wire(self), "id": rid})
+                self._send(data)
         except asyncio.CancelledError:
+            outcome = "cancelled"
             return
         except Exception as exc:
+            outcome = "internal_error"
             if not self.closed:
                 self._send_error(rid, INTERNAL_ERROR, f"internal error: {exc!r}")
         else:
             if not self.closed:
                 if encoded:
-                    self._send(result)
+                    data = result
+                    self._send(data)
                 elif type(result) is PostSend:
-                    self._send(_dumps({"id": rid, "result": result.result}))
+                    data = _dumps({"id": rid, "result": result.result})
+                    self._send(data)
                     result.after()
                 else:
-                    self._send(_dumps({"id": rid, "result": result}))
-            elif type(result) is PostSend:
-                result.after()
+                    data = _dumps({"id": rid, "result": result})
+                    self._send(data)
+            else:
+                outcome = "cancelled"
+                if type(result) is PostSend:
+                    result.after()
         finally:
             self._task = None
+            if outcome == "error":
+                stats.errors += 1
+            elif outcome == "internal_error":
+                stats.internal += 1
+            elif outcome == "cancelled":
+                stats.cancelled += 1
+            stats.end_since(t0, len(data))
+            if stats.log is not None:
+                stats.log(self, stats, msg, stats.last_ns, outcome)
         x = self._x
         if x is None:
             return
@@ -362,6 +434,8 @@ class RpcConnection:
             want = x.write_paused or queued >= QUEUE_PAUSE
         if want != x.reading_paused:
             x.reading_paused = want
+            if want:
+                self.server.metrics.read_pauses += 1
             x.pause_reading(want)
 
     # ----------------------------------------------------------------- outbound
@@ -371,21 +445,27 @@ class RpcConnection:
         self._send_error(-1, INVALID_REQUEST, self.parse_error_prefix + _json_error_text(message))
 
     def _send_error(self, rid: Any, code: int, message: str) -> None:
-        self._send(_dumps({"error": {"code": code, "message": message}, "id": rid}))
+        data = _dumps({"error": {"code": code, "message": message}, "id": rid})
+        self.server.metrics.other_bytes_out += len(data)
+        self._send(data)
 
     def send_bytes(self, data: bytes) -> None:
         """Send an already-encoded message (notifications from processes / http streams)."""
         if not self.closed:
+            self.server.metrics.other_bytes_out += len(data)
             self._send(data)
 
     def notify(self, method: str, params: Any) -> None:
         if not self.closed:
-            self._send(_dumps({"method": method, "params": params}))
+            data = _dumps({"method": method, "params": params})
+            self.server.metrics.other_bytes_out += len(data)
+            self._send(data)
 
     # ------------------------------------------------------------ flow control
     def pause_writing(self) -> None:
         """Transport buffer is full: output producers and request intake stop until
         :meth:`resume_writing`."""
+        self.server.metrics.write_pauses += 1
         self._extra().write_paused = True
         self._update_reading()
 

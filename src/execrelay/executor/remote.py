@@ -25,7 +25,7 @@ import os
 import random
 import sys
 from dataclasses import dataclass
-from typing import cast
+from typing import Callable, cast
 from urllib.parse import quote
 
 import orjson
@@ -33,7 +33,9 @@ import orjson
 from ..stream import ACCEPTOR, MessageTooLarge, Multiplexer
 from ..transport import RELAY_KEEPALIVE, connect_websocket, tls
 from ..transport.endpoint import RelayEndpoint, StreamPort
+from .accesslog import stream_id_of
 from .connection import OVERLOADED, QUEUE_PAUSE, RpcConnection
+from .drain import DRAINING_REASON
 from .errors import INTERNAL_ERROR
 from .server import ExecServer
 
@@ -159,7 +161,9 @@ class RelayRpcConnection(RpcConnection):
 
     def _send_error(self, rid: object, code: int, message: str) -> None:
         if rid == -1:
-            log.debug("dropping malformed relay data message frame: %s", message)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("dropping malformed relay data message frame: %s", message,
+                          extra={"fields": self._ids()})
             return
         super()._send_error(rid, code, message)
 
@@ -174,6 +178,7 @@ class RelayRpcConnection(RpcConnection):
             msg = None
         rid = msg.get("id") if type(msg) is dict and type(msg.get("method")) is str else None
         if type(rid) is str or (type(rid) is int and -(1 << 63) <= rid < (1 << 63)):
+            self.server.metrics.overloaded += 1
             self._send_error(rid, OVERLOADED, f"too many requests queued on this relay stream "
                                               f"(limit {QUEUE_PAUSE}) behind a running request; "
                                               "retry later")
@@ -183,10 +188,23 @@ class RelayRpcConnection(RpcConnection):
 
     def _send_parse_error(self, message: bytes | str) -> None:
         # dropped like every id -1 error, without building the text (a second parse)
-        log.debug("dropping malformed relay data message frame (%d bytes)", len(message))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("dropping malformed relay data message frame (%d bytes)", len(message),
+                      extra={"fields": self._ids()})
+
+    def _ids(self) -> dict[str, str]:
+        """The log fields naming this stream and its session."""
+        ids = {"stream_id": stream_id_of(self) or ""}
+        if self.session is not None:
+            ids["session_id"] = self.session.id
+        return ids
 
     # on_message is RpcConnection.feed; the stream ending closes the connection.
     def on_close(self, reason: str | None = None, by_peer: bool = False) -> None:
+        if by_peer:
+            self.server.metrics.reset(reason or "unknown", "received")
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("stream ended", extra={"fields": {**self._ids(), "reason": reason, "by_peer": by_peer}})
         self.close(reason or "stream closed")
 
 
@@ -213,8 +231,10 @@ class _StreamPort(StreamPort):
         except (orjson.JSONDecodeError, AttributeError):
             rid = None
         if rid is None:
-            log.warning("stream %s: %s; resetting the stream", sid, exc)
+            log.warning("resetting the stream: %s", exc, extra={"fields": {"stream_id": sid}})
             conn = endpoint.handler(sid)
+            if conn is not None:
+                cast(RelayRpcConnection, conn).server.metrics.reset("message_too_large", "sent")
             endpoint.reset(sid, "message_too_large")
             if conn is not None:
                 conn.on_close("message_too_large", False)
@@ -227,6 +247,9 @@ class _StreamPort(StreamPort):
         # 0.131.0 goes silent here; a Reset tells the harness at once instead of leaving its
         # calls hanging (a deliberate, documented difference).  A no-op when the stream ended
         # first (that is what closed the connection).
+        conn = self.endpoint.handler(self.stream_id)
+        if conn is not None:
+            cast(RelayRpcConnection, conn).server.metrics.reset("session closed", "sent")
         self.endpoint.reset(self.stream_id, "session closed")
 
 
@@ -242,6 +265,13 @@ class RemoteExecutor:
         #: successful registrations so far (a re-registration follows every websocket loss)
         self.registrations = 0
         self.connected = asyncio.Event()
+        #: the Reset reason of the streams still open when :meth:`run` ends
+        self._close_reason = "executor shutting down"
+        m = server.metrics
+        m.set_gauge_source("relay_streams", "Relay streams open on the rendezvous websocket.",
+                           lambda: len(self.endpoint.streams) if self.endpoint is not None else 0)
+        m.set_gauge_source("relay_connected", "1 while the rendezvous websocket is up.",
+                           lambda: int(self.connected.is_set()))
 
     @property
     def mux(self) -> Multiplexer | None:
@@ -255,8 +285,12 @@ class RemoteExecutor:
             return {}
         return {sid: cast(RelayRpcConnection, st.handler) for sid, st in self.endpoint.streams.items()}
 
-    def _on_accept(self, sid: str, mode: str) -> RelayRpcConnection:
+    def _on_accept(self, sid: str, mode: str) -> RelayRpcConnection | None:
         assert self.endpoint is not None
+        if self.server.draining:  # docs/operations.md §Graceful drain: Reset executor_draining
+            self.endpoint.refuse_reason = DRAINING_REASON
+            self.server.metrics.reset(DRAINING_REASON, "sent")
+            return None
         port = _StreamPort(self.endpoint, sid)
         return RelayRpcConnection(self.server, port, port.closed)
 
@@ -265,16 +299,23 @@ class RemoteExecutor:
         """Register, connect, serve; repeat after any loss until :meth:`close`."""
         cfg = self.config
         endpoint = self.endpoint = RelayEndpoint(ACCEPTOR, on_accept=self._on_accept)
+        metrics = self.server.metrics
+        fields = {"executor_id": cfg.executor_id}
         backoff = cfg.backoff_initial
         try:
             while not self._closing.is_set():
                 try:
                     executor_id, url = await register(cfg)
                 except RegistryError as exc:
+                    metrics.registry_error("auth" if exc.status in (401, 403) else
+                                           "network" if exc.status is None else "http")
+                    log.info("registration failed: %s", exc, extra={"fields": {**fields, "status": exc.status}})
                     print(f"warning: {exc}; retrying", file=sys.stderr, flush=True)
                     backoff = await self._sleep(backoff)
                     continue
                 self.registrations += 1
+                metrics.registrations += 1
+                log.info("registered", extra={"fields": fields})
                 print(f"codex exec-server remote executor registered with executor_id {executor_id}",
                       file=sys.stderr, flush=True)
                 try:
@@ -282,27 +323,43 @@ class RemoteExecutor:
                                                    keepalive=cfg.keepalive,
                                                    ssl_context=tls.for_url(url, cfg.ca_file))
                 except Exception as exc:  # noqa: BLE001 - refused, 4xx/5xx, bad scheme: retry
+                    metrics.registry_error("connect")
+                    log.info("relay websocket connect failed: %s", exc, extra={"fields": fields})
                     print(f"warning: failed to connect remote exec-server websocket: {exc}",
                           file=sys.stderr, flush=True)
                     backoff = await self._sleep(backoff)
                     continue
                 self.connected.set()
+                metrics.relay_connects += 1
+                log.info("relay connected", extra={"fields": {**fields, "connects": metrics.relay_connects}})
                 backoff = cfg.backoff_initial
                 closing = asyncio.ensure_future(self._closing.wait())
                 closed = asyncio.ensure_future(link.wait_closed())
                 await asyncio.wait([closing, closed], return_when=asyncio.FIRST_COMPLETED)
                 closing.cancel()
                 if not closed.done():
+                    if self._closing.is_set():
+                        self._end_streams()  # the Resets go out on this link before it closes
                     link.close()
                     await asyncio.wait([closed], timeout=2.0)
                 closed.cancel()
                 endpoint.detach(link)
                 self.connected.clear()
                 if not self._closing.is_set():
+                    log.info("relay connection lost", extra={"fields": fields})
                     backoff = await self._sleep(backoff)
         finally:
-            endpoint.close("executor shutting down")
+            self._end_streams()
         return 0
+
+    def _end_streams(self) -> None:
+        """Reset every stream still open with the close reason (idempotent)."""
+        endpoint = self.endpoint
+        if endpoint is None or endpoint.closed:
+            return
+        for _ in endpoint.streams:
+            self.server.metrics.reset(self._close_reason, "sent")
+        endpoint.close(self._close_reason)
 
     async def _sleep(self, backoff: float) -> float:
         """Sleep ``backoff`` +- 20% jitter (or until close); return the next backoff."""
@@ -313,16 +370,22 @@ class RemoteExecutor:
             pass
         return min(backoff * 2, self.config.backoff_max)
 
-    def close(self) -> None:
+    def close(self, reason: str | None = None) -> None:
+        """Stop :meth:`run`; the streams still open are Reset with ``reason`` (default
+        ``executor shutting down``; a drain passes ``executor_draining``)."""
+        if reason is not None:
+            self._close_reason = reason
         self._closing.set()
 
 
 async def run_remote_executor(server: ExecServer, remote_url: str, executor_id: str,
                               name: str | None = None, ca_file: str | None = None,
-                              bearer_token: str | None = None) -> int:
+                              bearer_token: str | None = None,
+                              started: Callable[[RemoteExecutor], None] | None = None) -> int:
     """Entry point of ``execrelay exec-server --remote``; returns the process exit code.
 
-    ``bearer_token``: read from a file or stdin by the CLI; None reads the environment."""
+    ``bearer_token``: read from a file or stdin by the CLI; None reads the environment.
+    ``started`` receives the :class:`RemoteExecutor` before it registers (readiness, drain)."""
     try:
         if bearer_token is None:
             config = RemoteExecutorConfig.from_env(remote_url, executor_id, name)
@@ -333,6 +396,8 @@ async def run_remote_executor(server: ExecServer, remote_url: str, executor_id: 
         print(f"Error: {exc}", file=sys.stderr, flush=True)
         return 1
     executor = RemoteExecutor(config, server)
+    if started is not None:
+        started(executor)
     try:
         return await executor.run()
     finally:

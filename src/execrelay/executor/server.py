@@ -15,6 +15,7 @@ from .dialect import COMPAT_131, COMPAT_171, COMPAT_AUTO
 from .envinfo import EnvInfo
 from .errors import INVALID_REQUEST, SESSION_ATTACHED, RpcError
 from .methods import METHODS, NEW_IN_171, Handler
+from .metrics import ExecutorMetrics, MethodStats, MethodTable
 from .session import Session
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,8 +56,13 @@ class ExecServer:
     def __init__(self, config: ExecServerConfig | None = None,
                  handlers: Mapping[str, Handler] | None = None) -> None:
         self.config = config or ExecServerConfig()
-        #: method name -> handler; a dict, looked up once per request
-        self.handlers: dict[str, Handler] = dict(METHODS if handlers is None else handlers)
+        #: counters and gauges (docs/operations.md §Executor metrics)
+        self.metrics = ExecutorMetrics()
+        #: method name -> handler (a dict; adding or removing one updates :attr:`dispatch`)
+        self.handlers: dict[str, Handler] = MethodTable(METHODS if handlers is None else handlers,
+                                                        self.metrics)
+        #: method name -> its handler and counters: what connections look up, once per request
+        self.dispatch: dict[str, MethodStats] = self.metrics.methods
         if self.config.compat == COMPAT_131:  # 0.131.0 answers -32601 for everything newer
             for name in NEW_IN_171:
                 self.handlers.pop(name, None)
@@ -68,6 +74,10 @@ class ExecServer:
         self.connections: set[RpcConnection] = set()
         self._http: Any = None  # aiohttp.ClientSession, created by the first http/request
         self._closed = False
+        #: set by a graceful drain (docs/operations.md §Graceful drain): ``initialize`` of a new
+        #: session is refused, a resume of a detached one is still allowed
+        self.draining = False
+        self._register_gauges()
 
     # ---------------------------------------------------------------- sessions
     def new_session(self) -> Session:
@@ -77,6 +87,9 @@ class ExecServer:
 
     def attach(self, conn: "RpcConnection", resume_id: str | None) -> Session:
         if resume_id is None:
+            if self.draining:
+                raise RpcError(INVALID_REQUEST, "executor is draining: no new sessions "
+                                                "(docs/operations.md §Graceful drain)")
             session = self.new_session()
         else:
             found = self.sessions.get(resume_id)
@@ -176,3 +189,36 @@ class ExecServer:
     @property
     def pid(self) -> int:
         return os.getpid()
+
+    # ---------------------------------------------------------------- gauges
+    def all_connections(self) -> list["RpcConnection"]:
+        """Every open connection: those without a session and the attached ones."""
+        conns = list(self.connections)
+        conns += [s.conn for s in self.sessions.values() if s.conn is not None]
+        return conns
+
+    def running_processes(self) -> int:
+        """Processes of every session that have not exited."""
+        return sum(1 for s in self.sessions.values() if s._processes
+                   for p in s._processes.values() if not p.exited)
+
+    def in_flight(self) -> int:
+        """Requests running now (an async handler, one at most per connection)."""
+        return sum(1 for c in self.all_connections() if c._task is not None)
+
+    def _register_gauges(self) -> None:
+        m = self.metrics
+        m.set_gauge_source("connections", "Open JSON-RPC connections.",
+                           lambda: len(self.all_connections()))
+        m.set_gauge_source("sessions", "Sessions, attached to a connection or detached (resumable).",
+                           lambda: [('{state="attached"}', sum(1 for s in self.sessions.values() if s.conn)),
+                                    ('{state="detached"}', sum(1 for s in self.sessions.values()
+                                                                if s.conn is None))])
+        m.set_gauge_source("processes", "Processes started by sessions that are still running.",
+                           self.running_processes)
+        m.set_gauge_source("file_handles", "Open fs/open handles (0.171 dialect).",
+                           lambda: sum(c.open_handles() for c in self.all_connections()))
+        m.set_gauge_source("requests_in_flight", "Requests being processed (async handlers running).",
+                           self.in_flight)
+        m.set_gauge_source("queued_requests", "Messages waiting behind a running request, over all connections.",
+                           lambda: sum(c.queued() for c in self.all_connections()))

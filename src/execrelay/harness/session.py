@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import uuid
 from typing import Any, AsyncIterator, Callable, Sequence
 
@@ -37,8 +38,12 @@ class ExecSession:
 
     def __init__(self, send: Callable[[bytes], None], close: Callable[[str], None],
                  label: str = "", *, max_notifications: int = MAX_NOTIFICATIONS,
-                 max_notification_bytes: int = MAX_NOTIFICATION_BYTES) -> None:
+                 max_notification_bytes: int = MAX_NOTIFICATION_BYTES, trace: bool = True) -> None:
         self._send = send
+        #: W3C trace id of this session's requests (None: no ``trace`` member is sent); each
+        #: request carries ``trace.traceparent`` = 00-<trace_id>-<new span id>-01, which the
+        #: executor logs with the request (docs/operations.md §Trace context)
+        self.trace_id: str | None = os.urandom(16).hex() if trace else None
         self._close = close
         self.label = label
         self.session_id: str | None = None
@@ -100,8 +105,12 @@ class ExecSession:
         self._notes.put_nowait(_END)
 
     # ------------------------------------------------------------------ generic calls
-    async def call(self, method: str, params: Any = None, timeout: float | None = 30.0) -> Any:
-        """Send a request and wait for its result (RpcCallError / ConnectionLost otherwise)."""
+    async def call(self, method: str, params: Any = None, timeout: float | None = 30.0, *,
+                   traceparent: str | None = None) -> Any:
+        """Send a request and wait for its result (RpcCallError / ConnectionLost otherwise).
+
+        ``traceparent``: the caller's W3C trace context for this request (default: the
+        session's trace id with a fresh span id, see :attr:`trace_id`)."""
         if self.closed:
             raise ConnectionLost(self.closed_reason)
         rid = self._next_id
@@ -111,6 +120,10 @@ class ExecSession:
         msg: dict[str, Any] = {"id": rid, "method": method}
         if params is not None:
             msg["params"] = params
+        if traceparent is None and self.trace_id is not None:
+            traceparent = f"00-{self.trace_id}-{os.urandom(8).hex()}-01"
+        if traceparent is not None:
+            msg["trace"] = {"traceparent": traceparent}
         self._send(orjson.dumps(msg))
         try:
             return await asyncio.wait_for(fut, timeout) if timeout else await fut

@@ -9,29 +9,11 @@ from collections import Counter
 from typing import Callable
 
 from ..buildinfo import metric_lines as build_info_lines
+from ..promtext import Exposition
+from ..promtext import esc as _esc
+from ..promtext import reason_label as _reason_label
 
 PREFIX = "execrelay_rendezvous"
-
-
-def _reason_label(reason: str) -> str:
-    """Collapse ``protocol_error: <details>`` to its category so label cardinality stays bounded."""
-    head = reason.split(":", 1)[0].strip()
-    return head or "unknown"
-
-
-def _esc(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def render_family(out: list[str], name: str, kind: str, help_: str,
-                  samples: list[tuple[str, float]]) -> None:
-    """One metric family in the text format: HELP, TYPE, then ``name{labels} value`` lines."""
-    full = f"{PREFIX}_{name}"
-    out.append(f"# HELP {full} {help_}")
-    out.append(f"# TYPE {full} {kind}")
-    for labels, value in samples:
-        out.append(f"{full}{labels} {value:g}" if isinstance(value, float)
-                   else f"{full}{labels} {value}")
 
 
 class Metrics:
@@ -61,7 +43,7 @@ class Metrics:
         self.streams_refused: Counter[str] = Counter()   # reason -> new streams refused
         self.connections_dropped: Counter[str] = Counter()  # reason -> connections dropped
         self._gauges: dict[str, object] = {}
-        self._sections: list[Callable[[list[str]], None]] = []
+        self._sections: list[Callable[[Exposition], None]] = []
 
     def reset_sent(self, reason: str, to: str) -> None:
         self.resets[(_reason_label(reason), to)] += 1
@@ -70,18 +52,17 @@ class Metrics:
         """Register a callable returning a gauge value at scrape time (e.g. stream count)."""
         self._gauges[name] = fn
 
-    def add_section(self, render: Callable[[list[str]], None]) -> None:
-        """Append more families at scrape time (``render(out)`` extends ``out`` with lines,
-        through :func:`render_family`): the cluster's counters (docs/rendezvous.md §Several
+    def add_section(self, render: Callable[[Exposition], None]) -> None:
+        """Append more families at scrape time (``render(exp)`` adds families to the scrape's
+        :class:`~execrelay.promtext.Exposition`): the cluster's counters (docs/rendezvous.md §Several
         nodes) without a cost for single-node processes."""
         self._sections.append(render)
 
     def render(self) -> str:
         """The Prometheus text exposition format (version 0.0.4)."""
-        out: list[str] = build_info_lines()
-
-        def family(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
-            render_family(out, name, kind, help_, samples)
+        exp = Exposition(PREFIX)
+        exp.extend(build_info_lines())
+        family = exp.family
 
         roles = ("executor", "harness")
         family("connections", "gauge", "Open websocket connections by role.",
@@ -120,5 +101,5 @@ class Metrics:
         family("frames_dropped_total", "counter", "Frames not routed, by reason.",
                [(f'{{reason="{_esc(r)}"}}', n) for r, n in sorted(self.dropped.items())])
         for section in self._sections:
-            section(out)
-        return "\n".join(out) + "\n"
+            section(exp)
+        return exp.render()

@@ -42,6 +42,8 @@ FRAME_TOO_LARGE = "frame_too_large"
 QUEUE_FULL = "queue_full"
 PROTOCOL_ERROR = "protocol_error"
 TOO_MANY_STREAMS = "too_many_streams"
+#: Reset reason of a stream opened while the rendezvous drains (open it again elsewhere)
+RENDEZVOUS_DRAINING = "rendezvous_draining"
 STREAM_RATE_LIMITED = "stream_rate_limited"
 #: why a harness socket that kept opening refused streams was dropped
 STREAM_FLOOD = "stream_flood"
@@ -103,6 +105,8 @@ class Router:
         self.expired: dict[str, dict[str, str]] = {}
         self._max_frame = self.config.max_frame_bytes
         self._bad_log: dict[str, float] = {}
+        #: set by a graceful drain: new streams are refused with RENDEZVOUS_DRAINING
+        self.draining = False
         self.metrics.set_gauge_source("streams", self.stream_count)
         self.metrics.set_gauge_source("executors_connected",
                                       lambda: sum(1 for h in self.hubs.values()
@@ -347,6 +351,8 @@ class Router:
         Caps per harness socket and per executor, and a token bucket per harness socket
         against create-and-reset floods; checked only when a stream opens, never per frame.
         """
+        if self.draining:  # docs/operations.md §Graceful drain
+            return RENDEZVOUS_DRAINING
         cfg = self.config
         if (len(link.streams) >= cfg.max_streams_per_harness
                 or len(hub.table) >= cfg.max_streams_per_executor):

@@ -94,6 +94,8 @@ class RendezvousServer:
         self.cluster: ClusterHooks | None = None
         self.noise = NoiseRegistry(secret, self.config, self.metrics, self.router.directory,
                                    self._public_ws_base)
+        #: set by :meth:`drain`: new connections and registrations get 503, new streams a Reset
+        self.draining = False
         self.app = self._build_app()
 
     # -- public API ---------------------------------------------------------------------
@@ -153,6 +155,31 @@ class RendezvousServer:
             runner, self._runner = self._runner, None
             await runner.cleanup()
 
+    async def drain(self, timeout: float, abort: "asyncio.Future[None] | None" = None) -> str:
+        """Stop accepting (503 for registrations and new sockets, Reset ``rendezvous_draining``
+        for new streams, ``/readyz`` 503) and keep routing the open streams until none is left,
+        ``timeout`` seconds pass or ``abort`` is done (docs/operations.md §Graceful drain).
+        Returns ``drained``, ``timeout`` or ``aborted``; :meth:`aclose` ends the rest."""
+        self.draining = self.router.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout)
+        log.info("drain started", extra={"fields": {"streams": self.router.stream_count(), "timeout_s": timeout}})
+        outcome = "drained"
+        while self.router.stream_count():
+            left = deadline - loop.time()
+            if left <= 0:
+                outcome = "timeout"
+                break
+            if abort is not None:
+                await asyncio.wait([abort], timeout=min(0.05, left))
+                if abort.done():
+                    outcome = "aborted"
+                    break
+            else:
+                await asyncio.sleep(min(0.05, left))
+        log.info("drain finished", extra={"fields": {"outcome": outcome, "streams": self.router.stream_count()}})
+        return outcome
+
     async def __aenter__(self) -> "RendezvousServer":
         if self._runner is None:
             await self.start()
@@ -163,7 +190,8 @@ class RendezvousServer:
 
     # -- HTTP ---------------------------------------------------------------------------
     def _build_app(self) -> web.Application:
-        app = web.Application(client_max_size=1024 * 1024, middlewares=[self.guard.middleware])
+        app = web.Application(client_max_size=1024 * 1024,
+                              middlewares=[self.guard.middleware, self._drain_middleware])
         app.router.add_post("/cloud/executor/{executor_id}/register", self._register)
         app.router.add_get("/executor/{executor_id}", self._executor_ws)
         app.router.add_get("/harness", self._harness_ws)
@@ -173,7 +201,20 @@ class RendezvousServer:
         return app
 
     async def _readyz(self, request: web.Request) -> web.Response:
+        if self.draining:
+            return web.Response(text="draining\n", status=503)
         return web.Response(text="ok\n")
+
+    @web.middleware
+    async def _drain_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """While draining, everything but ``/readyz`` and ``/metrics`` is refused with 503 (a
+        registration, a new executor or harness socket, the Noise registry); open sockets are
+        not HTTP requests any more and keep being routed."""
+        if self.draining and request.path not in ("/readyz", "/metrics"):
+            return web.json_response({"error": {"code": "draining",
+                                                "message": "rendezvous is draining; try another one"}},
+                                     status=503)
+        return await handler(request)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         want = self.config.metrics_token
@@ -252,6 +293,7 @@ class RendezvousServer:
         self._links.add(link)
         self.metrics.connections["executor"] += 1
         self.metrics.connections_total["executor"] += 1
+        log.info("executor connected", extra={"fields": {"executor_id": executor_id, "peer": str(request.remote)}})
         if isinstance(old, Link):
             self._links.discard(old)
             self._spawn(old.close("superseded"))
@@ -261,6 +303,7 @@ class RendezvousServer:
             self._links.discard(link)
             self.metrics.connections["executor"] -= 1
             self.router.executor_detached(link)
+            log.info("executor disconnected", extra={"fields": {"executor_id": executor_id}})
         return ws
 
     # -- harness socket -----------------------------------------------------------------
@@ -288,6 +331,7 @@ class RendezvousServer:
         self.metrics.connections["harness"] += 1
         self.metrics.connections_total["harness"] += 1
         self.router.harness_attached(link)
+        log.info("harness connected", extra={"fields": {"executor_id": executor_id, "peer": str(request.remote)}})
         cluster = self.cluster
         if cluster is not None:
             cluster.harness_attached(link)
@@ -296,6 +340,8 @@ class RendezvousServer:
         finally:
             self._links.discard(link)
             self.metrics.connections["harness"] -= 1
+            log.info("harness disconnected", extra={"fields": {"executor_id": executor_id,
+                                                                "streams": len(link.streams)}})
             self.router.harness_detached(link)
             if cluster is not None:
                 cluster.harness_detached(link)

@@ -185,6 +185,9 @@ class RelayEndpoint:
         self.closed = False
         #: text (non-binary) messages dropped
         self.text_dropped = 0
+        #: the Reset reason of a stream ``on_accept`` refused (a draining executor sets
+        #: ``executor_draining``, docs/operations.md §Graceful drain)
+        self.refuse_reason = "stream refused"
 
     # ------------------------------------------------------------------ streams
     def open_stream(self, stream_id: str, handler: StreamHandler, mode: int = RELIABLE,
@@ -270,7 +273,7 @@ class RelayEndpoint:
     def _accept(self, stream_id: str, mode: str) -> None:
         handler = self._on_accept(stream_id, mode) if self._on_accept is not None else None
         if handler is None:
-            self.mux.reset(stream_id, "stream refused")
+            self.mux.reset(stream_id, self.refuse_reason)
             self.flush_soon()
             return
         self.streams[stream_id] = _Stream(handler)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable
 
-from ..metrics import Metrics, render_family
+from ...promtext import Exposition
+from ..metrics import Metrics
 
 
 class ClusterMetrics:
@@ -27,23 +28,23 @@ class ClusterMetrics:
         #: name -> callable, rendered as ``cluster_<name>`` gauges
         self.gauges: dict[str, Callable[[], float]] = {}
 
-    def render(self, out: list[str], events: Counter[str]) -> None:
-        render_family(out, "cluster_frames_total", "counter",
-                      "Frames that crossed NATS, by direction (in: received, out: published).",
-                      [('{direction="in"}', self.cross_in), ('{direction="out"}', self.cross_out)])
-        render_family(out, "cluster_nats_reconnects_total", "counter",
-                      "Reconnects of the node's NATS connection.", [("", events["reconnects"])])
-        render_family(out, "cluster_nats_disconnects_total", "counter",
-                      "Losses of the node's NATS connection.", [("", events["disconnects"])])
-        render_family(out, "cluster_slow_consumer_drops_total", "counter",
-                      "Messages the NATS client dropped because a subscription's pending "
-                      "limit was reached.", [("", events["slow_consumer_drops"])])
-        render_family(out, "cluster_publish_errors_total", "counter",
-                      "Publishes the NATS client refused (disconnected with a full buffer, closed).",
-                      [("", events["publish_errors"])])
-        render_family(out, "cluster_ownership_changes_total", "counter",
-                      "Executor ownership changes seen by this node, by reason.",
-                      [(f'{{reason="{r}"}}', n) for r, n in sorted(self.ownership.items())])
+    def render(self, out: Exposition, events: Counter[str]) -> None:
+        out.family("cluster_frames_total", "counter",
+                   "Frames that crossed NATS, by direction (in: received, out: published).",
+                   [('{direction="in"}', self.cross_in), ('{direction="out"}', self.cross_out)])
+        out.family("cluster_nats_reconnects_total", "counter",
+                   "Reconnects of the node's NATS connection.", [("", events["reconnects"])])
+        out.family("cluster_nats_disconnects_total", "counter",
+                   "Losses of the node's NATS connection.", [("", events["disconnects"])])
+        out.family("cluster_slow_consumer_drops_total", "counter",
+                   "Messages the NATS client dropped because a subscription's pending "
+                   "limit was reached.", [("", events["slow_consumer_drops"])])
+        out.family("cluster_publish_errors_total", "counter",
+                   "Publishes the NATS client refused (disconnected with a full buffer, closed).",
+                   [("", events["publish_errors"])])
+        out.family("cluster_ownership_changes_total", "counter",
+                   "Executor ownership changes seen by this node, by reason.",
+                   [(f'{{reason="{r}"}}', n) for r, n in sorted(self.ownership.items())])
         for name, fn in sorted(self.gauges.items()):
-            render_family(out, f"cluster_{name}", "gauge", f"Current {name.replace('_', ' ')}.",
-                          [("", fn())])
+            out.family(f"cluster_{name}", "gauge", f"Current {name.replace('_', ' ')}.",
+                  [("", fn())])
