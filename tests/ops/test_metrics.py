@@ -17,7 +17,7 @@ from execrelay.executor import ExecServer
 from execrelay.executor.metrics import LATENCY_BOUNDS_NS
 from execrelay.executor.opshttp import DRAINING, READY, STARTING, OpsServer
 
-SAMPLE = re.compile(r'(execrelay_executor_\w+)(\{[a-z_]+="[^"]*"(?:,[a-z_]+="[^"]*")*\})? (\S+)')
+SAMPLE = re.compile(r'(execrelay_(?:executor_\w+|build_info))(\{[a-z_]+="[^"]*"(?:,[a-z_]+="[^"]*")*\})? (\S+)')
 
 
 def samples(text: str) -> dict[str, float]:
@@ -25,7 +25,7 @@ def samples(text: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith("#"):
-            assert re.fullmatch(r"# (HELP|TYPE) execrelay_executor_\w+ .+", line), line
+            assert re.fullmatch(r"# (HELP|TYPE) execrelay_(executor_\w+|build_info) .+", line), line
             continue
         m = SAMPLE.fullmatch(line)
         assert m, line
