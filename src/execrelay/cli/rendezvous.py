@@ -3,6 +3,7 @@
 See docs/rendezvous.md §Tokens and §URLs and endpoints.
 
     execrelay rendezvous --listen HOST:PORT [--secret-file PATH] [--tls-cert FILE --tls-key FILE]
+        [--nats nats://HOST:PORT[,...] --node-id NAME]
     execrelay rendezvous token --role executor|harness --executor-id ID [--ttl SECONDS]
     execrelay rendezvous harness-url --executor-id ID --base ws://HOST:PORT [--ttl SECONDS]
 
@@ -79,6 +80,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics-token-file", metavar="PATH",
                    help="GET /metrics then needs 'Authorization: Bearer <file contents>'")
     _add_numeric(p, _ADMISSION)
+    p.add_argument("--nats", metavar="nats://HOST:PORT[,...]",
+                   help="join a cluster of rendezvous nodes through these NATS servers (the full "
+                        "list; docs/rendezvous.md §Several nodes); without it: one node")
+    p.add_argument("--node-id", metavar="NAME", help="this node's name in the cluster (needs --nats)")
     p.add_argument("--log-level", default="WARNING")
     p.set_defaults(func=run)
     sub = p.add_subparsers(dest="rendezvous_command", metavar="{token,harness-url}")
@@ -154,6 +159,9 @@ def run(args: argparse.Namespace) -> int:
     if (args.tls_cert is None) != (args.tls_key is None):
         print("execrelay rendezvous: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
+    if (args.nats is None) != (args.node_id is None):
+        print("execrelay rendezvous: --nats and --node-id go together", file=sys.stderr)
+        return 2
     secret = _secret(args, allow_random=True)
     if secret is None:
         return 2
@@ -193,6 +201,18 @@ async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int) 
     except OSError as exc:
         print(f"execrelay rendezvous: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         return 1
+    node = None
+    if args.nats is not None:
+        from ..rendezvous.cluster import ClusterError, ClusterNode, parse_servers
+
+        try:
+            node = ClusterNode(server, parse_servers(args.nats), args.node_id)
+            await node.start()
+        except ClusterError as exc:
+            print(f"execrelay rendezvous: {exc}", file=sys.stderr)
+            await server.aclose()
+            return 1
+        print(node.describe(), flush=True)
     print(f"listening on {server.url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -204,5 +224,7 @@ async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int) 
     try:
         await stop.wait()
     finally:
+        if node is not None:
+            await node.close()
         await server.aclose()
     return 0

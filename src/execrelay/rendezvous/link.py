@@ -21,6 +21,10 @@ from .._wsframe import SMALL_BINARY, binary_header
 class Link:
     """A harness or executor websocket."""
 
+    #: True for the cluster's stand-ins for a socket on another node (docs/rendezvous.md
+    #: §Several nodes); a class attribute, so a local socket pays nothing for it.
+    remote = False
+
     __slots__ = ("role", "executor_id", "ws", "transport", "limit", "on_overflow", "streams",
                  "close_reason", "closed", "label", "_out", "_out_bytes", "_scheduled", "_loop",
                  "_tbuf", "hub", "hard_limit", "slow_after", "_over_since", "drain",

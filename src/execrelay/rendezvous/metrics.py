@@ -6,6 +6,7 @@ offers per frame); rare events (resets, drops, bad frames) go to small dicts key
 from __future__ import annotations
 
 from collections import Counter
+from typing import Callable
 
 PREFIX = "execrelay_rendezvous"
 
@@ -20,13 +21,25 @@ def _esc(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+def render_family(out: list[str], name: str, kind: str, help_: str,
+                  samples: list[tuple[str, float]]) -> None:
+    """One metric family in the text format: HELP, TYPE, then ``name{labels} value`` lines."""
+    full = f"{PREFIX}_{name}"
+    out.append(f"# HELP {full} {help_}")
+    out.append(f"# TYPE {full} {kind}")
+    for labels, value in samples:
+        out.append(f"{full}{labels} {value:g}" if isinstance(value, float)
+                   else f"{full}{labels} {value}")
+
+
 class Metrics:
     """All counters of one rendezvous process."""
 
     __slots__ = ("frames_to_executor", "frames_to_harness", "bytes_to_executor", "bytes_to_harness",
                  "connections", "connections_total", "auth_failures", "registrations",
                  "streams_opened", "resets", "queue_drops", "bad_frames", "dropped",
-                 "takeovers", "streams_refused", "connections_dropped", "_gauges")
+                 "takeovers", "streams_refused", "connections_dropped", "_gauges",
+                 "_sections")
 
     def __init__(self) -> None:
         self.frames_to_executor = 0
@@ -46,6 +59,7 @@ class Metrics:
         self.streams_refused: Counter[str] = Counter()   # reason -> new streams refused
         self.connections_dropped: Counter[str] = Counter()  # reason -> connections dropped
         self._gauges: dict[str, object] = {}
+        self._sections: list[Callable[[list[str]], None]] = []
 
     def reset_sent(self, reason: str, to: str) -> None:
         self.resets[(_reason_label(reason), to)] += 1
@@ -54,17 +68,18 @@ class Metrics:
         """Register a callable returning a gauge value at scrape time (e.g. stream count)."""
         self._gauges[name] = fn
 
+    def add_section(self, render: Callable[[list[str]], None]) -> None:
+        """Append more families at scrape time (``render(out)`` extends ``out`` with lines,
+        through :func:`render_family`): the cluster's counters (docs/rendezvous.md §Several
+        nodes) without a cost for single-node processes."""
+        self._sections.append(render)
+
     def render(self) -> str:
         """The Prometheus text exposition format (version 0.0.4)."""
         out: list[str] = []
 
         def family(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
-            full = f"{PREFIX}_{name}"
-            out.append(f"# HELP {full} {help_}")
-            out.append(f"# TYPE {full} {kind}")
-            for labels, value in samples:
-                out.append(f"{full}{labels} {value:g}" if isinstance(value, float)
-                           else f"{full}{labels} {value}")
+            render_family(out, name, kind, help_, samples)
 
         roles = ("executor", "harness")
         family("connections", "gauge", "Open websocket connections by role.",
@@ -102,4 +117,6 @@ class Metrics:
                [(f'{{reason="{_esc(r)}"}}', n) for r, n in sorted(self.bad_frames.items())])
         family("frames_dropped_total", "counter", "Frames not routed, by reason.",
                [(f'{{reason="{_esc(r)}"}}', n) for r, n in sorted(self.dropped.items())])
+        for section in self._sections:
+            section(out)
         return "\n".join(out) + "\n"

@@ -105,9 +105,19 @@ class Router:
         self._bad_log: dict[str, float] = {}
         self.metrics.set_gauge_source("streams", self.stream_count)
         self.metrics.set_gauge_source("executors_connected",
-                                      lambda: sum(1 for h in self.hubs.values() if h.executor))
+                                      lambda: sum(1 for h in self.hubs.values()
+                                                  if h.executor is not None and not h.executor.remote))
         self.metrics.set_gauge_source("pending_frames",
                                       lambda: sum(len(h.pending) for h in self.hubs.values()))
+
+    def use_state(self, directory: ExecutorDirectory,
+                  table_factory: Callable[[], StreamTable]) -> None:
+        """Swap in another executor directory and stream-table factory (the cluster's,
+        docs/rendezvous.md §Several nodes); only before any socket attached."""
+        if self.hubs:
+            raise RuntimeError("use_state after sockets attached")
+        self.directory = directory
+        self._table_factory = table_factory
 
     # -- bookkeeping --------------------------------------------------------------------
     def stream_count(self) -> int:

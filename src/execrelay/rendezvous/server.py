@@ -28,7 +28,7 @@ import hmac
 import logging
 import secrets
 import ssl
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
@@ -46,6 +46,14 @@ log = logging.getLogger("execrelay.rendezvous")
 
 def _host_for_url(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+class ClusterHooks(Protocol):
+    """What a cluster node (docs/rendezvous.md §Several nodes) hears from the server beyond
+    the router's directory and stream tables: harness sockets coming and going."""
+
+    def harness_attached(self, link: Link) -> None: ...
+    def harness_detached(self, link: Link) -> None: ...
 
 
 def _unauthorized(message: str) -> web.Response:
@@ -82,6 +90,8 @@ class RendezvousServer:
         self._links: set[Link] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
+        #: set by a cluster node joining this server (None: a single node)
+        self.cluster: ClusterHooks | None = None
         self.noise = NoiseRegistry(secret, self.config, self.metrics, self.router.directory,
                                    self._public_ws_base)
         self.app = self._build_app()
@@ -278,12 +288,17 @@ class RendezvousServer:
         self.metrics.connections["harness"] += 1
         self.metrics.connections_total["harness"] += 1
         self.router.harness_attached(link)
+        cluster = self.cluster
+        if cluster is not None:
+            cluster.harness_attached(link)
         try:
             await self._read_loop(ws, link, self.router.from_harness, executor_id)
         finally:
             self._links.discard(link)
             self.metrics.connections["harness"] -= 1
             self.router.harness_detached(link)
+            if cluster is not None:
+                cluster.harness_detached(link)
         return ws
 
     # -- shared read loop ---------------------------------------------------------------
