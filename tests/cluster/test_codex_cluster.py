@@ -1,0 +1,72 @@
+"""Real codex binaries through the cluster (issue 15): the harness on n2, the executor on n1,
+every frame across NATS (docs/rendezvous.md §Several nodes).
+
+* the real 0.131.0 ``codex exec`` (relay harness) -> n2 -> NATS -> n1 -> the real 0.131.0
+  ``codex exec-server --remote`` (legacy streams both ways);
+* the real 0.171.0 ``codex exec`` in relay-harness mode -> n2 -> NATS -> n1 -> our
+  ``execrelay exec-server --remote`` (the 0.171.0 executor cannot serve a relay harness: it
+  speaks Noise, whose registry is per node; see tests/interop/test_codex171_relay.py).
+
+The recipes and helpers are tests/interop's (``run_tool_call``, ``real_remote_executor_argv``,
+the ``codex_bin`` / ``codex171_bin`` / ``process_factory`` fixtures).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from interop.conftest import codex171_bin, codex_bin, process_factory  # noqa: F401 - fixtures
+from interop.harness import run_tool_call
+from interop.procs import REMOTE_TOKEN_ENV, ours_remote_executor_argv, real_remote_executor_argv
+from nodes import Cluster, Node
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(150)]
+
+TAG_ENV = "EXECRELAY_TEST_EXECUTOR_TAG"
+
+
+async def _wait_executor(node: Node, executor: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (await node.metrics()).get("cluster_executors_owned", 0) < 1:
+        if time.monotonic() > deadline or (executor.proc is not None and executor.proc.poll() is not None):
+            raise AssertionError(f"executor did not connect to {node.node_id}:\n{executor.stderr_text()[-3000:]}"
+                                 f"\nnode log:\n{node.log()[-2000:]}")
+        await asyncio.sleep(0.1)
+
+
+async def _tool_call_across(cluster: Cluster, harness_bin: Path, executor_argv: list[str], eid: str,
+                            tag: str, tmp_path: Path, process_factory: Any) -> None:
+    n1, n2 = cluster.node("n1"), cluster.node("n2")
+    executor = process_factory(executor_argv, {REMOTE_TOKEN_ENV: cluster.executor_token(eid), TAG_ENV: tag},
+                               wait_url=False, name=f"executor-{eid}")
+    await _wait_executor(n1, executor)
+    before = await n2.metrics()
+    token, diag, model = await run_tool_call(harness_bin, tmp_path, cluster.harness_url(eid, n2), timeout=90)
+    outputs = model.tool_outputs()
+    diag += f"\nexecutor stderr:\n{executor.stderr_text()[-2000:]}\nn1:\n{n1.log()[-1500:]}\nn2:\n{n2.log()[-1500:]}"
+    assert len(outputs) == 1 and token in outputs[0] and f"tag={tag}" in outputs[0], (outputs, diag)
+    after, owner = await n2.metrics(), await n1.metrics()
+    # the session crossed NATS both ways; the executor never moved
+    assert after['cluster_frames_total{direction="out"}'] > before['cluster_frames_total{direction="out"}'], diag
+    assert after['cluster_frames_total{direction="in"}'] > before['cluster_frames_total{direction="in"}'], diag
+    assert owner["cluster_executors_owned"] == 1 and after.get("cluster_executors_owned", 0) == 0
+    assert executor.proc is not None and executor.proc.poll() is None, diag
+
+
+async def test_real_131_harness_on_n2_drives_real_131_executor_on_n1(cluster: Cluster, codex_bin: Path,  # noqa: F811
+                                                                      tmp_path: Path, process_factory) -> None:  # noqa: F811
+    eid = f"real131-{uuid.uuid4().hex[:8]}"
+    await _tool_call_across(cluster, codex_bin, real_remote_executor_argv(cluster.node("n1").url, eid, codex_bin),
+                            eid, uuid.uuid4().hex, tmp_path, process_factory)
+
+
+async def test_real_171_harness_on_n2_drives_our_executor_on_n1(cluster: Cluster, codex171_bin: Path,  # noqa: F811
+                                                                 tmp_path: Path, process_factory) -> None:  # noqa: F811
+    eid = f"ours-{uuid.uuid4().hex[:8]}"
+    await _tool_call_across(cluster, codex171_bin, ours_remote_executor_argv(cluster.node("n1").url, eid),
+                            eid, uuid.uuid4().hex, tmp_path, process_factory)
