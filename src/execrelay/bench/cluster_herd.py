@@ -50,6 +50,8 @@ class HerdResult:
     kv_puts_per_s: float = 0.0
     reconnect_failures: int = 0
     timed_out: bool = False
+    #: node -> executors it owns at the end (from the bucket)
+    by_node: dict[str, int] = field(default_factory=dict)
 
     @property
     def all_reowned(self) -> bool:
@@ -66,7 +68,7 @@ class HerdResult:
                 "overhead_p50_s": (statistics.median(self.reowned_s) - statistics.median(self.reconnected_s)
                                    if self.reowned_s and self.reconnected_s else None),
                 "kv_puts_per_s": self.kv_puts_per_s, "reconnect_failures": self.reconnect_failures,
-                "timed_out": self.timed_out}
+                "by_node": self.by_node, "timed_out": self.timed_out}
 
 
 def target_of(executor_id: str, nodes: Sequence[HerdNode]) -> HerdNode:
@@ -185,6 +187,9 @@ async def run_herd(nats_url: str, victim: HerdNode, survivors: Sequence[HerdNode
                                   for node, t in [owners.latest.get(e, ("", 0.0))]
                                   if t > killed_at and node != victim.name)
         result.reconnected_s = sorted(t - killed_at for t in reconnected.values())
+        for eid in ids:
+            node = owners.latest.get(eid, ("",))[0]
+            result.by_node[node] = result.by_node.get(node, 0) + 1
         return result
     finally:
         for task in tasks:
