@@ -88,7 +88,9 @@ def markdown(c: dict) -> list[str]:
                   f"{_ms(rh.get('reowned_p50_s'), 2)} s, p95 {_ms(rh.get('reowned_p95_s'), 2)} s, all "
                   f"{_ms(rh.get('reowned_max_s'), 2)} s after the kill (websocket open: p95 "
                   f"{_ms(rh.get('reconnected_p95_s'), 2)} s); KV puts {rh.get('kv_puts_per_s', 0):.0f}/s; "
-                  f"failed reconnects {rh.get('reconnect_failures')}."]
+                  f"failed reconnects {rh.get('reconnect_failures')}; owners at the end {rh.get('by_node')}. "
+                  "CPU (s/s, connect phase and re-homing): "
+                  + ", ".join(f"{k} {v}" for k, v in rh.get("cpu_s_per_s", {}).items())]
     elif rh:
         lines.append(f"Re-homing: {rh.get('failed', rh)}")
     if c.get("loadavg"):
