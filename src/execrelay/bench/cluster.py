@@ -10,8 +10,8 @@ harnesses with raw websockets (:mod:`.cluster_peers`).  Three measurements:
   rendezvous twice, so the latency added per cross-node frame is half the difference of the
   round-trip percentiles (cross minus same node); "single" vs "same node" shows what joining a
   cluster costs a frame that does not leave its node.
-* **throughput**: frames/s one way, harness -> executor and executor -> harness, same node and
-  cross node, with at most ``window`` frames in flight (the driver sees both ends, so it needs
+* **throughput**: frames/s one way, harness -> executor and executor -> harness, on the plain
+  node, same node in the cluster and cross node, with at most ``window`` frames in flight (the driver sees both ends, so it needs
   no acks); the CPU of every process in the measured phase says where it saturates.
 * **re-homing**: :func:`.cluster_herd.run_herd` with 500 executors on n3, n3 SIGKILLed.
 """
@@ -37,6 +37,9 @@ from .cluster_peers import LegacyStream, Peer, codec, connect, is_data, register
 from .cluster_procs import NatsProcess, NodeProcess, nats_server_binary
 
 PAYLOAD = 1024
+#: pacing tick of the latency run: frames due are sent every tick (uvloop timers have 1 ms
+#: resolution; a shorter sleep would spin)
+TICK_S = 0.002
 
 
 @dataclass
@@ -176,7 +179,7 @@ async def latency(env: _Env, s: Settings) -> dict[str, Any]:
                 assert p.stream is not None
                 p.stream.send(stamped(sent, PAYLOAD))
             sent += 1
-        await asyncio.sleep(0.0005)
+        await asyncio.sleep(TICK_S)
     want = sent + 20
     deadline = time.monotonic() + 5
     while any(p.got < want for p in paths) and time.monotonic() < deadline:
@@ -277,17 +280,19 @@ async def one_way(env: _Env, s: Settings, direction: str, ex_node: NodeProcess,
     node_cpu = sum(cpu.get(n, 0.0) for n in nodes)
     fps = (r1 - r0) / wall
     return {"frames_per_s": fps, "resets": flow.resets, "cpu_s_per_s": cpu,
+            "node_cpu_us_per_frame": node_cpu / len(nodes) / fps * 1e6 if fps else None,
             "busiest": max(cpu, key=cpu.__getitem__) if cpu else None,
             # frames per CPU-second of the node(s) routing them: the rate one node could carry alone
             "frames_per_node_cpu_s": fps / node_cpu * len(nodes) if node_cpu else None}
 
 
 async def throughput(env: _Env, s: Settings) -> dict[str, Any]:
-    n1, n2 = env.nodes[0], env.nodes[1]
+    n1, n2, single = env.nodes[0], env.nodes[1], env.single
     out: dict[str, Any] = {"payload": PAYLOAD, "window": s.window, "seconds": s.throughput_s, "runs": {}}
     for direction in ("to_executor", "to_harness"):
-        for label, h_node in (("same_node", n1), ("cross_node", n2)):
-            out["runs"][f"{label}_{direction}"] = await one_way(env, s, direction, n1, h_node, label)
+        for label, ex_node, h_node in (("single", single, single), ("same_node", n1, n1),
+                                       ("cross_node", n1, n2)):
+            out["runs"][f"{label}_{direction}"] = await one_way(env, s, direction, ex_node, h_node, label)
     return out
 
 

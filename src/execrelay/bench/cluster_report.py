@@ -72,12 +72,15 @@ def markdown(c: dict) -> list[str]:
     tp = c.get("throughput", {})
     if "runs" in tp:
         lines += ["", f"Throughput: one way, {tp['payload']} B payloads, at most {tp['window']} frames in "
-                  f"flight, {tp['seconds']:.1f} s measured per run (executor on n1; harness on n1 or n2).", "",
-                  "| run | frames/s | frames per node CPU-second | busiest process | CPU s/s by process | resets |",
-                  "|---|---|---|---|---|---|"]
+                  f"flight, {tp['seconds']:.1f} s measured per run (single: both ends on the node without "
+                  "`--nats`; same_node: both on n1; cross_node: executor on n1, harness on n2).", "",
+                  "| run | frames/s | CPU µs per frame per node | frames per node CPU-second | busiest process "
+                  "| CPU s/s by process | resets |",
+                  "|---|---|---|---|---|---|---|"]
         for key, r in tp["runs"].items():
             cpu = ", ".join(f"{k} {v}" for k, v in sorted(r.get("cpu_s_per_s", {}).items()))
-            lines.append(f"| {key} | {_k(r.get('frames_per_s'))} | {_k(r.get('frames_per_node_cpu_s'))} "
+            lines.append(f"| {key} | {_k(r.get('frames_per_s'))} | {_ms(r.get('node_cpu_us_per_frame'), 1)} "
+                         f"| {_k(r.get('frames_per_node_cpu_s'))} "
                          f"| {r.get('busiest')} | {cpu} | {len(r.get('resets', []))} |")
     elif tp:
         lines.append(f"Throughput: {tp.get('failed', tp)}")
