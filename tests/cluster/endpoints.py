@@ -7,13 +7,17 @@ node, so a test can move either end to another node and the streams Resume.
 
     ex = EchoExecutor("exec-1", cluster)           # answers every message with the same bytes
     await ex.connect(cluster.node("n1"))           # register at n1, websocket to n1
-    h = Harness("exec-1", cluster)
+    h = Harness("exec-1", cluster)                 # one harness token, used on every node
     await h.connect(cluster.node("n2"))            # harness websocket to n2
-    stream = h.open("s1")                          # a reliable stream (Resume{1} first)
+    stream = h.open("s1")                          # a reliable stream (Resume{1} first); LEGACY too
     await stream.round_trip(0)                     # send {"i": 0, "t": now}, wait for the echo
     await stream.round_trips(range(1, 1000))      # sequential round trips
     stream.check_exact(range(1000))                # every echo once, in order
-    await ex.connect(cluster.node("n3"))           # re-home: the old socket is closed
+    await ex.connect(cluster.node("n3"))           # re-home (close_old=False: leave it half-open)
+    await h.connect(cluster.node("n3"))            # move the harness (its streams Resume)
+
+    async with pair(cluster, "exec-1", "n1", "n2") as (ex, h):   # the same setup, closed at exit
+        ...
 
 ``Stream.received`` lists the ``i`` of every echo delivered (after the endpoint's dedupe and
 reordering: what an application sees); ``Stream.closed_reason`` is set when the stream ends
@@ -22,12 +26,14 @@ without the test asking (a Reset from the rendezvous, say).  Every wait is bound
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from typing import Iterable
+from typing import AsyncIterator, Iterable
 
 import orjson
 
 from execrelay.executor.remote import RemoteExecutorConfig, register
+from execrelay.rendezvous.server import harness_url
 from execrelay.stream import ACCEPTOR, OPENER, RELIABLE
 from execrelay.transport import Link, connect_websocket
 from execrelay.transport.endpoint import RelayEndpoint
@@ -64,7 +70,9 @@ class EchoExecutor:
         self.seen: dict[str, int] = {}
         self.closed: dict[str, str | None] = {}
 
-    async def connect(self, node: Node, timeout: float = 10.0) -> None:
+    async def connect(self, node: Node, timeout: float = 10.0, close_old: bool = True) -> None:
+        """Register at ``node`` and use a websocket to it from now on.  ``close_old=False``
+        leaves the previous socket open (a half-open connection to a hung node)."""
         if self.endpoint is None:
             self.endpoint = RelayEndpoint(ACCEPTOR, on_accept=lambda sid, mode: _Echo(self, sid))
         token = self.cluster.executor_token(self.executor_id)
@@ -73,7 +81,7 @@ class EchoExecutor:
         old = self.link
         self.link = await connect_websocket(url, self.endpoint.handler_for, timeout=timeout)
         self.node = node
-        if old is not None:
+        if old is not None and close_old:
             old.close()
 
     def close(self) -> None:
@@ -140,18 +148,20 @@ class Stream:
 class Harness:
     """A harness socket to one node; ``connect(node)`` moves it (reliable streams Resume)."""
 
-    def __init__(self, executor_id: str, cluster: Cluster) -> None:
+    def __init__(self, executor_id: str, cluster: Cluster, token: str | None = None) -> None:
         self.executor_id = executor_id
         self.cluster = cluster
         self.endpoint: RelayEndpoint | None = None
         self.link: Link | None = None
         self.streams: dict[str, Stream] = {}
+        #: one token for every node: a stream may only be resumed with the token that opened it
+        self.token = token or cluster.harness_token(executor_id)
 
     async def connect(self, node: Node, timeout: float = 10.0) -> None:
         if self.endpoint is None:
             self.endpoint = RelayEndpoint(OPENER)
         old = self.link
-        self.link = await connect_websocket(self.cluster.harness_url(self.executor_id, node),
+        self.link = await connect_websocket(harness_url(node.ws_url, self.executor_id, self.token),
                                             self.endpoint.handler_for, timeout=timeout)
         if old is not None:
             old.close()
@@ -168,3 +178,18 @@ class Harness:
         if self.link is not None:
             self.link.close()
 
+
+
+@contextlib.asynccontextmanager
+async def pair(cluster: Cluster, executor_id: str, executor_node: str,
+               harness_node: str) -> AsyncIterator[tuple[EchoExecutor, Harness]]:
+    """An echo executor on ``executor_node`` and a harness of it on ``harness_node``; both
+    closed on exit."""
+    ex, h = EchoExecutor(executor_id, cluster), Harness(executor_id, cluster)
+    try:
+        await ex.connect(cluster.node(executor_node))
+        await h.connect(cluster.node(harness_node))
+        yield ex, h
+    finally:
+        h.close()
+        ex.close()

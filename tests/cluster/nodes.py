@@ -21,10 +21,12 @@ Fixtures (``tests/cluster/conftest.py``):
 ``.log()`` (its stderr and stdout so far).
 
 :class:`Cluster`: ``.nats``, ``.nodes`` (list), ``.node("n2")``, ``.harness_url(eid, node)``,
-``.executor_token(eid)``, ``await .wait_converged()`` (every running node sees every other
+``.harness_token(eid)``, ``.executor_token(eid)``, ``await .wait_converged()`` (every running node sees every other
 running node's heartbeat), ``await .close()``.
 
-The fake endpoints that speak real reliable-mode frames are in :mod:`endpoints`.
+The fake endpoints that speak real reliable-mode frames are in :mod:`endpoints`
+(``EchoExecutor``, ``Harness``, ``Stream``, ``pair``).  Node logs (``Node.log()``) are in the
+test's tmp dir; nodes run with ``--log-level INFO``.
 Every wait here is bounded; nothing listens beyond 127.0.0.1.
 """
 from __future__ import annotations
@@ -235,7 +237,11 @@ class Cluster:
         return next(n for n in self.nodes if n.node_id == node_id)
 
     def harness_url(self, executor_id: str, node: Node, ttl: float = 3600.0) -> str:
-        return harness_url(node.ws_url, executor_id, mint(SECRET.encode(), "harness", executor_id, ttl))
+        """A harness URL for ``node`` with a freshly minted token."""
+        return harness_url(node.ws_url, executor_id, self.harness_token(executor_id, ttl))
+
+    def harness_token(self, executor_id: str, ttl: float = 3600.0) -> str:
+        return mint(SECRET.encode(), "harness", executor_id, ttl)
 
     def executor_token(self, executor_id: str, ttl: float = 3600.0) -> str:
         """The executor's bearer token (register at ``node.url`` with it)."""

@@ -118,3 +118,14 @@ async def test_server_bad_listen_and_short_secret() -> None:
     for args, env_secret in ((["--listen", "nonsense"], SECRET), (["--listen", "127.0.0.1:0"], "short")):
         out = await asyncio.to_thread(run_cli, *args, env_secret=env_secret)
         assert out.returncode == 2, (args, out.stderr)
+
+
+def test_cli_refuses_half_or_bad_cluster_options() -> None:
+    out = run_cli("--nats", "nats://127.0.0.1:4222")
+    assert out.returncode == 2 and "--nats and --node-id go together" in out.stderr
+    out = run_cli("--node-id", "n1")
+    assert out.returncode == 2 and "--nats and --node-id go together" in out.stderr
+    out = run_cli("--nats", "http://127.0.0.1:1", "--node-id", "n1")
+    assert out.returncode == 2 and "want nats://HOST:PORT" in out.stderr
+    out = run_cli("--nats", "nats://127.0.0.1:4222", "--node-id", "a.b")
+    assert out.returncode == 2 and "--node-id" in out.stderr

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from typing import Any
 
 
 # Numeric tunables as (RendezvousConfig field, type, metavar, help); the option is the field
@@ -159,9 +160,11 @@ def run(args: argparse.Namespace) -> int:
     if (args.tls_cert is None) != (args.tls_key is None):
         print("execrelay rendezvous: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
-    if (args.nats is None) != (args.node_id is None):
-        print("execrelay rendezvous: --nats and --node-id go together", file=sys.stderr)
-        return 2
+    cluster = None
+    if args.nats is not None or args.node_id is not None:
+        cluster = _cluster_config(args)
+        if cluster is None:
+            return 2
     secret = _secret(args, allow_random=True)
     if secret is None:
         return 2
@@ -170,10 +173,25 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         uvloop = None
     runner = uvloop.run if uvloop is not None else asyncio.run
-    return runner(_serve(args, secret, host, port))
+    return runner(_serve(args, secret, host, port, cluster))
 
 
-async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int) -> int:
+def _cluster_config(args: argparse.Namespace) -> Any:
+    """The ClusterConfig of ``--nats``/``--node-id`` (None after printing why it is bad)."""
+    if args.nats is None or args.node_id is None:
+        print("execrelay rendezvous: --nats and --node-id go together", file=sys.stderr)
+        return None
+    from ..rendezvous.cluster import ClusterConfig, ClusterError, parse_servers
+
+    try:
+        return ClusterConfig(parse_servers(args.nats), args.node_id)
+    except ClusterError as exc:
+        print(f"execrelay rendezvous: {exc}", file=sys.stderr)
+        return None
+
+
+async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int,
+                 cluster: Any = None) -> int:
     from ..rendezvous.server import RendezvousServer
 
     overrides = {name: value for name in _TUNABLES
@@ -196,22 +214,25 @@ async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int) 
         print("execrelay rendezvous: --metrics-token-file is empty", file=sys.stderr)
         return 2
     server = RendezvousServer(secret, **overrides)
+    node = None
+    if cluster is not None:
+        # Join before listening: no socket is accepted before its node can claim or route it.
+        from ..rendezvous.cluster import ClusterError, ClusterNode
+
+        node = ClusterNode(server, cluster.servers, cluster.node_id, cluster)
+        try:
+            await node.start()
+        except ClusterError as exc:
+            print(f"execrelay rendezvous: {exc}", file=sys.stderr)
+            return 1
     try:
         await server.start(host, port, ssl_context=ssl_context)
     except OSError as exc:
         print(f"execrelay rendezvous: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        if node is not None:
+            await node.close()
         return 1
-    node = None
-    if args.nats is not None:
-        from ..rendezvous.cluster import ClusterError, ClusterNode, parse_servers
-
-        try:
-            node = ClusterNode(server, parse_servers(args.nats), args.node_id)
-            await node.start()
-        except ClusterError as exc:
-            print(f"execrelay rendezvous: {exc}", file=sys.stderr)
-            await server.aclose()
-            return 1
+    if node is not None:
         print(node.describe(), flush=True)
     print(f"listening on {server.url}", flush=True)
     stop = asyncio.Event()

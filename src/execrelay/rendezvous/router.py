@@ -293,11 +293,7 @@ class Router:
             if (route.link is None and route.reliable and frame.kind == RESUME
                     and route.owner == link.credential):
                 # The harness came back within the grace period and resumes its stream.
-                if route.orphan_handle is not None:
-                    route.orphan_handle.cancel()
-                    route.orphan_handle = None
-                route.link = link
-                link.streams[sid] = None
+                self.rebind(route, link)
                 self._forward_to_executor(hub, route, data)
                 return
             # Someone else's stream (live, or orphaned but opened with another credential):
@@ -335,6 +331,15 @@ class Router:
         link.streams[sid] = None
         self.metrics.streams_opened += 1
         self._forward_to_executor(hub, route, data)
+
+    def rebind(self, route: Route, link: Link) -> None:
+        """Bind an orphaned stream to ``link``: a Resume from a new socket within the harness
+        grace, or a cluster node bringing the stream back (docs/rendezvous.md §Several nodes)."""
+        if route.orphan_handle is not None:
+            route.orphan_handle.cancel()
+            route.orphan_handle = None
+        route.link = link
+        link.streams[route.sid] = None
 
     def _refuse_new_stream(self, hub: Hub, link: Link) -> str | None:
         """Why a new stream on ``link`` is refused (None: it may open).

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from typing import Any, Awaitable, Callable, Coroutine
 
-import nats
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -57,19 +57,26 @@ class Bus:
 
     async def connect(self) -> None:
         cfg = self.config
+        nc = self.nc = Client()
         try:
-            self.nc = await nats.connect(
+            # nats-py retries the first connect forever with unlimited reconnects: bound it.
+            # Seconds may be fractions (nats-py only sleeps on them; its hints say int).
+            timing: dict[str, Any] = {
+                "connect_timeout": cfg.connect_timeout, "ping_interval": cfg.ping_interval,
+                "reconnect_time_wait": cfg.reconnect_wait + random.uniform(0.0, cfg.reconnect_jitter)}
+            await asyncio.wait_for(nc.connect(
                 servers=cfg.servers, name=f"execrelay-rendezvous-{cfg.node_id}",
-                connect_timeout=cfg.connect_timeout,
-                reconnect_time_wait=cfg.reconnect_wait + random.uniform(0.0, cfg.reconnect_jitter),
-                max_reconnect_attempts=-1, ping_interval=cfg.ping_interval,
-                max_outstanding_pings=cfg.max_outstanding_pings, pending_size=cfg.publish_buffer,
-                allow_reconnect=True, error_cb=self._error, disconnected_cb=self._disconnected,
-                reconnected_cb=self._reconnected, skip_subject_validation=True)
+                max_reconnect_attempts=-1, max_outstanding_pings=cfg.max_outstanding_pings,
+                pending_size=cfg.publish_buffer, allow_reconnect=True, error_cb=self._error,
+                disconnected_cb=self._disconnected, reconnected_cb=self._reconnected,
+                skip_subject_validation=True, **timing), 2 * cfg.connect_timeout)
         except Exception as exc:  # noqa: BLE001 - nats-py raises several unrelated types
+            await self.close()
+            if isinstance(exc, asyncio.TimeoutError):
+                exc = TimeoutError(f"no answer within {2 * cfg.connect_timeout:g} s")
             raise ClusterError(f"cannot reach NATS at {','.join(cfg.servers)}: "
                                f"{exc or type(exc).__name__}") from None
-        js = self.nc.jetstream()
+        js = nc.jetstream()
         try:
             try:
                 self.kv = await js.key_value(cfg.bucket)
@@ -99,6 +106,8 @@ class Bus:
         log.debug("nats: %s", exc)
 
     async def _disconnected(self) -> None:
+        if self.kv is None:
+            return  # still joining (or failed to): connect() reports it
         self.events["disconnects"] += 1
         if not self.disconnected_since:
             self.disconnected_since = time.monotonic()

@@ -48,9 +48,6 @@ class ClusterConfig:
     #: Frames from NATS waiting for one local socket that does not take writes (then: drop the
     #: oldest of a reliable stream, Reset a legacy one).
     queue_frames: int = 32
-    #: A local socket holding more than this many unsent bytes does not take cross-node frames
-    #: directly: they wait in its queue.
-    queue_high_bytes: int = 1 * MiB
     #: NATS client: ping period and unanswered pings before the connection is dropped.
     ping_interval: float = 5.0
     max_outstanding_pings: int = 2

@@ -4,7 +4,9 @@
 The node's NATS connection must never wait for a socket: a NATS callback hands a frame to
 :meth:`Inboxes.deliver`, which routes it at once when the target socket takes writes (the
 usual case: no queue exists) and otherwise appends it to that socket's queue of at most
-``queue_frames`` frames.  When the queue is full the oldest frame goes: dropped when its
+``queue_frames`` frames.  "Takes writes" means: no more than the socket's own limit queued
+(``Link.limit``: the executor high-water mark, or the harness queue soft limit), the mark the
+single-node router uses for the same sockets.  When the queue is full the oldest frame goes: dropped when its
 stream is reliable (the endpoints resend what was not acked), or its stream is Reset when it
 is legacy (a legacy stream never loses a frame silently).  A queue drains every few
 milliseconds while it has frames and its socket takes writes again.
@@ -25,11 +27,10 @@ DRAIN_EVERY = 0.005
 
 
 class Inboxes:
-    def __init__(self, metrics: Metrics, limit: int, high_bytes: int,
+    def __init__(self, metrics: Metrics, limit: int,
                  kill_legacy: Callable[[Link, Any], None]) -> None:
         self.metrics = metrics
         self.limit = limit
-        self.high_bytes = high_bytes
         self._kill_legacy = kill_legacy
         self.queues: dict[Link, deque[Item]] = {}
         self._armed = False
@@ -38,7 +39,7 @@ class Inboxes:
                 frame: bytes) -> None:
         queue = self.queues.get(target)
         if queue is None:
-            if target.queued_bytes() <= self.high_bytes:
+            if target.queued_bytes() <= target.limit:
                 fn(source, frame)
                 return
             queue = self.queues[target] = deque()
@@ -60,7 +61,7 @@ class Inboxes:
     def _drain(self) -> None:
         self._armed = False
         for target, queue in list(self.queues.items()):
-            while queue and not target.closed and target.queued_bytes() <= self.high_bytes:
+            while queue and not target.closed and target.queued_bytes() <= target.limit:
                 fn, source, frame, _ = queue.popleft()
                 fn(source, frame)
             if not queue or target.closed:

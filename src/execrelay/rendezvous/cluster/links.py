@@ -50,7 +50,8 @@ class _NatsLink(Link):
 class RemoteExecutor(_NatsLink):
     """An executor owned by another node, as seen from a harness's node."""
 
-    __slots__ = ("node", "subject", "confirmed", "waiting", "owner_node", "revision", "reason")
+    __slots__ = ("node", "subject", "confirmed", "waiting", "early", "owner_node", "revision",
+                 "reason")
 
     def __init__(self, node: "ClusterNode", executor_id: str) -> None:
         super().__init__("executor", executor_id, None, None, _UNBOUNDED, label="nats")
@@ -60,6 +61,9 @@ class RemoteExecutor(_NatsLink):
         self.confirmed: dict[str, Any] = {}
         #: stream id -> frames held while that stream's request is in flight (first: the request)
         self.waiting: dict[str, list[bytes]] = {}
+        #: stream id -> executor frames that arrived before the owner's answer (delivered on
+        #: ``ok``, dropped otherwise: a refused harness never sees the stream's frames)
+        self.early: dict[str, list[bytes]] = {}
         #: who answered last, and with which ownership revision
         self.owner_node = ""
         self.revision = 0

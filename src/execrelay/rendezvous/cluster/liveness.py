@@ -17,7 +17,8 @@ class Liveness:
         self.misses = misses
         self.last_seen: dict[str, float] = {}
         self.dead: set[str] = set()
-        self.last_tick = 0.0
+        #: when :meth:`tick` last ran (None: never)
+        self.last_tick: float | None = None
 
     def seen(self, node_id: str, now: float) -> bool:
         """Record a heartbeat; True when the node was taken for dead (it came back)."""
@@ -31,7 +32,7 @@ class Liveness:
 
     def stalled(self, now: float) -> bool:
         """True when this process has not ticked for 2.5 heartbeat periods."""
-        return bool(self.last_tick) and now - self.last_tick > 2.5 * self.interval
+        return self.last_tick is not None and now - self.last_tick > 2.5 * self.interval
 
     def tick(self, now: float) -> tuple[list[str], bool]:
         """``(nodes newly taken for dead, this process stalled since the last tick)``."""

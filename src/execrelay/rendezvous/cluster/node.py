@@ -30,7 +30,7 @@ import time
 from functools import partial
 from typing import Any, Coroutine
 
-import nats
+import nats.errors
 from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError
 
@@ -77,8 +77,7 @@ class ClusterNode:
         self.bus = Bus(cfg)
         self.metrics = ClusterMetrics(server.metrics)
         self.liveness = Liveness(cfg.node_id, cfg.heartbeat, cfg.heartbeat_misses)
-        self.inboxes = Inboxes(server.metrics, cfg.queue_frames, cfg.queue_high_bytes,
-                               self._kill_queued_legacy)
+        self.inboxes = Inboxes(server.metrics, cfg.queue_frames, self._kill_queued_legacy)
         #: headers of a request or Reset this node sends on ``rdv.x.<eid>``
         self.origin_headers = {subjects.NODE: cfg.node_id}
         self.claims: dict[str, Claim] = {}
@@ -265,8 +264,11 @@ class ClusterNode:
                 self.router.harness_detached(rh)  # its reliable streams wait the harness grace
 
     def _after_reconnect(self) -> None:
+        # Announcements may have been missed meanwhile: check the claims (without holding
+        # frames back, unlike after a stall: a short outage moved no executor by itself).
         self._fenced = False
-        self.enter_suspect()
+        if not self._verifying:
+            self.spawn(self._verify_claims())
         self._reprobe()
 
     def _reprobe(self) -> None:
@@ -276,19 +278,17 @@ class ClusterNode:
                 self._install_remote(eid, hub)
 
     # -- owner side ---------------------------------------------------------------------
-    def executor_claimed(self, link: Any) -> RemoteExecutor | None:
-        """A local executor socket was accepted (ClusterDirectory.claim).  Returns the
-        RemoteExecutor it replaces in the hub, if any."""
+    def executor_claimed(self, link: Any) -> None:
+        """A local executor socket was accepted (ClusterDirectory.claim): retire the remote
+        stand-in its hub may have (frames it held go to the pending queue, which the router
+        hands to the new socket), then write the claim."""
         eid = link.executor_id
         hub = self.router.hubs.get(eid)
-        replaced = None
         if hub is not None and isinstance(hub.executor, RemoteExecutor):
-            replaced = hub.executor
-            self._retire(replaced, hub, "local_owner")
+            self._retire(hub.executor, hub, "local_owner")
         claim = self.claims[eid] = Claim(link)
         self.metrics.ownership["claimed"] += 1
         self.spawn(self._claim(eid, claim))
-        return replaced
 
     async def _claim(self, eid: str, claim: Claim) -> None:
         kv = self.bus.kv
@@ -426,6 +426,10 @@ class ClusterNode:
             self.router.harness_attached(rh)
             self.by_origin.setdefault(origin, set()).add(rh)
             self.remote_sids.setdefault(hub.executor_id, set()).add(sid)
+            if route is not None and route.link is None and route.reliable:
+                # Orphaned here when its node was taken for dead; the credential matched, and
+                # for the harness nothing happened, so its next frame is Data, not a Resume.
+                self.router.rebind(route, rh)
         self.router.from_harness(rh, msg.data)
         bound = hub.table.get(sid)
         if bound is not None and bound.link is rh:
@@ -465,7 +469,10 @@ class ClusterNode:
                                        partial(self._on_control, eid))
 
     async def _watch_and_probe(self, eid: str) -> None:
-        await self._watch(eid)
+        try:
+            await self._watch(eid)
+        except Exception as exc:  # noqa: BLE001 - NATS away: the probe below fails into the
+            log.info("cannot watch %r yet: %s", eid, exc)  # grace; a reconnect probes again
         hub = self.router.hubs.get(eid)
         if hub is not None and hub.executor is None and (hub.harnesses or len(hub.table)):
             self._install_remote(eid, hub)
@@ -550,11 +557,14 @@ class ClusterNode:
             rx.confirmed[sid] = harness
             for frame in held[1:]:
                 rx.send(frame)
+            for frame in rx.early.pop(sid, ()):
+                self.router.from_executor(rx, frame)
             return
         if answer.get("reason") == NOT_OWNER:
             self._remote_lost(rx, "not_owner")
             return
         rx.waiting.pop(sid, None)
+        rx.early.pop(sid, None)
         current = hub.table.get(sid) if hub is not None else None
         if current is not None:
             self.router._kill_stream(hub, current, str(answer.get("reason") or STREAM_IN_USE),  # noqa: SLF001
@@ -571,6 +581,20 @@ class ClusterNode:
             self.router.metrics.dropped["no_route"] += 1
             if route is None or route.link is None:
                 self._drop_stream_sub(sid)
+            return
+        if rx.confirmed.get(sid) is not route.link:
+            # The owner has not answered for this harness socket yet: hold (bounded), so only a
+            # harness the owner accepted ever sees the stream's frames.
+            if sid not in rx.waiting:
+                self.router.metrics.dropped["unconfirmed"] += 1
+                return
+            early = rx.early.setdefault(sid, [])
+            if len(early) >= self.config.queue_frames:
+                self.router.metrics.queue_drops["cross_node_early"] += 1
+                if not route.reliable:
+                    self._kill_queued_legacy(route.link, route)
+                return
+            early.append(msg.data)
             return
         self.inboxes.deliver(route.link, route, self.router.from_executor, rx, msg.data)
 

@@ -5,7 +5,8 @@
   and tells the node about local executor sockets coming and going, which is when the
   ``rdv_owner`` KV entry is written.  Links to executors on other nodes
   (:class:`~.links.RemoteExecutor`) are not owners: they never enter the local table, and a
-  local socket for the same id replaces one.
+  local socket for the same id retires one (the node does, before the router installs the
+  socket).
 - :class:`ClusterStreamTable` is the local table plus a callback when a stream is unbound (the
   node drops its ``rdv.s.<stream id>`` subscription).  ``get`` is still ``dict.get``.
 """
@@ -32,9 +33,7 @@ class ClusterDirectory:
             return "new", None
         outcome, old = self.local.claim(executor_id, link, registration)
         if outcome != "refused":
-            replaced = self.node.executor_claimed(link)
-            if old is None and replaced is not None:
-                return "takeover", replaced
+            self.node.executor_claimed(link)
         return outcome, old
 
     def release(self, executor_id: str, link: Any) -> bool:
