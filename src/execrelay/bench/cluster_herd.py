@@ -5,7 +5,7 @@ bucket (JetStream KV ``rdv_owner``, key ``own.<executor id>``, value ``{"node": 
 docs/rendezvous.md §Several nodes).
 
 Used by the ``cluster`` benchmark (re-homing time for 500 executors, docs/benchmarks.md
-§Cluster) and by the case-7 test (tests/cluster/test_herd.py), which checks that all are
+§Cluster) and by the case-7 test (tests/cluster/test_cluster_herd.py), which checks that all are
 re-owned within a generous bound.
 
 The executors are bare websockets (no streams): re-homing is about the registration, the
