@@ -16,7 +16,7 @@ import asyncio
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -39,10 +39,11 @@ async def _wait_executor(node: Node, executor: Any, timeout: float = 30.0) -> No
         await asyncio.sleep(0.1)
 
 
-async def _tool_call_across(cluster: Cluster, harness_bin: Path, executor_argv: list[str], eid: str,
-                            tag: str, tmp_path: Path, process_factory: Any) -> None:
+async def _tool_call_across(make_cluster: Any, harness_bin: Path, executor_argv: Callable[[str], list[str]],
+                            eid: str, tag: str, tmp_path: Path, process_factory: Any) -> None:
+    cluster: Cluster = await make_cluster(2)
     n1, n2 = cluster.node("n1"), cluster.node("n2")
-    executor = process_factory(executor_argv, {REMOTE_TOKEN_ENV: cluster.executor_token(eid), TAG_ENV: tag},
+    executor = process_factory(executor_argv(n1.url), {REMOTE_TOKEN_ENV: cluster.executor_token(eid), TAG_ENV: tag},
                                wait_url=False, name=f"executor-{eid}")
     await _wait_executor(n1, executor)
     before = await n2.metrics()
@@ -58,15 +59,15 @@ async def _tool_call_across(cluster: Cluster, harness_bin: Path, executor_argv: 
     assert executor.proc is not None and executor.proc.poll() is None, diag
 
 
-async def test_real_131_harness_on_n2_drives_real_131_executor_on_n1(cluster: Cluster, codex_bin: Path,  # noqa: F811
+async def test_real_131_harness_on_n2_drives_real_131_executor_on_n1(make_cluster, codex_bin: Path,  # noqa: F811
                                                                       tmp_path: Path, process_factory) -> None:  # noqa: F811
     eid = f"real131-{uuid.uuid4().hex[:8]}"
-    await _tool_call_across(cluster, codex_bin, real_remote_executor_argv(cluster.node("n1").url, eid, codex_bin),
+    await _tool_call_across(make_cluster, codex_bin, lambda url: real_remote_executor_argv(url, eid, codex_bin),
                             eid, uuid.uuid4().hex, tmp_path, process_factory)
 
 
-async def test_real_171_harness_on_n2_drives_our_executor_on_n1(cluster: Cluster, codex171_bin: Path,  # noqa: F811
+async def test_real_171_harness_on_n2_drives_our_executor_on_n1(make_cluster, codex171_bin: Path,  # noqa: F811
                                                                  tmp_path: Path, process_factory) -> None:  # noqa: F811
     eid = f"ours-{uuid.uuid4().hex[:8]}"
-    await _tool_call_across(cluster, codex171_bin, ours_remote_executor_argv(cluster.node("n1").url, eid),
+    await _tool_call_across(make_cluster, codex171_bin, lambda url: ours_remote_executor_argv(url, eid),
                             eid, uuid.uuid4().hex, tmp_path, process_factory)
