@@ -23,6 +23,7 @@ from typing import Iterator
 import pytest
 
 from endpoints import EchoExecutor, Harness
+from execrelay.bench.cluster_procs import LoopbackAddress
 from nodes import Cluster, Node, free_port
 
 pytestmark = [pytest.mark.timeout(60),
@@ -32,7 +33,7 @@ pytestmark = [pytest.mark.timeout(60),
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "haproxy" / "haproxy.cfg"
 
 
-class Proxy:
+class Proxy(LoopbackAddress):
     """``haproxy -db -f deploy/haproxy/haproxy.cfg`` in front of the cluster's three nodes,
     on a free loopback port; quacks like a :class:`nodes.Node` for the fake endpoints."""
 
@@ -45,14 +46,6 @@ class Proxy:
         self.logfile = workdir / "haproxy.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.node_id = "haproxy"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
     def check_config(self) -> None:
         out = subprocess.run(["haproxy", "-c", "-f", str(CONFIG)], env=self.env, capture_output=True,

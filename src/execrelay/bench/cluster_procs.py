@@ -30,6 +30,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class LoopbackAddress:
+    """``url`` (``http://127.0.0.1:PORT``, a registry base) and ``ws_url`` of whatever listens on
+    ``self.port``: a node, or a proxy in front of nodes (tests/cluster)."""
+
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+
 class _Child:
     """A child process in its own group, with its log file and CPU from /proc."""
 
@@ -103,7 +118,7 @@ class NatsProcess(_Child):
                 await asyncio.sleep(0.05)
 
 
-class NodeProcess(_Child):
+class NodeProcess(_Child, LoopbackAddress):
     """``execrelay rendezvous --listen 127.0.0.1:<free> [--nats URL --node-id NAME]``."""
 
     def __init__(self, name: str, logdir: str, secret: str, nats_url: str | None) -> None:
@@ -111,14 +126,6 @@ class NodeProcess(_Child):
         self.secret = secret
         self.nats_url = nats_url
         self.port = _free_port()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
     async def start(self, timeout: float = 30.0) -> None:
         argv = [sys.executable, "-m", "execrelay", "rendezvous", "--listen", f"127.0.0.1:{self.port}",
