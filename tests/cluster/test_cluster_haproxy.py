@@ -107,9 +107,9 @@ def proxy_factory(tmp_path: Path) -> Iterator:
 
 
 async def _where(cluster: Cluster, role: str) -> list[Node]:
-    """The nodes holding a ``role`` socket now."""
+    """The running nodes holding a ``role`` socket now."""
     key = f'connections{{role="{role}"}}'
-    return [n for n in cluster.nodes if (await n.metrics()).get(key, 0) > 0]
+    return [n for n in cluster.nodes if n.running and (await n.metrics()).get(key, 0) > 0]
 
 
 def _cross(metrics: dict[str, float]) -> float:
@@ -152,6 +152,18 @@ async def test_disabled_backend_split_brain_still_routes_through_nats(cluster: C
         # the old executor socket was never replaced: still one, still on the node in maintenance
         assert [n.node_id for n in await _where(cluster, "executor")] == [home.node_id]
         assert (await home.metrics())["takeovers_total"] == 0
+
+        # Back in service, then dead: the proxy still takes it for UP (2 failed checks 2 s
+        # apart mark it down), so the executor's immediate reconnect is hashed onto it, refused,
+        # and redispatched along the ring (`option redispatch`); it lands on a survivor and the
+        # split stream carries on through it.
+        proxy.command(f"set server rendezvous/{home.node_id} state ready")
+        home.kill()
+        assert proxy.server_states()[home.node_id].startswith("UP")   # "UP 1/2": going down
+        await ex.connect(proxy)   # type: ignore[arg-type]
+        assert [n.node_id for n in await _where(cluster, "executor")] != [home.node_id]
+        await s2.round_trips(range(300, 400))
+        s2.check_exact(range(400))
     finally:
         h2.close()
         h1.close()
