@@ -104,6 +104,19 @@ class _Env:
     async def harness(self, node: NodeProcess, eid: str, on_frame: Callable[[bytes], None]) -> Peer:
         return await connect(harness_url(node.ws_url, eid, self.token("harness", eid)), on_frame)
 
+    async def counters(self, node: NodeProcess, names: tuple[str, ...]) -> dict[str, float]:
+        """The ``/metrics`` samples of ``node`` whose name (prefix stripped) starts with one of
+        ``names``."""
+        assert self.http is not None
+        async with self.http.get(f"{node.url}/metrics") as resp:
+            text = await resp.text()
+        out = {}
+        for line in text.splitlines():
+            key, _, value = line.removeprefix("execrelay_rendezvous_").rpartition(" ")
+            if key.startswith(names):
+                out[key] = float(value)
+        return out
+
     def cpu(self) -> dict[str, float]:
         out = {p.name: p.cpu() for p in (self.nats, self.single, *self.nodes)}
         out["driver"] = procfs.self_cpu_seconds()
@@ -293,6 +306,10 @@ async def throughput(env: _Env, s: Settings) -> dict[str, Any]:
         for label, ex_node, h_node in (("single", single, single), ("same_node", n1, n1),
                                        ("cross_node", n1, n2)):
             out["runs"][f"{label}_{direction}"] = await one_way(env, s, direction, ex_node, h_node, label)
+    # what NATS and the bounded queues did under the load (all 0 means nothing was dropped)
+    watched = ("cluster_slow_consumer_drops_total", "cluster_publish_errors_total",
+               "cluster_nats_reconnects_total", 'queue_drops_total{queue="cross_node')
+    out["drops"] = {n.name: await env.counters(n, watched) for n in (n1, n2)}
     return out
 
 

@@ -78,6 +78,10 @@ def _throughput(tp: dict) -> list[str]:
         lines.append(f"| {key} | {_k(r.get('frames_per_s'))} | {_ms(r.get('node_cpu_us_per_frame'), 1)} "
                      f"| {_k(r.get('frames_per_node_cpu_s'))} | {r.get('busiest')} | {_cpu(r)} "
                      f"| {len(r.get('resets', []))} |")
+    if tp.get("drops"):
+        lines += ["", "NATS and queue counters of n1 and n2 after the runs: "
+                  + "; ".join(f"{node}: " + (", ".join(f"{k} {v:.0f}" for k, v in sorted(c.items())) or "none")
+                              for node, c in tp["drops"].items())]
     return lines
 
 
