@@ -42,9 +42,9 @@ class _Bystander:
     """An echo executor on n1 and a harness on n2 with one reliable stream: round trips
     through the same two nodes as the stalled stream."""
 
-    def __init__(self, cluster: Cluster) -> None:
-        self.ex = EchoExecutor("exec-bystander", cluster)
-        self.h = Harness("exec-bystander", cluster)
+    def __init__(self, cluster: Cluster, tag: str) -> None:
+        self.ex = EchoExecutor(f"exec-bystander-{tag}", cluster)
+        self.h = Harness(f"exec-bystander-{tag}", cluster)
         self.cluster = cluster
         self.stream: Stream | None = None
         self.next = 0
@@ -71,9 +71,9 @@ def _report(label: str, before: list[float], during: list[float]) -> None:
           f"while stalled {statistics.median(during) * 1e3:.2f}/{_p99(during) * 1e3:.2f} ms")
 
 
-async def test_legacy_stream_to_a_harness_that_stopped_reading_is_reset(make_cluster) -> None:
-    cluster = await make_cluster(2)
-    by = _Bystander(cluster)
+async def test_legacy_stream_to_a_harness_that_stopped_reading_is_reset(shared_cluster: Cluster) -> None:
+    cluster = shared_cluster
+    by = _Bystander(cluster, "legacy")
     await by.start()
     eid, sid = "exec-flood", "s-stalled"
     executor_resets: list[Any] = []
@@ -136,9 +136,9 @@ async def test_legacy_stream_to_a_harness_that_stopped_reading_is_reset(make_clu
         by.close()
 
 
-async def test_reliable_streams_to_a_harness_that_stopped_reading_recover(make_cluster) -> None:
-    cluster = await make_cluster(2)
-    by = _Bystander(cluster)
+async def test_reliable_streams_to_a_harness_that_stopped_reading_recover(shared_cluster: Cluster) -> None:
+    cluster = shared_cluster
+    by = _Bystander(cluster, "reliable")
     await by.start()
     ex = EchoExecutor("exec-big", cluster)
     h = Harness("exec-big", cluster)
