@@ -75,15 +75,15 @@ async def _tool_call_across(cluster: Cluster, harness_bin: Path, executor_argv: 
     assert executor.proc is not None and executor.proc.poll() is None, diag
 
 
-async def test_real_131_harness_on_n2_drives_real_131_executor_on_n1(shared_cluster: Cluster, codex_bin: Path,  # noqa: F811
-                                                                      tmp_path: Path, process_factory) -> None:  # noqa: F811
+async def test_real_131_harness_on_n2_drives_real_131_executor_on_n1(
+        shared_cluster: Cluster, codex_bin: Path, tmp_path: Path, process_factory) -> None:  # noqa: F811
     eid = f"real131-{uuid.uuid4().hex[:8]}"
     await _tool_call_across(shared_cluster, codex_bin, lambda url: real_remote_executor_argv(url, eid, codex_bin),
                             eid, uuid.uuid4().hex, tmp_path, process_factory)
 
 
-async def test_real_171_harness_on_n2_drives_our_executor_on_n1(shared_cluster: Cluster, codex171_bin: Path,  # noqa: F811
-                                                                 tmp_path: Path, process_factory) -> None:  # noqa: F811
+async def test_real_171_harness_on_n2_drives_our_executor_on_n1(
+        shared_cluster: Cluster, codex171_bin: Path, tmp_path: Path, process_factory) -> None:  # noqa: F811
     eid = f"ours-{uuid.uuid4().hex[:8]}"
     await _tool_call_across(shared_cluster, codex171_bin, lambda url: ours_remote_executor_argv(url, eid),
                             eid, uuid.uuid4().hex, tmp_path, process_factory)

@@ -8,8 +8,8 @@ and says so) while a RELIABLE stream loses the oldest frames and recovers by res
 reliable case here stalls 8 streams (their send windows put 16 MiB in flight, which the socket
 buffers and its queue usually absorb) and checks that every message arrives exactly once, in
 order, once the harness reads again; a stall long enough to overflow would also trip the
-slow-harness cut-off (docs/rendezvous.md §Routing), which is single-node behaviour.  Meanwhile another stream through the same two nodes
-keeps its round trips going (its latencies are printed; the p99 comparison is a benchmark
+slow-harness cut-off (docs/rendezvous.md §Routing), which is single-node behaviour.
+Meanwhile another stream through the same two nodes keeps its round trips going (its latencies are printed; the p99 comparison is a benchmark
 figure, docs/benchmarks.md §Cluster, and only a liveness bound is asserted here).
 """
 from __future__ import annotations

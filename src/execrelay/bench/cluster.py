@@ -11,8 +11,8 @@ harnesses with raw websockets (:mod:`.cluster_peers`).  Three measurements:
   round-trip percentiles (cross minus same node); "single" vs "same node" shows what joining a
   cluster costs a frame that does not leave its node.
 * **throughput**: frames/s one way, harness -> executor and executor -> harness, on the plain
-  node, same node in the cluster and cross node, with at most ``window`` frames in flight (the driver sees both ends, so it needs
-  no acks); the CPU of every process in the measured phase says where it saturates.
+  node, same node in the cluster and cross node, with at most ``window`` frames in flight (the
+  driver sees both ends, so it needs no acks); the CPU of every process in the measured phase says where it saturates.
 * **re-homing**: :func:`.cluster_herd.run_herd` with 500 executors on n3, n3 SIGKILLed.
 """
 from __future__ import annotations

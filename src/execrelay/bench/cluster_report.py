@@ -61,8 +61,8 @@ def _latency(lat: dict) -> list[str]:
         lines.append(f"| {label} | {_ms(p.get('rtt_p50_ms'))} | {_ms(p.get('rtt_p99_ms'))} "
                      f"| {_ms(p.get('rtt_mean_ms'))} | {p.get('samples')} | {p.get('lost')} "
                      f"| {len(p.get('resets', []))} |")
-    return lines + ["", f"Added per cross-node frame (vs same node): p50 {_ms(lat.get('added_per_cross_frame_p50_ms'))} "
-                    f"ms, p99 {_ms(lat.get('added_per_cross_frame_p99_ms'))} ms. Same node in a cluster vs a node "
+    return lines + ["", "Added per cross-node frame (vs same node): p50 "
+                    f"{_ms(lat.get('added_per_cross_frame_p50_ms'))} ms, p99 {_ms(lat.get('added_per_cross_frame_p99_ms'))} ms. Same node in a cluster vs a node "
                     f"without `--nats`: p50 {_ms(lat.get('cluster_vs_single_p50_ms'))} ms, "
                     f"p99 {_ms(lat.get('cluster_vs_single_p99_ms'))} ms per frame. CPU (s/s): {_cpu(lat)}"]
 
