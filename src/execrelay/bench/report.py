@@ -6,6 +6,8 @@ import math
 import os
 from typing import Any
 
+from . import cluster_report
+
 LABELS = {"fast": "ours fast", "pure": "ours pure", "rust": "Rust 0.131.0"}
 
 
@@ -81,6 +83,7 @@ def targets(results: dict) -> list[tuple[str, str, str, str]]:
     f, cpu = c816.get("fast_vs_pure_rps"), c816.get("pure_vs_fast_cpu")
     row("accelerated vs pure, end to end (trivial 8x16 requests/s; CPU ratio alongside)", ">= 5x", f,
         f is not None and f >= 5, "{:.2f}x" + (f" (CPU/request {cpu:.2f}x)" if cpu else ""))
+    rows += cluster_report.targets(results)
     return rows
 
 
@@ -173,6 +176,8 @@ def markdown(results: dict, plots: list[str]) -> str:
     if results.get("rendezvous_e2e"):
         lines += ["", "### benchmarks/rendezvous_e2e.py (rendezvous helper's frames/s benchmark, fast build)", "",
                   "```", results["rendezvous_e2e"].rstrip(), "```"]
+    if results.get("cluster"):
+        lines += cluster_report.markdown(results["cluster"])
     mi = results.get("micro")
     if mi:
         lines += ["", "## Micro benchmarks (best of N rounds, ns per operation)", "",

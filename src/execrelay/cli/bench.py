@@ -4,6 +4,7 @@
     execrelay bench --out DIR                                  # the full matrix (~15 minutes)
     execrelay bench --quick --compare OLD.json                 # run, then print what changed
     execrelay bench --compare OLD.json --against NEW.json      # compare two files, no run
+    execrelay bench --only cluster [--quick]                   # 3 rendezvous nodes over NATS
 
 Runs only on Linux (/proc); the Rust column needs npm (codex 0.131.0 is installed on first use).
 """
@@ -32,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="re-render report.md and plots from a results.json (into --out, default its folder)")
     p.add_argument("--executors", default="fast,pure,rust",
                    help="comma list from fast,pure,rust (default: all three)")
-    p.add_argument("--only", choices=("micro", "executor", "rendezvous", "all"), default="all")
+    p.add_argument("--only", choices=("micro", "executor", "rendezvous", "cluster", "all"), default="all",
+                   help="one section; 'cluster' (3 rendezvous nodes over NATS) runs only when asked for")
     p.add_argument("--no-rendezvous", action="store_true", help="skip the rendezvous-routing step")
     p.add_argument("--reps", type=int, default=None, help="interleaved repetitions per configuration")
     p.add_argument("--duration", type=float, default=None, help="measured seconds per run")
@@ -128,6 +130,11 @@ def _run_all(args: argparse.Namespace, uvloop) -> dict:
         results["rendezvous"] = uvloop.run(coro) if uvloop is not None else asyncio.run(coro)
         if mode == "full":
             results["rendezvous_e2e"] = _rendezvous_e2e()
+    if args.only == "cluster":
+        from ..bench import cluster
+
+        coro = cluster.run(mode, progress=Progress(3, "cluster", enabled))
+        results["cluster"] = uvloop.run(coro) if uvloop is not None else asyncio.run(coro)
     if args.profile:
         from ..bench import profile
 
