@@ -26,7 +26,7 @@ import base64
 import hashlib
 import hmac
 import struct
-from typing import Any
+from typing import Any, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, MLKEM768PublicKey
@@ -529,11 +529,41 @@ class Transport:
             return [(n, self._tx.encrypt(_NONCE.pack(n), _LENGTH.pack(m) + message, None))]
         if m == 0 or m > MAX_MESSAGE_BYTES:
             raise RecordError("Noise relay JSON-RPC message has invalid length")
-        framed = memoryview(_LENGTH.pack(m) + message)
-        if self._tx_n + (len(framed) - 1) // RECORD_PLAINTEXT_BYTES > MAX_RECORDS:
+        return self._seal_stream(_LENGTH.pack(m) + message)
+
+    def seal_many(self, messages: Sequence[bytes]) -> list[tuple[int, bytes]]:
+        """Frame several JSON messages queued together as ONE plaintext stream and encrypt it
+        into as few records as fit (60 KiB each; a message may span two records).
+
+        0.171 reads the record plaintext as a byte stream, so this is the same conversation
+        as one :meth:`seal` per message, for one AES-GCM call per 60 KiB instead of one per
+        message: the per-call cost of the binding is most of a small message's cost
+        (docs/noise.md §Costs).  Every message is checked before any record is made, so a
+        refused batch consumes no sequence number.
+        """
+        parts: list[bytes] = []
+        pack = _LENGTH.pack
+        for message in messages:
+            m = len(message)
+            if m == 0 or m > MAX_MESSAGE_BYTES:
+                raise RecordError("Noise relay JSON-RPC message has invalid length")
+            parts.append(pack(m))
+            parts.append(message)
+        if not parts:
+            return []
+        return self._seal_stream(_EMPTY.join(parts))
+
+    def _seal_stream(self, framed: bytes) -> list[tuple[int, bytes]]:
+        """Encrypt framed plaintext into consecutive records (all or none: the counter is
+        checked for the whole run first)."""
+        size = len(framed)
+        if size <= RECORD_PLAINTEXT_BYTES:
+            return [self.seal_record(framed)]
+        if self._tx_n + (size - 1) // RECORD_PLAINTEXT_BYTES > MAX_RECORDS:
             raise SequenceExhausted("Noise relay sequence number exhausted")
-        return [self.seal_record(framed[i:i + RECORD_PLAINTEXT_BYTES])
-                for i in range(0, len(framed), RECORD_PLAINTEXT_BYTES)]
+        view = memoryview(framed)
+        return [self.seal_record(view[i:i + RECORD_PLAINTEXT_BYTES])
+                for i in range(0, size, RECORD_PLAINTEXT_BYTES)]
 
     def open(self, seq: int, record: bytes) -> list[bytes]:
         """Accept the record sent as ``seq``; return the messages now complete, in order.
@@ -545,18 +575,18 @@ class Transport:
         nxt = self._rx_n
         if seq == nxt and not self._buf and not self._pending \
                 and len(record) <= RECORD_PLAINTEXT_BYTES + TAG_BYTES and nxt <= MAX_RECORDS:
-            # the common case, inlined: the next record, holding whole messages
+            # the common case, inlined: the next record, starting on a message boundary
             try:
                 plaintext = self._rx.decrypt(_NONCE.pack(nxt), record, None)
             except InvalidTag:
                 raise RecordError(f"Noise relay record {nxt} failed to authenticate") from None
             self._rx_n = nxt + 1
-            if len(plaintext) >= 4:
+            end = len(plaintext)
+            if end >= 4:
                 (m,) = _LENGTH.unpack_from(plaintext)
-                if len(plaintext) == m + 4 and 0 < m:
-                    return [plaintext[4:]]
-            self._buf += plaintext
-            return self._messages()
+                if end == m + 4 and 0 < m:
+                    return [plaintext[4:]]           # exactly one message: no buffer at all
+            return self._split(plaintext)
         if seq != nxt:
             if seq < nxt or seq in self._pending:
                 return []
@@ -575,6 +605,26 @@ class Transport:
             self._pending_bytes -= len(record)
             self._decrypt(record)
         return self._messages()
+
+    def _split(self, plaintext: bytes) -> list[bytes]:
+        """The messages of a record that starts on a message boundary (the buffer is empty),
+        sliced straight from the plaintext; an unfinished tail goes to the buffer."""
+        out: list[bytes] = []
+        pos = 0
+        end = len(plaintext)
+        unpack = _LENGTH.unpack_from
+        while end - pos >= 4:
+            (m,) = unpack(plaintext, pos)
+            if m == 0 or m > MAX_MESSAGE_BYTES:
+                raise RecordError("Noise relay JSON-RPC message has invalid length")
+            stop = pos + 4 + m
+            if stop > end:
+                break
+            out.append(plaintext[pos + 4:stop])
+            pos = stop
+        if pos < end:
+            self._buf += plaintext[pos:]
+        return out
 
     def _decrypt(self, record: bytes) -> None:
         n = self._rx_n
