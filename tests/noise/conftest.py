@@ -4,12 +4,11 @@
 from here."""
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 import uuid
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import pytest
 
@@ -18,10 +17,11 @@ for _p in (Path(__file__).parent.parent, Path(__file__).parent.parent / "e2e"):
         sys.path.insert(0, str(_p))
 
 from execrelay.executor import ExecServer  # noqa: E402
-from execrelay.executor.remote import NOISE_AUTO, RemoteExecutor, RemoteExecutorConfig  # noqa: E402
+from execrelay.executor.remote import NOISE_AUTO, RemoteExecutor  # noqa: E402
 from execrelay.harness import HarnessClient  # noqa: E402
 from execrelay.rendezvous import RendezvousServer  # noqa: E402
 from execrelay.stream.noise import StaticKeyPair  # noqa: E402
+from interop.our_executor import remote_executor  # noqa: E402
 
 SECRET = b"noise-tests-secret-0123456789abcdef-xyz"
 
@@ -29,46 +29,30 @@ SECRET = b"noise-tests-secret-0123456789abcdef-xyz"
 class NoiseSystem:
     """Our rendezvous (with its Noise registry) and the executors started on it."""
 
-    def __init__(self, rendezvous: RendezvousServer) -> None:
+    def __init__(self, rendezvous: RendezvousServer, stack: contextlib.AsyncExitStack) -> None:
         self.rendezvous = rendezvous
-        self.executors: list[tuple[RemoteExecutor, asyncio.Future, ExecServer]] = []
+        self._stack = stack
 
     async def start_executor(self, env_id: str | None = None, *, noise: str = NOISE_AUTO,
                              registry: str | None = None, server: ExecServer | None = None,
                              identity: StaticKeyPair | None = None) -> RemoteExecutor:
-        env_id = env_id or f"env-{uuid.uuid4().hex[:8]}"
-        server = server or ExecServer()
-        config = RemoteExecutorConfig.with_bearer_token(
-            registry or self.rendezvous.url, env_id, self.rendezvous.mint_token("executor", env_id))
-        config.noise = noise
-        config.identity = identity
-        config.backoff_initial, config.backoff_max = 0.05, 0.2
-        executor = RemoteExecutor(config, server)
-        task = asyncio.ensure_future(executor.run())
-        self.executors.append((executor, task, server))
-        await asyncio.wait_for(executor.connected.wait(), 10)
-        return executor
+        """Our remote executor for ``env_id`` (a fresh one if None), connected."""
+        return await self._stack.enter_async_context(remote_executor(
+            self.rendezvous, env_id or f"env-{uuid.uuid4().hex[:8]}", registry=registry, server=server,
+            noise=noise, identity=identity, backoff_initial=0.05, backoff_max=0.2))
 
-    def client(self, env_id: str, registry: str | None = None, **kw) -> HarnessClient:
+    def client(self, env_id: str, registry: str | None = None, **kw: Any) -> HarnessClient:
         """A Noise harness client for ``env_id`` (registry: the rendezvous unless given)."""
         return HarnessClient(registry or self.rendezvous.url, environment_id=env_id,
                              auth_token=self.rendezvous.mint_token("harness", env_id), **kw)
-
-    async def aclose(self) -> None:
-        for executor, task, server in self.executors:
-            executor.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, 10)
-            await server.aclose()
-        await self.rendezvous.aclose()
 
 
 @pytest.fixture
 async def noise_system() -> AsyncIterator[NoiseSystem]:
     rendezvous = RendezvousServer(SECRET, heartbeat=None, harness_grace=30.0, executor_grace=30.0)
     await rendezvous.start("127.0.0.1", 0)
-    system = NoiseSystem(rendezvous)
     try:
-        yield system
+        async with contextlib.AsyncExitStack() as stack:
+            yield NoiseSystem(rendezvous, stack)
     finally:
-        await system.aclose()
+        await rendezvous.aclose()

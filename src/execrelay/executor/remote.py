@@ -155,7 +155,7 @@ async def _post(config: RemoteExecutorConfig, url: str, body: dict | None = None
 async def _post_with(http: "aiohttp.ClientSession", url: str, body: dict | None,
                      headers: dict[str, str], ctx: object) -> tuple[int, bytes]:
     async with http.post(url, headers=headers, allow_redirects=False, json=body,
-                         ssl=ctx if ctx is not None else True) as resp:  # type: ignore[arg-type]
+                         ssl=ctx if ctx is not None else True) as resp:
         return resp.status, await resp.read()
 
 

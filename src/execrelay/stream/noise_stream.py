@@ -43,6 +43,14 @@ RELAY_MODES_FIELD = "execrelay_relay_modes"
 RELAY_MODES = ("legacy", "reliable")
 
 
+def _initiator(stream_id: str, identity: StaticKeyPair, executor_key: PublicKey,
+               environment_id: str, registration_id: str, authorization: str) -> Initiator:
+    """The harness's handshake, bound to one registration and one stream (docs/noise.md
+    §Handshake: the prologue)."""
+    return Initiator(identity, executor_key, prologue(environment_id, registration_id, stream_id),
+                     authorization.encode("utf-8"))
+
+
 class _NoiseStream:
     __slots__ = ("stream_id", "transport", "closed", "close_reason")
 
@@ -100,9 +108,8 @@ class HarnessNoiseStream(_NoiseStream):
     def __init__(self, stream_id: str, identity: StaticKeyPair, executor_key: PublicKey,
                  environment_id: str, registration_id: str, authorization: str) -> None:
         super().__init__(stream_id)
-        self._initiator: Initiator | None = Initiator(
-            identity, executor_key, prologue(environment_id, registration_id, stream_id),
-            authorization.encode("utf-8"))
+        self._initiator: Initiator | None = _initiator(
+            stream_id, identity, executor_key, environment_id, registration_id, authorization)
 
     def start(self) -> list[bytes]:
         """``Resume{}`` (claims the stream at the rendezvous) and the Handshake frame."""
@@ -272,9 +279,8 @@ class HarnessNoiseLayer(_NoiseLayer):
     def __init__(self, stream_id: str, identity: StaticKeyPair, executor_key: PublicKey,
                  environment_id: str, registration_id: str, authorization: str) -> None:
         super().__init__(stream_id)
-        self._initiator: Initiator | None = Initiator(
-            identity, executor_key, prologue(environment_id, registration_id, stream_id),
-            authorization.encode("utf-8"))
+        self._initiator: Initiator | None = _initiator(
+            stream_id, identity, executor_key, environment_id, registration_id, authorization)
         self._held: list[bytes] = []
 
     def bind(self, port: _Port) -> None:
