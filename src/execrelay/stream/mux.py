@@ -67,6 +67,13 @@ remembered for ``TOMBSTONE_SECONDS`` and frames for it are answered with its Res
 Reset is repeated) instead of creating a new stream.  Opener side: frames for unknown streams are
 ignored.
 
+Noise (docs/noise.md §Endpoints): Handshake frames go to ``on_handshake(stream_id, payload)``
+(an opener's engine stops repeating its own handshake when one arrives); on an unknown stream
+at the acceptor a Handshake opens a LEGACY stream (0.171's harness sends ``Resume{0}`` then its
+handshake).  Without ``on_handshake`` every Handshake is answered with
+``Reset{noise_relay_protocol_error}`` (:data:`NOISE_REFUSED`).  :meth:`send_handshake` queues
+one.  A stream that carried a handshake is tombstoned like a reliable one when it ends.
+
 Bad frames (docs/relay-protocol.md §Frames): counted in ``bad_frames``, logged at most once a
 minute; when the FrameError carries the ``stream_id`` of a live reliable stream, that stream alone
 is reset with ``protocol_error: <what>`` (a live legacy stream keeps 0.131.0 behaviour: the frame is
