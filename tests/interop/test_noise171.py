@@ -267,6 +267,9 @@ async def test_our_harness_client_runs_typed_calls_on_the_real_171_executor(
             meta = await session.fs_get_metadata(tmp_path / "hello.txt")
             assert meta["isFile"] is True
             assert await session.fs_read_file(tmp_path / "hello.txt") == b"hello noise"
+            blob = bytes(range(256)) * 1200      # ~400 KB of base64: messages over many records
+            await session.fs_write_file(tmp_path / "blob.bin", blob)
+            assert await session.fs_read_file(tmp_path / "blob.bin") == blob
             code, out, _ = await session.run(["/bin/sh", "-c", f'echo "tag=${TAG_ENV}"'], tmp_path,
                                              env={"PATH": "/usr/bin:/bin", TAG_ENV: tag})
             assert (code, out) == (0, f"tag={tag}\n".encode())

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import struct
 from typing import Callable, Protocol
 
 from .. import wire
-from .errors import MessageTooLarge, StreamClosed
-from .noise import (MAX_MESSAGE_BYTES, RESET_REASON, HandshakeError, HandshakeRequest, Initiator,
-                    NoiseError, PublicKey, RecordError, Responder, StaticKeyPair, Transport,
-                    prologue)
+from .errors import SEGMENT_BYTES, MessageTooLarge, StreamClosed
+from .noise import (MAX_MESSAGE_BYTES, MAX_RECORDS, RESET_REASON, TAG_BYTES, HandshakeError,
+                    HandshakeRequest, Initiator, NoiseError, PublicKey, RecordError, Responder,
+                    SequenceExhausted, StaticKeyPair, Transport, prologue)
 
 log = logging.getLogger("execrelay.noise")
 
@@ -183,6 +184,11 @@ class _Port(Protocol):
     def fail(self, reason: str) -> None: ...
 
 
+#: Plaintext bytes per record of a message that needs several: a sealed record then fills one
+#: reliable segment exactly (0.171's 60 KiB records would take two, the second of 16 bytes);
+#: still within the 60 KiB a 0.171 peer accepts.
+RECORD_CHUNK = SEGMENT_BYTES - TAG_BYTES
+
 #: Messages a harness stream holds while its handshake runs (the session sends ``initialize``
 #: and little else before the answer); past it the send fails instead of growing.
 MAX_HELD_MESSAGES = 1024
@@ -220,18 +226,34 @@ class _NoiseLayer:
             self._port.fail(exc.reason)
 
     def _seal(self, transport: Transport, payload: bytes) -> None:
-        if len(payload) > MAX_MESSAGE_BYTES:
-            raise MessageTooLarge(f"message of {len(payload)} bytes exceeds the "
+        n = len(payload)
+        if n > MAX_MESSAGE_BYTES:
+            raise MessageTooLarge(f"message of {n} bytes exceeds the "
                                   f"{MAX_MESSAGE_BYTES}-byte Noise relay limit")
+        if n == 0:
+            raise ValueError("relay messages must not be empty")
         port = self._port
         assert port is not None
         try:
-            records = transport.seal(payload)
+            if n + 4 <= RECORD_CHUNK:
+                records = transport.seal(payload)      # one record: the inlined common case
+            else:
+                records = self._chunks(transport, payload)
         except NoiseError as exc:   # the counter is exhausted: the stream cannot go on
             self._fail(exc)
             raise StreamClosed(f"Noise relay stream {self.stream_id!r} failed: {exc}") from None
         for _seq, record in records:
             port(record)
+
+    @staticmethod
+    def _chunks(transport: Transport, payload: bytes) -> list[tuple[int, bytes]]:
+        """A big message in records of :data:`RECORD_CHUNK` plaintext bytes, so that each
+        sealed record fills exactly one reliable segment (docs/noise.md §Endpoints)."""
+        framed = memoryview(struct.pack(">I", len(payload)) + payload)
+        if transport.next_send_seq + (len(framed) - 1) // RECORD_CHUNK > MAX_RECORDS:
+            raise SequenceExhausted("Noise relay sequence number exhausted")
+        return [transport.seal_record(framed[i:i + RECORD_CHUNK])
+                for i in range(0, len(framed), RECORD_CHUNK)]
 
     def seal(self, payload: bytes) -> bytes | None:
         if self.failed:
