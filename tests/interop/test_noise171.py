@@ -187,6 +187,57 @@ async def test_our_initiator_runs_echo_on_the_real_171_executor(process_factory,
         await server.aclose()
 
 
+async def test_real_171_executor_reads_the_record_plaintext_as_a_byte_stream(process_factory,
+                                                                             codex171_bin: Path) -> None:
+    """What batching (``Transport.seal_many``) relies on, checked on the real executor: several
+    messages in one record, and messages cut across records at arbitrary points."""
+    server, env_id, executor, _ = await _start(process_factory, codex171_bin, "t")
+    try:
+        identity = noise.StaticKeyPair.generate()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            conn = await _connect(http, server, env_id, identity)
+            async with http.ws_connect(conn["url"]) as ws:
+                driver = NoiseHarnessDriver(ws, _harness_stream(conn, env_id, identity))
+                await driver.handshake()
+                transport = driver.stream.transport
+                assert transport is not None
+                sid = driver.sid
+
+                async def records(sealed: list[tuple[int, bytes]]) -> None:
+                    for seq, record in sealed:
+                        await ws.send_bytes(wire.encode_data(sid, seq, 0, 0, record))
+
+                def rpc(obj: dict[str, Any]) -> bytes:
+                    return json.dumps(obj).encode()
+
+                # initialize and initialized in one record
+                await records(transport.seal_many([
+                    rpc({"id": 1, "method": "initialize", "params": {"clientName": "batch"}}),
+                    rpc({"method": "initialized", "params": {}})]))
+                init = await driver.receive()
+                assert init.get("id") == 1 and "sessionId" in init.get("result", {}), init
+                # five requests in one record
+                await records(transport.seal_many(
+                    [rpc({"id": i, "method": "foo/bar", "params": {}}) for i in range(10, 15)]))
+                # two requests as one byte stream cut into three records, mid-prefix and mid-JSON
+                framed = b"".join(len(m).to_bytes(4, "big") + m for m in (
+                    rpc({"id": 20, "method": "foo/bar", "params": {}}),
+                    rpc({"id": 21, "method": "foo/bar", "params": {}})))
+                cut1, cut2 = 2, len(framed) - 9
+                await records([transport.seal_record(framed[:cut1]),
+                               transport.seal_record(framed[cut1:cut2]),
+                               transport.seal_record(framed[cut2:])])
+                answered: set[int] = set()
+                while len(answered) < 7:
+                    msg = await driver.receive()
+                    if "id" in msg:
+                        assert msg.get("error", {}).get("code") == -32601, msg
+                        answered.add(msg["id"])
+                assert answered == {10, 11, 12, 13, 14, 20, 21}
+    finally:
+        await server.aclose()
+
+
 async def test_unauthorized_harness_key_is_refused(process_factory, codex171_bin: Path) -> None:
     """An authorization issued for another key: the real executor asks /validate and resets."""
     server, env_id, executor, _ = await _start(process_factory, codex171_bin, "t")
