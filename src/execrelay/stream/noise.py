@@ -483,8 +483,8 @@ class Transport:
     2**32 - 1.
     """
 
-    __slots__ = ("_tx", "_rx", "_tx_n", "_rx_n", "_pending", "_pending_bytes", "_buf",
-                 "handshake_hash")
+    __slots__ = ("_tx", "_rx", "_tx_n", "_rx_n", "_pending", "_pending_bytes", "_parts",
+                 "_have", "handshake_hash")
 
     def __init__(self, send_key: bytes, recv_key: bytes, handshake_hash: bytes) -> None:
         self._tx = AESGCM(send_key)
@@ -493,7 +493,9 @@ class Transport:
         self._rx_n = 0
         self._pending: dict[int, bytes] = {}
         self._pending_bytes = 0
-        self._buf = bytearray()
+        # plaintext of an unfinished message (it starts at parts[0][0]) and its byte count
+        self._parts: list[bytes] = []
+        self._have = 0
         #: The final handshake hash: equal on both ends, public (channel binding).
         self.handshake_hash = handshake_hash
 
@@ -529,7 +531,16 @@ class Transport:
             return [(n, self._tx.encrypt(_NONCE.pack(n), _LENGTH.pack(m) + message, None))]
         if m == 0 or m > MAX_MESSAGE_BYTES:
             raise RecordError("Noise relay JSON-RPC message has invalid length")
-        return self._seal_stream(_LENGTH.pack(m) + message)
+        # several records: the length prefix joins the first cut only, the rest are views
+        # of the message (no copy of a big message before the cipher reads it)
+        if self._tx_n + (m + 3) // RECORD_PLAINTEXT_BYTES > MAX_RECORDS:
+            raise SequenceExhausted("Noise relay sequence number exhausted")
+        view = memoryview(message)
+        first = RECORD_PLAINTEXT_BYTES - 4
+        out = [self.seal_record(_LENGTH.pack(m) + view[:first])]
+        out += [self.seal_record(view[i:i + RECORD_PLAINTEXT_BYTES])
+                for i in range(first, m, RECORD_PLAINTEXT_BYTES)]
+        return out
 
     def seal_many(self, messages: Sequence[bytes]) -> list[tuple[int, bytes]]:
         """Frame several JSON messages queued together as ONE plaintext stream and encrypt it
@@ -573,7 +584,7 @@ class Transport:
         over :data:`REORDER_BYTES`, is an error.
         """
         nxt = self._rx_n
-        if seq == nxt and not self._buf and not self._pending \
+        if seq == nxt and not self._parts and not self._pending \
                 and len(record) <= RECORD_PLAINTEXT_BYTES + TAG_BYTES and nxt <= MAX_RECORDS:
             # the common case, inlined: the next record, starting on a message boundary
             try:
@@ -598,17 +609,17 @@ class Transport:
             self._pending[seq] = record
             self._pending_bytes = size
             return []
-        self._decrypt(record)
+        out = self._feed(self._decrypt(record))
         pending = self._pending
         while pending and self._rx_n in pending:
             record = pending.pop(self._rx_n)
             self._pending_bytes -= len(record)
-            self._decrypt(record)
-        return self._messages()
+            out += self._feed(self._decrypt(record))
+        return out
 
     def _split(self, plaintext: bytes) -> list[bytes]:
-        """The messages of a record that starts on a message boundary (the buffer is empty),
-        sliced straight from the plaintext; an unfinished tail goes to the buffer."""
+        """The messages of plaintext that starts on a message boundary, sliced straight from
+        it; an unfinished tail is kept for the next record."""
         out: list[bytes] = []
         pos = 0
         end = len(plaintext)
@@ -623,10 +634,42 @@ class Transport:
             out.append(plaintext[pos + 4:stop])
             pos = stop
         if pos < end:
-            self._buf += plaintext[pos:]
+            tail = plaintext[pos:] if pos else plaintext
+            self._parts = [tail]
+            self._have = len(tail)
         return out
 
-    def _decrypt(self, record: bytes) -> None:
+    def _feed(self, plaintext: bytes) -> list[bytes]:
+        """The messages the next record's plaintext completes, with what earlier records left.
+
+        A message spanning records is joined once, when its last byte arrives (the pieces
+        are kept as they came, not copied into a growing buffer)."""
+        parts = self._parts
+        if not parts:
+            return self._split(plaintext)
+        parts.append(plaintext)
+        have = self._have = self._have + len(plaintext)
+        head = parts[0]
+        if len(head) < 4:                       # the length prefix itself was cut
+            if have < 4:
+                return []
+            self._parts, self._have = [], 0
+            return self._split(_EMPTY.join(parts))
+        (m,) = _LENGTH.unpack_from(head)
+        if m == 0 or m > MAX_MESSAGE_BYTES:
+            raise RecordError("Noise relay JSON-RPC message has invalid length")
+        extra = have - 4 - m
+        if extra < 0:
+            return []
+        self._parts, self._have = [], 0
+        parts[0] = head[4:]
+        if not extra:
+            return [_EMPTY.join(parts)]
+        cut = len(plaintext) - extra            # the message ends inside this record
+        parts[-1] = plaintext[:cut]
+        return [_EMPTY.join(parts)] + self._split(plaintext[cut:])
+
+    def _decrypt(self, record: bytes) -> bytes:
         n = self._rx_n
         if n > MAX_RECORDS:
             raise SequenceExhausted("Noise relay sequence number exhausted")
@@ -637,24 +680,7 @@ class Transport:
         except InvalidTag:
             raise RecordError(f"Noise relay record {n} failed to authenticate") from None
         self._rx_n = n + 1
-        self._buf += plaintext
-
-    def _messages(self) -> list[bytes]:
-        buf = self._buf
-        out: list[bytes] = []
-        pos = 0
-        end = len(buf)
-        while end - pos >= 4:
-            (m,) = _LENGTH.unpack_from(buf, pos)
-            if m == 0 or m > MAX_MESSAGE_BYTES:
-                raise RecordError("Noise relay JSON-RPC message has invalid length")
-            if end - pos - 4 < m:
-                break
-            out.append(bytes(buf[pos + 4:pos + 4 + m]))
-            pos += 4 + m
-        if pos:
-            del buf[:pos]
-        return out
+        return plaintext
 
 
 __all__ = ["PROTOCOL_NAME", "SUITE", "SECURITY_PROFILE", "PROLOGUE_LABEL", "RESET_REASON",
