@@ -177,3 +177,38 @@ async def test_plain_executor_still_serves_plaintext_and_noise(noise_system) -> 
             noise_system.client(env) as enc:
         a, b = await plain.open_session(), await enc.open_session()
         assert (await a.fs_get_metadata("/"))["isDirectory"] and (await b.fs_get_metadata("/"))["isDirectory"]
+
+
+async def test_a_registry_without_noise_gets_the_plain_registration(noise_system) -> None:
+    """Noise "auto" in front of a registry that only has the 0.131-style endpoint: the plain
+    registration (plaintext streams served); "require" keeps refusing to register plainly."""
+    from aiohttp import web
+
+    rdv = noise_system.rendezvous
+    calls: list[str] = []
+
+    async def forward(request: web.Request) -> web.Response:
+        calls.append(request.path)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(rdv.url + request.path,
+                                 headers={"Authorization": request.headers.get("Authorization", "")}) as r:
+                return web.Response(status=r.status, body=await r.read(), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/cloud/executor/{id}/register", forward)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    registry = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+    try:
+        executor = await noise_system.start_executor(registry=registry)
+        assert executor.registration_id is None and calls == [f"/cloud/executor/{executor.config.executor_id}/register"]
+        async with HarnessClient(rdv.harness_url(executor.config.executor_id)) as plain:
+            session = await plain.open_session()
+            assert (await session.fs_get_metadata("/"))["isDirectory"] is True
+        with pytest.raises(asyncio.TimeoutError):
+            await noise_system.start_executor(registry=registry, noise=NOISE_REQUIRE, timeout=1.5)
+        assert len(calls) == 1    # "require" never fell back to the plain endpoint
+    finally:
+        await runner.cleanup()
