@@ -183,6 +183,7 @@ async def test_a_registry_without_noise_gets_the_plain_registration(noise_system
     """Noise "auto" in front of a registry that only has the 0.131-style endpoint: the plain
     registration (plaintext streams served); "require" keeps refusing to register plainly."""
     from aiohttp import web
+    from aiohttp.test_utils import TestServer
 
     rdv = noise_system.rendezvous
     calls: list[str] = []
@@ -196,11 +197,9 @@ async def test_a_registry_without_noise_gets_the_plain_registration(noise_system
 
     app = web.Application()
     app.router.add_post("/cloud/executor/{id}/register", forward)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    registry = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+    plain_registry = TestServer(app, host="127.0.0.1")
+    await plain_registry.start_server()
+    registry = str(plain_registry.make_url("")).rstrip("/")
     try:
         executor = await noise_system.start_executor(registry=registry)
         assert executor.registration_id is None and calls == [f"/cloud/executor/{executor.config.executor_id}/register"]
@@ -211,4 +210,4 @@ async def test_a_registry_without_noise_gets_the_plain_registration(noise_system
             await noise_system.start_executor(registry=registry, noise=NOISE_REQUIRE, timeout=1.5)
         assert len(calls) == 1    # "require" never fell back to the plain endpoint
     finally:
-        await runner.cleanup()
+        await plain_registry.close()
