@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 
 from execrelay import wire
-from execrelay.executor import ExecServer
+from execrelay.executor import ExecServer, ExecServerConfig
 from execrelay.executor.remote import NOISE_REQUIRE
-from execrelay.harness import ConnectionLost, HarnessClient
+from execrelay.harness import DIALECT_131, DIALECT_171, ConnectionLost, HarnessClient
 from execrelay.stream import noise
 
 from faultproxy import FaultProxy, Faults
@@ -45,6 +45,17 @@ async def test_sessions_run_encrypted_in_both_framings(noise_system, tmp_path) -
     everything = b"".join(capture.frames)
     assert token.encode() not in everything
     assert b'"method"' not in everything and b"jsonrpc" not in everything and b"process/start" not in everything
+
+
+@pytest.mark.parametrize("compat, dialect", [("0.131", DIALECT_131), ("0.171", DIALECT_171)])
+async def test_both_json_rpc_dialects_inside(noise_system, tmp_path, compat: str, dialect: str) -> None:
+    executor = await noise_system.start_executor(server=ExecServer(ExecServerConfig(compat=compat)))
+    async with noise_system.client(executor.config.executor_id) as client:
+        session = await client.open_session()
+        assert session.dialect == dialect
+        (tmp_path / "f.txt").write_bytes(b"dialect")
+        assert await session.fs_read_file(tmp_path / "f.txt") == b"dialect"
+        assert (await session.fs_get_metadata(tmp_path))["isDirectory"] is True
 
 
 async def test_noise_under_faults_every_request_runs_exactly_once(noise_system) -> None:
