@@ -35,10 +35,10 @@ class NoiseSystem:
 
     async def start_executor(self, env_id: str | None = None, *, noise: str = NOISE_AUTO,
                              registry: str | None = None, server: ExecServer | None = None,
-                             identity: StaticKeyPair | None = None) -> RemoteExecutor:
-        """Our remote executor for ``env_id`` (a fresh one if None), connected."""
+                             identity: StaticKeyPair | None = None, timeout: float = 10.0) -> RemoteExecutor:
+        """Our remote executor for ``env_id`` (a fresh one if None), connected within ``timeout``."""
         return await self._stack.enter_async_context(remote_executor(
-            self.rendezvous, env_id or f"env-{uuid.uuid4().hex[:8]}", registry=registry, server=server,
+            self.rendezvous, env_id or f"env-{uuid.uuid4().hex[:8]}", timeout, registry=registry, server=server,
             noise=noise, identity=identity, backoff_initial=0.05, backoff_max=0.2))
 
     def client(self, env_id: str, registry: str | None = None, **kw: Any) -> HarnessClient:

@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 
 from execrelay import wire
-from execrelay.executor import ExecServer
+from execrelay.executor import ExecServer, ExecServerConfig
 from execrelay.executor.remote import NOISE_REQUIRE
-from execrelay.harness import ConnectionLost, HarnessClient
+from execrelay.harness import DIALECT_131, DIALECT_171, ConnectionLost, HarnessClient
 from execrelay.stream import noise
 
 from faultproxy import FaultProxy, Faults
@@ -45,6 +45,17 @@ async def test_sessions_run_encrypted_in_both_framings(noise_system, tmp_path) -
     everything = b"".join(capture.frames)
     assert token.encode() not in everything
     assert b'"method"' not in everything and b"jsonrpc" not in everything and b"process/start" not in everything
+
+
+@pytest.mark.parametrize("compat, dialect", [("0.131", DIALECT_131), ("0.171", DIALECT_171)])
+async def test_both_json_rpc_dialects_inside(noise_system, tmp_path, compat: str, dialect: str) -> None:
+    executor = await noise_system.start_executor(server=ExecServer(ExecServerConfig(compat=compat)))
+    async with noise_system.client(executor.config.executor_id) as client:
+        session = await client.open_session()
+        assert session.dialect == dialect
+        (tmp_path / "f.txt").write_bytes(b"dialect")
+        assert await session.fs_read_file(tmp_path / "f.txt") == b"dialect"
+        assert (await session.fs_get_metadata(tmp_path))["isDirectory"] is True
 
 
 async def test_noise_under_faults_every_request_runs_exactly_once(noise_system) -> None:
@@ -177,3 +188,37 @@ async def test_plain_executor_still_serves_plaintext_and_noise(noise_system) -> 
             noise_system.client(env) as enc:
         a, b = await plain.open_session(), await enc.open_session()
         assert (await a.fs_get_metadata("/"))["isDirectory"] and (await b.fs_get_metadata("/"))["isDirectory"]
+
+
+async def test_a_registry_without_noise_gets_the_plain_registration(noise_system) -> None:
+    """Noise "auto" in front of a registry that only has the 0.131-style endpoint: the plain
+    registration (plaintext streams served); "require" keeps refusing to register plainly."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    rdv = noise_system.rendezvous
+    calls: list[str] = []
+
+    async def forward(request: web.Request) -> web.Response:
+        calls.append(request.path)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(rdv.url + request.path,
+                                 headers={"Authorization": request.headers.get("Authorization", "")}) as r:
+                return web.Response(status=r.status, body=await r.read(), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/cloud/executor/{id}/register", forward)
+    plain_registry = TestServer(app, host="127.0.0.1")
+    await plain_registry.start_server()
+    registry = str(plain_registry.make_url("")).rstrip("/")
+    try:
+        executor = await noise_system.start_executor(registry=registry)
+        assert executor.registration_id is None and calls == [f"/cloud/executor/{executor.config.executor_id}/register"]
+        async with HarnessClient(rdv.harness_url(executor.config.executor_id)) as plain:
+            session = await plain.open_session()
+            assert (await session.fs_get_metadata("/"))["isDirectory"] is True
+        with pytest.raises(asyncio.TimeoutError):
+            await noise_system.start_executor(registry=registry, noise=NOISE_REQUIRE, timeout=1.5)
+        assert len(calls) == 1    # "require" never fell back to the plain endpoint
+    finally:
+        await plain_registry.close()

@@ -316,6 +316,7 @@ class RemoteExecutor:
         #: registry answers for harness keys: (stream id, valid), the latest last (bounded)
         self.validations: list[tuple[str, bool]] = []
         self._validating = 0
+        self._noise_unavailable = False
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Future] = set()
 
@@ -387,7 +388,7 @@ class RemoteExecutor:
     async def _register(self) -> str:
         """Register (Noise first unless it is off); the websocket URL, or RegistryError."""
         cfg = self.config
-        if self.identity is not None:
+        if self.identity is not None and not self._noise_unavailable:
             try:
                 self.registration_id, url = await register_noise(cfg, self.identity)
                 print(f"codex exec-server remote executor registered environment {cfg.executor_id} "
@@ -396,6 +397,8 @@ class RemoteExecutor:
             except NoiseUnavailable as exc:
                 if cfg.noise == NOISE_REQUIRE:
                     raise RegistryError(f"{exc}; --require-noise needs a Noise registry", exc.status) from None
+                # (for the rest of this process: one warning, one request per registration)
+                self._noise_unavailable = True
                 print(f"warning: {exc}; registering without Noise (plaintext streams only)",
                       file=sys.stderr, flush=True)
         self.registration_id = None

@@ -156,7 +156,7 @@ class StreamEngine:
         self._hs: bytes | None = None   # reliable opener: handshake message until answered
         self._hs_at = -1.0              # ... when to repeat it
         self._hs_n = 0                  # ... times sent (the repeat interval doubles)
-        #: the stream carries a Noise channel (docs/noise.md §Streams): a Handshake frame
+        #: the stream carries a Noise channel (docs/noise.md §Endpoints): a Handshake frame
         #: went either way on it
         self.noise = False
         self.n_retransmits = 0
@@ -596,7 +596,7 @@ class StreamEngine:
 
     # ----------------------------------------------------------------------------- Noise
     def send_handshake(self, payload: bytes, now: float) -> None:
-        """Queue one Noise handshake message as a Handshake frame (docs/noise.md §Streams).
+        """Queue one Noise handshake message as a Handshake frame (docs/noise.md §Endpoints).
 
         Legacy streams and the acceptor send it once, before any later Data (0.171 does the
         same).  A reliable opener holds it until the peer answered ``Resume{1}`` (so the

@@ -141,7 +141,7 @@ class Multiplexer:
         self._on_open = on_open if on_open is not None else self._ev_open
         self._on_close_cb = on_close if on_close is not None else self._ev_close
         self._on_writable = on_writable
-        #: Noise handshake messages (docs/noise.md §Streams); None: this side serves
+        #: Noise handshake messages (docs/noise.md §Endpoints); None: this side serves
         #: plaintext only and answers a Handshake frame with ``Reset{NOISE_REFUSED}``
         self._on_handshake = on_handshake
         self._budget = ReassemblyBudget(reassembly_budget)

@@ -57,7 +57,7 @@ class RecordLayer(Protocol):
     factory does not give one) gets the stream reset with ``noise_relay_protocol_error``.
     """
 
-    def bind(self, transmit: "RecordPort") -> None: ...
+    def bind(self, port: "RecordPort") -> None: ...
 
     def seal(self, payload: bytes) -> bytes | None:
         """An outgoing application payload -> the bytes to send, or None when the layer keeps
@@ -99,11 +99,6 @@ class RecordPort:
     def fail(self, reason: str) -> None:
         """End the stream from this side with ``reason``; its handler is told."""
         self.endpoint.fail(self.stream_id, reason)
-
-    @property
-    def mode(self) -> str | None:
-        """The stream's mode (``"legacy"``, ``"pending"``, ``"reliable"``; None once gone)."""
-        return self.endpoint.stream_mode(self.stream_id)
 
 
 class _Stream:
