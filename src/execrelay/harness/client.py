@@ -223,10 +223,19 @@ class HarnessClient:
 
     async def _reconnect(self) -> None:
         delay = 0.05
+        refresh = False
         try:
             while not self._closed and self.sessions:
                 try:
                     assert self._endpoint is not None
+                    if refresh and self.environment_id is not None:
+                        # The URL's harness token may have expired (the registry's are
+                        # short-lived): ask /connect again.  The rendezvous binds a stream to
+                        # the token that opened it, so streams opened under the old token end
+                        # (stream_in_use) while new sessions work (docs/noise.md §Our harness
+                        # client); hence the old URL is tried first.
+                        await self._noise_connect()
+                    refresh = True
                     self._link = await connect_websocket(self.ws_url, self._endpoint.handler_for,
                                                          impl=self.impl, timeout=self.connect_timeout,
                                                          keepalive=self.keepalive,
