@@ -256,3 +256,27 @@ async def test_reconnect_resumes_and_asks_the_registry_again_once_the_url_expire
                 assert (await fresh.fs_get_metadata(tmp_path))["isDirectory"] is True
     finally:
         await rdv.aclose()
+
+
+async def test_a_new_session_follows_an_executor_that_re_registered_with_a_new_key(tmp_path) -> None:
+    """The client's /connect answer pins the executor's key; the executor restarts with a new
+    one: the next session's handshake is refused, the client asks /connect again, and it opens."""
+    from execrelay.rendezvous import RendezvousServer
+
+    from interop.our_executor import remote_executor
+
+    async with RendezvousServer(b"noise-rekey-secret-0123456789abcdef-x", heartbeat=None) as rdv:
+        client = HarnessClient(rdv.url, environment_id="env-k", auth_token=rdv.mint_token("harness", "env-k"))
+        try:
+            async with remote_executor(rdv, "env-k", noise="auto") as first:
+                session = await client.open_session()
+                assert (await session.fs_get_metadata(tmp_path))["isDirectory"] is True
+                old_key = client.noise_target.executor_key if client.noise_target else None
+            async with remote_executor(rdv, "env-k", noise="auto") as second:
+                assert second.identity is not None and second.identity.public != old_key
+                fresh = await client.open_session()
+                assert (await fresh.fs_get_metadata(tmp_path))["isDirectory"] is True
+                assert client.noise_target is not None and client.noise_target.executor_key == second.identity.public
+                assert [v for _, v in first.validations] == [True]
+        finally:
+            await client.aclose()

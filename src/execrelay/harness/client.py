@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ..stream import LEGACY, OPENER, PENDING, RELIABLE, StreamClosed
+from ..stream.noise import RESET_REASON as NOISE_RESET
 from ..stream.noise import StaticKeyPair
 from ..transport import RELAY_KEEPALIVE, Link, connect_websocket, tls
 from ..transport.endpoint import RelayEndpoint, StreamPort
@@ -154,9 +155,22 @@ class HarnessClient:
     # ------------------------------------------------------------------ sessions
     async def open_session(self, resume_session_id: str | None = None,
                            initialize: bool = True, timeout: float = 10.0) -> ExecSession:
-        """A new session (a relay stream, or a websocket for a direct URL), initialized."""
+        """A new session (a relay stream, or a websocket for a direct URL), initialized.
+
+        Noise: a handshake the executor refuses is tried once more after a new ``/connect``
+        (the executor may have re-registered since: a new key or registration id)."""
         if self._closed:
             raise HarnessError("the harness client is closed")
+        try:
+            return await self._open_session(resume_session_id, initialize, timeout)
+        except ConnectionLost as exc:
+            if self.environment_id is None or exc.reason != NOISE_RESET or not initialize:
+                raise
+        self.noise_target = None
+        return await self._open_session(resume_session_id, initialize, timeout)
+
+    async def _open_session(self, resume_session_id: str | None, initialize: bool,
+                            timeout: float) -> ExecSession:
         sid = str(uuid.uuid4())
         if self.relay:
             if self._link is None:
