@@ -222,3 +222,61 @@ async def test_a_registry_without_noise_gets_the_plain_registration(noise_system
         assert len(calls) == 1    # "require" never fell back to the plain endpoint
     finally:
         await plain_registry.close()
+
+
+async def test_reconnect_resumes_and_asks_the_registry_again_once_the_url_expired(tmp_path) -> None:
+    """A lost socket is replaced at the same URL while its short-lived token is valid (the
+    reliable Noise session goes on: no new handshake); once the token expired, through a new
+    /connect (sessions of the old token end, new ones open)."""
+    from execrelay.rendezvous import RendezvousServer
+
+    from interop.our_executor import remote_executor
+
+    rdv = RendezvousServer(b"noise-reconnect-secret-0123456789abcdef", heartbeat=None,
+                           harness_grace=30.0, url_token_ttl=3.0)
+    await rdv.start("127.0.0.1", 0)
+    try:
+        async with remote_executor(rdv, "env-r", noise="auto") as executor:
+            async with HarnessClient(rdv.url, environment_id="env-r",
+                                     auth_token=rdv.mint_token("harness", "env-r")) as client:
+                session = await client.open_session()
+                first_url = client.ws_url
+                assert client._link is not None  # noqa: SLF001
+                client._link.close()  # noqa: SLF001 - the socket drops
+                assert (await session.fs_get_metadata(tmp_path))["isDirectory"] is True
+                assert client.ws_url == first_url
+                assert [v for _, v in executor.validations] == [True]   # the same channel
+                await asyncio.sleep(3.5)                                  # the token expired
+                assert client._link is not None  # noqa: SLF001
+                client._link.close()  # noqa: SLF001
+                with pytest.raises(ConnectionLost):
+                    await asyncio.wait_for(session.fs_get_metadata(tmp_path), 15)
+                assert client.ws_url != first_url
+                fresh = await client.open_session()
+                assert (await fresh.fs_get_metadata(tmp_path))["isDirectory"] is True
+    finally:
+        await rdv.aclose()
+
+
+async def test_a_new_session_follows_an_executor_that_re_registered_with_a_new_key(tmp_path) -> None:
+    """The client's /connect answer pins the executor's key; the executor restarts with a new
+    one: the next session's handshake is refused, the client asks /connect again, and it opens."""
+    from execrelay.rendezvous import RendezvousServer
+
+    from interop.our_executor import remote_executor
+
+    async with RendezvousServer(b"noise-rekey-secret-0123456789abcdef-x", heartbeat=None) as rdv:
+        client = HarnessClient(rdv.url, environment_id="env-k", auth_token=rdv.mint_token("harness", "env-k"))
+        try:
+            async with remote_executor(rdv, "env-k", noise="auto") as first:
+                session = await client.open_session()
+                assert (await session.fs_get_metadata(tmp_path))["isDirectory"] is True
+                old_key = client.noise_target.executor_key if client.noise_target else None
+            async with remote_executor(rdv, "env-k", noise="auto") as second:
+                assert second.identity is not None and second.identity.public != old_key
+                fresh = await client.open_session()
+                assert (await fresh.fs_get_metadata(tmp_path))["isDirectory"] is True
+                assert client.noise_target is not None and client.noise_target.executor_key == second.identity.public
+                assert [v for _, v in first.validations] == [True]
+        finally:
+            await client.aclose()

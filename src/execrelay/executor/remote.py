@@ -317,6 +317,8 @@ class RemoteExecutor:
         self.validations: list[tuple[str, bool]] = []
         self._validating = 0
         self._noise_unavailable = False
+        self._last_warning = -1e18
+        self._warned = 0
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Future] = set()
 
@@ -350,7 +352,7 @@ class RemoteExecutor:
         """Ask the registry whether the harness key of ``request`` is authorized (0.171's
         ``/validate``), then ``decided``; failures and overload count as no."""
         if self._validating >= MAX_VALIDATIONS:
-            log.warning("stream %s: %d harness keys already being checked; refusing", sid, MAX_VALIDATIONS)
+            self._warn(f"stream {sid}: {MAX_VALIDATIONS} harness keys already being checked; refusing")
             decided(False)
             return
         self._validating += 1
@@ -382,8 +384,19 @@ class RemoteExecutor:
                 headers={"x-codex-noise-stream-id": sid}, http=self._http)
             return _json_answer(status, body, ()).get("valid") is True
         except RegistryError as exc:
-            log.warning("stream %s: harness key check failed: %s", sid, exc)
+            self._warn(f"stream {sid}: harness key check failed: {exc}")
             return False
+
+    def _warn(self, text: str) -> None:
+        """A warning a harness can provoke (handshake floods, a registry down): at most one a
+        minute, with the number left out."""
+        now = asyncio.get_running_loop().time()
+        self._warned += 1
+        if now - self._last_warning >= 60.0:
+            more = f" ({self._warned - 1} more since the last warning)" if self._warned > 1 else ""
+            log.warning("%s%s", text, more)
+            self._last_warning = now
+            self._warned = 0
 
     async def _register(self) -> str:
         """Register (Noise first unless it is off); the websocket URL, or RegistryError."""

@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ..stream import LEGACY, OPENER, PENDING, RELIABLE, StreamClosed
+from ..stream.noise import RESET_REASON as NOISE_RESET
 from ..stream.noise import StaticKeyPair
 from ..transport import RELAY_KEEPALIVE, Link, connect_websocket, tls
 from ..transport.endpoint import RelayEndpoint, StreamPort
@@ -154,9 +155,22 @@ class HarnessClient:
     # ------------------------------------------------------------------ sessions
     async def open_session(self, resume_session_id: str | None = None,
                            initialize: bool = True, timeout: float = 10.0) -> ExecSession:
-        """A new session (a relay stream, or a websocket for a direct URL), initialized."""
+        """A new session (a relay stream, or a websocket for a direct URL), initialized.
+
+        Noise: a handshake the executor refuses is tried once more after a new ``/connect``
+        (the executor may have re-registered since: a new key or registration id)."""
         if self._closed:
             raise HarnessError("the harness client is closed")
+        try:
+            return await self._open_session(resume_session_id, initialize, timeout)
+        except ConnectionLost as exc:
+            if self.environment_id is None or exc.reason != NOISE_RESET or not initialize:
+                raise
+        self.noise_target = None
+        return await self._open_session(resume_session_id, initialize, timeout)
+
+    async def _open_session(self, resume_session_id: str | None, initialize: bool,
+                            timeout: float) -> ExecSession:
         sid = str(uuid.uuid4())
         if self.relay:
             if self._link is None:
@@ -223,10 +237,19 @@ class HarnessClient:
 
     async def _reconnect(self) -> None:
         delay = 0.05
+        refresh = False
         try:
             while not self._closed and self.sessions:
                 try:
                     assert self._endpoint is not None
+                    if refresh and self.environment_id is not None:
+                        # The URL's harness token may have expired (the registry's are
+                        # short-lived): ask /connect again.  The rendezvous binds a stream to
+                        # the token that opened it, so streams opened under the old token end
+                        # (stream_in_use) while new sessions work (docs/noise.md §Our harness
+                        # client); hence the old URL is tried first.
+                        await self._noise_connect()
+                    refresh = True
                     self._link = await connect_websocket(self.ws_url, self._endpoint.handler_for,
                                                          impl=self.impl, timeout=self.connect_timeout,
                                                          keepalive=self.keepalive,

@@ -220,7 +220,8 @@ class _NoiseLayer:
 
     def _fail(self, exc: NoiseError) -> None:
         # NoiseError texts never carry key material (docs/noise.md §Records)
-        log.info("stream %s: Noise channel failed: %s", self.stream_id, exc)
+        # (debug: a peer can cause this at will, so no louder level that it could flood)
+        log.debug("stream %s: Noise channel failed: %s", self.stream_id, exc)
         self.failed = True
         if self._port is not None:
             self._port.fail(exc.reason)
