@@ -26,6 +26,7 @@ TWINS: dict[str, tuple[str, str]] = {
     "window": ("execrelay.stream._window_c", "execrelay.stream._window_py"),
     "sendwin": ("execrelay.stream._sendwin_c", "execrelay.stream._sendwin_py"),
     "reasm": ("execrelay.stream._reasm_c", "execrelay.stream._reasm_py"),
+    "noiserec": ("execrelay.stream._noiserec_c", "execrelay.stream._noiserec_py"),
     "frame": ("execrelay.wire._frame_c", "execrelay.wire._frame_py"),
     "codec": ("execrelay.wire._codec_c", "execrelay.wire._codec_py"),
     "fsmeta": ("execrelay.executor._fsmeta_c", "execrelay.executor._fsmeta_py"),

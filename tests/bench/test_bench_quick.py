@@ -35,8 +35,16 @@ def test_bench_tiny_writes_report_and_json(tmp_path):
     assert cfgs["getMetadata s2 w1"]["by_executor"]["fast"]["summary"]["errors"] == 0
     mem = data["executors_bench"]["memory"]["fast"]
     assert mem["streams"] == 50 and mem["rssN_kib"] > 0
+    noise = data["noise"]
+    assert noise["handshake"]["harness_ms"] > 0 and noise["handshake"]["executor_ms"] > 0
+    assert noise["records"]["request_us"] > 0 and noise["records"]["request_batched_us"] > 0
+    assert noise["records"]["bulk_seal_GBps"] > 0 and noise["records"]["bulk_open_GBps"] > 0
+    e2e = noise["end_to_end"]
+    assert "failed" not in e2e, e2e
+    assert e2e["plain"]["request_cpu_us"] > 0 and e2e["noise"]["request_cpu_us"] > 0
     md = (out / "report.md").read_text()
     assert "## Targets (docs/benchmarks.md)" in md and "trivial s2 w4" in md
+    assert "## Noise relay (issue 14)" in md and "Noise record layer, bulk per core" in md
 
     cmp = subprocess.run([sys.executable, "-m", "execrelay", "bench", "--compare", str(out / "results.json"),
                           "--against", str(out / "results.json")], capture_output=True, text=True, timeout=60)

@@ -1,7 +1,8 @@
 """A fault-injecting websocket proxy for relay traffic (tests only).
 
-Sits in front of a rendezvous: ``POST /cloud/executor/{id}/register`` is forwarded and the
-returned websocket URL is rewritten to point back at the proxy, and every websocket (executor
+Sits in front of a rendezvous: ``POST /cloud/executor/{id}/register`` (and the Noise
+registry's ``/cloud/environment/{id}/register|connect|validate``) is forwarded and a returned
+websocket URL is rewritten to point back at the proxy, and every websocket (executor
 or harness) is piped to the same path upstream.  Binary frames crossing it are dropped,
 duplicated, reordered and delayed with a seeded RNG; :meth:`kill_executors` cuts every
 executor-side socket (the executor then re-registers and reconnects through the proxy).
@@ -41,6 +42,7 @@ class FaultProxy:
         self._http = aiohttp.ClientSession()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/cloud/executor/{id}/register", self._register)
+        app.router.add_post("/cloud/environment/{id}/{op}", self._register)
         app.router.add_get("/{tail:.*}", self._ws)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -58,12 +60,15 @@ class FaultProxy:
 
     async def _register(self, request: web.Request) -> web.Response:
         assert self._http is not None
-        async with self._http.post(self.upstream + request.path,
-                                   headers={"Authorization": request.headers.get("Authorization", "")}) as r:
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() in ("authorization", "content-type", "x-codex-noise-stream-id")}
+        async with self._http.post(self.upstream + request.path, headers=headers,
+                                   data=await request.read()) as r:
             body = await r.json(content_type=None) if r.status == 200 else None
             if body is None:
                 return web.Response(status=r.status, body=await r.read())
-        body["url"] = self.ws_url(body["url"])
+        if "url" in body:
+            body["url"] = self.ws_url(body["url"])
         return web.json_response(body)
 
     async def _ws(self, request: web.Request) -> web.StreamResponse:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -29,7 +30,10 @@ from execrelay.rendezvous import RendezvousServer
 from execrelay.stream import noise
 from execrelay.stream.noise_stream import ExecutorNoiseStream, HarnessNoiseStream
 
+from execrelay.harness import DIALECT_171, HarnessClient
+
 from .harness import run_codex_exec, write_codex_home
+from .procs import REMOTE_TOKEN_ENV
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(150)]
 
@@ -53,15 +57,22 @@ class Capture:
             setattr(router, name, tap)
 
 
-async def _start(process_factory, codex171_bin: Path, tag: str) -> tuple[RendezvousServer, str, Any, Capture]:
+async def _start(process_factory, codex171_bin: Path | None, tag: str) -> tuple[RendezvousServer, str, Any, Capture]:
+    """Our rendezvous in-process and a remote executor process on it: the real 0.171 one, or
+    ours (``execrelay exec-server --remote``, Noise by default) when ``codex171_bin`` is None."""
     server = RendezvousServer(SECRET, heartbeat=None)
     capture = Capture(server)
     await server.start("127.0.0.1", 0)
     env_id = f"env-{uuid.uuid4().hex[:8]}"
-    executor = process_factory(
-        [str(codex171_bin), "exec-server", "--remote", server.url, "--environment-id", env_id],
-        {"CODEX_API_KEY": server.mint_token("executor", env_id), TAG_ENV: tag},
-        wait_url=False, name="real171-noise-executor")
+    token = server.mint_token("executor", env_id)
+    if codex171_bin is None:
+        executor = process_factory(
+            [sys.executable, "-m", "execrelay", "exec-server", "--remote", server.url, "--environment-id", env_id],
+            {REMOTE_TOKEN_ENV: token, TAG_ENV: tag}, wait_url=False, name="ours-noise-executor")
+    else:
+        executor = process_factory(
+            [str(codex171_bin), "exec-server", "--remote", server.url, "--environment-id", env_id],
+            {"CODEX_API_KEY": token, TAG_ENV: tag}, wait_url=False, name="real171-noise-executor")
     deadline = time.monotonic() + 30
     while server.metrics.connections["executor"] < 1:
         if time.monotonic() > deadline or (executor.proc is not None and executor.proc.poll() is not None):
@@ -176,6 +187,57 @@ async def test_our_initiator_runs_echo_on_the_real_171_executor(process_factory,
         await server.aclose()
 
 
+async def test_real_171_executor_reads_the_record_plaintext_as_a_byte_stream(process_factory,
+                                                                             codex171_bin: Path) -> None:
+    """What batching (``Transport.seal_many``) relies on, checked on the real executor: several
+    messages in one record, and messages cut across records at arbitrary points."""
+    server, env_id, executor, _ = await _start(process_factory, codex171_bin, "t")
+    try:
+        identity = noise.StaticKeyPair.generate()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            conn = await _connect(http, server, env_id, identity)
+            async with http.ws_connect(conn["url"]) as ws:
+                driver = NoiseHarnessDriver(ws, _harness_stream(conn, env_id, identity))
+                await driver.handshake()
+                transport = driver.stream.transport
+                assert transport is not None
+                sid = driver.sid
+
+                async def records(sealed: list[tuple[int, bytes]]) -> None:
+                    for seq, record in sealed:
+                        await ws.send_bytes(wire.encode_data(sid, seq, 0, 0, record))
+
+                def rpc(obj: dict[str, Any]) -> bytes:
+                    return json.dumps(obj).encode()
+
+                # initialize and initialized in one record
+                await records(transport.seal_many([
+                    rpc({"id": 1, "method": "initialize", "params": {"clientName": "batch"}}),
+                    rpc({"method": "initialized", "params": {}})]))
+                init = await driver.receive()
+                assert init.get("id") == 1 and "sessionId" in init.get("result", {}), init
+                # five requests in one record
+                await records(transport.seal_many(
+                    [rpc({"id": i, "method": "foo/bar", "params": {}}) for i in range(10, 15)]))
+                # two requests as one byte stream cut into three records, mid-prefix and mid-JSON
+                framed = b"".join(len(m).to_bytes(4, "big") + m for m in (
+                    rpc({"id": 20, "method": "foo/bar", "params": {}}),
+                    rpc({"id": 21, "method": "foo/bar", "params": {}})))
+                cut1, cut2 = 2, len(framed) - 9
+                await records([transport.seal_record(framed[:cut1]),
+                               transport.seal_record(framed[cut1:cut2]),
+                               transport.seal_record(framed[cut2:])])
+                answered: set[int] = set()
+                while len(answered) < 7:
+                    msg = await driver.receive()
+                    if "id" in msg:
+                        assert msg.get("error", {}).get("code") == -32601, msg
+                        answered.add(msg["id"])
+                assert answered == {10, 11, 12, 13, 14, 20, 21}
+    finally:
+        await server.aclose()
+
+
 async def test_unauthorized_harness_key_is_refused(process_factory, codex171_bin: Path) -> None:
     """An authorization issued for another key: the real executor asks /validate and resets."""
     server, env_id, executor, _ = await _start(process_factory, codex171_bin, "t")
@@ -216,10 +278,15 @@ async def _noise_tool_call(codex171_bin: Path, tmp_path: Path, server: Any, env_
     return token, model, result
 
 
-async def test_real_171_harness_runs_a_tool_on_the_real_171_executor(process_factory, codex171_bin: Path,
-                                                                     tmp_path: Path) -> None:
+@pytest.mark.parametrize("executor_kind", ["real171", "ours"])
+async def test_real_171_harness_runs_a_tool(process_factory, codex171_bin: Path, tmp_path: Path,
+                                            executor_kind: str) -> None:
+    """Real 0.171 ``codex exec`` (Noise variables) -> our rendezvous -> the real 0.171
+    executor, or OUR executor process (``execrelay exec-server --remote URL --environment-id
+    ID``): the shell tool runs, and only ciphertext crosses the rendezvous."""
     tag = f"tag-{uuid.uuid4().hex[:8]}"
-    server, env_id, executor, capture = await _start(process_factory, codex171_bin, tag)
+    server, env_id, executor, capture = await _start(
+        process_factory, codex171_bin if executor_kind == "real171" else None, tag)
     try:
         token, model, result = await _noise_tool_call(codex171_bin, tmp_path, server, env_id)
         diag = (f"rc={result.returncode}\nstderr:\n{result.stderr[-3000:]}\n"
@@ -230,6 +297,35 @@ async def test_real_171_harness_runs_a_tool_on_the_real_171_executor(process_fac
         handshakes = [f for f in map(wire.decode, capture.frames) if f.kind == wire.HANDSHAKE]
         assert handshakes, "no Noise handshake went through the rendezvous"
         assert token.encode() not in b"".join(capture.frames)
+        if executor_kind == "ours":
+            assert "Noise key" in executor.stderr_text()
+    finally:
+        await server.aclose()
+
+
+async def test_our_harness_client_runs_typed_calls_on_the_real_171_executor(
+        process_factory, codex171_bin: Path, tmp_path: Path) -> None:
+    """Our HarnessClient (Noise via /connect) -> our rendezvous -> the real 0.171 executor:
+    typed calls work, in 0.171's legacy framing, and only ciphertext crosses."""
+    tag = f"tag-{uuid.uuid4().hex[:8]}"
+    server, env_id, executor, capture = await _start(process_factory, codex171_bin, tag)
+    try:
+        (tmp_path / "hello.txt").write_bytes(b"hello noise")
+        async with HarnessClient(server.url, environment_id=env_id,
+                                 auth_token=server.mint_token("harness", env_id)) as client:
+            session = await client.open_session(timeout=30)
+            assert session.dialect == DIALECT_171 and client.stream_mode(session) == "legacy"
+            meta = await session.fs_get_metadata(tmp_path / "hello.txt")
+            assert meta["isFile"] is True
+            assert await session.fs_read_file(tmp_path / "hello.txt") == b"hello noise"
+            blob = bytes(range(256)) * 1200      # ~400 KB of base64: messages over many records
+            await session.fs_write_file(tmp_path / "blob.bin", blob)
+            assert await session.fs_read_file(tmp_path / "blob.bin") == blob
+            code, out, _ = await session.run(["/bin/sh", "-c", f'echo "tag=${TAG_ENV}"'], tmp_path,
+                                             env={"PATH": "/usr/bin:/bin", TAG_ENV: tag})
+            assert (code, out) == (0, f"tag={tag}\n".encode())
+        blob = b"".join(capture.frames)
+        assert b"hello noise" not in blob and tag.encode() not in blob
     finally:
         await server.aclose()
 

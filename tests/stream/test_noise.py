@@ -6,6 +6,7 @@ roles meet each other, and every way a message or record can be wrong must raise
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -85,6 +86,90 @@ def test_one_record_may_complete_two_messages(keys) -> None:
     assert tr.open(seq, rec) == []
     seq, rec = ti.seal_record(framed[5:])
     assert tr.open(seq, rec) == [b"[1]", b"[2]"]
+
+
+def test_seal_many_puts_a_batch_in_one_record(keys) -> None:
+    ti, tr = handshake(keys)
+    batch = [b'{"id":%d,"method":"x"}' % i for i in range(16)]
+    [(seq, rec)] = ti.seal_many(batch)
+    assert seq == 0 and len(rec) == sum(4 + len(m) for m in batch) + 16
+    assert tr.open(seq, rec) == batch
+    assert ti.seal_many([]) == [] and ti.next_send_seq == 1
+    # the same bytes as one seal per message would have framed: one stream, any cut
+    assert tr.open(*ti.seal_many([b"[7]"])[0]) == [b"[7]"]
+
+
+def test_seal_many_spans_records_and_splits_messages(keys) -> None:
+    ti, tr = handshake(keys)
+    # 5 messages of 20 KiB: 100 KiB + prefixes -> two records, one message cut in two
+    batch = [b'"' + bytes([97 + i]) * (20 * 1024 - 2) + b'"' for i in range(5)]
+    records = ti.seal_many(batch)
+    assert [s for s, _ in records] == [0, 1]
+    assert len(records[0][1]) == N.RECORD_PLAINTEXT_BYTES + 16
+    first = tr.open(*records[0])
+    assert first == batch[:2]                     # the third ends in the next record
+    assert first + tr.open(*records[1]) == batch
+    # in reverse order: the second record waits in the window, then both open together
+    ti2, tr2 = handshake(keys)
+    records = ti2.seal_many(batch)
+    assert tr2.open(*records[1]) == []
+    assert tr2.open(*records[0]) == batch
+
+
+def test_seal_many_refuses_a_bad_batch_whole(keys) -> None:
+    ti, _ = handshake(keys)
+    for bad in ([b"[1]", b""], [b"[1]", b"x" * (N.MAX_MESSAGE_BYTES + 1)]):
+        with pytest.raises(N.RecordError):
+            ti.seal_many(bad)
+    assert ti.next_send_seq == 0                  # nothing was sealed, no nonce spent
+    ti._tx_n = N.MAX_RECORDS  # noqa: SLF001 - the last sequence number
+    with pytest.raises(N.SequenceExhausted):
+        ti.seal_many([b"x" * N.RECORD_PLAINTEXT_BYTES])  # would need two records
+    assert ti.next_send_seq == N.MAX_RECORDS
+    [(seq, _)] = ti.seal_many([b"[1]", b"[2]"])
+    assert seq == N.MAX_RECORDS
+    with pytest.raises(N.SequenceExhausted):
+        ti.seal_many([b"[3]"])
+
+
+def test_a_record_ending_inside_a_message_keeps_the_tail(keys) -> None:
+    ti, tr = handshake(keys)
+    framed = b"".join(len(m).to_bytes(4, "big") + m for m in (b"[1]", b"[22]", b"[333]"))
+    for cut in range(1, len(framed)):
+        a = ti.seal_record(framed[:cut])
+        b = ti.seal_record(framed[cut:])
+        assert tr.open(*a) + tr.open(*b) == [b"[1]", b"[22]", b"[333]"], cut
+    # a zero length inside a multi-message record is a framing error
+    seq, rec = ti.seal_record(b"\x00\x00\x00\x01[" + b"\x00\x00\x00\x00")
+    with pytest.raises(N.RecordError):
+        tr.open(seq, rec)
+
+
+def test_any_cut_of_the_byte_stream_gives_the_messages_back(keys) -> None:
+    """Messages of 1 byte .. 150 KiB, framed as one byte stream and cut into records of random
+    sizes (length prefixes cut too), records delivered in a shuffled order within the window:
+    the messages come back whole and in order."""
+    rng = random.Random(14)
+    ti, tr = handshake(keys)
+    for _ in range(30):
+        msgs = [bytes([rng.randrange(256)]) * rng.choice((1, 3, 5, 100, 70_000, 150_000))
+                for _ in range(rng.randrange(1, 6))]
+        framed = b"".join(len(m).to_bytes(4, "big") + m for m in msgs)
+        records = []
+        pos = 0
+        while pos < len(framed):
+            n = min(rng.choice((1, 2, 3, 4, 5, 50, 4096, N.RECORD_PLAINTEXT_BYTES)), len(framed) - pos)
+            records.append(ti.seal_record(framed[pos:pos + n]))
+            pos += n
+        order = list(range(len(records)))
+        for i in range(0, len(order), 8):        # shuffle inside windows of 8 records
+            chunk = order[i:i + 8]
+            rng.shuffle(chunk)
+            order[i:i + 8] = chunk
+        got: list[bytes] = []
+        for i in order:
+            got += tr.open(*records[i])
+        assert got == msgs
 
 
 def test_duplicates_are_dropped_and_the_window_is_bounded(keys) -> None:

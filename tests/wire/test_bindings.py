@@ -39,7 +39,8 @@ def test_accelerated_reports_the_choice():
     from execrelay import _accel
 
     active = execrelay.accelerated()
-    assert set(active) == {"wire", "stream.window", "stream.sendwin", "stream.reasm", "fsmeta", "reqstats"}
+    assert set(active) == {"wire", "stream.window", "stream.sendwin", "stream.reasm", "stream.noiserec",
+                           "fsmeta", "reqstats"}
     if _accel.FORCE_PURE:
         assert set(active.values()) == {"pure"}
     elif _accel.REQUIRE_EXT:

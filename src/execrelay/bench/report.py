@@ -6,7 +6,7 @@ import math
 import os
 from typing import Any
 
-from . import cluster_report
+from . import cluster_report, noise_report
 
 LABELS = {"fast": "ours fast", "pure": "ours pure", "rust": "Rust 0.131.0"}
 
@@ -74,6 +74,9 @@ def targets(results: dict) -> list[tuple[str, str, str, str]]:
     row("receive-window update vs one upb parse", "<= 0.1x", v, v is not None and v <= 0.1)
     v = d.get("reassembly_vs_memcpy")
     row("reassembly 16 MiB vs memcpy bandwidth", ">= 0.33x", v, v is not None and v >= 1 / 3)
+    if results.get("noise"):
+        for name, need, val, ok, fmt in noise_report.targets(results["noise"]):
+            row(name, need, val, ok, fmt)
     fps = [s.get("rdv_frames_per_core_s") for c in results.get("rendezvous", {}).get("configs", {}).values()
            for s in c.get("summary", {}).values() if s.get("rdv_frames_per_core_s")]
     v = max(fps) if fps else None
@@ -186,6 +189,8 @@ def markdown(results: dict, plots: list[str]) -> str:
             other = impls.get("upb", impls.get("memcpy"))
             lines.append(f"| {g} | {_f(impls.get('cython'))} | {_f(impls.get('pure'))} | {_f(other)} |")
         lines += ["", "Derived: " + ", ".join(f"{k} = {v:.3g}" for k, v in mi.get("derived", {}).items())]
+    if results.get("noise"):
+        lines += noise_report.markdown(results["noise"])
     if results.get("profile"):
         from .profile import markdown as prof_md
 
@@ -306,11 +311,13 @@ def flatten(results: dict) -> dict[str, float]:
     for g, impls in results.get("micro", {}).get("ns_per_op", {}).items():
         for impl, v in impls.items():
             flat[f"micro | {g} | {impl} ns"] = v
+    if results.get("noise"):
+        flat.update(noise_report.flatten(results["noise"]))
     return flat
 
 
 LOWER_IS_BETTER = ("p50_ms", "p99_ms", "exec_cpu_us", " ns", "KiB", "exec_cpu_us vs rust", "p99_ms vs rust",
-                   "p50_ms vs rust")
+                   "p50_ms vs rust", "_ms", "_us")
 
 
 def compare(old: dict, new: dict, threshold: float = 0.05) -> str:

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="re-render report.md and plots from a results.json (into --out, default its folder)")
     p.add_argument("--executors", default="fast,pure,rust",
                    help="comma list from fast,pure,rust (default: all three)")
-    p.add_argument("--only", choices=("micro", "executor", "rendezvous", "cluster", "all"), default="all",
+    p.add_argument("--only", choices=("micro", "executor", "rendezvous", "noise", "cluster", "all"), default="all",
                    help="one section; 'cluster' (3 rendezvous nodes over NATS) runs only when asked for")
     p.add_argument("--no-rendezvous", action="store_true", help="skip the rendezvous-routing step")
     p.add_argument("--reps", type=int, default=None, help="interleaved repetitions per configuration")
@@ -96,6 +96,11 @@ def _run_all(args: argparse.Namespace, uvloop) -> dict:
     if args.only in ("micro", "all"):
         prog = Progress(7, "micro", enabled)
         results["micro"] = micro.run(quick=mode != "full", progress=prog)
+    if args.only in ("noise", "all"):
+        from ..bench import noise
+
+        # issue 14: handshake, record layer, and plain vs Noise end to end through the rendezvous
+        results["noise"] = noise.run(mode, progress=Progress(3, "noise", enabled))
     if args.only in ("executor", "all"):
         if args.configs:
             configs = []

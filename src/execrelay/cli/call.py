@@ -16,6 +16,11 @@ what to do with the paths in PARAMS:
 * ``native``: PARAMS are sent exactly as written.
 
 The answer is printed as the server sent it (a 0.171 server's result paths stay URIs).
+
+Noise (docs/noise.md §Our harness client): ``--environment-id ID`` makes URL a Noise registry
+(``http://HOST:PORT`` of ``execrelay rendezvous``); the session then runs end-to-end encrypted
+to the executor registered for ID, with the harness token from
+``CODEX_EXEC_SERVER_NOISE_AUTH_TOKEN`` (as the 0.171 harness reads it).
 """
 from __future__ import annotations
 
@@ -28,7 +33,8 @@ from ._ops import add_log_args, setup_logging
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("call", help="make one exec-server call (direct or through a rendezvous)")
-    p.add_argument("url", help="ws://HOST:PORT (exec-server) or a rendezvous harness URL (role=harness)")
+    p.add_argument("url", help="ws://HOST:PORT (exec-server), a rendezvous harness URL (role=harness), or "
+                               "with --environment-id a Noise registry http(s)://HOST:PORT")
     p.add_argument("method", help="JSON-RPC method, e.g. fs/getMetadata")
     p.add_argument("params", nargs="?", default="{}", help="params as JSON (default {})")
     p.add_argument("--mode", choices=("auto", "reliable", "legacy"), default="auto",
@@ -37,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="absolute paths in path/cwd/sourcePath/destinationPath/missing: auto = to "
                         "file:// URIs when the server speaks 0.171 (default), uri = always, "
                         "native = send params as written")
+    p.add_argument("--environment-id", metavar="ID", default=None,
+                   help="connect with Noise to the executor of this environment: URL is the Noise "
+                        "registry, the harness token is read from CODEX_EXEC_SERVER_NOISE_AUTH_TOKEN")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
     p.add_argument("--ca-file", metavar="PATH", default=None,
                    help="for wss:// URLs: CA bundle the server certificate must chain to "
@@ -69,7 +78,8 @@ async def _call(args: argparse.Namespace, params: object) -> int:
     from ..harness.paths import params_to_uris
 
     try:
-        async with HarnessClient(args.url, mode=args.mode, ca_file=args.ca_file) as client:
+        async with HarnessClient(args.url, mode=args.mode, ca_file=args.ca_file,
+                                 environment_id=args.environment_id) as client:
             session = await client.open_session(timeout=args.timeout)
             if args.paths == "uri" or (args.paths == "auto" and session.dialect == DIALECT_171):
                 params = params_to_uris(params)

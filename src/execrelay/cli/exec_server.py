@@ -2,7 +2,9 @@
 
 ``--listen ws://IP:PORT`` (default ``ws://127.0.0.1:0``) prints the bound URL as the first
 stdout line; ``--listen stdio`` serves newline-delimited JSON on stdin/stdout.  ``--remote``
-registers at a rendezvous through :mod:`execrelay.executor.remote`.
+registers at a rendezvous through :mod:`execrelay.executor.remote`: with its static Noise key at
+the Noise registry when the rendezvous has one (``--key-file``, ``--require-noise``,
+``--no-noise``: docs/noise.md §Our executor), else as 0.131.0 does.
 ``-c/--enable/--disable`` are accepted for compatibility and ignored with a warning.
 
 0.171.0's flags (docs/dialects.md §Command line): ``--environment-id`` (``--executor-id``, the
@@ -81,6 +83,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "instead of the environment, where every child process could read it")
     p.add_argument("--registration-bearer-file", metavar="PATH", default=None,
                    help="with --remote: read the registration bearer from this file instead of the environment")
+    p.add_argument("--require-noise", action="store_true",
+                   help="with --remote: serve only Noise-encrypted streams (plaintext ones are reset with "
+                        "a reason) and register only at a Noise registry")
+    p.add_argument("--no-noise", action="store_true",
+                   help="with --remote: register without a Noise key (plaintext streams only, the "
+                        "codex 0.131 registration)")
+    p.add_argument("--key-file", metavar="PATH", default=None,
+                   help="with --remote: the executor's static Noise key, kept across restarts (created "
+                        "with mode 0600 if absent; default: a new key per process)")
     p.add_argument("--compat", choices=COMPAT_CHOICES, default=COMPAT_AUTO,
                    help="Codex dialect to answer in: auto (default: each session as its requests show, "
                         "the newer release when nothing tells), 0.131 or 0.171")
@@ -141,10 +152,16 @@ def _check_171_flags(args: argparse.Namespace) -> tuple[int, str] | None:
                    "'--registration-bearer-file <PATH>'")
     bearer_flag = args.registration_bearer_stdin or args.registration_bearer_file is not None
     required = []
-    if (args.remote is not None or args.exit_on_stdin_close or bearer_flag) and not args.environment_id:
+    if (args.remote is not None or args.exit_on_stdin_close or bearer_flag
+            or args.require_noise or args.no_noise or args.key_file is not None) and not args.environment_id:
         # the flag's name in the release we answer for (0.131.0 called it --executor-id)
         required.append("--executor-id <ID>" if args.compat == COMPAT_131 else "--environment-id <ID>")
-    if (args.exit_on_stdin_close or bearer_flag) and args.remote is None:
+    if args.require_noise and args.no_noise:
+        return 2, "error: the argument '--require-noise' cannot be used with '--no-noise'"
+    if args.key_file is not None and args.no_noise:
+        return 2, "error: the argument '--key-file <PATH>' cannot be used with '--no-noise'"
+    noise_flag = args.require_noise or args.no_noise or args.key_file is not None
+    if (args.exit_on_stdin_close or bearer_flag or noise_flag) and args.remote is None:
         required.append("--remote <URL>")
     if required:
         return 2, "error: the following required arguments were not provided:\n  " + "\n  ".join(required)
@@ -378,10 +395,32 @@ async def _run_local(kind: str, host: str, port: int, args: argparse.Namespace, 
         await ops.aclose()
 
 
+def _noise_settings(args: argparse.Namespace) -> tuple[str, Any]:
+    """``(noise setting, static key or None)`` from the Noise flags (docs/noise.md §Our
+    executor); KeyFileError for an unusable key file."""
+    from ..executor.noise_key import load_or_create
+    from ..executor.remote import NOISE_AUTO, NOISE_OFF, NOISE_REQUIRE
+
+    if args.no_noise:
+        return NOISE_OFF, None
+    identity = None
+    if args.key_file is not None:
+        identity, created = load_or_create(args.key_file)
+        if created:
+            print(f"created Noise key file {args.key_file}", file=sys.stderr, flush=True)
+    return (NOISE_REQUIRE if args.require_noise else NOISE_AUTO), identity
+
+
 async def _run_remote(args: argparse.Namespace, bearer: str | None) -> int:
     # imported here: the local transports never load the relay stack
+    from ..executor.noise_key import KeyFileError
     from ..executor.remote import run_remote_executor
 
+    try:
+        noise, identity = _noise_settings(args)
+    except KeyFileError as exc:
+        print(f"Error: {exc}", file=sys.stderr, flush=True)
+        return 1
     ops = _Ops(args)
     server, stop = ops.server, ops.signals.stop
     try:
@@ -390,7 +429,8 @@ async def _run_remote(args: argparse.Namespace, bearer: str | None) -> int:
         executors: list[Any] = []
         main = asyncio.ensure_future(run_remote_executor(
             server=server, remote_url=args.remote, executor_id=args.environment_id, name=args.name,
-            ca_file=args.ca_file, bearer_token=bearer, started=executors.append))
+            ca_file=args.ca_file, bearer_token=bearer, noise=noise, identity=identity,
+            started=executors.append))
         ops.ready = lambda: bool(executors) and executors[0].connected.is_set()
         if args.exit_on_stdin_close:
             _watch_stdin(stop)

@@ -19,19 +19,30 @@ Relay streams are reliable (docs/relay-protocol.md §Reliable mode) by default: 
 proposes it with ``Resume{1}`` and falls back to legacy when the executor is a 0.131.0 one
 (``mode="auto"``, docs/relay-protocol.md §Stream modes); ``"reliable"`` or ``"legacy"`` force
 a mode.  One :class:`~execrelay.transport.endpoint.RelayEndpoint` carries the relay streams.
+
+**Noise** (docs/noise.md §Our harness client): given ``environment_id``, ``url`` is a Noise
+registry (``http(s)://``): the client asks its ``/connect`` with a static key (``identity``,
+else one per client) and the bearer ``auth_token`` (else ``CODEX_EXEC_SERVER_NOISE_AUTH_TOKEN``),
+dials the websocket it names and runs every session in an end-to-end encrypted stream pinned
+to the executor's registered key.  ``mode="auto"`` uses reliable streams when the executor
+announced them (an execrelay executor) and 0.171's legacy framing otherwise.
 """
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ..stream import LEGACY, OPENER, PENDING, RELIABLE, StreamClosed
+from ..stream.noise import RESET_REASON as NOISE_RESET
+from ..stream.noise import StaticKeyPair
 from ..transport import RELAY_KEEPALIVE, Link, connect_websocket, tls
 from ..transport.endpoint import RelayEndpoint, StreamPort
 from .errors import ConnectionLost, HarnessError
+from .noise import AUTH_TOKEN_ENV, NoiseTarget, noise_connect
 from .session import ExecSession
 
 _MODES = {"auto": PENDING, "reliable": RELIABLE, "legacy": LEGACY}
@@ -48,9 +59,22 @@ class HarnessClient:
     def __init__(self, url: str, *, mode: str = "auto", client_name: str = "execrelay-harness",
                  impl: str | None = None, connect_timeout: float = 10.0,
                  keepalive: tuple[float, float] | None = RELAY_KEEPALIVE,
-                 ca_file: str | None = None) -> None:
+                 ca_file: str | None = None, environment_id: str | None = None,
+                 auth_token: str | None = None, identity: StaticKeyPair | None = None) -> None:
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {sorted(_MODES)}")
+        #: Noise: the environment to reach through the registry at ``url`` (None: no Noise)
+        self.environment_id = environment_id
+        if environment_id is not None:
+            token = auth_token if auth_token is not None else os.environ.get(AUTH_TOKEN_ENV, "")
+            if not token.strip():
+                raise HarnessError(f"a Noise connection needs a harness token (auth_token or {AUTH_TOKEN_ENV})")
+            self._auth_token = token.strip()
+            #: our static Noise key (public part sent to the registry)
+            self.identity = identity or StaticKeyPair.generate()
+        #: the registry's answer for the current connection (Noise only)
+        self.noise_target: NoiseTarget | None = None
+        self._ca_file = ca_file
         self.url = url
         self.mode = mode
         self.client_name = client_name
@@ -59,7 +83,9 @@ class HarnessClient:
         #: relay websocket ping interval / pong timeout (docs/relay-protocol.md §Reliable mode);
         #: None disables
         self.keepalive = keepalive
-        self.relay = is_relay_url(url)
+        self.relay = environment_id is not None or is_relay_url(url)
+        #: the relay websocket URL (a Noise registry names it in its answer)
+        self.ws_url = url
         #: wss:// URLs: the server certificate is verified against the system store, or
         #: only against ``ca_file`` (docs/rendezvous.md §Security model).
         self.ssl_context = tls.for_url(url, ca_file)
@@ -84,9 +110,28 @@ class HarnessClient:
             return
         if self._endpoint is None:
             self._endpoint = RelayEndpoint(OPENER, on_link_lost=self._on_link_lost)
-        self._link = await connect_websocket(self.url, self._endpoint.handler_for, impl=self.impl,
+        if self.environment_id is not None:
+            await self._noise_connect()
+        self._link = await connect_websocket(self.ws_url, self._endpoint.handler_for, impl=self.impl,
                                              timeout=self.connect_timeout, keepalive=self.keepalive,
-                                             ssl_context=self.ssl_context)
+                                             ssl_context=tls.for_url(self.ws_url, self._ca_file))
+
+    async def _noise_connect(self) -> NoiseTarget:
+        """Ask the registry's ``/connect`` (again); the answer names the websocket."""
+        assert self.environment_id is not None
+        target = await noise_connect(self.url, self.environment_id, self._auth_token, self.identity,
+                                     timeout=self.connect_timeout, ca_file=self._ca_file)
+        self.noise_target = target
+        self.ws_url = target.url
+        return target
+
+    def _stream_mode(self) -> int:
+        """The mode of a new relay stream: Noise in ``auto`` uses reliable streams only with
+        an executor that announced them (a 0.171 one frames records as legacy Data)."""
+        target = self.noise_target
+        if target is not None and self.mode == "auto":
+            return PENDING if "reliable" in target.relay_modes else LEGACY
+        return _MODES[self.mode]
 
     async def aclose(self) -> None:
         if self._closed:
@@ -110,17 +155,37 @@ class HarnessClient:
     # ------------------------------------------------------------------ sessions
     async def open_session(self, resume_session_id: str | None = None,
                            initialize: bool = True, timeout: float = 10.0) -> ExecSession:
-        """A new session (a relay stream, or a websocket for a direct URL), initialized."""
+        """A new session (a relay stream, or a websocket for a direct URL), initialized.
+
+        Noise: a handshake the executor refuses is tried once more after a new ``/connect``
+        (the executor may have re-registered since: a new key or registration id)."""
         if self._closed:
             raise HarnessError("the harness client is closed")
+        try:
+            return await self._open_session(resume_session_id, initialize, timeout)
+        except ConnectionLost as exc:
+            if self.environment_id is None or exc.reason != NOISE_RESET or not initialize:
+                raise
+        self.noise_target = None
+        return await self._open_session(resume_session_id, initialize, timeout)
+
+    async def _open_session(self, resume_session_id: str | None, initialize: bool,
+                            timeout: float) -> ExecSession:
         sid = str(uuid.uuid4())
         if self.relay:
             if self._link is None:
                 await self.connect()
             assert self._endpoint is not None
+            record = None
+            if self.environment_id is not None:
+                target = self.noise_target
+                if target is None or target.stale:
+                    target = await self._noise_connect()
+                record = target.layer(sid, self.identity)
             session = ExecSession(_SessionPort(self._endpoint, sid), partial(self._stream_close, sid), sid)
             self.sessions[sid] = session
-            self._endpoint.open_stream(sid, _RelaySessionHandler(self, session), _MODES[self.mode])
+            self._endpoint.open_stream(sid, _RelaySessionHandler(self, session), self._stream_mode(),
+                                       record=record)
         else:
             session = await self._open_direct(sid)
         if initialize:
@@ -172,14 +237,23 @@ class HarnessClient:
 
     async def _reconnect(self) -> None:
         delay = 0.05
+        refresh = False
         try:
             while not self._closed and self.sessions:
                 try:
                     assert self._endpoint is not None
-                    self._link = await connect_websocket(self.url, self._endpoint.handler_for,
+                    if refresh and self.environment_id is not None:
+                        # The URL's harness token may have expired (the registry's are
+                        # short-lived): ask /connect again.  The rendezvous binds a stream to
+                        # the token that opened it, so streams opened under the old token end
+                        # (stream_in_use) while new sessions work (docs/noise.md §Our harness
+                        # client); hence the old URL is tried first.
+                        await self._noise_connect()
+                    refresh = True
+                    self._link = await connect_websocket(self.ws_url, self._endpoint.handler_for,
                                                          impl=self.impl, timeout=self.connect_timeout,
                                                          keepalive=self.keepalive,
-                                                         ssl_context=self.ssl_context)
+                                                         ssl_context=tls.for_url(self.ws_url, self._ca_file))
                     return
                 except Exception:  # noqa: BLE001 - refused / 401 / timeout: try again
                     await asyncio.sleep(delay)

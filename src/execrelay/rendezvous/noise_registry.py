@@ -34,6 +34,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from ..stream.noise import SECURITY_PROFILE, PublicKey
+from ..stream.noise_stream import RELAY_MODES, RELAY_MODES_FIELD
 from . import tokens
 from .config import RendezvousConfig
 from .directory import ExecutorDirectory
@@ -79,13 +80,16 @@ def _public_key(body: dict[str, Any], field: str) -> PublicKey:
 
 
 class NoiseRegistration:
-    """The current registration of one environment: its id and the executor's key."""
+    """The current registration of one environment: its id, the executor's key and the
+    stream framings it announced (empty: 0.171's, legacy only)."""
 
-    __slots__ = ("registration_id", "executor_key")
+    __slots__ = ("registration_id", "executor_key", "relay_modes")
 
-    def __init__(self, registration_id: str, executor_key: PublicKey) -> None:
+    def __init__(self, registration_id: str, executor_key: PublicKey,
+                 relay_modes: tuple[str, ...] = ()) -> None:
         self.registration_id = registration_id
         self.executor_key = executor_key
+        self.relay_modes = relay_modes
 
 
 class NoiseRegistry:
@@ -163,12 +167,15 @@ class NoiseRegistry:
             if body.get("security_profile") != SECURITY_PROFILE:
                 raise _BadRequest(f"security_profile must be {SECURITY_PROFILE!r}")
             key = _public_key(body, "executor_public_key")
+            modes = body.get(RELAY_MODES_FIELD, [])
+            if not isinstance(modes, list) or not all(m in RELAY_MODES for m in modes):
+                raise _BadRequest(f"{RELAY_MODES_FIELD} must be a list of {', '.join(RELAY_MODES)}")
         except _BadRequest as exc:
             return _error(400, "bad_request", str(exc))
         registration_id = f"reg-{secrets.token_hex(16)}"
         regs = self._registrations
         regs.pop(environment_id, None)
-        regs[environment_id] = NoiseRegistration(registration_id, key)
+        regs[environment_id] = NoiseRegistration(registration_id, key, tuple(dict.fromkeys(modes)))
         while len(regs) > MAX_REGISTRATIONS:
             regs.popitem(last=False)
         ttl = self._config.url_token_ttl
@@ -199,12 +206,15 @@ class NoiseRegistry:
         harness_token = tokens.mint(self._secret, "harness", environment_id, ttl)
         url = (f"{self._ws_base(request)}/harness?role=harness"
                f"&executor_id={quote(environment_id, safe='')}&sig={harness_token}")
-        return web.json_response({
+        answer: dict[str, Any] = {
             "environment_id": environment_id, "url": url, "security_profile": SECURITY_PROFILE,
             "executor_registration_id": reg.registration_id,
             "executor_public_key": reg.executor_key.to_json(),
             "harness_key_authorization": self.authorize(key, environment_id,
-                                                        reg.registration_id)})
+                                                        reg.registration_id)}
+        if reg.relay_modes:
+            answer[RELAY_MODES_FIELD] = list(reg.relay_modes)
+        return web.json_response(answer)
 
     async def validate(self, request: web.Request) -> web.Response:
         environment_id = request.match_info["environment_id"]

@@ -68,6 +68,7 @@ _ACK = wire.ACK
 _RESUME = wire.RESUME
 _RESET = wire.RESET
 _HEARTBEAT = wire.HEARTBEAT
+_HANDSHAKE = wire.HANDSHAKE
 _encode_data = wire.encode_data
 _encode_control = wire.encode_control
 
@@ -106,7 +107,7 @@ class StreamEngine:
                  "_cur_off", "_cur_idx", "_cur_count", "_sw", "_rw", "_reasm", "_retx",
                  "_unacked_rx", "_ack_at", "_ack_now", "_hb_now", "_last_tx", "_resume_at",
                  "_resume_rto", "_probation_at", "_blocked", "_budget", "_reserved",
-                 "n_retransmits", "n_duplicates", "n_dropped", "n_delivered")
+                 "_hs", "_hs_at", "_hs_n", "noise", "n_retransmits", "n_duplicates", "n_dropped", "n_delivered")
 
     def __init__(self, stream_id: str, role: str, mode: int, now: float,
                  sink: Callable[[str, bytes], None] | None = None) -> None:
@@ -152,6 +153,12 @@ class StreamEngine:
         self._resume_at = -1.0          # PENDING: when to repeat Resume{1} (no answer yet)
         self._resume_rto = RTO_INITIAL
         self._probation_at = -1.0       # acceptor: reset unless seq 1 arrives by then (mux)
+        self._hs: bytes | None = None   # reliable opener: handshake message until answered
+        self._hs_at = -1.0              # ... when to repeat it
+        self._hs_n = 0                  # ... times sent (the repeat interval doubles)
+        #: the stream carries a Noise channel (docs/noise.md §Endpoints): a Handshake frame
+        #: went either way on it
+        self.noise = False
         self.n_retransmits = 0
         self.n_duplicates = 0
         self.n_dropped = 0
@@ -298,6 +305,8 @@ class StreamEngine:
             kind, next_seq, reason = ctrl.pop(0)
             if not ctrl:
                 self._ctrl = None
+            if kind == _HANDSHAKE:   # (the payload rides in the reason slot; no ack fields)
+                return wire.encode(wire.Frame.handshake(self.stream_id, reason))
             if self.mode == LEGACY:
                 return _encode_control(kind, self.stream_id, 0, 0, next_seq, reason)
             if self.mode == PENDING and kind == _RESUME:
@@ -448,6 +457,8 @@ class StreamEngine:
             if (kind == _RESUME and f.next_seq >= 1) or kind == _ACK or kind == _DATA:
                 self.mode = RELIABLE
                 self._resume_at = -1.0
+                if self._hs is not None:
+                    self._queue_handshake(now)
                 if kind == _RESUME:      # the answer: nothing to resend
                     kind = _ACK          # (only its ack fields matter)
             else:
@@ -583,6 +594,45 @@ class StreamEngine:
         except MessageTooLarge as exc:
             self.reset(clip_reason(f"legacy_message_too_large: {exc}"))
 
+    # ----------------------------------------------------------------------------- Noise
+    def send_handshake(self, payload: bytes, now: float) -> None:
+        """Queue one Noise handshake message as a Handshake frame (docs/noise.md §Endpoints).
+
+        Legacy streams and the acceptor send it once, before any later Data (0.171 does the
+        same).  A reliable opener holds it until the peer answered ``Resume{1}`` (so the
+        acceptor knows the stream is reliable before it sees the handshake) and then repeats
+        it on the retransmission timer (500 ms, doubling, <= 10 s, and after a reconnect)
+        until the peer's Handshake frame arrives (:meth:`handshake_answered`): the handshake
+        is not sequenced, so this is its retransmission.  Raises
+        :class:`StreamClosed` or ValueError (empty)."""
+        if self.closed:
+            raise StreamClosed(f"stream {self.stream_id!r} is closed ({self.close_reason})")
+        if not payload:
+            raise ValueError("handshake messages must not be empty")
+        self.noise = True
+        if self.role == OPENER and self.mode != LEGACY:
+            self._hs = bytes(payload)
+            self._hs_n = 0
+            if self.mode == RELIABLE:
+                self._queue_handshake(now)
+            return
+        self._push_ctrl(_HANDSHAKE, 0, payload)  # type: ignore[arg-type]
+        self._maybe_wake()
+
+    def handshake_answered(self) -> None:
+        """The peer's Handshake frame arrived: stop repeating ours."""
+        self.noise = True
+        self._hs = None
+        self._hs_at = -1.0
+
+    def _queue_handshake(self, now: float) -> None:
+        rto = RTO_INITIAL * (1 << self._hs_n) if self._hs_n < 5 else RTO_MAX
+        self._hs_n += 1
+        self._hs_at = now + (rto if rto < RTO_MAX else RTO_MAX)
+        if not self._ctrl or all(c[0] != _HANDSHAKE for c in self._ctrl):
+            self._push_ctrl(_HANDSHAKE, 0, self._hs)  # type: ignore[arg-type]
+        self._maybe_wake()
+
     # ----------------------------------------------------------------------------- timers
     def next_deadline(self) -> float:
         """Earliest time :meth:`on_timer` has work (ack delay, RTO, heartbeat); -1.0: none."""
@@ -599,6 +649,9 @@ class StreamEngine:
         if r >= 0.0 and r < d:
             d = r
         r = self._probation_at
+        if r >= 0.0 and r < d:
+            d = r
+        r = self._hs_at
         if r >= 0.0 and r < d:
             d = r
         return d
@@ -629,6 +682,8 @@ class StreamEngine:
             if self._rw.ack == 0:      # seq 1 never came: the stream began elsewhere
                 self.reset(UNKNOWN_STREAM)
                 return
+        if self._hs_at >= 0.0 and now >= self._hs_at and self._hs is not None:
+            self._queue_handshake(now)
         if self._resume_at >= 0.0 and now >= self._resume_at and self.mode == PENDING:
             self._resume_at = -1.0
             if not self._ctrl:
@@ -643,6 +698,8 @@ class StreamEngine:
             return
         self._push_ctrl(_RESUME, self._sw.next_seq if self.mode == RELIABLE else 1)
         self._resend_all()
+        if self._hs is not None and self.mode == RELIABLE:
+            self._queue_handshake(now)
         self._maybe_wake()
 
     def reset(self, reason: str) -> None:
@@ -680,6 +737,8 @@ class StreamEngine:
             self._rw.clear()
             self._reasm.clear()
         self._ack_now = self._hb_now = False
+        self._hs = None
+        self._hs_at = -1.0
         if self._on_close is not None:
             self._on_close(self)
 

@@ -67,6 +67,13 @@ remembered for ``TOMBSTONE_SECONDS`` and frames for it are answered with its Res
 Reset is repeated) instead of creating a new stream.  Opener side: frames for unknown streams are
 ignored.
 
+Noise (docs/noise.md §Endpoints): Handshake frames go to ``on_handshake(stream_id, payload)``
+(an opener's engine stops repeating its own handshake when one arrives); on an unknown stream
+at the acceptor a Handshake opens a LEGACY stream (0.171's harness sends ``Resume{0}`` then its
+handshake).  Without ``on_handshake`` every Handshake is answered with
+``Reset{noise_relay_protocol_error}`` (:data:`NOISE_REFUSED`).  :meth:`send_handshake` queues
+one.  A stream that carried a handshake is tombstoned like a reliable one when it ends.
+
 Bad frames (docs/relay-protocol.md §Frames): counted in ``bad_frames``, logged at most once a
 minute; when the FrameError carries the ``stream_id`` of a live reliable stream, that stream alone
 is reset with ``protocol_error: <what>`` (a live legacy stream keeps 0.131.0 behaviour: the frame is
@@ -124,7 +131,8 @@ class Multiplexer:
                  on_open: Callable[[str, str], None] | None = None,
                  on_close: Callable[[str, str | None, bool], None] | None = None,
                  on_writable: Callable[[str, bool], None] | None = None,
-                 reassembly_budget: int = REASSEMBLY_BUDGET_BYTES) -> None:
+                 reassembly_budget: int = REASSEMBLY_BUDGET_BYTES,
+                 on_handshake: Callable[[str, bytes], None] | None = None) -> None:
         if role not in (ACCEPTOR, OPENER):
             raise ValueError(f"role must be {ACCEPTOR!r} or {OPENER!r}")
         self.role = role
@@ -133,6 +141,9 @@ class Multiplexer:
         self._on_open = on_open if on_open is not None else self._ev_open
         self._on_close_cb = on_close if on_close is not None else self._ev_close
         self._on_writable = on_writable
+        #: Noise handshake messages (docs/noise.md §Endpoints); None: this side serves
+        #: plaintext only and answers a Handshake frame with ``Reset{NOISE_REFUSED}``
+        self._on_handshake = on_handshake
         self._budget = ReassemblyBudget(reassembly_budget)
         self.streams: dict[str, StreamEngine] = {}
         self._ready: deque[StreamEngine] = deque()
@@ -162,8 +173,10 @@ class Multiplexer:
     # ------------------------------------------------------------------ engine plumbing
     def _closed(self, eng: StreamEngine) -> None:
         tombs = self._tombs
+        # A Noise stream is never recreated by its next Data, even a legacy one: its frames
+        # are answered with its Reset again (a record is no plaintext message).
         tombs[eng.stream_id] = (self._now + TOMBSTONE_SECONDS, eng.close_reason or "reset",
-                                eng.mode)
+                                RELIABLE if eng.noise else eng.mode)
         tombs.move_to_end(eng.stream_id)
         while len(tombs) > TOMBSTONE_MAX:
             tombs.popitem(last=False)
@@ -204,7 +217,15 @@ class Multiplexer:
                 eng.n_delivered += 1
                 eng._sink(f.stream_id, f.payload)
                 return
+            if f.kind == _HANDSHAKE:
+                self._handshake(eng, f.payload)
+                return
             eng.on_frame(f, now)
+            return
+        if f.kind == _HANDSHAKE:
+            self._handshake(eng, f.payload)
+            if eng.mode != LEGACY:
+                self._dirty.add(eng)
             return
         eng.on_frame(f, now)
         if eng.mode != LEGACY:
@@ -293,14 +314,32 @@ class Multiplexer:
         elif kind == _RESUME and f.next_seq >= 1:
             eng = StreamEngine.accept(sid, now, RELIABLE, self._on_message, answer=False)
         elif kind == _HANDSHAKE:
-            self._refuse(sid, now, NOISE_REFUSED)
-            return None
+            if self._on_handshake is None:
+                self._refuse(sid, now, NOISE_REFUSED)
+                return None
+            # A 0.171 harness: Resume{0} (which creates nothing) then its handshake; the
+            # records follow as legacy Data from seq 0 (docs/noise.md §Frames).
+            eng = StreamEngine.accept(sid, now, LEGACY, self._on_message)
+            eng.noise = True
         else:
             self.unrouted_frames += 1
             return None
         self._adopt(eng)
         self._on_open(sid, MODE_NAMES[eng.mode])
         return eng
+
+    def _handshake(self, eng: StreamEngine, payload: bytes) -> None:
+        """A Handshake frame on a known stream: to ``on_handshake`` (or the refusing Reset)."""
+        if eng.closed:
+            return
+        if self._on_handshake is None:
+            eng.reset(NOISE_REFUSED)
+            return
+        if eng.role == OPENER:
+            eng.handshake_answered()
+        else:
+            eng.noise = True
+        self._on_handshake(eng.stream_id, payload)
 
     # ------------------------------------------------------------------ application calls
     def open_stream(self, stream_id: str, now: float, mode: int = RELIABLE) -> StreamEngine:
@@ -339,6 +378,16 @@ class Multiplexer:
         eng.send(message)
         if eng._queued_bytes > STREAM_HIGH_WATER and not eng._blocked:
             self._block(eng)
+
+    def send_handshake(self, stream_id: str, payload: bytes, now: float) -> None:
+        """Queue a Noise handshake message on a stream (:meth:`StreamEngine.send_handshake`)."""
+        eng = self.streams.get(stream_id)
+        if eng is None:
+            raise StreamClosed(f"no such stream {stream_id!r}")
+        self._now = now
+        eng.send_handshake(payload, now)
+        if eng.mode != LEGACY:
+            self._dirty.add(eng)
 
     def _block(self, eng: StreamEngine) -> None:
         eng._blocked = True

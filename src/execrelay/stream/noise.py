@@ -26,13 +26,24 @@ import base64
 import hashlib
 import hmac
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, MLKEM768PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
+from .._accel import select as _select
+from .noise_limits import (MAX_MESSAGE_BYTES, MAX_RECORDS, RECORD_PLAINTEXT_BYTES, REORDER_BYTES,
+                           REORDER_RECORDS, RESET_REASON, TAG_BYTES, HandshakeError, NoiseError,
+                           RecordError, SequenceExhausted)
+
+if TYPE_CHECKING:   # the type checker sees the pure module: same API, real annotations
+    from ._noiserec_py import Transport
+else:   # the record layer, compiled when available (docs/noise.md §Costs)
+    Transport = _select("stream.noiserec", "execrelay.stream._noiserec_c",
+                        "execrelay.stream._noiserec_py").Transport
 
 #: The name hashed into the handshake (clatter's DH name is ``25519``).
 PROTOCOL_NAME: bytes = b"Noise_hybridIK_25519+MLKEM768_AESGCM_SHA256"
@@ -42,13 +53,9 @@ SUITE: str = "Noise_hybridIK_X25519+MLKEM768_AESGCM_SHA256"
 SECURITY_PROFILE: str = "noise_hybrid_ik_v1"
 #: First prologue field: binds the transcript to this use of the pattern.
 PROLOGUE_LABEL: bytes = b"codex-exec-server-relay-noise/v1"
-#: The one Reset reason for any handshake or record failure (0.171 sends this).
-RESET_REASON: str = "noise_relay_protocol_error"
-
 X25519_BYTES = 32
 MLKEM768_PUBLIC_BYTES = 1184
 MLKEM768_CIPHERTEXT_BYTES = 1088
-TAG_BYTES = 16
 #: Largest harness authorization a 0.171 executor accepts inside message 1.
 MAX_AUTHORIZATION_BYTES = 4096
 #: Size of message 1 without its payload, and of message 2 (observed from 0.171.0).
@@ -56,38 +63,8 @@ MESSAGE1_BASE_BYTES = (MLKEM768_CIPHERTEXT_BYTES + X25519_BYTES + MLKEM768_PUBLI
                        + X25519_BYTES + TAG_BYTES + MLKEM768_PUBLIC_BYTES + TAG_BYTES + TAG_BYTES)
 MESSAGE2_BYTES = (MLKEM768_CIPHERTEXT_BYTES + MLKEM768_CIPHERTEXT_BYTES + TAG_BYTES
                   + X25519_BYTES + MLKEM768_PUBLIC_BYTES + TAG_BYTES)
-#: Plaintext bytes per transport record (clatter caps a Noise message at 65535 bytes).
-RECORD_PLAINTEXT_BYTES = 60 * 1024
-#: Largest JSON message the length prefix may announce.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-#: Inbound reorder window: records ahead of the next expected one, and their bytes.
-REORDER_RECORDS = 64
-REORDER_BYTES = 1024 * 1024
-#: Records per direction: the relay seq that numbers them is a uint32 and never wraps.
-MAX_RECORDS = 0xFFFFFFFF
-
 _NONCE = struct.Struct(">4xQ")
-_LENGTH = struct.Struct(">I")
 _EMPTY = b""
-
-
-class NoiseError(ValueError):
-    """The Noise channel of one stream failed; the endpoint resets that stream with
-    :data:`RESET_REASON`.  The message says what failed, never with key material."""
-
-    reason: str = RESET_REASON
-
-
-class HandshakeError(NoiseError):
-    """A handshake message was malformed, failed to authenticate, or came out of turn."""
-
-
-class RecordError(NoiseError):
-    """A transport record failed to authenticate, broke the framing, or left the window."""
-
-
-class SequenceExhausted(RecordError):
-    """A direction used all 2**32 relay sequence numbers: its nonce may not be reused."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,143 +445,6 @@ class Responder:
         out += sym.encrypt_and_hash(_EMPTY)                                 # payload
         k1, k2 = sym.split()
         return bytes(out), Transport(k2, k1, sym.h)
-
-
-# ---------------------------------------------------------------------------------------------
-# the record layer
-
-class Transport:
-    """Both directions of an established channel.
-
-    :meth:`seal` turns one JSON message into ``(seq, record)`` pairs, one relay Data frame
-    each; :meth:`open` takes a received ``(seq, record)`` and returns the JSON messages it
-    completes, in order.  Each direction's record counter is both the AES-GCM nonce and the
-    relay seq, so a nonce is used once: the counter only moves forward and refuses to pass
-    2**32 - 1.
-    """
-
-    __slots__ = ("_tx", "_rx", "_tx_n", "_rx_n", "_pending", "_pending_bytes", "_buf",
-                 "handshake_hash")
-
-    def __init__(self, send_key: bytes, recv_key: bytes, handshake_hash: bytes) -> None:
-        self._tx = AESGCM(send_key)
-        self._rx = AESGCM(recv_key)
-        self._tx_n = 0
-        self._rx_n = 0
-        self._pending: dict[int, bytes] = {}
-        self._pending_bytes = 0
-        self._buf = bytearray()
-        #: The final handshake hash: equal on both ends, public (channel binding).
-        self.handshake_hash = handshake_hash
-
-    def __repr__(self) -> str:
-        return f"Transport(sent={self._tx_n}, received={self._rx_n})"
-
-    @property
-    def next_send_seq(self) -> int:
-        return self._tx_n
-
-    @property
-    def next_recv_seq(self) -> int:
-        return self._rx_n
-
-    def seal_record(self, plaintext: bytes | bytearray | memoryview) -> tuple[int, bytes]:
-        """Encrypt one record of at most :data:`RECORD_PLAINTEXT_BYTES`."""
-        n = self._tx_n
-        if n > MAX_RECORDS:
-            raise SequenceExhausted("Noise relay sequence number exhausted")
-        if len(plaintext) > RECORD_PLAINTEXT_BYTES:
-            raise RecordError("Noise relay plaintext record exceeds maximum length")
-        self._tx_n = n + 1
-        return n, self._tx.encrypt(_NONCE.pack(n), plaintext, None)
-
-    def seal(self, message: bytes) -> list[tuple[int, bytes]]:
-        """Frame one JSON message (4-byte length + bytes) and encrypt it into records."""
-        m = len(message)
-        if 0 < m <= RECORD_PLAINTEXT_BYTES - 4:  # the common case: one record, inlined
-            n = self._tx_n
-            if n > MAX_RECORDS:
-                raise SequenceExhausted("Noise relay sequence number exhausted")
-            self._tx_n = n + 1
-            return [(n, self._tx.encrypt(_NONCE.pack(n), _LENGTH.pack(m) + message, None))]
-        if m == 0 or m > MAX_MESSAGE_BYTES:
-            raise RecordError("Noise relay JSON-RPC message has invalid length")
-        framed = memoryview(_LENGTH.pack(m) + message)
-        if self._tx_n + (len(framed) - 1) // RECORD_PLAINTEXT_BYTES > MAX_RECORDS:
-            raise SequenceExhausted("Noise relay sequence number exhausted")
-        return [self.seal_record(framed[i:i + RECORD_PLAINTEXT_BYTES])
-                for i in range(0, len(framed), RECORD_PLAINTEXT_BYTES)]
-
-    def open(self, seq: int, record: bytes) -> list[bytes]:
-        """Accept the record sent as ``seq``; return the messages now complete, in order.
-
-        A seq already consumed or already buffered is a duplicate and is dropped (the first
-        copy wins, as in 0.171); one more than :data:`REORDER_RECORDS` ahead, or a window
-        over :data:`REORDER_BYTES`, is an error.
-        """
-        nxt = self._rx_n
-        if seq == nxt and not self._buf and not self._pending \
-                and len(record) <= RECORD_PLAINTEXT_BYTES + TAG_BYTES and nxt <= MAX_RECORDS:
-            # the common case, inlined: the next record, holding whole messages
-            try:
-                plaintext = self._rx.decrypt(_NONCE.pack(nxt), record, None)
-            except InvalidTag:
-                raise RecordError(f"Noise relay record {nxt} failed to authenticate") from None
-            self._rx_n = nxt + 1
-            if len(plaintext) >= 4:
-                (m,) = _LENGTH.unpack_from(plaintext)
-                if len(plaintext) == m + 4 and 0 < m:
-                    return [plaintext[4:]]
-            self._buf += plaintext
-            return self._messages()
-        if seq != nxt:
-            if seq < nxt or seq in self._pending:
-                return []
-            if seq - nxt > REORDER_RECORDS:
-                raise RecordError("Noise relay ciphertext exceeds reorder window")
-            size = self._pending_bytes + len(record)
-            if len(self._pending) >= REORDER_RECORDS or size > REORDER_BYTES:
-                raise RecordError("Noise relay pending ciphertext buffer is full")
-            self._pending[seq] = record
-            self._pending_bytes = size
-            return []
-        self._decrypt(record)
-        pending = self._pending
-        while pending and self._rx_n in pending:
-            record = pending.pop(self._rx_n)
-            self._pending_bytes -= len(record)
-            self._decrypt(record)
-        return self._messages()
-
-    def _decrypt(self, record: bytes) -> None:
-        n = self._rx_n
-        if n > MAX_RECORDS:
-            raise SequenceExhausted("Noise relay sequence number exhausted")
-        if len(record) > RECORD_PLAINTEXT_BYTES + TAG_BYTES:
-            raise RecordError("Noise relay record exceeds maximum length")
-        try:
-            plaintext = self._rx.decrypt(_NONCE.pack(n), record, None)
-        except InvalidTag:
-            raise RecordError(f"Noise relay record {n} failed to authenticate") from None
-        self._rx_n = n + 1
-        self._buf += plaintext
-
-    def _messages(self) -> list[bytes]:
-        buf = self._buf
-        out: list[bytes] = []
-        pos = 0
-        end = len(buf)
-        while end - pos >= 4:
-            (m,) = _LENGTH.unpack_from(buf, pos)
-            if m == 0 or m > MAX_MESSAGE_BYTES:
-                raise RecordError("Noise relay JSON-RPC message has invalid length")
-            if end - pos - 4 < m:
-                break
-            out.append(bytes(buf[pos + 4:pos + 4 + m]))
-            pos += 4 + m
-        if pos:
-            del buf[:pos]
-        return out
 
 
 __all__ = ["PROTOCOL_NAME", "SUITE", "SECURITY_PROFILE", "PROLOGUE_LABEL", "RESET_REASON",

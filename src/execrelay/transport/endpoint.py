@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Callable, Protocol
 
-from ..stream import RELIABLE, MessageTooLarge, Multiplexer, StreamClosed
+from ..stream import OPENER, RELIABLE, MessageTooLarge, Multiplexer, StreamClosed
 from ..stream.engine import MODE_NAMES
+from ..stream.mux import NOISE_REFUSED
 from .base import Link
 
 log = logging.getLogger("execrelay.relay")
@@ -41,21 +43,62 @@ class StreamHandler(Protocol):
 
 class RecordLayer(Protocol):
     """Optional per-stream transform between the application's payloads and the stream engine
-    (the seam for an encrypted relay: a per-stream handshake, then sealed payloads).
+    (the seam of the encrypted relay, docs/noise.md §Endpoints: a per-stream handshake in
+    Handshake frames, then sealed records in Data frames).
 
-    :meth:`bind` is called once when the layer is installed, with ``transmit``: it queues a
-    payload on the stream AS IS (handshake messages) and schedules the flush like any send.
+    :meth:`bind` is called once when the layer is installed, with a :class:`RecordPort`:
+    ``port(payload)`` queues a Data payload AS IS; ``port.handshake(message)`` queues a
+    Handshake frame; ``port.deliver(message)`` hands a message to the stream's handler;
+    ``port.fail(reason)`` resets the stream (its handler hears ``on_close(reason, False)``).
+    Each schedules the flush like any send.
+
+    Optional: ``on_handshake(message)``, called for every Handshake frame of the stream; a
+    layer without it (or a stream without a layer that the endpoint's ``handshake_layer``
+    factory does not give one) gets the stream reset with ``noise_relay_protocol_error``.
     """
 
-    def bind(self, transmit: Callable[[bytes], None]) -> None: ...
+    def bind(self, port: "RecordPort") -> None: ...
 
     def seal(self, payload: bytes) -> bytes | None:
         """An outgoing application payload -> the bytes to send, or None when the layer keeps
-        it back (e.g. until its handshake is done; it sends it later through ``transmit``)."""
+        it back or sends it itself (e.g. until its handshake is done, or as several records)
+        through the port.  May raise StreamClosed or MessageTooLarge (the StreamPort's
+        ``failed`` gets them)."""
 
     def open(self, payload: bytes) -> bytes | None:
         """An incoming stream payload -> the application payload, or None when the layer
-        consumed it (a handshake message)."""
+        consumed it (a handshake message, part of a message) or delivered it itself."""
+
+
+class RecordPort:
+    """What a :class:`RecordLayer` is bound with: the stream's outputs (see RecordLayer)."""
+
+    __slots__ = ("endpoint", "stream_id")
+
+    def __init__(self, endpoint: "RelayEndpoint", stream_id: str) -> None:
+        self.endpoint = endpoint
+        self.stream_id = stream_id
+
+    def __call__(self, payload: bytes) -> None:
+        """Queue one Data payload as is (the layer's own message or record)."""
+        self.endpoint.mux.send(self.stream_id, payload)
+        self.endpoint.flush_soon()
+
+    def handshake(self, message: bytes) -> None:
+        """Queue one handshake message in a Handshake frame (docs/noise.md §Frames)."""
+        ep = self.endpoint
+        ep.mux.send_handshake(self.stream_id, message, ep.loop.time())
+        ep.flush_soon()
+
+    def deliver(self, message: bytes) -> None:
+        """Hand one application message to the stream's handler (if the stream lives)."""
+        st = self.endpoint.streams.get(self.stream_id)
+        if st is not None:
+            st.handler.on_message(message)
+
+    def fail(self, reason: str) -> None:
+        """End the stream from this side with ``reason``; its handler is told."""
+        self.endpoint.fail(self.stream_id, reason)
 
 
 class _Stream:
@@ -104,7 +147,11 @@ class StreamPort:
         if ep._records:
             layer = ep._records.get(self.stream_id)
             if layer is not None:
-                sealed = layer.seal(payload)
+                try:
+                    sealed = layer.seal(payload)
+                except (StreamClosed, MessageTooLarge) as exc:
+                    self.failed(payload, exc)
+                    return
                 if sealed is None:
                     return
                 payload = sealed
@@ -151,30 +198,43 @@ class RelayEndpoint:
       0.131.0 does) and calls ``on_link_lost``.  Text messages are not part of the relay
       protocol: counted in :attr:`text_dropped` and dropped (what 0.131.0 does).
 
-    **Record layer** (the seam for a per-stream encrypted relay; none exists yet): a
+    **Record layer** (the seam of the Noise relay, docs/noise.md §Endpoints): a
     :class:`RecordLayer` sits on one stream between the application's payloads and the stream
     engine.  Outgoing payloads pass through ``layer.seal`` (None keeps one back), incoming ones
     through ``layer.open`` (None consumes one), and the layer sends its own handshake messages
-    through the ``transmit`` callable it is bound with.  Install it before payloads flow:
-    ``open_stream(..., record=layer)`` on the opener side, the ``record_layer(sid, mode)``
+    and records through the :class:`RecordPort` it is bound with.  Install it before payloads
+    flow: ``open_stream(..., record=layer)`` on the opener side, the ``record_layer(sid, mode)``
     factory on the acceptor side (called right after ``on_accept``, before the stream's first
-    message is delivered), or :meth:`set_record_layer` on a live stream.  Streams without a
-    layer pay nothing for the seam: a send tests one empty dict.
+    message is delivered), ``handshake_layer(sid, mode)`` for the first Handshake frame of a
+    stream without a layer (the executor's Noise streams), or :meth:`set_record_layer` on a
+    live stream.  ``plaintext_refused`` (a reason) makes an acceptor reset every stream whose
+    first message arrives without a layer.  Streams without a layer pay nothing for the seam:
+    a send tests one empty dict.
     """
 
     def __init__(self, role: str, *,
                  on_accept: Callable[[str, str], StreamHandler | None] | None = None,
                  record_layer: Callable[[str, str], RecordLayer | None] | None = None,
+                 handshake_layer: Callable[[str, str], RecordLayer | None] | None = None,
+                 plaintext_refused: str | None = None,
                  on_link_lost: Callable[[], None] | None = None,
                  loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop or asyncio.get_running_loop()
+        # The opener always routes Handshake frames (the answers to its own); an acceptor
+        # only when it can make a layer for them, else the multiplexer refuses them at once.
+        wants_handshakes = role == OPENER or handshake_layer is not None
         self.mux = Multiplexer(role, on_message=self._deliver, on_open=self._accept,
-                               on_close=self._closed, on_writable=self._writable)
+                               on_close=self._closed, on_writable=self._writable,
+                               on_handshake=self._handshake if wants_handshakes else None)
         #: live streams this side has not reset, by stream id
         self.streams: dict[str, _Stream] = {}
         self._records: dict[str, RecordLayer] = {}
         self._on_accept = on_accept
         self._record_factory = record_layer
+        self._handshake_factory = handshake_layer
+        #: acceptor: the Reset reason for a stream whose first message comes without a
+        #: record layer (``exec-server --require-noise``); None serves plaintext streams
+        self._plaintext_refused = plaintext_refused
         self._on_link_lost = on_link_lost
         self.link: Link | None = None
         self._had_link = False
@@ -236,12 +296,40 @@ class RelayEndpoint:
             raise KeyError(f"no live stream {stream_id!r}")
         self._records[stream_id] = layer
         st.deliver = _RecordReader(layer, st.handler)
-        layer.bind(lambda payload: self._transmit(stream_id, payload))
+        layer.bind(RecordPort(self, stream_id))
 
-    def _transmit(self, stream_id: str, payload: bytes) -> None:
-        """A record layer's own message: queued as is, flushed like any send."""
-        self.mux.send(stream_id, payload)
+    def fail(self, stream_id: str, reason: str) -> None:
+        """End a stream from this side for a reason the application did not choose (its
+        record layer failed, or the stream is refused): a Reset goes out and the handler is
+        told ``on_close(reason, False)``.  No-op for a stream that already ended."""
+        st = self.streams.pop(stream_id, None)
+        if st is None:
+            return
+        self._records.pop(stream_id, None)
+        self.mux.reset(stream_id, reason)
         self.flush_soon()
+        st.handler.on_close(reason, False)
+
+    def _handshake(self, stream_id: str, message: bytes) -> None:
+        """A Handshake frame: to the stream's layer, made by ``handshake_layer`` if it has
+        none yet (docs/noise.md §Endpoints)."""
+        if stream_id not in self.streams:
+            return
+        layer = self._records.get(stream_id)
+        if layer is None and self._handshake_factory is not None:
+            layer = self._handshake_factory(stream_id, self.stream_mode(stream_id) or "legacy")
+            if layer is not None:
+                self.set_record_layer(stream_id, layer)
+        on_handshake = getattr(layer, "on_handshake", None)
+        if on_handshake is None:
+            self.fail(stream_id, NOISE_REFUSED)
+            return
+        on_handshake(message)
+
+    def _refuse_plaintext(self, stream_id: str, payload: bytes) -> None:
+        """``deliver`` of an accepted stream before it has a record layer, when plaintext is
+        refused: its first message ends it with the configured reason."""
+        self.fail(stream_id, self._plaintext_refused or "plaintext stream refused")
 
     def close(self, reason: str = "relay endpoint closed") -> None:
         """End every stream (Resets queued, handlers told ``on_close(reason, False)``), write
@@ -276,7 +364,9 @@ class RelayEndpoint:
             self.mux.reset(stream_id, self.refuse_reason)
             self.flush_soon()
             return
-        self.streams[stream_id] = _Stream(handler)
+        st = self.streams[stream_id] = _Stream(handler)
+        if self._plaintext_refused is not None:
+            st.deliver = partial(self._refuse_plaintext, stream_id)
         if self._record_factory is not None:
             layer = self._record_factory(stream_id, mode)
             if layer is not None:
@@ -410,4 +500,4 @@ class _LinkHandler:
             self.endpoint.flush_soon()
 
 
-__all__ = ["RelayEndpoint", "StreamPort", "StreamHandler", "RecordLayer", "WRITE_BATCH_BYTES", "FLUSH_EVERY"]
+__all__ = ["RelayEndpoint", "StreamPort", "StreamHandler", "RecordLayer", "RecordPort", "WRITE_BATCH_BYTES", "FLUSH_EVERY"]
