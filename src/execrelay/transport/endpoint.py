@@ -169,7 +169,8 @@ class RelayEndpoint:
                  loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop or asyncio.get_running_loop()
         self.mux = Multiplexer(role, on_message=self._deliver, on_open=self._accept,
-                               on_close=self._closed, on_writable=self._writable)
+                               on_close=self._closed, on_writable=self._writable,
+                               split_large=True)
         #: live streams this side has not reset, by stream id
         self.streams: dict[str, _Stream] = {}
         self._records: dict[str, RecordLayer] = {}
