@@ -189,6 +189,14 @@ class RelayRpcConnection(RpcConnection):
     def on_close(self, reason: str | None = None, by_peer: bool = False) -> None:
         self.close(reason or "stream closed")
 
+    def close(self, reason: str | None = None) -> None:
+        # The port is told through the connection's own send callable rather than a stored
+        # ``port.closed`` bound method (48 bytes per idle stream).
+        if self.closed:
+            return
+        super().close(reason)
+        cast(_StreamPort, self._send).closed()
+
 
 class _StreamPort(StreamPort):
     """What a stream's connection writes to: ``port(data)`` queues a reply (a reply for a
@@ -258,7 +266,7 @@ class RemoteExecutor:
     def _on_accept(self, sid: str, mode: str) -> RelayRpcConnection:
         assert self.endpoint is not None
         port = _StreamPort(self.endpoint, sid)
-        return RelayRpcConnection(self.server, port, port.closed)
+        return RelayRpcConnection(self.server, port)  # its close() calls port.closed()
 
     # ------------------------------------------------------------------ main loop
     async def run(self) -> int:

@@ -143,6 +143,8 @@ class Multiplexer:
         self._budget = ReassemblyBudget(reassembly_budget)
         self.streams: dict[str, StreamEngine] = {}
         self._ready: deque[StreamEngine] = deque()
+        self._wake = self._ready.append
+        self._closed_cb = self._closed
         self._dirty: set[StreamEngine] = set()
         self._heap: list = []
         self._heap_n = 0
@@ -179,8 +181,10 @@ class Multiplexer:
         self._on_close_cb(eng.stream_id, eng.close_reason, eng.reset_by_peer)
 
     def _adopt(self, eng: StreamEngine) -> StreamEngine:
-        eng._wake = self._ready.append     # a C call, no Python frame
-        eng._on_close = self._closed
+        # One bound method per multiplexer shared by every engine, not one per stream (idle
+        # streams: docs/benchmarks.md §Idle streams).
+        eng._wake = self._wake              # the ready deque's append: a C call, no Python frame
+        eng._on_close = self._closed_cb
         eng._budget = self._budget
         self.streams[eng.stream_id] = eng
         if eng.wants_output():
@@ -329,6 +333,7 @@ class Multiplexer:
         if eng.mode == LEGACY and not eng.closed and 0 < len(message) <= _LEGACY_FAST_MAX:
             # 0.131.0 hot path, inlined StreamEngine.send: encode now, queue, wake.  A large
             # message is not copied into its frame (docs/architecture.md §Large transfers).
+            frame: bytes | SplitFrame
             if len(message) >= _SPLIT_MIN and self._split and type(message) is bytes:
                 frame = encode_data_split(_encode_data, stream_id, eng._tx_seq, 0, 0, message)
             else:

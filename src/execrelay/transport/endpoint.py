@@ -65,8 +65,9 @@ class _Stream:
 
     def __init__(self, handler: StreamHandler) -> None:
         self.handler = handler
-        #: bound ``handler.on_message`` (or the record layer's reader): one call per message
-        self.deliver: Callable[[bytes], None] = handler.on_message
+        #: the record layer's reader, or None: payloads go to ``handler.on_message`` (called
+        #: through the handler, not a stored bound method: 64 bytes less per idle stream)
+        self.deliver: Callable[[bytes], None] | None = None
 
 
 class _RecordReader:
@@ -178,6 +179,7 @@ class RelayEndpoint:
         self._record_factory = record_layer
         self._on_link_lost = on_link_lost
         self.link: Link | None = None
+        self._write_now: Callable[[list, bool], None] | None = None
         self._had_link = False
         self._flush_scheduled = False
         self._fed = 0
@@ -266,7 +268,10 @@ class RelayEndpoint:
     def _deliver(self, stream_id: str, payload: bytes) -> None:
         st = self.streams.get(stream_id)
         if st is not None:
-            st.deliver(payload)
+            if st.deliver is None:
+                st.handler.on_message(payload)
+            else:
+                st.deliver(payload)
 
     def _accept(self, stream_id: str, mode: str) -> None:
         handler = self._on_accept(stream_id, mode) if self._on_accept is not None else None
@@ -308,6 +313,8 @@ class RelayEndpoint:
         if self.link is not None and self.link is not link:
             self.detach()
         self.link = link
+        #: the link's ``write_now`` (PicowsLink) when it has one
+        self._write_now = getattr(link, "write_now", None)
         if self._had_link:
             self.mux.on_reconnect(self.loop.time())
         self._had_link = True
@@ -320,6 +327,7 @@ class RelayEndpoint:
         if self.link is None:
             return
         self.link = None
+        self._write_now = None
         self.mux.on_disconnect()
         if self._on_link_lost is not None:
             self._on_link_lost()
@@ -369,8 +377,12 @@ class RelayEndpoint:
             return False  # on_write_paused(False) calls flush_soon() when the socket drains
         frames = mux.poll_output(self.loop.time(), WRITE_BATCH_BYTES)
         if frames:
-            link.send_many(frames, binary=True)
-            link.flush()
+            write_now = self._write_now
+            if write_now is not None:
+                write_now(frames, True)  # one write, no flush callback scheduled first
+            else:
+                link.send_many(frames, binary=True)
+                link.flush()
         return mux.has_output()
 
     def _arm(self, deadline: float | None) -> None:
