@@ -79,7 +79,7 @@ def targets(results: dict) -> list[tuple[str, str, str, str]]:
     fps = [s.get("rdv_frames_per_core_s") for c in results.get("rendezvous", {}).get("configs", {}).values()
            for s in c.get("summary", {}).values() if s.get("rdv_frames_per_core_s")]
     v = max(fps) if fps else None
-    row("rendezvous routing, small frames (best config)", ">= 500k frames/s/core", v, v is not None and v >= 5e5,
+    row("rendezvous routing, small frames (best config)", ">= 1M frames/s/core", v, v is not None and v >= 1e6,
         "{:,.0f} frames/s/core")
     c816 = _cfg(results, "trivial s8 w16")
     f, cpu = c816.get("fast_vs_pure_rps"), c816.get("pure_vs_fast_cpu")
