@@ -23,6 +23,8 @@ Driving it (everything is synchronous and cheap; call from the event loop callba
     # 3. after handling one read (or a timer), write everything that is ready in ONE write:
     frames = mux.poll_output(now)         # list[bytes], one binary ws message each,
                                           # round-robin one frame per stream per turn
+                                          # (split_large=True: a large legacy message's
+                                          # frame is a wire.split.SplitFrame, not copied)
     #    poll_output(now, max_bytes=N) stops once N bytes are collected (transport
     #    backpressure); the rest stays queued for the next call.
 
