@@ -23,20 +23,32 @@ _ZERO_KEY = b"\x00\x00\x00\x00"
 SMALL_BINARY: list[bytes] = [bytes((0x80 | OP_BINARY, n)) for n in range(126)]
 
 
+# One struct call per header (the "4x" pads are the all-zero masking key).
+_hdr2 = struct.Struct("!BB").pack
+_hdr4 = struct.Struct("!BBH").pack
+_hdr10 = struct.Struct("!BBQ").pack
+_hdr2m = struct.Struct("!BB4x").pack
+_hdr4m = struct.Struct("!BBH4x").pack
+_hdr10m = struct.Struct("!BBQ4x").pack
+
+
 def header(opcode: int, length: int, masked: bool = False) -> bytes:
     """Header of one unfragmented frame (FIN set) carrying ``length`` payload bytes.
 
     ``masked`` (client to server) appends the all-zero masking key.
     """
     b0 = 0x80 | opcode
-    m = 0x80 if masked else 0
+    if masked:
+        if length < 126:
+            return _hdr2m(b0, 0x80 | length)
+        if length < 65536:
+            return _hdr4m(b0, 0xFE, length)
+        return _hdr10m(b0, 0xFF, length)
     if length < 126:
-        h = bytes((b0, m | length))
-    elif length < 65536:
-        h = bytes((b0, m | 126)) + _pack_H(length)
-    else:
-        h = bytes((b0, m | 127)) + _pack_Q(length)
-    return h + _ZERO_KEY if masked else h
+        return _hdr2(b0, length)
+    if length < 65536:
+        return _hdr4(b0, 126, length)
+    return _hdr10(b0, 127, length)
 
 
 def binary_header(length: int) -> bytes:

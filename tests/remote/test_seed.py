@@ -157,3 +157,27 @@ async def test_reply_over_the_legacy_frame_limit_is_an_error_not_a_reset(fake_re
     assert msg["error"]["code"] == -32603 and "too large" in msg["error"]["message"]
     await fake.send(data("s", 3, {"id": 3, "method": "fs/getMetadata", "params": {"path": str(big)}}))
     assert orjson.loads((await fake.recv()).payload)["result"]["isFile"] is True
+
+
+async def test_large_legacy_reply_is_byte_identical_and_the_stream_goes_on(fake_rendezvous, remote_executor,
+                                                                          tmp_path):
+    """A reply over wire.split.SPLIT_MIN_BYTES leaves as head + payload (no copy); the peer
+    receives exactly the frame encode_data would have built, and small replies follow it."""
+    import base64
+    import os
+
+    fake = fake_rendezvous
+    await fake.accept()
+    blob = os.urandom(3 * 1024 * 1024 + 5)  # ~4 MiB of base64
+    path = tmp_path / "blob.bin"
+    path.write_bytes(blob)
+    await fake.send(data("s", 0, initialize(1, "split")))
+    assert orjson.loads((await fake.recv()).payload)["id"] == 1
+    await fake.send(data("s", 1, {"method": "initialized", "params": {}}))
+    await fake.send(data("s", 2, {"id": 2, "method": "fs/readFile", "params": {"path": str(path)}}))
+    frame = await fake.recv(timeout=20)
+    assert frame.kind == wire.DATA and frame.seq == 1 and frame.segment_count == 1
+    msg = orjson.loads(frame.payload)
+    assert msg["id"] == 2 and base64.b64decode(msg["result"]["dataBase64"]) == blob
+    await fake.send(data("s", 3, {"id": 3, "method": "fs/getMetadata", "params": {"path": str(path)}}))
+    assert orjson.loads((await fake.recv()).payload)["result"]["isFile"] is True

@@ -31,6 +31,7 @@ from . import procfs
 from .scenarios import INITIALIZE, INITIALIZED, Scenario
 
 if TYPE_CHECKING:
+    from ..stream import Multiplexer
     from .processes import ExecutorProcess
 
 _fast_codec, _pure_codec = load_both("execrelay.wire._codec_c", "execrelay.wire._codec_py")
@@ -44,7 +45,7 @@ DRIVER_BOUND_BUSY = 0.90
 
 
 class BenchStream:
-    __slots__ = ("sid", "seq", "sent", "ready", "dead", "next_id", "scen", "rec", "window")
+    __slots__ = ("sid", "seq", "sent", "ready", "dead", "next_id", "scen", "rec", "window", "mux")
 
     def __init__(self, sid: str, scen: "Scenario | None" = None, rec: bool = True, window: int = 0) -> None:
         self.sid = sid
@@ -56,6 +57,8 @@ class BenchStream:
         self.ready = False
         self.dead = False
         self.next_id = 1
+        #: a RELIABLE stream's own opener-side Multiplexer (acks, segments); None: legacy
+        self.mux: "Multiplexer | None" = None
 
 
 @dataclass
@@ -95,6 +98,9 @@ class ExecutorConn(WSListener):
         self.drain_fut: asyncio.Future | None = None
         self.outstanding = 0
         self.closed = asyncio.Event()
+        #: reliable streams (their Multiplexer needs ticks for delayed acks)
+        self.reliable: list[BenchStream] = []
+        self._ticker: asyncio.TimerHandle | None = None
 
     # -- picows callbacks
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -115,9 +121,13 @@ class ExecutorConn(WSListener):
                 self.flush()
             return
         self._ensure_now()
-        f = decode(frame.get_payload_as_bytes())
+        data = frame.get_payload_as_bytes()
+        f = decode(data)
         st = self.streams.get(f.stream_id)
-        if st is not None:
+        if st is not None and st.mux is not None:
+            st.mux.feed(data, self.now)  # its messages come back through _on_data
+            self._pump(st.mux)
+        elif st is not None:
             if f.kind == DATA:
                 self._on_data(st, f.payload)
             elif f.kind == RESET:
@@ -180,11 +190,50 @@ class ExecutorConn(WSListener):
         self.outstanding += 1
 
     def _send(self, st: BenchStream, payload: bytes) -> None:
+        if st.mux is not None:
+            st.mux.send(st.sid, payload)
+            self._pump(st.mux)
+            return
         body = encode_data(st.sid, st.seq, 0, 0, payload)
         st.seq += 1
         out = self.out
         out.append(self._header(len(body)))
         out.append(body)
+
+    def _pump(self, mux: "Multiplexer") -> None:
+        out = self.out
+        for frame in mux.poll_output(self.now):
+            out.append(self._header(len(frame)))
+            out.append(frame)
+
+    def _open_reliable(self, st: BenchStream) -> None:
+        """``st`` as a RELIABLE stream (segmented, acked) driven by its own Multiplexer."""
+        from ..stream import OPENER, RELIABLE, Multiplexer
+
+        def closed(sid: str, reason: str | None, by_peer: bool) -> None:
+            st.dead = True
+            self.stats.resets += 1
+            self.outstanding -= len(st.sent)
+            st.sent.clear()
+            self._check_drain()
+
+        st.mux = Multiplexer(OPENER, on_message=lambda sid, p: self._on_data(st, p), on_close=closed)
+        st.mux.open_stream(st.sid, self.now, RELIABLE)
+        self.reliable.append(st)
+        if self._ticker is None:
+            self._ticker = self.loop.call_later(0.002, self._tick)
+
+    def _tick(self) -> None:
+        """Every 2 ms while reliable streams live: their delayed acks and retransmissions."""
+        self._ticker = None
+        self.reliable = [st for st in self.reliable if not st.dead and st.sid in self.streams]
+        if not self.reliable:
+            return
+        self._ensure_now()
+        for st in self.reliable:
+            st.mux.tick(self.now)  # type: ignore[union-attr]
+            self._pump(st.mux)  # type: ignore[arg-type]
+        self._ticker = self.loop.call_later(0.002, self._tick)
 
     def flush(self) -> None:
         self.flush_armed = False
@@ -211,6 +260,8 @@ class ExecutorConn(WSListener):
         for st in special or ():
             self.streams[st.sid] = st
             self._ensure_now()
+            if st.scen is not None and st.scen.reliable:
+                self._open_reliable(st)
             self._send(st, INITIALIZE)
         self.ready_fut = self.loop.create_future()
         batch = 500

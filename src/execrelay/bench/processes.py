@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 
 from ..rendezvous import tokens
-from . import procfs
+from . import pinning, procfs
 from .procgroup import kill_group
 from .fakerdv import Rendezvous
 from .load import ExecutorConn
@@ -47,7 +47,8 @@ class ExecutorProcess:
         env.update(self.spec.env)
         log = open(os.path.join(self.logdir, f"{self.executor_id}.log"), "wb")
         self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                     start_new_session=True, cwd=self.logdir)
+                                     start_new_session=True, cwd=self.logdir,
+                                     preexec_fn=pinning.child_preexec())
         log.close()
         try:
             self.conn = await asyncio.wait_for(fut, timeout)
@@ -100,7 +101,8 @@ class RendezvousProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "execrelay", "rendezvous", "--listen", "127.0.0.1:0",
                                       "--max-frame-bytes", str(64 * 1024 * 1024)],
                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=pinning.child_preexec())
         loop = asyncio.get_running_loop()
         line = await asyncio.wait_for(loop.run_in_executor(None, self.proc.stdout.readline), timeout)
         text = line.decode().strip()

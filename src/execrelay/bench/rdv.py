@@ -19,10 +19,11 @@ import time
 import picows
 
 from .._wsframe import OP_BINARY, header
+from . import pinning
 from .fakerdv import MAX_FRAME, Rendezvous
 from .load import ExecutorConn, measure
 from .processes import ExecutorProcess, ExecutorSpec, RendezvousProcess
-from .scenarios import scenarios
+from .scenarios import Scenario, scenarios
 
 
 class HarnessConn(ExecutorConn):
@@ -46,7 +47,8 @@ class ViaRendezvous(ExecutorProcess):
         env.update(self.spec.env)
         log = open(os.path.join(self.logdir, f"{self.executor_id}.log"), "wb")
         self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                     start_new_session=True, cwd=self.logdir)
+                                     start_new_session=True, cwd=self.logdir,
+                                     preexec_fn=pinning.child_preexec())
         log.close()
         fut = asyncio.get_running_loop().create_future()
         conn = HarnessConn(self.executor_id, fut)
@@ -60,8 +62,55 @@ class ViaRendezvous(ExecutorProcess):
         return conn
 
 
+async def _staller(rp: RendezvousProcess, executor_id: str, scen: Scenario, window: int) -> HarnessConn:
+    """A second harness of the same executor that asks for ``window`` bulk replies at a time,
+    then stops reading its socket (its replies pile up at the rendezvous)."""
+    fut = asyncio.get_running_loop().create_future()
+    conn = HarnessConn(executor_id + "-staller", fut)
+    await picows.ws_connect(lambda: conn, rp.harness_url(executor_id), max_frame_size=MAX_FRAME,
+                            read_buffer_init_size=256 * 1024)
+    await asyncio.wait_for(fut, 10.0)
+    await conn.open_streams("stall", 1, timeout=30.0)
+    conn.start_load(scen, window)
+    conn.raw.pause_reading()  # type: ignore[attr-defined]
+    return conn
+
+
+async def stalled(rp: RendezvousProcess, via: ExecutorProcess, scen: dict[str, Scenario], reps: int,
+                  warmup: float, duration: float) -> dict:
+    """Other harnesses' p99 while one harness of the same executor stops reading.
+
+    Interleaved: trivial, 8 streams, window 1 through ``execrelay rendezvous`` alone, then the
+    same with a second harness that requested 8 MiB reads (window 4) and stopped reading; the
+    report gives the medians and the p99 added (docs/benchmarks.md §Scenarios)."""
+    runs: dict[str, list] = {"alone": [], "stalled": []}
+    for rep in range(reps):
+        for label in ("alone", "stalled"):
+            staller = None
+            try:
+                if label == "stalled":
+                    staller = await _staller(rp, via.executor_id, scen["readFile8m"], 4)
+                    await asyncio.sleep(0.3)  # its replies reach the rendezvous and back up
+                res = await measure(via, scen["trivial"], 8, 1, warmup, duration, f"st{rep}{label}")
+            except Exception as exc:  # noqa: BLE001 - recorded
+                res = {"failed": f"{type(exc).__name__}: {exc}"}
+            finally:
+                if staller is not None and staller.transport is not None:
+                    staller.transport.disconnect(graceful=False)
+            res.pop("cdf_ms", None)
+            runs[label].append(res)
+    out: dict = {"runs": runs}
+    for label, rs in runs.items():
+        good = [r for r in rs if "p99_ms" in r and not r.get("driver_bound")]
+        if good:
+            out[label] = {m: statistics.median(r[m] for r in good) for m in ("rps", "p50_ms", "p99_ms")}
+    if "alone" in out and "stalled" in out:
+        out["p99_added_ms"] = out["stalled"]["p99_ms"] - out["alone"]["p99_ms"]
+    return out
+
+
 async def run(which: list[str], configs: list, reps: int, warmup: float, duration: float,
-              progress_factory=None) -> dict:
+              progress_factory=None, stalled_reps: int = 0) -> dict:
     import shutil
     import tempfile
 
@@ -75,7 +124,8 @@ async def run(which: list[str], configs: list, reps: int, warmup: float, duratio
     scen = scenarios(workdir)
     procs: list[ExecutorProcess] = []
     out: dict = {"executors": {k: s.label for k, s in specs.items()}, "configs": {}}
-    prog = progress_factory(len(configs) * reps * len(specs) * 2, "rendezvous runs") if progress_factory else None
+    total = len(configs) * reps * len(specs) * 2 + (1 if stalled_reps else 0)
+    prog = progress_factory(total, "rendezvous runs") if progress_factory else None
     try:
         await rp.start()
         pairs = {}
@@ -127,6 +177,11 @@ async def run(which: list[str], configs: list, reps: int, warmup: float, duratio
                         s["rdv_frames_per_core_s"] = 1 / statistics.median(per)
                 summary[k] = s
             out["configs"][cfg.key] = {"runs": entry, "summary": summary}
+        if stalled_reps:
+            out["stalled"] = {k: await stalled(rp, via, scen, stalled_reps, warmup, duration)
+                              for k, (_, via) in pairs.items()}
+            if prog:
+                prog.step("stalled harness")
     finally:
         for ex in procs:
             ex.stop()

@@ -19,6 +19,8 @@ class Scenario:
     suffix: bytes
     per_id_suffix: Callable[[int], bytes] | None = None  # for unique processIds
     setup: Callable[[str], None] | None = None
+    #: run on a RELIABLE stream (segmented, acked; only as the isolation runs' bulk stream)
+    reliable: bool = False
 
     def payload(self, rid: int) -> bytes:
         if self.per_id_suffix is not None:
@@ -43,12 +45,17 @@ def scenarios(workdir: str) -> dict[str, Scenario]:
     small = mkfile("file64k.bin", 64 * 1024)
     big = mkfile("file16m.bin", 16 * 1024 * 1024)
     mid = mkfile("file8m.bin", 8 * 1024 * 1024)
+    # base64 of 47 MiB is 62.7 MiB: the largest readFile reply under the 64 MiB message cap
+    huge = mkfile("file47m.bin", 47 * 1024 * 1024)
+    reliable64m = _fs_call("reliable64m", "readFile", huge)
+    reliable64m.reliable = True
     return {
         "trivial": Scenario("trivial", b'{"id":', b',"method":"bench/unknown","params":{}}'),
         "getMetadata": _fs_call("getMetadata", "getMetadata", workdir),
         "readFile64k": _fs_call("readFile64k", "readFile", small),
         "readFile16m": _fs_call("readFile16m", "readFile", big),
         "readFile8m": _fs_call("readFile8m", "readFile", mid),
+        "reliable64m": reliable64m,
         "processTrue": Scenario(
             "processTrue", b'{"id":', b"",
             per_id_suffix=lambda rid: (b',"method":"process/start","params":{"processId":"p%d",'

@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(scenario:streams:window[:scenario of one extra bulk stream])")
     p.add_argument("--profile", action="store_true",
                    help="also profile our fast executor with py-spy --native under the load (adds ~30 s)")
+    p.add_argument("--pin", metavar="auto|D:M", default=None,
+                   help="pin the driver to CPUs D and the measured processes (executors, rendezvous) "
+                        "to CPUs M, e.g. '0:1'; 'auto': the first CPU for the driver, the rest for them")
     p.add_argument("--no-progress", action="store_true")
     add_log_args(p)
     p.set_defaults(func=run)
@@ -68,6 +71,14 @@ def run(args: argparse.Namespace) -> int:
         with open(args.compare) as a, open(args.against) as b:
             print(report.compare(json.load(a), json.load(b)))
         return 0
+    if args.pin:
+        from ..bench import pinning
+
+        try:
+            pinning.pin(*pinning.parse(args.pin))
+        except (ValueError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
@@ -93,6 +104,9 @@ def _run_all(args: argparse.Namespace, uvloop) -> dict:
     t0 = time.monotonic()
     results: dict = {"mode": mode, "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
                      "machine": procfs.machine()}
+    from ..bench import pinning
+
+    results["machine"]["pinning"] = pinning.describe()
     if args.only in ("micro", "all"):
         prog = Progress(7, "micro", enabled)
         results["micro"] = micro.run(quick=mode != "full", progress=prog)
@@ -131,7 +145,8 @@ def _run_all(args: argparse.Namespace, uvloop) -> dict:
             which = [w for w in which if w != "pure"]
         coro = rdv.run(which, cfgs, 1 if mode != "full" else 2,
                        0.4 if mode != "full" else 1.0, 1.5 if mode != "full" else 3.0,
-                       progress_factory=lambda total, label: Progress(total, label, enabled))
+                       progress_factory=lambda total, label: Progress(total, label, enabled),
+                       stalled_reps=1 if mode != "full" else 3)
         results["rendezvous"] = uvloop.run(coro) if uvloop is not None else asyncio.run(coro)
         if mode == "full":
             results["rendezvous_e2e"] = _rendezvous_e2e()

@@ -272,6 +272,14 @@ class RelayRpcConnection(RpcConnection):
             log.debug("stream ended", extra={"fields": {**self._ids(), "reason": reason, "by_peer": by_peer}})
         self.close(reason or "stream closed")
 
+    def close(self, reason: str | None = None) -> None:
+        # The port is told through the connection's own send callable rather than a stored
+        # ``port.closed`` bound method (48 bytes per idle stream).
+        if self.closed:
+            return
+        super().close(reason)
+        cast(_StreamPort, self._send).closed()
+
 
 class _StreamPort(StreamPort):
     """What a stream's connection writes to: ``port(data)`` queues a reply (a reply for a
@@ -371,7 +379,7 @@ class RemoteExecutor:
             self.server.metrics.reset(DRAINING_REASON, "sent")
             return None
         port = _StreamPort(self.endpoint, sid)
-        return RelayRpcConnection(self.server, port, port.closed)
+        return RelayRpcConnection(self.server, port)  # its close() calls port.closed()
 
     # ------------------------------------------------------------------ Noise streams
     def _noise_layer(self, sid: str, mode: str) -> ExecutorNoiseLayer | None:

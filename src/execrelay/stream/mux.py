@@ -23,6 +23,8 @@ Driving it (everything is synchronous and cheap; call from the event loop callba
     # 3. after handling one read (or a timer), write everything that is ready in ONE write:
     frames = mux.poll_output(now)         # list[bytes], one binary ws message each,
                                           # round-robin one frame per stream per turn
+                                          # (split_large=True: a large legacy message's
+                                          # frame is a wire.split.SplitFrame, not copied)
     #    poll_output(now, max_bytes=N) stops once N bytes are collected (transport
     #    backpressure); the rest stays queued for the next call.
 
@@ -97,6 +99,7 @@ from collections import OrderedDict, deque
 from typing import Callable, Iterable
 
 from .. import wire
+from ..wire.split import SPLIT_MIN_BYTES, SplitFrame, encode_data_split
 from .engine import (ACCEPTOR, LEGACY, MODE_NAMES, OPENER, PENDING, RELIABLE, ReassemblyBudget,
                      StreamEngine, clip_reason)
 from .errors import (MAX_SEQ, PROBATION_SECONDS, REASSEMBLY_BUDGET_BYTES, STREAM_HIGH_WATER,
@@ -118,6 +121,7 @@ NOISE_REFUSED = "noise_relay_protocol_error"
 _RESET = wire.RESET
 _decode = wire.decode
 _encode_data = wire.encode_data
+_SPLIT_MIN = SPLIT_MIN_BYTES
 _FrameError = wire.FrameError
 #: Legacy messages up to this size take the inlined send path (no frame-size recheck needed).
 _LEGACY_FAST_MAX = wire.LEGACY_MAX_FRAME_BYTES - 256
@@ -132,10 +136,15 @@ class Multiplexer:
                  on_close: Callable[[str, str | None, bool], None] | None = None,
                  on_writable: Callable[[str, bool], None] | None = None,
                  reassembly_budget: int = REASSEMBLY_BUDGET_BYTES,
-                 on_handshake: Callable[[str, bytes], None] | None = None) -> None:
+                 on_handshake: Callable[[str, bytes], None] | None = None,
+                 split_large: bool = False) -> None:
         if role not in (ACCEPTOR, OPENER):
             raise ValueError(f"role must be {ACCEPTOR!r} or {OPENER!r}")
         self.role = role
+        #: queue large legacy messages as :class:`~execrelay.wire.split.SplitFrame` (head +
+        #: payload, not copied) instead of ``bytes``: for a transport that writes both buffers
+        #: with one writev (:class:`~execrelay.transport.endpoint.RelayEndpoint` sets it)
+        self._split = split_large
         self.events: list[tuple] = []
         self._on_message = on_message if on_message is not None else self._ev_message
         self._on_open = on_open if on_open is not None else self._ev_open
@@ -147,6 +156,8 @@ class Multiplexer:
         self._budget = ReassemblyBudget(reassembly_budget)
         self.streams: dict[str, StreamEngine] = {}
         self._ready: deque[StreamEngine] = deque()
+        self._wake = self._ready.append
+        self._closed_cb = self._closed
         self._dirty: set[StreamEngine] = set()
         self._heap: list = []
         self._heap_n = 0
@@ -185,8 +196,10 @@ class Multiplexer:
         self._on_close_cb(eng.stream_id, eng.close_reason, eng.reset_by_peer)
 
     def _adopt(self, eng: StreamEngine) -> StreamEngine:
-        eng._wake = self._ready.append     # a C call, no Python frame
-        eng._on_close = self._closed
+        # One bound method per multiplexer shared by every engine, not one per stream (idle
+        # streams: docs/benchmarks.md §Idle streams).
+        eng._wake = self._wake              # the ready deque's append: a C call, no Python frame
+        eng._on_close = self._closed_cb
         eng._budget = self._budget
         self.streams[eng.stream_id] = eng
         if eng.wants_output():
@@ -359,8 +372,13 @@ class Multiplexer:
         if eng is None:
             raise StreamClosed(f"no such stream {stream_id!r}")
         if eng.mode == LEGACY and not eng.closed and 0 < len(message) <= _LEGACY_FAST_MAX:
-            # 0.131.0 hot path, inlined StreamEngine.send: encode now, queue, wake.
-            frame = _encode_data(stream_id, eng._tx_seq, 0, 0, message)
+            # 0.131.0 hot path, inlined StreamEngine.send: encode now, queue, wake.  A large
+            # message is not copied into its frame (docs/architecture.md §Large transfers).
+            frame: bytes | SplitFrame
+            if len(message) >= _SPLIT_MIN and self._split and type(message) is bytes:
+                frame = encode_data_split(_encode_data, stream_id, eng._tx_seq, 0, 0, message)
+            else:
+                frame = _encode_data(stream_id, eng._tx_seq, 0, 0, message)
             eng._tx_seq = (eng._tx_seq + 1) & MAX_SEQ
             q = eng._out
             if q is None:
@@ -423,10 +441,11 @@ class Multiplexer:
     def has_output(self) -> bool:
         return bool(self._ready)
 
-    def poll_output(self, now: float, max_bytes: int = 0) -> list[bytes]:
-        """Every frame ready now, round-robin across streams (one frame per stream per turn)."""
+    def poll_output(self, now: float, max_bytes: int = 0) -> list[bytes | SplitFrame]:
+        """Every frame ready now, round-robin across streams (one frame per stream per turn).
+        With ``split_large``, a large legacy message's frame is a :class:`SplitFrame`."""
         self._now = now
-        out: list[bytes] = []
+        out: list[bytes | SplitFrame] = []
         ready = self._ready
         dirty = self._dirty
         streams = self.streams

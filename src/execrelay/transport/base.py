@@ -11,8 +11,11 @@ from __future__ import annotations
 from typing import Callable, Iterable, Protocol, Union
 
 from ..wire.peek import LEGACY_MAX_FRAME_BYTES
+from ..wire.split import SplitFrame
 
-Payload = Union[bytes, bytearray, memoryview, str]
+#: What a link sends: a message's bytes or text, or a relay frame in two buffers (a link
+#: writes a :class:`SplitFrame`'s head and payload without joining them when it can).
+Payload = Union[bytes, bytearray, memoryview, str, SplitFrame]
 
 #: websocket limits of 0.131.0 (axum/tungstenite defaults, docs/exec-server.md §Transports)
 MAX_FRAME_BYTES = LEGACY_MAX_FRAME_BYTES

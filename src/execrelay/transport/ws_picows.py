@@ -14,6 +14,7 @@ from typing import Any, Iterable
 from picows import (WSListener, WSMsgType, WSTransport, WSUpgradeRequest, WSUpgradeResponse,
                     WSUpgradeResponseWithListener, ws_connect, ws_create_server)
 
+from ..wire.split import SplitFrame
 from . import _frames
 from .base import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, LinkFactory, Payload, format_url, peer_of
 
@@ -60,6 +61,24 @@ class PicowsLink:
         for m in messages:
             self.send(m, binary)
 
+    def write_now(self, messages: list, binary: bool = False) -> None:
+        """``send_many(messages)`` + ``flush()`` without scheduling a flush callback first
+        (the relay endpoint writes each batch this way: one loop callback per request less at
+        window 1).  Takes ownership of ``messages``."""
+        if self._closed:
+            return
+        out = self._out
+        if out:
+            if binary != self._out_bin:
+                self.flush()
+                self._out = messages
+            else:
+                out.extend(messages)
+        else:
+            self._out = messages
+        self._out_bin = binary
+        self.flush()
+
     def _flush_soon(self) -> None:
         self._scheduled = False
         self.flush()
@@ -72,10 +91,13 @@ class PicowsLink:
         if self._closed:
             return
         opcode = _BINARY if self._out_bin else _TEXT
-        if len(out) == 1:
+        if len(out) == 1 and len(out[0]) <= _JOIN_LIMIT and type(out[0]) is not SplitFrame:
             data = out[0]
             self._t.send(opcode, data.encode() if type(data) is str else data)
         else:
+            # Large payloads (and SplitFrames) are never copied on the loop: picows' send()
+            # would copy (and, as a client, mask) them; here the header goes in front and
+            # the buffers as they are (docs/architecture.md §Large transfers).
             parts, total = _frames.frame_parts(out, 2 if self._out_bin else 1, self._client)
             if total > _JOIN_LIMIT:
                 self._raw.writelines(parts)  # big payloads: one writev, no copy (uvloop)

@@ -15,6 +15,7 @@ import websockets
 from websockets.asyncio.client import connect as _ws_connect
 from websockets.asyncio.server import serve as _ws_serve
 
+from ..wire.split import SplitFrame
 from .base import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, LinkFactory, Payload, format_url, peer_of
 
 HIGH_WATER = 4 * 1024 * 1024
@@ -74,7 +75,11 @@ class WebsocketsLink:
                     data, binary = queue.popleft()
                     self._queued -= len(data)
                     if binary:
-                        await ws.send(data if type(data) is not str else data.encode(), text=False)
+                        if type(data) is str:
+                            data = data.encode()
+                        elif type(data) is SplitFrame:  # websockets writes one buffer
+                            data = bytes(data)
+                        await ws.send(data, text=False)
                     else:
                         await ws.send(data, text=True)
                     if self.write_paused and self._queued < LOW_WATER:
