@@ -85,6 +85,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="join a cluster of rendezvous nodes through these NATS servers (the full "
                         "list; docs/rendezvous.md §Several nodes); without it: one node")
     p.add_argument("--node-id", metavar="NAME", help="this node's name in the cluster (needs --nats)")
+    p.add_argument("--websockets", choices=("picows", "aiohttp"), default="picows",
+                   help="server side of the websocket paths: picows (default; aiohttp when picows "
+                        "is unusable or EXECRELAY_PURE is set) or aiohttp (docs/rendezvous.md "
+                        "§URLs and endpoints)")
     p.add_argument("--log-level", default="WARNING")
     p.set_defaults(func=run)
     sub = p.add_subparsers(dest="rendezvous_command", metavar="{token,harness-url}")
@@ -214,6 +218,8 @@ async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int,
         print("execrelay rendezvous: --metrics-token-file is empty", file=sys.stderr)
         return 2
     server = RendezvousServer(secret, **overrides)
+    if args.websockets == "aiohttp":
+        server.fast_websockets = False
     node = None
     if cluster is not None:
         # Join before listening: no socket is accepted before its node can claim or route it.
