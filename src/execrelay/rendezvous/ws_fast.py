@@ -42,6 +42,7 @@ except ImportError:  # pragma: no cover - picows is a dependency; the pure build
     WSListener = object  # type: ignore[misc,assignment]
     WSProtocol = None  # type: ignore[assignment,misc]
 
+_BINARY = WSMsgType.BINARY if WSProtocol is not None else None
 #: the request line must arrive within this many bytes, or aiohttp answers it (400/414)
 _LINE_MAX = 8192
 _CHECK_EVERY = 1 << 20
@@ -152,6 +153,7 @@ class _RdvListener(WSListener):  # type: ignore[misc]
         self.server = server
         self.executor_id = executor_id
         self.role = role
+        self._executor = role == "executor"
         self.admitted = admitted  # the executor's registration, or the harness's token
         self.link: Link | None = None
         #: the link of a socket refused for a message over the cap, until it is detached
@@ -199,15 +201,13 @@ class _RdvListener(WSListener):  # type: ignore[misc]
 
     # -- the per-frame path ---------------------------------------------------------------
     def on_ws_frame(self, transport: Any, frame: Any) -> None:
+        # the hot path: one whole binary frame (globals bound once; see __init__ for route)
         link = self.link
-        if link is None:
-            return
-        mt = frame.msg_type
-        if mt is WSMsgType.BINARY and frame.fin and self._frag is None:
-            data = frame.get_payload_as_bytes()
-            if self.role == "executor":
-                self.route(link, data)
+        if frame.msg_type is _BINARY and frame.fin and self._frag is None and link is not None:
+            if self._executor:
+                self.route(link, frame.get_payload_as_bytes())
                 return
+            data = frame.get_payload_as_bytes()
             if self._held is not None:
                 self._held.append(data)
                 return
@@ -216,7 +216,8 @@ class _RdvListener(WSListener):  # type: ignore[misc]
                 return
             self.route(link, data)
             return
-        self._other_frame(transport, link, mt, frame)
+        if link is not None:
+            self._other_frame(transport, link, frame.msg_type, frame)
 
     def _congested(self, link: Link, data: bytes) -> bool:
         """Budget spent: re-check the executor's backlog; True when ``data`` is held."""
@@ -294,7 +295,7 @@ class _RdvListener(WSListener):  # type: ignore[misc]
             self.server.router._bad(link, "text", "text websocket message")  # noqa: SLF001
             return
         data = b"".join(parts)
-        if self.role == "harness":
+        if not self._executor:
             if self._held is not None:
                 self._held.append(data)
                 return
