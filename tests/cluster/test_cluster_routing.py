@@ -12,6 +12,12 @@ from nodes import Cluster
 pytestmark = pytest.mark.timeout(60)
 
 
+@pytest.fixture
+def cluster(shared_cluster: Cluster) -> Cluster:
+    """These cases kill nothing: one cluster for the module (distinct executor ids)."""
+    return shared_cluster
+
+
 def _pcts(samples: list[float]) -> str:
     ordered = sorted(samples)
     return (f"p50 {ordered[len(ordered) // 2] * 1e3:.2f} ms, "
@@ -30,8 +36,8 @@ async def test_executor_on_n1_harness_on_n2_1000_round_trips(cluster: Cluster) -
         assert n2['cluster_frames_total{direction="out"}'] >= 1000
         assert n1['cluster_frames_total{direction="in"}'] >= 1000
         assert n1['cluster_frames_total{direction="out"}'] >= 1000
-        assert n1["cluster_executors_owned"] == 1
-        assert n2["cluster_remote_executors"] == 1
+        assert n1["cluster_executors_owned"] >= 1
+        assert n2["cluster_remote_executors"] >= 1
 
 
 async def test_same_node_frames_do_not_touch_nats(cluster: Cluster) -> None:
@@ -46,8 +52,8 @@ async def test_same_node_frames_do_not_touch_nats(cluster: Cluster) -> None:
         assert after['cluster_frames_total{direction="in"}'] == before['cluster_frames_total{direction="in"}']
 
 
-async def test_resume_for_absent_executor_no_responders_grace_reset(make_cluster) -> None:
-    cluster = await make_cluster(2, executor_grace=1.0)
+async def test_resume_for_absent_executor_no_responders_grace_reset(cluster: Cluster) -> None:
+    before = await cluster.node("n2").metrics()
     h = Harness("exec-nowhere", cluster)
     await h.connect(cluster.node("n2"))
     try:
@@ -57,16 +63,16 @@ async def test_resume_for_absent_executor_no_responders_grace_reset(make_cluster
         assert stream.closed_reason == "executor_unavailable"
         m = await cluster.node("n2").metrics()
         assert m['cluster_ownership_changes_total{reason="lost_no_responders"}'] >= 1
-        assert m['resets_total{reason="executor_unavailable",to="harness"}'] == 1
+        reset = 'resets_total{reason="executor_unavailable",to="harness"}'
+        assert m[reset] == before.get(reset, 0) + 1
     finally:
         h.close()
 
 
-async def test_executor_blip_leave_then_return_loses_nothing(make_cluster) -> None:
+async def test_executor_blip_leave_then_return_loses_nothing(cluster: Cluster) -> None:
     """The executor drops its socket cleanly and comes back to the same node: the owner deletes
     its claim and announces ``leave`` (the harness's node holds the stream in the executor
     grace), then claims anew; the reliable stream carries on exactly once."""
-    cluster = await make_cluster(2)
     async with pair(cluster, "exec-b", "n1", "n2") as (ex, h):
         stream = h.open("s-b")
         await stream.round_trips(range(100))
