@@ -1,4 +1,7 @@
-"""The rendezvous + registry service: one aiohttp app on one port.
+"""The rendezvous + registry service: one port; HTTP on aiohttp, websockets on picows.
+
+The websocket paths run on picows when it is the transport (:mod:`.ws_fast`), on aiohttp in
+the pure build or with ``--websockets aiohttp``; both share the admission code below.
 
 See docs/rendezvous.md §URLs and endpoints and §Tokens.
 

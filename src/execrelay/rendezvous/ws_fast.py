@@ -356,6 +356,7 @@ class _Sniffer(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.front.sniffing.add(transport)
         self.front.server.guard.arm(transport)
 
     def data_received(self, data: bytes) -> None:
@@ -369,6 +370,7 @@ class _Sniffer(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self.transport is not None:
+            self.front.sniffing.discard(self.transport)
             self.front.server.guard.disarm(self.transport)
 
 
@@ -398,6 +400,8 @@ class FastFront:
         self.server = server
         self._http_factory = http_factory
         self._listener: asyncio.AbstractServer | None = None
+        #: connections whose request line has not arrived yet (dropped by :meth:`close`)
+        self.sniffing: set[Any] = set()
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> int:
         loop = asyncio.get_running_loop()
@@ -409,8 +413,13 @@ class FastFront:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+        for transport in list(self.sniffing):
+            transport.abort()
+        self.sniffing.clear()
 
     def hand_over(self, transport: Any, line: bytes, data: bytes) -> None:
+        """Give ``transport`` and the bytes read so far to picows or to aiohttp."""
+        self.sniffing.discard(transport)
         target = _websocket_target(line)
         if target is None:
             self.server.guard.disarm(transport)  # aiohttp's hook arms it again
