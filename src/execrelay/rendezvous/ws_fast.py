@@ -37,10 +37,10 @@ log = logging.getLogger("execrelay.rendezvous")
 try:
     from picows import (WSCloseCode, WSListener, WSMsgType, WSUpgradeResponse,
                         WSUpgradeResponseWithListener)
-    from picows.picows import WSAutoPingStrategy, WSProtocol
+    from picows.picows import WSAutoPingStrategy, WSProtocol  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - picows is a dependency; the pure build never gets here
     WSListener = object  # type: ignore[misc,assignment]
-    WSProtocol = None  # type: ignore[assignment,misc]
+    WSProtocol = None
 
 _BINARY = WSMsgType.BINARY if WSProtocol is not None else None
 #: the request line must arrive within this many bytes, or aiohttp answers it (400/414)
@@ -137,7 +137,7 @@ def _json_error(status: int, body: dict[str, Any]) -> Any:
     return WSUpgradeResponseWithListener(response, None)
 
 
-class _RdvListener(WSListener):  # type: ignore[misc]
+class _RdvListener(WSListener):
     """One executor or harness websocket: frames straight to the router.
 
     A whole binary frame is routed from ``on_ws_frame``; fragments are reassembled up to the
@@ -431,7 +431,7 @@ class FastFront:
         if isinstance(proto, asyncio.BufferedProtocol):
             view = memoryview(data)
             while view and not transport.is_closing():
-                buf = proto.get_buffer(len(view))
+                buf = memoryview(proto.get_buffer(len(view)))
                 n = min(len(buf), len(view))
                 buf[:n] = view[:n]
                 proto.buffer_updated(n)
