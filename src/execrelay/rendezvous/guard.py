@@ -95,9 +95,10 @@ class ConnectionGuard:
 
     def _drop(self, transport: Any, reason: str) -> None:
         self._disarm(transport)
+        if transport.is_closing():  # gone already (a picows socket tells the guard nothing)
+            return
         self.metrics.connections_dropped[reason] += 1
-        if not transport.is_closing():
-            transport.abort()
+        transport.abort()
 
     def close(self) -> None:
         for handle in self._pending.values():
