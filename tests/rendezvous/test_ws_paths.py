@@ -116,3 +116,18 @@ async def test_refusals_have_the_json_body(side_server, http, side) -> None:
     assert info.value.status == 401
     async with http.get(f"{server.url}/readyz") as resp:  # plain HTTP beside the websockets
         assert resp.status == 200 and await resp.text() == "ok\n"
+
+
+@pytest.mark.parametrize("side", SIDES)
+async def test_paths_beside_the_websockets_answer_as_before(side_server, http, side) -> None:
+    """The request-line dispatch sends only the two websocket paths to picows: a longer
+    executor path is aiohttp's 404, a harness GET without an upgrade is 400 on both sides."""
+    server = await side_server(side)
+    async with http.get(f"{server.url}/executor/a/b?sig=x") as resp:
+        assert resp.status == 404
+    async with http.get(f"{server.url}/harnessx") as resp:
+        assert resp.status == 404
+    async with http.get(server.harness_url("e")) as resp:  # valid token, no upgrade headers
+        assert resp.status == 400
+    async with http.post(f"{server.url}/harness") as resp:
+        assert resp.status == 405
