@@ -201,7 +201,7 @@ class _RdvListener(WSListener):
 
     # -- the per-frame path ---------------------------------------------------------------
     def on_ws_frame(self, transport: Any, frame: Any) -> None:
-        # the hot path: one whole binary frame (globals bound once; see __init__ for route)
+        # the hot path: one whole binary frame, routed at once (route is bound in __init__)
         link = self.link
         if frame.msg_type is _BINARY and frame.fin and self._frag is None and link is not None:
             if self._executor:
