@@ -8,9 +8,10 @@ one fake executor and N harness sockets:
 - each harness socket owns one stream and keeps ``window`` frames in flight; its frames are
   pre-encoded (``execrelay.wire.encode_data``), wrapped in masked websocket frames (zero mask
   key, so the server still runs its unmask pass) and written in blobs: one write per blob;
-- the executor is a raw byte echo after the websocket handshake: every server-to-client frame
-  is written back unchanged (an unmasked client frame, which aiohttp accepts), so the fake
-  executor costs almost nothing and every frame crosses the rendezvous twice.
+- the executor is a byte echo after the websocket handshake: every server-to-client frame is
+  written back as a masked client frame (zero key; the run's frames all have one size, so the
+  echo re-frames by offset), so the fake executor costs little and every frame crosses the
+  rendezvous twice.
 
 Reported per run: frames routed per second (both directions), MB/s routed, rendezvous CPU
 (cores and µs per routed frame) and the driver's own CPU (busy fraction; > 0.9 marks the run
@@ -75,13 +76,24 @@ async def ws_handshake(host: str, port: int, path: str) -> asyncio.Transport:
 
 
 class Echo(asyncio.Protocol):
-    """The fake executor: echo the byte stream (server frames are valid client frames)."""
+    """The fake executor: every server frame (all ``frame_len`` bytes of payload, the run's
+    fixed size) is written back as a masked client frame (zero key), one write per read.
+    A picows server refuses unmasked client frames (RFC 6455 §5.1), so the echo re-frames."""
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(self, transport: asyncio.Transport, frame_len: int) -> None:
         self.transport = transport
+        self.skip = header_size(frame_len)
+        self.record = server_wire_size(frame_len)
+        self.masked = header(OP_BINARY, frame_len, masked=True)
+        self.buf = b""
 
     def data_received(self, data: bytes) -> None:
-        self.transport.write(data)
+        buf = self.buf + data if self.buf else data
+        rec, skip, mh = self.record, self.skip, self.masked
+        n = len(buf) // rec
+        self.transport.writelines([part for i in range(n)
+                                   for part in (mh, buf[i * rec + skip:(i + 1) * rec])])
+        self.buf = buf[n * rec:]
 
     def connection_lost(self, exc: Exception | None) -> None:
         pass
@@ -120,10 +132,17 @@ class Harness(asyncio.Protocol):
         self.running = False
 
 
-async def start_rendezvous(pure: bool) -> tuple[subprocess.Popen, int]:
-    env = dict(os.environ, EXECRELAY_RENDEZVOUS_SECRET=SECRET, EXECRELAY_PURE="1" if pure else "0")
+async def start_rendezvous(build: str) -> tuple[subprocess.Popen, int]:
+    """``build``: fast, pure, or aiohttp (the fast build with its websockets on aiohttp)."""
+    env = dict(os.environ, EXECRELAY_RENDEZVOUS_SECRET=SECRET, EXECRELAY_PURE="1" if build == "pure" else "0")
+    ws = ["--websockets", "aiohttp"] if build == "aiohttp" else []
     prefix = os.environ.get("BENCH_RDV_PREFIX", "").split()  # e.g. "-m cProfile -o /tmp/rdv.prof"
-    proc = subprocess.Popen([sys.executable, *prefix, "-m", "execrelay", "rendezvous", "--listen", "127.0.0.1:0"],
+    # BENCH_RDV_CALLGRIND=DIR: run it under callgrind; the measured window's instructions are
+    # reported per routed frame (callgrind_control zeroes and dumps around the window)
+    cg = os.environ.get("BENCH_RDV_CALLGRIND")
+    wrap = (["valgrind", "--tool=callgrind", "--collect-atstart=yes",
+             f"--callgrind-out-file={cg}/callgrind.%p"] if cg else [])
+    proc = subprocess.Popen([*wrap, sys.executable, *prefix, "-m", "execrelay", "rendezvous", "--listen", "127.0.0.1:0", *ws],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = await asyncio.to_thread(proc.stdout.readline)  # type: ignore[union-attr]
     m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
@@ -133,12 +152,12 @@ async def start_rendezvous(pure: bool) -> tuple[subprocess.Popen, int]:
     return proc, int(m.group(1))
 
 
-async def one_run(pure: bool, payload_bytes: int, harnesses: int, window: int, per_blob: int,
+async def one_run(build: str, payload_bytes: int, harnesses: int, window: int, per_blob: int,
                   seconds: float) -> dict:
     from execrelay.rendezvous import tokens
     from execrelay.wire import encode_data
 
-    proc, port = await start_rendezvous(pure)
+    proc, port = await start_rendezvous(build)
     transports: list[asyncio.Transport] = []
     try:
         secret = SECRET.encode()
@@ -153,7 +172,8 @@ async def one_run(pure: bool, payload_bytes: int, harnesses: int, window: int, p
         assert m, body
         loop = asyncio.get_running_loop()
         t = await ws_handshake("127.0.0.1", port, m.group(1))
-        echo = Echo(t)
+        frame_len = len(encode_data("stream-0000", 0, 0, 0, b"x" * payload_bytes))
+        echo = Echo(t, frame_len)
         t.set_protocol(echo)
         transports.append(t)
         hs: list[Harness] = []
@@ -170,6 +190,10 @@ async def one_run(pure: bool, payload_bytes: int, harnesses: int, window: int, p
             h.pump()
         await asyncio.sleep(min(1.0, seconds / 3))  # warm-up
         f0 = sum(h.frames for h in hs)
+        cg = os.environ.get("BENCH_RDV_CALLGRIND")
+        if cg:
+            subprocess.run(["callgrind_control", "-z", str(proc.pid)], capture_output=True, check=True)
+            f0 = sum(h.frames for h in hs)
         c0, d0, w0 = proc_cpu(proc.pid), self_cpu(), time.perf_counter()
         await asyncio.sleep(seconds)
         f1 = sum(h.frames for h in hs)
@@ -178,6 +202,11 @@ async def one_run(pure: bool, payload_bytes: int, harnesses: int, window: int, p
             w2.write(f"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
             print((await r2.read()).decode(), [(h.rx, h.frames, h.outstanding) for h in hs])
         c1, d1, w1 = proc_cpu(proc.pid), self_cpu(), time.perf_counter()
+        ir = float("nan")
+        if cg:
+            subprocess.run(["callgrind_control", "-d", str(proc.pid)], capture_output=True, check=True)
+            f1 = sum(h.frames for h in hs)  # frames echoed until the dump (an upper bound)
+            ir = callgrind_total(cg, proc.pid)
         for h in hs:
             h.running = False
         wall = w1 - w0
@@ -186,10 +215,11 @@ async def one_run(pure: bool, payload_bytes: int, harnesses: int, window: int, p
         rdv_cpu = c1 - c0
         drv_cpu = d1 - d0
         return {
-            "build": "pure" if pure else "fast", "payload": payload_bytes, "frame": frame_len,
+            "build": build, "payload": payload_bytes, "frame": frame_len,
             "harnesses": harnesses, "window": window,
             "frames_per_s": routed / wall, "mb_per_s": routed * frame_len / wall / 1e6,
             "rdv_cores": rdv_cpu / wall, "rdv_us_per_frame": rdv_cpu / routed * 1e6 if routed else float("nan"),
+            "ir_per_frame": ir / (2 * (f1 - f0)) if f1 > f0 else float("nan"),
             "driver_busy": drv_cpu / wall, "driver_us_per_frame": drv_cpu / routed * 1e6 if routed else float("nan"),
         }
     finally:
@@ -203,12 +233,25 @@ async def one_run(pure: bool, payload_bytes: int, harnesses: int, window: int, p
             proc.kill()
 
 
+def callgrind_total(directory: str, pid: int) -> float:
+    """Instructions in the newest callgrind dump of ``pid`` (its ``summary:``/``totals:`` line)."""
+    import glob
+
+    dumps = sorted(glob.glob(f"{directory}/callgrind.{pid}.*"), key=os.path.getmtime)
+    with open(dumps[-1]) as fh:
+        for line in fh:
+            if line.startswith(("summary:", "totals:")):
+                return float(line.split()[1])
+    return float("nan")
+
+
 def fmt(r: dict) -> str:
     tag = " DRIVER-BOUND" if r["driver_busy"] > 0.9 else ""
-    return (f"{r['build']:4s} payload={r['payload']:>8d}B harnesses={r['harnesses']:<3d} window={r['window']:<4d} "
+    return (f"{r['build']:7s} payload={r['payload']:>8d}B harnesses={r['harnesses']:<3d} window={r['window']:<4d} "
             f"{r['frames_per_s'] / 1e3:8.1f} kframes/s {r['mb_per_s']:8.1f} MB/s | rendezvous "
             f"{r['rdv_cores']:.2f} cores {r['rdv_us_per_frame']:6.2f} us/frame | driver busy "
-            f"{r['driver_busy']:.2f} ({r['driver_us_per_frame']:.2f} us/frame){tag}")
+            f"{r['driver_busy']:.2f} ({r['driver_us_per_frame']:.2f} us/frame){tag}"
+            + (f" | {r['ir_per_frame']:.0f} instr/frame" if r.get("ir_per_frame") == r.get("ir_per_frame") else ""))
 
 
 async def main() -> None:
@@ -218,7 +261,7 @@ async def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--small", type=int, default=100, help="small payload bytes (default %(default)s)")
     ap.add_argument("--big", type=int, default=1 << 20, help="big payload bytes (default 1 MiB)")
-    ap.add_argument("--builds", default="fast,pure")
+    ap.add_argument("--builds", default="fast,pure", help="fast, pure, aiohttp (fast build, websockets on aiohttp)")
     ap.add_argument("--cases", default="small,big")
     args = ap.parse_args()
     cases = [c for name, c in (("small", (args.small, 512, 128)), ("big", (args.big, 4, 1)))
@@ -227,7 +270,7 @@ async def main() -> None:
     for _ in range(args.rounds):
         for payload, window, per_blob in cases:
             for build in args.builds.split(","):
-                r = await one_run(build == "pure", payload, args.harnesses, window, per_blob, args.seconds)
+                r = await one_run(build, payload, args.harnesses, window, per_blob, args.seconds)
                 print(fmt(r), flush=True)
                 results.append(r)
     print("\nmedians:")
@@ -237,7 +280,7 @@ async def main() -> None:
             if not rs:
                 continue
             med = {k: statistics.median(r[k] for r in rs) for k in
-                   ("frames_per_s", "mb_per_s", "rdv_cores", "rdv_us_per_frame", "driver_busy", "driver_us_per_frame")}
+                   ("frames_per_s", "mb_per_s", "rdv_cores", "rdv_us_per_frame", "driver_busy", "driver_us_per_frame")} | {"ir_per_frame": statistics.median(r.get("ir_per_frame", float("nan")) for r in rs)}
             spread = (min(r["frames_per_s"] for r in rs) / 1e3, max(r["frames_per_s"] for r in rs) / 1e3)
             print(fmt({**rs[0], **med}) + f"  [kframes/s range {spread[0]:.1f}-{spread[1]:.1f}]")
 

@@ -87,6 +87,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="join a cluster of rendezvous nodes through these NATS servers (the full "
                         "list; docs/rendezvous.md §Several nodes); without it: one node")
     p.add_argument("--node-id", metavar="NAME", help="this node's name in the cluster (needs --nats)")
+    p.add_argument("--websockets", choices=("picows", "aiohttp"), default="picows",
+                   help="server side of the websocket paths: picows (default; aiohttp when picows "
+                        "is unusable or EXECRELAY_PURE is set) or aiohttp (docs/rendezvous.md "
+                        "§URLs and endpoints)")
     add_log_args(p)
     p.add_argument("--drain-timeout", metavar="SECONDS", type=float, default=0.0,
                    help="on SIGTERM, refuse new connections and streams but keep routing the open ones "
@@ -216,6 +220,8 @@ async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int,
         print("execrelay rendezvous: --metrics-token-file is empty", file=sys.stderr)
         return 2
     server = RendezvousServer(secret, **overrides)
+    if args.websockets == "aiohttp":
+        server.fast_websockets = False
     signals = StopSignals(asyncio.get_running_loop(), _STOP_SIGNALS)
     node = None
     if cluster is not None:

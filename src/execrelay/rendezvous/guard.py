@@ -64,6 +64,14 @@ class ConnectionGuard:
             if transport is not None and not transport.is_closing():
                 self._arm(transport)
 
+    def arm(self, transport: Any) -> None:
+        """Start (or restart) ``transport``'s deadline: it has no request in progress."""
+        self._arm(transport)
+
+    def disarm(self, transport: Any) -> None:
+        """Stop ``transport``'s deadline: its request is complete."""
+        self._disarm(transport)
+
     def _arm(self, transport: Any) -> None:
         if self.timeout <= 0:
             return
@@ -87,9 +95,10 @@ class ConnectionGuard:
 
     def _drop(self, transport: Any, reason: str) -> None:
         self._disarm(transport)
+        if transport.is_closing():  # gone already (a picows socket tells the guard nothing)
+            return
         self.metrics.connections_dropped[reason] += 1
-        if not transport.is_closing():
-            transport.abort()
+        transport.abort()
 
     def close(self) -> None:
         for handle in self._pending.values():

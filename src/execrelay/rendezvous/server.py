@@ -1,4 +1,7 @@
-"""The rendezvous + registry service: one aiohttp app on one port.
+"""The rendezvous + registry service: one port; HTTP on aiohttp, websockets on picows.
+
+The websocket paths run on picows when it is the transport (:mod:`.ws_fast`), on aiohttp in
+the pure build or with ``--websockets aiohttp``; both share the admission code below.
 
 See docs/rendezvous.md §URLs and endpoints and §Tokens.
 
@@ -33,7 +36,8 @@ from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 
-from . import tokens
+from .._accel import FORCE_PURE
+from . import tokens, ws_fast
 from .config import RendezvousConfig
 from .guard import ConnectionGuard
 from .link import Link
@@ -56,9 +60,18 @@ class ClusterHooks(Protocol):
     def harness_detached(self, link: Link) -> None: ...
 
 
-def _unauthorized(message: str) -> web.Response:
+#: the answer to any new request or socket while draining (docs/operations.md §Graceful drain)
+_DRAINING_BODY: dict[str, Any] = {"error": {"code": "draining",
+                                            "message": "rendezvous is draining; try another one"}}
+
+
+def _unauthorized_body(message: str) -> dict[str, Any]:
     # The shape 0.131.0 parses for its error message (docs/rendezvous.md §Tokens).
-    return web.json_response({"error": {"code": "unauthorized", "message": message}}, status=401)
+    return {"error": {"code": "unauthorized", "message": message}}
+
+
+def _unauthorized(message: str) -> web.Response:
+    return web.json_response(_unauthorized_body(message), status=401)
 
 
 class RendezvousServer:
@@ -90,6 +103,10 @@ class RendezvousServer:
         self._links: set[Link] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
+        #: serve the websocket paths on picows when it is the transport (docs/rendezvous.md
+        #: §URLs and endpoints); False keeps them on aiohttp (the pure build's path)
+        self.fast_websockets = not FORCE_PURE
+        self._front: ws_fast.FastFront | None = None
         #: set by a cluster node joining this server (None: a single node)
         self.cluster: ClusterHooks | None = None
         self.noise = NoiseRegistry(secret, self.config, self.metrics, self.router.directory,
@@ -133,9 +150,17 @@ class RendezvousServer:
         await runner.setup()
         assert runner.server is not None
         self.guard.install(runner.server)
+        self.tls = ssl_context is not None
+        if self.fast_websockets and ws_fast.available():
+            # websocket paths on picows, the rest on aiohttp, one port (rendezvous/ws_fast.py)
+            front = ws_fast.FastFront(self, runner.server)
+            self.port = await front.start(host, port, ssl_context)
+            self._front = front
+            self._runner = runner
+            self.host = host
+            return self.url
         site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True,
                            ssl_context=ssl_context)
-        self.tls = ssl_context is not None
         await site.start()
         self._runner = runner
         server = site._server  # noqa: SLF001 - aiohttp exposes no public accessor for the port
@@ -151,6 +176,9 @@ class RendezvousServer:
             task.cancel()
         self.router.close()
         self.guard.close()
+        if self._front is not None:
+            self._front.close()
+            self._front = None
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -211,9 +239,7 @@ class RendezvousServer:
         registration, a new executor or harness socket, the Noise registry); open sockets are
         not HTTP requests any more and keep being routed."""
         if self.draining and request.path not in ("/readyz", "/metrics"):
-            return web.json_response({"error": {"code": "draining",
-                                                "message": "rendezvous is draining; try another one"}},
-                                     status=503)
+            return web.json_response(_DRAINING_BODY, status=503)
         return await handler(request)
 
     async def _metrics(self, request: web.Request) -> web.Response:
@@ -257,94 +283,135 @@ class RendezvousServer:
         return web.WebSocketResponse(max_msg_size=cfg.message_limit, compress=False,
                                      heartbeat=cfg.heartbeat, autoping=True)
 
-    # -- executor socket ----------------------------------------------------------------
-    async def _executor_ws(self, request: web.Request) -> web.StreamResponse:
-        executor_id = request.match_info["executor_id"]
-        sig = request.query.get("sig")
+    # -- admission (shared by the aiohttp path and the picows fast path) ----------------
+    def admit_executor(self, executor_id: str, sig: str | None) -> str | tuple[int, dict[str, Any]]:
+        """Check an executor socket's token and claim the id: its registration, or the
+        refusal ``(status, body)`` to answer before the upgrade (docs/rendezvous.md §URLs and
+        endpoints)."""
+        if self.draining:  # the picows path does not pass the aiohttp middleware
+            return 503, _DRAINING_BODY
         if not tokens.verify(self._secret, sig, "executor", executor_id):
             self.metrics.auth_failures["executor"] += 1
-            return _unauthorized("invalid, expired or missing executor token")
+            return 401, _unauthorized_body("invalid, expired or missing executor token")
         assert sig is not None
         sig_fp = tokens.token_fingerprint(sig)
         registration = self.router.directory.registration_of(sig_fp) or sig_fp
         if self.router.executor_claim(executor_id, registration) == "refused":
             self.metrics.auth_failures["executor_conflict"] += 1
-            return web.json_response(
-                {"error": {"code": "conflict",
-                           "message": "executor id is connected with another registration"}},
-                status=409)
-        ws = self._new_ws()
-        await ws.prepare(request)
+            return 409, {"error": {"code": "conflict",
+                                   "message": "executor id is connected with another registration"}}
+        return registration
+
+    def admit_harness(self, executor_id: str, role: str | None, sig: str | None
+                      ) -> tuple[int, dict[str, Any]] | None:
+        """Check a harness socket's query: None when it may upgrade, else ``(status, body)``."""
+        if self.draining:
+            return 503, _DRAINING_BODY
+        if role != "harness" or not executor_id:
+            return 400, {"error": {"code": "bad_request",
+                                   "message": "harness URL needs role=harness and executor_id"}}
+        if not tokens.verify(self._secret, sig, "harness", executor_id):
+            self.metrics.auth_failures["harness"] += 1
+            return 401, _unauthorized_body("invalid, expired or missing harness token")
+        return None
+
+    def executor_link(self, executor_id: str, ws: Any, transport: Any, label: str) -> Link:
+        """The router's view of an executor socket (its writes bounded by ``executor_high_water``)."""
         # Harness reads wait while this socket's queue is above the high-water mark and
         # resume when the transport signals it fell below half of it (_wait_executor_drain).
         # Crossing it stops every harness before its next frame (Router.executor_congested):
         # a total cap, not one per harness.
         high = self.config.executor_high_water
-        link = Link("executor", executor_id, ws, request.transport, high,
-                    on_overflow=self.router.executor_congested, label=str(request.remote))
-        transport = request.transport
+        link = Link("executor", executor_id, ws, transport, high,
+                    on_overflow=self.router.executor_congested, label=label)
         if transport is not None:
             transport.set_write_buffer_limits(high=high, low=high // 2)
-        link.drain = request.writer.drain
+        return link
+
+    def harness_link(self, executor_id: str, ws: Any, transport: Any, label: str, sig: str) -> Link:
+        """The router's view of a harness socket (bounded queue, slow-reader cut-off)."""
+        cfg = self.config
+        link = Link("harness", executor_id, ws, transport, cfg.harness_queue_bytes,
+                    on_overflow=self.router.harness_overflow, label=label,
+                    hard_limit=cfg.harness_queue_hard_limit, slow_after=cfg.harness_slow_after)
+        link.credential = tokens.token_fingerprint(sig)
+        return link
+
+    def attach_executor(self, link: Link, registration: str) -> bool:
+        """Hand an upgraded executor socket to the router; False: it lost a race with another
+        registration (the caller closes it with 1008)."""
         old = self.router.executor_attached(link, registration)
-        if old is False:  # lost a race with another registration
-            await ws.close(code=1008, message=b"executor id taken")
-            return ws
+        if old is False:
+            return False
         self._links.add(link)
         self.metrics.connections["executor"] += 1
         self.metrics.connections_total["executor"] += 1
-        log.info("executor connected", extra={"fields": {"executor_id": executor_id, "peer": str(request.remote)}})
+        log.info("executor connected", extra={"fields": {"executor_id": link.executor_id, "peer": link.label}})
         if isinstance(old, Link):
             self._links.discard(old)
             self._spawn(old.close("superseded"))
+        return True
+
+    def detach_executor(self, link: Link) -> None:
+        self._links.discard(link)
+        self.metrics.connections["executor"] -= 1
+        self.router.executor_detached(link)
+        log.info("executor disconnected", extra={"fields": {"executor_id": link.executor_id}})
+
+    def attach_harness(self, link: Link) -> None:
+        self._links.add(link)
+        self.metrics.connections["harness"] += 1
+        self.metrics.connections_total["harness"] += 1
+        self.router.harness_attached(link)
+        log.info("harness connected", extra={"fields": {"executor_id": link.executor_id, "peer": link.label}})
+        if self.cluster is not None:
+            self.cluster.harness_attached(link)
+
+    def detach_harness(self, link: Link) -> None:
+        self._links.discard(link)
+        self.metrics.connections["harness"] -= 1
+        log.info("harness disconnected", extra={"fields": {"executor_id": link.executor_id,
+                                                            "streams": len(link.streams)}})
+        self.router.harness_detached(link)
+        if self.cluster is not None:
+            self.cluster.harness_detached(link)
+
+    # -- executor socket ----------------------------------------------------------------
+    async def _executor_ws(self, request: web.Request) -> web.StreamResponse:
+        executor_id = request.match_info["executor_id"]
+        admitted = self.admit_executor(executor_id, request.query.get("sig"))
+        if isinstance(admitted, tuple):
+            return web.json_response(admitted[1], status=admitted[0])
+        ws = self._new_ws()
+        await ws.prepare(request)
+        link = self.executor_link(executor_id, ws, request.transport, str(request.remote))
+        link.drain = request.writer.drain
+        if not self.attach_executor(link, admitted):  # lost a race with another registration
+            await ws.close(code=1008, message=b"executor id taken")
+            return ws
         try:
             await self._read_loop(ws, link, self.router.from_executor, None)
         finally:
-            self._links.discard(link)
-            self.metrics.connections["executor"] -= 1
-            self.router.executor_detached(link)
-            log.info("executor disconnected", extra={"fields": {"executor_id": executor_id}})
+            self.detach_executor(link)
         return ws
 
     # -- harness socket -----------------------------------------------------------------
     async def _harness_ws(self, request: web.Request) -> web.StreamResponse:
         query = request.query
         executor_id = query.get("executor_id", "")
-        if query.get("role") != "harness" or not executor_id:
-            return web.json_response(
-                {"error": {"code": "bad_request",
-                           "message": "harness URL needs role=harness and executor_id"}},
-                status=400)
         sig = query.get("sig")
-        if not tokens.verify(self._secret, sig, "harness", executor_id):
-            self.metrics.auth_failures["harness"] += 1
-            return _unauthorized("invalid, expired or missing harness token")
+        refused = self.admit_harness(executor_id, query.get("role"), sig)
+        if refused is not None:
+            return web.json_response(refused[1], status=refused[0])
         assert sig is not None
         ws = self._new_ws()
         await ws.prepare(request)
-        cfg = self.config
-        link = Link("harness", executor_id, ws, request.transport, cfg.harness_queue_bytes,
-                    on_overflow=self.router.harness_overflow, label=str(request.remote),
-                    hard_limit=cfg.harness_queue_hard_limit, slow_after=cfg.harness_slow_after)
-        link.credential = tokens.token_fingerprint(sig)
-        self._links.add(link)
-        self.metrics.connections["harness"] += 1
-        self.metrics.connections_total["harness"] += 1
-        self.router.harness_attached(link)
-        log.info("harness connected", extra={"fields": {"executor_id": executor_id, "peer": str(request.remote)}})
-        cluster = self.cluster
-        if cluster is not None:
-            cluster.harness_attached(link)
+        link = self.harness_link(executor_id, ws, request.transport, str(request.remote), sig)
+        self.attach_harness(link)
         try:
             await self._read_loop(ws, link, self.router.from_harness, executor_id)
         finally:
-            self._links.discard(link)
-            self.metrics.connections["harness"] -= 1
-            log.info("harness disconnected", extra={"fields": {"executor_id": executor_id,
-                                                                "streams": len(link.streams)}})
-            self.router.harness_detached(link)
-            if cluster is not None:
-                cluster.harness_detached(link)
+            self.detach_harness(link)
         return ws
 
     # -- shared read loop ---------------------------------------------------------------
