@@ -91,8 +91,9 @@ class SharedRegistrations:
 
     # -- P5.1: URL token -> registration ----------------------------------------------------
     def remember(self, url_token_fp: str, registration: str, ttl: float) -> None:
-        """Write ``tok.<fp>`` now (the register answer does not wait for it: the PUB leaves in
-        this event-loop turn, before the executor can reach another node with its URL)."""
+        """Write ``tok.<fp>`` (the register answer does not wait for it: the put is queued as
+        the answer goes out, well before the executor can reach another node with its URL; a
+        node that reads it too early treats the URL as of an unknown registration)."""
         self._spawn(self._put(tok_key(url_token_fp), {"reg": registration}, time.time() + ttl))
 
     async def registration_of(self, url_token_fp: str) -> tuple[str, float] | None:
@@ -160,8 +161,8 @@ class SharedRegistrations:
                 return cached[2], cached[1]
             del self._cache[key]
         kv = self.kv
-        if kv is None:
-            return None
+        if kv is None or not self.bus.connected:
+            return None  # NATS away: unknown here (a read would wait for its timeout)
         self.events["registration_reads"] += 1
         try:
             entry = await asyncio.wait_for(kv.get(key), READ_TIMEOUT)

@@ -59,7 +59,7 @@ class ClusterDirectory:
                 self.local.remember_registration(url_token_fp, found[0], found[1])
         self._elsewhere.pop(executor_id, None)
         kv = self.node.bus.kv
-        if self.local.owner(executor_id) is not None or kv is None:
+        if self.local.owner(executor_id) is not None or kv is None or not self.node.bus.connected:
             return
         try:
             entry = await asyncio.wait_for(kv.get(subjects.owner_key(executor_id)), READ_TIMEOUT)
