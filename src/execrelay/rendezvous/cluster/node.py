@@ -102,7 +102,7 @@ class ClusterNode:
         self._ticker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         #: registrations valid on every node (the ``rdv_reg`` bucket)
-        self.registrations = SharedRegistrations(self.bus, server._secret, self.spawn)  # noqa: SLF001
+        self.registrations = SharedRegistrations(self.bus, server._secret)  # noqa: SLF001
         server.noise.shared = self.registrations
         self.directory = ClusterDirectory(router.directory, self,  # type: ignore[arg-type]
                                           self.registrations)

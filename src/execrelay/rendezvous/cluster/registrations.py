@@ -27,7 +27,7 @@ import hashlib
 import hmac
 import logging
 import time
-from typing import Any, Callable, Coroutine
+from typing import Any, Callable
 
 import orjson
 from nats.aio.msg import Msg
@@ -64,11 +64,9 @@ def env_key(environment_id: str) -> str:
 class SharedRegistrations:
     """The ``rdv_reg`` bucket with a local cache; :meth:`open` after the bus connected."""
 
-    def __init__(self, bus: Bus, secret: bytes,
-                 spawn: Callable[[Coroutine[Any, Any, None]], None]) -> None:
+    def __init__(self, bus: Bus, secret: bytes) -> None:
         self.bus = bus
         self._mac_key = hmac.new(secret, b"execrelay cluster registration v1", hashlib.sha256).digest()
-        self._spawn = spawn
         self.kv: KeyValue | None = None
         #: key -> (raw value, expiry in Unix seconds, decoded value)
         self._cache: dict[str, tuple[bytes, float, Any]] = {}
@@ -83,7 +81,9 @@ class SharedRegistrations:
             try:
                 self.kv = await js.key_value(BUCKET)
             except BucketNotFoundError:
-                self.kv = await js.create_key_value(bucket=BUCKET, history=1, ttl=MAX_AGE)
+                # direct gets: any server answers a read, not only through the JS API
+                self.kv = await js.create_key_value(bucket=BUCKET, history=1, ttl=MAX_AGE,
+                                                    direct=True)
             await self.bus.subscribe(f"$KV.{BUCKET}.>", self._on_rewrite)
         except Exception as exc:  # noqa: BLE001 - nats-py raises several unrelated types
             raise ClusterError(f"JetStream KV bucket {BUCKET!r} unavailable: "
@@ -91,10 +91,16 @@ class SharedRegistrations:
 
     # -- P5.1: URL token -> registration ----------------------------------------------------
     def remember(self, url_token_fp: str, registration: str, ttl: float) -> None:
-        """Write ``tok.<fp>`` (the register answer does not wait for it: the put is queued as
-        the answer goes out, well before the executor can reach another node with its URL; a
-        node that reads it too early treats the URL as of an unknown registration)."""
-        self._spawn(self._put(tok_key(url_token_fp), {"reg": registration}, time.time() + ttl))
+        """Write ``tok.<fp>``: a plain publish on the bucket's subject, queued before the
+        register answer goes out and never waited for (an executor re-homing with every
+        registration makes these the bulk of the bucket's writes: no ack round trip, no
+        Task).  A node that reads it before it is stored treats the URL as of an unknown
+        registration, as one node does."""
+        key = tok_key(url_token_fp)
+        expiry = time.time() + ttl
+        raw = self._seal(key, orjson.dumps({"reg": registration, "exp": expiry}))
+        self._remember(key, raw, expiry, {"reg": registration})
+        self.bus.publish(f"$KV.{BUCKET}.{key}", raw)
 
     async def registration_of(self, url_token_fp: str) -> tuple[str, float] | None:
         """``(registration, seconds left)`` from the bucket, None when unknown or expired."""

@@ -52,27 +52,37 @@ class ClusterDirectory:
     async def admit(self, executor_id: str, url_token_fp: str) -> None:
         """Before a socket for ``executor_id`` is checked: learn its URL token's registration
         from the bucket on a local miss, and the registration of a live owner on another node
-        (the ``rdv_owner`` entry of a node whose heartbeats arrive)."""
-        if self.local.registration_of(url_token_fp) is None:
-            found = await self.shared.registration_of(url_token_fp)
-            if found is not None:
-                self.local.remember_registration(url_token_fp, found[0], found[1])
+        (the ``rdv_owner`` entry of a node whose heartbeats arrive); both reads at once."""
         self._elsewhere.pop(executor_id, None)
-        kv = self.node.bus.kv
-        if self.local.owner(executor_id) is not None or kv is None or not self.node.bus.connected:
+        known = self.local.registration_of(url_token_fp) is not None
+        check_owner = self.local.owner(executor_id) is None and self.node.bus.connected
+        if known and not check_owner:
             return
+        found, owner = await asyncio.gather(
+            _none() if known else self.shared.registration_of(url_token_fp),
+            self._live_owner_registration(executor_id) if check_owner else _none())
+        if found is not None:
+            self.local.remember_registration(url_token_fp, found[0], found[1])
+        if owner is not None:
+            self._elsewhere[executor_id] = owner
+
+    async def _live_owner_registration(self, executor_id: str) -> str | None:
+        kv = self.node.bus.kv
+        if kv is None:
+            return None
         try:
             entry = await asyncio.wait_for(kv.get(subjects.owner_key(executor_id)), READ_TIMEOUT)
         except KeyNotFoundError:
-            return
+            return None
         except Exception as exc:  # noqa: BLE001 - NATS away: as on one node without an owner
             log.info("owner of %r unreadable: %r", executor_id, exc)
-            return
+            return None
         value = subjects.loads(entry.value or b"")
         holder, registration = value.get("node"), value.get("reg")
         if isinstance(registration, str) and isinstance(holder, str) \
                 and self.node.node_alive(holder):
-            self._elsewhere[executor_id] = registration
+            return registration
+        return None
 
     def claim(self, executor_id: str, link: Any, registration: str) -> tuple[str, Any]:
         if link.remote:
@@ -99,6 +109,10 @@ class ClusterDirectory:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.local)
+
+
+async def _none() -> None:
+    return None
 
 
 class ClusterStreamTable(LocalStreamTable):
