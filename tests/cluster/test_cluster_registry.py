@@ -5,7 +5,7 @@ P5.1 executor registrations and the 0.171 Noise registry, shared through the ``r
 * an executor URL minted by n1 takes the executor over on n2 (same registration), while
   another registration of the id, live on n1, gets on n2 the 409 a single node gives;
 * a re-registration on one node is what every other node hands out next;
-* an expired registration is gone on every node;
+* an expired registration is gone on every node; an entry without the secret's MAC is ignored;
 * the real 0.171 ``codex exec`` with its registry on n2 drives the real 0.171
   ``codex exec-server --remote`` registered on n1, every frame across NATS.
 """
@@ -19,9 +19,12 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+import nats
+import orjson
 import pytest
 
 from execrelay.rendezvous import RendezvousServer
+from execrelay.rendezvous.cluster.registrations import BUCKET, env_key
 from execrelay.stream import noise
 from interop.conftest import codex171_bin, process_factory  # noqa: F401 - fixtures
 from interop.test_noise171 import _noise_tool_call
@@ -191,6 +194,27 @@ async def test_expired_registration_is_gone_on_every_node(cluster: Cluster) -> N
         for node in cluster.nodes:
             status, body = await _noise_connect(http, node.url, env, cluster.harness_token(env), harness_key)
             assert status == 503 and body["error"]["code"] == "environment_unavailable", (node.node_id, body)
+
+
+async def test_entry_without_the_secrets_mac_is_ignored(cluster: Cluster) -> None:
+    """A NATS user without the token secret cannot plant an executor key for harnesses."""
+    env = f"env-{uuid.uuid4().hex[:8]}"
+    n2 = cluster.node("n2")
+    planted = noise.StaticKeyPair.generate()
+    payload = orjson.dumps({"rid": "reg-" + "0" * 32, "key": planted.public.to_json(),
+                            "exp": time.time() + 600})
+    nc = await nats.connect(cluster.nats.url, connect_timeout=5, max_reconnect_attempts=2)
+    try:
+        kv = await nc.jetstream().key_value(BUCKET)
+        await kv.put(env_key(env), b"0" * 64 + payload)
+    finally:
+        await nc.close()
+    errors = (await n2.metrics())["cluster_registration_errors_total"]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        status, body = await _noise_connect(http, n2.url, env, cluster.harness_token(env),
+                                            noise.StaticKeyPair.generate())
+    assert status == 503 and body["error"]["code"] == "environment_unavailable", body
+    assert (await n2.metrics())["cluster_registration_errors_total"] == errors + 1
 
 
 class _Registry:
