@@ -66,6 +66,9 @@ class EchoExecutor:
         self.endpoint: RelayEndpoint | None = None
         self.link: Link | None = None
         self.node: Node | None = None
+        #: one bearer token for its whole life, as a real executor holds: every re-homing is
+        #: the same registration (docs/rendezvous.md §Several nodes, "Registrations")
+        self.token = cluster.executor_token(executor_id)
         #: messages received per stream, and why streams ended
         self.seen: dict[str, int] = {}
         self.closed: dict[str, str | None] = {}
@@ -75,8 +78,7 @@ class EchoExecutor:
         leaves the previous socket open (a half-open connection to a hung node)."""
         if self.endpoint is None:
             self.endpoint = RelayEndpoint(ACCEPTOR, on_accept=lambda sid, mode: _Echo(self, sid))
-        token = self.cluster.executor_token(self.executor_id)
-        config = RemoteExecutorConfig.with_bearer_token(node.url, self.executor_id, token)
+        config = RemoteExecutorConfig.with_bearer_token(node.url, self.executor_id, self.token)
         _, url = await asyncio.wait_for(register(config), timeout)
         old = self.link
         self.link = await connect_websocket(url, self.endpoint.handler_for, timeout=timeout)

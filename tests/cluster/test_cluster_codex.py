@@ -5,7 +5,8 @@ every frame across NATS (docs/rendezvous.md §Several nodes).
   ``codex exec-server --remote`` (legacy streams both ways);
 * the real 0.171.0 ``codex exec`` in relay-harness mode -> n2 -> NATS -> n1 -> our
   ``execrelay exec-server --remote`` (the 0.171.0 executor cannot serve a relay harness: it
-  speaks Noise, whose registry is per node; see tests/interop/test_codex171_relay.py).
+  speaks Noise, see tests/interop/test_codex171_relay.py; the 0.171.0 Noise pair through the
+  cluster is in test_cluster_registry.py).
 
 The recipes and helpers are tests/interop's (``run_tool_call``, ``real_remote_executor_argv``,
 the ``codex_bin`` / ``codex171_bin`` / ``process_factory`` fixtures).

@@ -144,9 +144,13 @@ async def run_herd(nats_url: str, victim: HerdNode, survivors: Sequence[HerdNode
     try:
         await owners.start(nats_url)
 
+        # one bearer token per executor for its whole life, as a real executor holds: a
+        # re-homing is the same registration (docs/rendezvous.md §Several nodes, Registrations)
+        bearer = {eid: token_of(eid) for eid in ids}
+
         async def attach(eid: str, node: HerdNode) -> Peer:
             async with gate:
-                url = await register_executor(http, node.url, eid, token_of(eid))
+                url = await register_executor(http, node.url, eid, bearer[eid])
                 return await connect(url, lambda frame: None)
 
         for chunk in range(0, n, 64):

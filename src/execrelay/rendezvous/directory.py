@@ -50,6 +50,14 @@ class LocalStreamTable:
         return list(self._routes.values())
 
 
+class SharedNoiseRegistrations(Protocol):
+    """Noise registrations shared by the nodes of a cluster (docs/rendezvous.md §Several
+    nodes); a single node keeps them in the registry's own table and has none."""
+
+    async def put(self, environment_id: str, registration: Any, bearer: str) -> None: ...
+    async def get(self, environment_id: str) -> Any: ...
+
+
 class ExecutorDirectory(Protocol):
     """Executor ownership and registrations."""
 

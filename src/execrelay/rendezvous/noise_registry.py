@@ -37,7 +37,7 @@ from ..stream.noise import SECURITY_PROFILE, PublicKey
 from ..stream.noise_stream import RELAY_MODES, RELAY_MODES_FIELD
 from . import tokens
 from .config import RendezvousConfig
-from .directory import ExecutorDirectory
+from .directory import ExecutorDirectory, SharedNoiseRegistrations
 from .metrics import Metrics
 
 AUTH_PREFIX = "na1"
@@ -111,6 +111,9 @@ class NoiseRegistry:
         self._directory = directory
         self._ws_base = ws_base
         self._registrations: OrderedDict[str, NoiseRegistration] = OrderedDict()
+        #: set by a cluster node: registrations valid on every node (docs/rendezvous.md
+        #: §Several nodes); None on a single node
+        self.shared: SharedNoiseRegistrations | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/cloud/environment/{environment_id}/register", self.register),
@@ -178,6 +181,8 @@ class NoiseRegistry:
         regs[environment_id] = NoiseRegistration(registration_id, key, tuple(dict.fromkeys(modes)))
         while len(regs) > MAX_REGISTRATIONS:
             regs.popitem(last=False)
+        if self.shared is not None:
+            await self.shared.put(environment_id, regs[environment_id], token)
         ttl = self._config.url_token_ttl
         url_token = tokens.mint(self._secret, "executor", environment_id, ttl)
         self._directory.remember_registration(
@@ -197,7 +202,8 @@ class NoiseRegistry:
             key = _public_key(await _json_object(request), "harness_public_key")
         except _BadRequest as exc:
             return _error(400, "bad_request", str(exc))
-        reg = self._registrations.get(environment_id)
+        reg = self._registrations.get(environment_id) if self.shared is None \
+            else await self.shared.get(environment_id)
         if reg is None:
             # 503: a 0.171 harness retries it (~19 s), as it should while an executor starts
             return _error(503, "environment_unavailable",
@@ -230,7 +236,8 @@ class NoiseRegistry:
                                   "must be strings")
         except _BadRequest as exc:
             return _error(400, "bad_request", str(exc))
-        reg = self._registrations.get(environment_id)
+        reg = self._registrations.get(environment_id) if self.shared is None \
+            else await self.shared.get(environment_id)
         valid = (reg is not None and reg.registration_id == registration_id
                  and len(authorization) <= MAX_AUTHORIZATION_CHARS
                  and self.check(authorization, key, environment_id, registration_id))

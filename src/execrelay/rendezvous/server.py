@@ -58,6 +58,7 @@ class ClusterHooks(Protocol):
 
     def harness_attached(self, link: Link) -> None: ...
     def harness_detached(self, link: Link) -> None: ...
+    async def executor_admission(self, executor_id: str, url_token_fp: str) -> None: ...
 
 
 #: the answer to any new request or socket while draining (docs/operations.md §Graceful drain)
@@ -295,6 +296,8 @@ class RendezvousServer:
             return 401, _unauthorized_body("invalid, expired or missing executor token")
         assert sig is not None
         sig_fp = tokens.token_fingerprint(sig)
+        if self.cluster is not None:  # what other nodes know (docs/rendezvous.md §Several nodes)
+            await self.cluster.executor_admission(executor_id, sig_fp)
         registration = self.router.directory.registration_of(sig_fp) or sig_fp
         if self.router.executor_claim(executor_id, registration) == "refused":
             self.metrics.auth_failures["executor_conflict"] += 1

@@ -12,6 +12,7 @@
 
 Without a node the server is the single-node rendezvous, unchanged.  Modules: :mod:`.config`
 (settings), :mod:`.subjects` (names and messages), :mod:`.bus` (the NATS connection),
+:mod:`.registrations` (registrations valid on every node: the ``rdv_reg`` bucket),
 :mod:`.links` (remote ends shaped as sockets), :mod:`.state` (directory and stream table),
 :mod:`.inbox` (bounded per-socket queues), :mod:`.liveness` (heartbeats),
 :mod:`.metrics`, :mod:`.node` (the glue).

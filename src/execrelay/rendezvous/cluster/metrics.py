@@ -42,6 +42,12 @@ class ClusterMetrics:
         out.family("cluster_publish_errors_total", "counter",
                    "Publishes the NATS client refused (disconnected with a full buffer, closed).",
                    [("", events["publish_errors"])])
+        out.family("cluster_registration_reads_total", "counter",
+                   "Registrations read from the rdv_reg bucket on a local miss.",
+                   [("", events["registration_reads"])])
+        out.family("cluster_registration_errors_total", "counter",
+                   "Registrations not written to or not read from the rdv_reg bucket (NATS "
+                   "away, timeout, bad MAC).", [("", events["registration_errors"])])
         out.family("cluster_ownership_changes_total", "counter",
                    "Executor ownership changes seen by this node, by reason.",
                    [(f'{{reason="{r}"}}', n) for r, n in sorted(self.ownership.items())])

@@ -44,6 +44,7 @@ from .inbox import Inboxes
 from .links import RemoteExecutor, RemoteHarness
 from .liveness import Liveness
 from .metrics import ClusterMetrics
+from .registrations import SharedRegistrations
 from .state import ClusterDirectory, ClusterStreamTable
 
 log = logging.getLogger("execrelay.rendezvous.cluster")
@@ -55,10 +56,11 @@ NOT_OWNER = "not_owner"
 class Claim:
     """This node's ownership of one executor id: its socket and the KV revision (0: pending)."""
 
-    __slots__ = ("link", "revision", "superseded", "writing")
+    __slots__ = ("link", "registration", "revision", "superseded", "writing")
 
-    def __init__(self, link: Any) -> None:
+    def __init__(self, link: Any, registration: str = "") -> None:
         self.link = link
+        self.registration = registration
         self.revision = 0
         self.superseded = False
         self.writing = False
@@ -99,7 +101,12 @@ class ClusterNode:
         self.closing = False
         self._ticker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        router.use_state(ClusterDirectory(router.directory, self),  # type: ignore[arg-type]
+        #: registrations valid on every node (the ``rdv_reg`` bucket)
+        self.registrations = SharedRegistrations(self.bus, server._secret)  # noqa: SLF001
+        server.noise.shared = self.registrations
+        self.directory = ClusterDirectory(router.directory, self,  # type: ignore[arg-type]
+                                          self.registrations)
+        router.use_state(self.directory,
                          partial(ClusterStreamTable, self._stream_unbound))  # type: ignore[arg-type]
         server.cluster = self
         server.metrics.add_section(lambda out: self.metrics.render(out, self.bus.events))
@@ -116,6 +123,11 @@ class ClusterNode:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await self.bus.connect()
+        try:
+            await self.registrations.open()
+        except ClusterError:
+            await self.bus.close()
+            raise
         self.bus.on_reconnected = self._after_reconnect
         self.bus.on_slow_consumer = self._slow_consumer
         try:
@@ -267,6 +279,7 @@ class ClusterNode:
         # Announcements may have been missed meanwhile: check the claims (without holding
         # frames back, unlike after a stall: a short outage moved no executor by itself).
         self._fenced = False
+        self.registrations.forget_noise()
         if not self._verifying:
             self.spawn(self._verify_claims())
         self._reprobe()
@@ -277,8 +290,17 @@ class ClusterNode:
             if hub.executor is None and (hub.harnesses or len(hub.table)):
                 self._install_remote(eid, hub)
 
+    def node_alive(self, node_id: str) -> bool:
+        """Another node whose heartbeats arrive."""
+        live = self.liveness
+        return node_id != self.node_id and node_id in live.last_seen and node_id not in live.dead
+
+    async def executor_admission(self, executor_id: str, url_token_fp: str) -> None:
+        """The server asks before checking an executor socket (ClusterDirectory.admit)."""
+        await self.directory.admit(executor_id, url_token_fp)
+
     # -- owner side ---------------------------------------------------------------------
-    def executor_claimed(self, link: Any) -> None:
+    def executor_claimed(self, link: Any, registration: str = "") -> None:
         """A local executor socket was accepted (ClusterDirectory.claim): retire the remote
         stand-in its hub may have (frames it held go to the pending queue, which the router
         hands to the new socket), then write the claim."""
@@ -286,7 +308,7 @@ class ClusterNode:
         hub = self.router.hubs.get(eid)
         if hub is not None and isinstance(hub.executor, RemoteExecutor):
             self._retire(hub.executor, hub, "local_owner")
-        claim = self.claims[eid] = Claim(link)
+        claim = self.claims[eid] = Claim(link, registration)
         self.metrics.ownership["claimed"] += 1
         self.spawn(self._claim(eid, claim))
 
@@ -299,7 +321,7 @@ class ClusterNode:
             await self.executor_subs.ensure(eid, subjects.executor_subject(eid),
                                             partial(self._on_executor_msg, eid))
             await self._watch(eid)
-            value = subjects.dumps(node=self.node_id, conn=id(claim.link))
+            value = subjects.dumps(node=self.node_id, conn=id(claim.link), reg=claim.registration)
             revision = await kv.put(subjects.owner_key(eid), value)
         except Exception as exc:  # noqa: BLE001 - NATS away: the ticker retries
             log.info("claim of %r not written yet: %s", eid, exc)
