@@ -296,14 +296,21 @@ class RendezvousServer:
             return 401, _unauthorized_body("invalid, expired or missing executor token")
         assert sig is not None
         sig_fp = tokens.token_fingerprint(sig)
-        if self.cluster is not None:  # what other nodes know (docs/rendezvous.md §Several nodes)
-            await self.cluster.executor_admission(executor_id, sig_fp)
         registration = self.router.directory.registration_of(sig_fp) or sig_fp
         if self.router.executor_claim(executor_id, registration) == "refused":
             self.metrics.auth_failures["executor_conflict"] += 1
             return 409, {"error": {"code": "conflict",
                                    "message": "executor id is connected with another registration"}}
         return registration
+
+    async def prepare_executor_admission(self, executor_id: str, sig: str | None) -> None:
+        """On a cluster, read what the other nodes know of this id and URL token (the KV
+        entries of docs/rendezvous.md §Several nodes) so that the synchronous
+        :meth:`admit_executor` that follows sees them; nothing to do on a single node."""
+        cluster = self.cluster
+        if cluster is None or sig is None or not tokens.verify(self._secret, sig, "executor", executor_id):
+            return
+        await cluster.executor_admission(executor_id, tokens.token_fingerprint(sig))
 
     def admit_harness(self, executor_id: str, role: str | None, sig: str | None
                       ) -> tuple[int, dict[str, Any]] | None:
@@ -352,7 +359,7 @@ class RendezvousServer:
         log.info("executor connected", extra={"fields": {"executor_id": link.executor_id, "peer": link.label}})
         if isinstance(old, Link):
             self._links.discard(old)
-            self._spawn(old.close("superseded"))
+            self.spawn(old.close("superseded"))
         return True
 
     def detach_executor(self, link: Link) -> None:
@@ -382,6 +389,7 @@ class RendezvousServer:
     # -- executor socket ----------------------------------------------------------------
     async def _executor_ws(self, request: web.Request) -> web.StreamResponse:
         executor_id = request.match_info["executor_id"]
+        await self.prepare_executor_admission(executor_id, request.query.get("sig"))
         admitted = self.admit_executor(executor_id, request.query.get("sig"))
         if isinstance(admitted, tuple):
             return web.json_response(admitted[1], status=admitted[0])
@@ -478,7 +486,8 @@ class RendezvousServer:
         if executor is not None:
             await executor.wait_writable(link, 3600.0)
 
-    def _spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Any) -> None:
+        """Run ``coro`` as a task the server keeps (and cancels on close)."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -228,7 +228,7 @@ class _RdvListener(WSListener):
             return False
         self._held = [data]
         self._raw.pause_reading()
-        self.server._spawn(self._wait_and_release(link))  # noqa: SLF001
+        self.server.spawn(self._wait_and_release(link))
         return True
 
     async def _wait_and_release(self, link: Link) -> None:
@@ -421,6 +421,24 @@ class FastFront:
         """Give ``transport`` and the bytes read so far to picows or to aiohttp."""
         self.sniffing.discard(transport)
         target = _websocket_target(line)
+        if target is not None and target[0] == "executor" and self.server.cluster is not None:
+            # a cluster reads the other nodes' view of the id before the (synchronous)
+            # admission: hold the socket's bytes until it is there
+            transport.pause_reading()
+            self.server.spawn(self._hand_over_later(transport, target, data))
+            return
+        self._switch(transport, target, data)
+
+    async def _hand_over_later(self, transport: Any, target: tuple[str, str, dict[str, str]],
+                               data: bytes) -> None:
+        await self.server.prepare_executor_admission(target[1], target[2].get("sig"))
+        if transport.is_closing():
+            return
+        self._switch(transport, target, data)
+        if not transport.is_closing():
+            transport.resume_reading()
+
+    def _switch(self, transport: Any, target: tuple[str, str, dict[str, str]] | None, data: bytes) -> None:
         if target is None:
             self.server.guard.disarm(transport)  # aiohttp's hook arms it again
             proto: Any = self._http_factory()
