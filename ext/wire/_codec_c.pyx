@@ -208,7 +208,7 @@ cdef object _stream_id(const uint8_t* p, Py_ssize_t n, Py_ssize_t at):
 # ---------------------------------------------------------------------------------------------
 # decode
 
-cdef CFrame _decode(const uint8_t* buf, Py_ssize_t end):
+cdef object _decode(const uint8_t* buf, Py_ssize_t end):
     cdef Py_ssize_t pos = 0, at, sub_end, n
     cdef uint32_t key, field, wt, skey
     cdef uint64_t v
@@ -341,19 +341,28 @@ cdef CFrame _decode(const uint8_t* buf, Py_ssize_t end):
     return f
 
 
-def decode(buf):
-    """Parse and validate one serialized ``RelayMessageFrame``."""
+ctypedef object (*_reader)(const uint8_t*, Py_ssize_t)
+
+
+cdef inline object _over_bytes(buf, _reader read):
+    """``read`` over the bytes of ``buf``: a bytes object directly, anything else through the
+    buffer protocol (released afterwards)."""
     cdef Py_buffer view
     if PyBytes_CheckExact(buf):
-        return _decode(<const uint8_t*>PyBytes_AS_STRING(buf), PyBytes_GET_SIZE(buf))
+        return read(<const uint8_t*>PyBytes_AS_STRING(buf), PyBytes_GET_SIZE(buf))
     PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
     try:
-        return _decode(<const uint8_t*>view.buf, view.len)
+        return read(<const uint8_t*>view.buf, view.len)
     finally:
         PyBuffer_Release(&view)
 
 
-cdef str _peek(const uint8_t* buf, Py_ssize_t end):
+def decode(buf):
+    """Parse and validate one serialized ``RelayMessageFrame``."""
+    return _over_bytes(buf, _decode)
+
+
+cdef object _peek(const uint8_t* buf, Py_ssize_t end):
     cdef Py_ssize_t pos = 0, at, sid_at = -1, sid_n = 0
     cdef const uint8_t* sid_p = NULL
     cdef uint32_t key
@@ -385,14 +394,7 @@ def peek_stream_id(buf):
     Bodies are skipped, not parsed, so a router never pays for (or judges) the payload; the
     last ``stream_id`` field wins, as in protobuf.
     """
-    cdef Py_buffer view
-    if PyBytes_CheckExact(buf):
-        return _peek(<const uint8_t*>PyBytes_AS_STRING(buf), PyBytes_GET_SIZE(buf))
-    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
-    try:
-        return _peek(<const uint8_t*>view.buf, view.len)
-    finally:
-        PyBuffer_Release(&view)
+    return _over_bytes(buf, _peek)
 
 
 # ---------------------------------------------------------------------------------------------

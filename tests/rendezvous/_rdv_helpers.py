@@ -84,6 +84,13 @@ async def metrics_text(http: aiohttp.ClientSession, server: RendezvousServer) ->
         return await resp.text()
 
 
+async def expect_metrics(http: aiohttp.ClientSession, server: RendezvousServer,
+                         expected: dict[tuple[str, str], float]) -> None:
+    """The server's /metrics shows these samples: {(name, labels as rendered): value}."""
+    text = await metrics_text(http, server)
+    assert {key: metric(text, *key) for key in expected} == expected
+
+
 def metric(text: str, name: str, labels: str = "") -> float:
     """Value of one sample (``labels`` as rendered, e.g. ``{direction="to_executor"}``)."""
     key = f"execrelay_rendezvous_{name}{labels} "
