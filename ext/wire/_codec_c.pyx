@@ -417,6 +417,12 @@ cdef inline uint8_t* _put(uint8_t* p, uint64_t v) nogil:
     return p + 1
 
 
+cdef inline uint8_t* _tagged(uint8_t* p, uint8_t tag, uint64_t v) nogil:
+    """One field: its tag byte, then ``v`` as a varint (a length or a number)."""
+    p[0] = tag
+    return _put(p + 1, v)
+
+
 cdef bytes _encode(int kind, str stream_id, uint32_t ack, uint32_t ack_bits, uint32_t seq,
                    uint32_t index, uint32_t count, const uint8_t* payload, Py_ssize_t payload_n,
                    uint32_t next_seq, str reason, uint32_t version):
@@ -464,36 +470,26 @@ cdef bytes _encode(int kind, str stream_id, uint32_t ack, uint32_t ack_bits, uin
     memcpy(p, sid_p, sid_n)
     p += sid_n
     if ack:
-        p[0] = 0x18
-        p = _put(p + 1, ack)
+        p = _tagged(p, 0x18, ack)
     if ack_bits:
-        p[0] = 0x20
-        p = _put(p + 1, ack_bits)
-    p[0] = <uint8_t>((kind << 3) | 2)
-    p = _put(p + 1, body_n)
+        p = _tagged(p, 0x20, ack_bits)
+    p = _tagged(p, <uint8_t>((kind << 3) | 2), body_n)
     if kind == K_DATA:
         if seq:
-            p[0] = 0x08
-            p = _put(p + 1, seq)
+            p = _tagged(p, 0x08, seq)
         if index:
-            p[0] = 0x10
-            p = _put(p + 1, index)
-        p[0] = 0x18
-        p = _put(p + 1, count)
-        p[0] = 0x22
-        p = _put(p + 1, payload_n)
+            p = _tagged(p, 0x10, index)
+        p = _tagged(p, 0x18, count)
+        p = _tagged(p, 0x22, payload_n)
         memcpy(p, payload, payload_n)
     elif kind == K_RESUME:
         if next_seq:
-            p[0] = 0x08
-            _put(p + 1, next_seq)
+            _tagged(p, 0x08, next_seq)
     elif kind == K_RESET:
-        p[0] = 0x0A
-        p = _put(p + 1, reason_n)
+        p = _tagged(p, 0x0A, reason_n)
         memcpy(p, reason_p, reason_n)
     elif kind == K_HANDSHAKE:
-        p[0] = 0x0A
-        p = _put(p + 1, payload_n)
+        p = _tagged(p, 0x0A, payload_n)
         memcpy(p, payload, payload_n)
     return out
 
