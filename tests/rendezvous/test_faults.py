@@ -6,7 +6,7 @@ import time
 
 import aiohttp
 
-from _rdv_helpers import (connect_executor, open_stream, connect_harness, data, expect_silence, metric, reset,
+from _rdv_helpers import (connect_executor, open_stream, open_streams, connect_harness, data, expect_silence, metric, reset,
                           expect_metrics, metrics_text, recv, recv_raw, resume)
 from execrelay.rendezvous import (EXECUTOR_UNAVAILABLE, FRAME_TOO_LARGE, HARNESS_DISCONNECTED,
                                   HARNESS_TOO_SLOW, PROTOCOL_ERROR)
@@ -15,11 +15,8 @@ from execrelay.wire import RESET, encode_data
 
 async def test_legacy_stream_reset_at_once_when_harness_goes(make_server, http) -> None:
     server = await make_server(harness_grace=30.0)
-    ex = await connect_executor(http, server, "e")
-    h = await connect_harness(http, server, "e")
-    await h.send_bytes(resume("legacy", 0))  # what a 0.131.0 harness sends
-    await h.send_bytes(data("legacy", 0))
-    await recv_raw(ex), await recv_raw(ex)
+    # what a 0.131.0 harness sends
+    ex, h = await open_streams(http, server, resume("legacy", 0), data("legacy", 0))
     await h.close()
     f = await recv(ex, 2.0)
     assert (f.kind, f.stream_id, f.reason) == (RESET, "legacy", HARNESS_DISCONNECTED)
@@ -131,11 +128,7 @@ async def test_pending_queue_is_bounded(make_server, http) -> None:
 
 async def test_oversized_frame_refused_other_streams_unaffected(make_server, http) -> None:
     server = await make_server(max_frame_bytes=4096)
-    ex = await connect_executor(http, server, "e")
-    h = await connect_harness(http, server, "e")
-    await h.send_bytes(data("big", 0))
-    await h.send_bytes(data("ok", 0))
-    await recv_raw(ex), await recv_raw(ex)
+    ex, h = await open_streams(http, server, data("big", 0), data("ok", 0))
     await h.send_bytes(encode_data("big", 1, 0, 0, b"x" * 5000))
     f = await recv(h)
     assert (f.kind, f.stream_id, f.reason) == (RESET, "big", FRAME_TOO_LARGE)
@@ -225,11 +218,7 @@ async def test_harness_that_stops_reading_is_cut_off_without_delaying_others(mak
 async def test_data_seq_one_first_counts_as_reliable(make_server, http) -> None:
     """P2: an opening Resume may be lost; Data seq >= 1 first also means reliable."""
     server = await make_server(harness_grace=0.6)
-    ex = await connect_executor(http, server, "e")
-    h = await connect_harness(http, server, "e")
-    await h.send_bytes(data("rel", 1))
-    await h.send_bytes(data("leg", 0))
-    await recv_raw(ex), await recv_raw(ex)
+    ex, h = await open_streams(http, server, data("rel", 1), data("leg", 0))
     await h.close()
     f = await recv(ex, 2.0)
     assert (f.stream_id, f.reason) == ("leg", HARNESS_DISCONNECTED)
