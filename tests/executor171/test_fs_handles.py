@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Awaitable
+from typing import Awaitable, Callable
 
 import pytest
 
@@ -13,6 +13,11 @@ from execrelay.executor.errors import RpcError, INVALID_PARAMS, INVALID_REQUEST,
 
 def run(coro, timeout: float = 10.0):
     return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def with_table(body: Callable[[fs_handles.HandleTable], Awaitable[None]]) -> None:
+    """Run ``body`` on a fresh handle table (bounded in time)."""
+    run(body(fs_handles.HandleTable()))
 
 
 def _err(exc: pytest.ExceptionInfo) -> tuple[int, str]:
@@ -30,8 +35,7 @@ def test_read_blocks_and_eof(tmp_path) -> None:
     f = tmp_path / "a.txt"
     f.write_bytes(b"hello\n")
 
-    async def body():
-        t = fs_handles.HandleTable()
+    async def body(t: fs_handles.HandleTable) -> None:
         assert await t.open("h", str(f)) == {"handleId": "h"}
         assert await t.read_block("h", 0, 3) == (b"hel", False)
         assert await t.read_block("h", 3, 100) == (b"lo\n", True)
@@ -47,14 +51,13 @@ def test_read_blocks_and_eof(tmp_path) -> None:
         assert t.close("h") == {} and t.close("h") == {}
         assert await _rpc_error(t.read_block("h", 0, 1)) == (NOT_FOUND, "unknown file handle `h`")
         assert await t.open("", str(f)) == {"handleId": ""}
-    run(body())
+    with_table(body)
 
 
 def test_open_errors(tmp_path) -> None:
     os.mkfifo(tmp_path / "fifo")
 
-    async def body():
-        t = fs_handles.HandleTable()
+    async def body(t: fs_handles.HandleTable) -> None:
         assert await _rpc_error(t.open("d", str(tmp_path))) == (
             INVALID_REQUEST, f"path `{tmp_path}` is not a file")
         code, _ = await _rpc_error(t.open("p", str(tmp_path / "fifo")))  # must not hang on a FIFO
@@ -66,15 +69,14 @@ def test_open_errors(tmp_path) -> None:
         assert await _rpc_error(t.open("r", str(tmp_path), "replace")) == (
             INTERNAL_ERROR, "Is a directory (os error 21)")
         assert len(t) == 0
-    run(body())
+    with_table(body)
 
 
 def test_replace_mode(tmp_path) -> None:
     f = tmp_path / "rep.txt"
     f.write_bytes(b"original")
 
-    async def body():
-        t = fs_handles.HandleTable()
+    async def body(t: fs_handles.HandleTable) -> None:
         await t.open("w", str(f), "replace")
         assert f.read_bytes() == b""  # truncated at open, written in place
         await t.write_block("w", 0, b"xx")
@@ -89,15 +91,14 @@ def test_replace_mode(tmp_path) -> None:
         t.close("w")
         await t.open("n", str(tmp_path / "new.txt"), "replace")
         assert (tmp_path / "new.txt").exists()
-    run(body())
+    with_table(body)
 
 
 def test_limit_128_and_close_all(tmp_path) -> None:
     f = tmp_path / "a"
     f.write_bytes(b"x")
 
-    async def body():
-        t = fs_handles.HandleTable()
+    async def body(t: fs_handles.HandleTable) -> None:
         for i in range(fs_handles.MAX_HANDLES):
             await t.open(f"n{i}", str(f))
         assert await _rpc_error(t.open("one-more", str(f))) == (
@@ -116,22 +117,21 @@ def test_limit_128_and_close_all(tmp_path) -> None:
             except OSError:
                 closed += 1
         assert closed == len(fds)
-    run(body())
+    with_table(body)
 
 
 def test_close_during_read_waits_for_it(tmp_path) -> None:
     f = tmp_path / "big"
     f.write_bytes(os.urandom(fs_handles.MAX_BLOCK))
 
-    async def body():
-        t = fs_handles.HandleTable()
+    async def body(t: fs_handles.HandleTable) -> None:
         await t.open("h", str(f))
         read = asyncio.ensure_future(t.read_block("h", 0, fs_handles.MAX_BLOCK))
         await asyncio.sleep(0)
         t.close("h")
         data, eof = await read
         assert data == f.read_bytes() and eof is False
-    run(body())
+    with_table(body)
 
 
 @pytest.mark.parametrize("p,expected", [({}, "read"), ({"mode": "read"}, "read"), ({"mode": "replace"}, "replace")])
