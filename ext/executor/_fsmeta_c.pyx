@@ -30,35 +30,34 @@ cdef int _raise_os(str path) except -1:
     raise OSError(code, os.strerror(code), path)
 
 
-def metadata(str path):
-    """The 0.131.0 ``fs/getMetadata`` result for ``path``; raises OSError like os.lstat."""
-    cdef struct_stat st
-    cdef struct_stat target
+cdef bint _lstat_follow(str path, struct_stat* st) except -1:
+    """lstat ``path`` into ``st``, then, for a symlink, stat its target into ``st`` instead;
+    True for a symlink.  OSError (naming ``path``) as os.lstat / os.stat raise it."""
     cdef bytes raw = _encode(path)
     cdef const char* p = raw
-    if c_lstat(p, &st) != 0:
+    if c_lstat(p, st) != 0:
         _raise_os(path)
-    if S_ISLNK(st.st_mode):
-        if c_stat(p, &target) != 0:
-            _raise_os(path)
-        return {"isDirectory": S_ISDIR(target.st_mode) != 0, "isFile": S_ISREG(target.st_mode) != 0,
-                "isSymlink": True, "createdAtMs": 0, "modifiedAtMs": _mtime_ms(&target)}
+    if not S_ISLNK(st.st_mode):
+        return False
+    if c_stat(p, st) != 0:
+        _raise_os(path)
+    return True
+
+
+def metadata(str path):
+    """The 0.131.0 ``fs/getMetadata`` result for ``path``; raises OSError like os.lstat.
+    A symlink reports its target's kind and mtime."""
+    cdef struct_stat st
+    cdef bint link = _lstat_follow(path, &st)
     return {"isDirectory": S_ISDIR(st.st_mode) != 0, "isFile": S_ISREG(st.st_mode) != 0,
-            "isSymlink": False, "createdAtMs": 0, "modifiedAtMs": _mtime_ms(&st)}
+            "isSymlink": link, "createdAtMs": 0, "modifiedAtMs": _mtime_ms(&st)}
 
 
 def metadata_171(str path):
     """0.171.0's ``fs/getMetadata`` result: 0.131's members plus ``size`` (of the target for a
     symlink, as ``isDirectory``/``isFile``); raises OSError like os.lstat."""
     cdef struct_stat st
-    cdef bint link
-    cdef bytes raw = _encode(path)
-    cdef const char* p = raw
-    if c_lstat(p, &st) != 0:
-        _raise_os(path)
-    link = S_ISLNK(st.st_mode)
-    if link and c_stat(p, &st) != 0:
-        _raise_os(path)
+    cdef bint link = _lstat_follow(path, &st)
     return {"isDirectory": S_ISDIR(st.st_mode) != 0, "isFile": S_ISREG(st.st_mode) != 0,
             "isSymlink": link, "size": <long long>st.st_size, "createdAtMs": 0,
             "modifiedAtMs": _mtime_ms(&st)}

@@ -208,7 +208,7 @@ cdef object _stream_id(const uint8_t* p, Py_ssize_t n, Py_ssize_t at):
 # ---------------------------------------------------------------------------------------------
 # decode
 
-cdef CFrame _decode(const uint8_t* buf, Py_ssize_t end):
+cdef object _decode(const uint8_t* buf, Py_ssize_t end):
     cdef Py_ssize_t pos = 0, at, sub_end, n
     cdef uint32_t key, field, wt, skey
     cdef uint64_t v
@@ -341,19 +341,28 @@ cdef CFrame _decode(const uint8_t* buf, Py_ssize_t end):
     return f
 
 
-def decode(buf):
-    """Parse and validate one serialized ``RelayMessageFrame``."""
+ctypedef object (*_reader)(const uint8_t*, Py_ssize_t)
+
+
+cdef inline object _over_bytes(buf, _reader read):
+    """``read`` over the bytes of ``buf``: a bytes object directly, anything else through the
+    buffer protocol (released afterwards)."""
     cdef Py_buffer view
     if PyBytes_CheckExact(buf):
-        return _decode(<const uint8_t*>PyBytes_AS_STRING(buf), PyBytes_GET_SIZE(buf))
+        return read(<const uint8_t*>PyBytes_AS_STRING(buf), PyBytes_GET_SIZE(buf))
     PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
     try:
-        return _decode(<const uint8_t*>view.buf, view.len)
+        return read(<const uint8_t*>view.buf, view.len)
     finally:
         PyBuffer_Release(&view)
 
 
-cdef str _peek(const uint8_t* buf, Py_ssize_t end):
+def decode(buf):
+    """Parse and validate one serialized ``RelayMessageFrame``."""
+    return _over_bytes(buf, _decode)
+
+
+cdef object _peek(const uint8_t* buf, Py_ssize_t end):
     cdef Py_ssize_t pos = 0, at, sid_at = -1, sid_n = 0
     cdef const uint8_t* sid_p = NULL
     cdef uint32_t key
@@ -385,14 +394,7 @@ def peek_stream_id(buf):
     Bodies are skipped, not parsed, so a router never pays for (or judges) the payload; the
     last ``stream_id`` field wins, as in protobuf.
     """
-    cdef Py_buffer view
-    if PyBytes_CheckExact(buf):
-        return _peek(<const uint8_t*>PyBytes_AS_STRING(buf), PyBytes_GET_SIZE(buf))
-    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
-    try:
-        return _peek(<const uint8_t*>view.buf, view.len)
-    finally:
-        PyBuffer_Release(&view)
+    return _over_bytes(buf, _peek)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,6 +415,12 @@ cdef inline uint8_t* _put(uint8_t* p, uint64_t v) nogil:
         p += 1
     p[0] = <uint8_t>v
     return p + 1
+
+
+cdef inline uint8_t* _tagged(uint8_t* p, uint8_t tag, uint64_t v) nogil:
+    """One field: its tag byte, then ``v`` as a varint (a length or a number)."""
+    p[0] = tag
+    return _put(p + 1, v)
 
 
 cdef bytes _encode(int kind, str stream_id, uint32_t ack, uint32_t ack_bits, uint32_t seq,
@@ -462,36 +470,26 @@ cdef bytes _encode(int kind, str stream_id, uint32_t ack, uint32_t ack_bits, uin
     memcpy(p, sid_p, sid_n)
     p += sid_n
     if ack:
-        p[0] = 0x18
-        p = _put(p + 1, ack)
+        p = _tagged(p, 0x18, ack)
     if ack_bits:
-        p[0] = 0x20
-        p = _put(p + 1, ack_bits)
-    p[0] = <uint8_t>((kind << 3) | 2)
-    p = _put(p + 1, body_n)
+        p = _tagged(p, 0x20, ack_bits)
+    p = _tagged(p, <uint8_t>((kind << 3) | 2), body_n)
     if kind == K_DATA:
         if seq:
-            p[0] = 0x08
-            p = _put(p + 1, seq)
+            p = _tagged(p, 0x08, seq)
         if index:
-            p[0] = 0x10
-            p = _put(p + 1, index)
-        p[0] = 0x18
-        p = _put(p + 1, count)
-        p[0] = 0x22
-        p = _put(p + 1, payload_n)
+            p = _tagged(p, 0x10, index)
+        p = _tagged(p, 0x18, count)
+        p = _tagged(p, 0x22, payload_n)
         memcpy(p, payload, payload_n)
     elif kind == K_RESUME:
         if next_seq:
-            p[0] = 0x08
-            _put(p + 1, next_seq)
+            _tagged(p, 0x08, next_seq)
     elif kind == K_RESET:
-        p[0] = 0x0A
-        p = _put(p + 1, reason_n)
+        p = _tagged(p, 0x0A, reason_n)
         memcpy(p, reason_p, reason_n)
     elif kind == K_HANDSHAKE:
-        p[0] = 0x0A
-        p = _put(p + 1, payload_n)
+        p = _tagged(p, 0x0A, payload_n)
         memcpy(p, payload, payload_n)
     return out
 

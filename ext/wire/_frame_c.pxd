@@ -13,8 +13,12 @@ cdef enum:  # the body kinds and limits of _frame_py, as C constants for the com
     MAX_SID = 128
     MAX_REASON = 256
 
+# C-typed copies of the Python constants for the frame rules (assigned in _frame_py.py)
+cdef unsigned int _VERSION
+cdef int _DATA, _ACK, _RESUME, _RESET, _HEARTBEAT, _HANDSHAKE, _MAX_SID, _MAX_REASON
 
-@cython.freelist(256)
+
+# (the freelist is declared in _frame_py.py: Cython ignores @cython.freelist in a .pxd)
 cdef class Frame:
     cdef public int kind
     cdef public unsigned int version

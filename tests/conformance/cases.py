@@ -241,15 +241,20 @@ async def c05(ctx: Ctx) -> None:
     assert resp["result"]["isDirectory"] is True
 
 
+async def assert_gated(c: JsonWsClient, step: str, first_id: int) -> None:
+    """A filesystem, an exec and an http method, with ids from ``first_id``, each refused with
+    -32600 "client must <step> before using <group> methods"."""
+    gated = [("fs/getMetadata", md("/tmp"), "filesystem"), ("process/read", {"processId": "x"}, "exec"),
+             ("http/request", {"method": "GET", "url": "http://127.0.0.1:9/", "requestId": "r"}, "http")]
+    for rid, (method, params, group) in enumerate(gated, first_id):
+        assert await c.call(method, params, id=rid) == error(
+            -32600, f"client must {step} before using {group} methods", rid)
+
+
 @case(6, "gate-before-initialize")
 async def c06(ctx: Ctx) -> None:
     c = await ctx.conn(init=False)
-    assert await c.call("fs/getMetadata", md("/tmp"), id=1) == error(
-        -32600, "client must call initialize before using filesystem methods", 1)
-    assert await c.call("process/read", {"processId": "x"}, id=2) == error(
-        -32600, "client must call initialize before using exec methods", 2)
-    assert await c.call("http/request", {"method": "GET", "url": "http://127.0.0.1:9/", "requestId": "r"},
-                        id=3) == error(-32600, "client must call initialize before using http methods", 3)
+    await assert_gated(c, "call initialize", first_id=1)
     assert await c.call("process/start", start_params("p", ["true"]), id=4) == error(
         -32600, "client must call initialize before using exec methods", 4)
     # Unknown methods are -32601 whatever the state; param errors come before the gate.
@@ -260,12 +265,7 @@ async def c06(ctx: Ctx) -> None:
 @case(7, "gate-before-initialized")
 async def c07(ctx: Ctx) -> None:
     c = await ctx.conn(init=True, initialized=False)
-    assert await c.call("fs/getMetadata", md("/tmp"), id=2) == error(
-        -32600, "client must send initialized before using filesystem methods", 2)
-    assert await c.call("process/read", {"processId": "x"}, id=3) == error(
-        -32600, "client must send initialized before using exec methods", 3)
-    assert await c.call("http/request", {"method": "GET", "url": "http://127.0.0.1:9/", "requestId": "r"},
-                        id=4) == error(-32600, "client must send initialized before using http methods", 4)
+    await assert_gated(c, "send initialized", first_id=2)
     await c.notify("initialized", {})
     assert_result(await c.call("fs/getMetadata", md("/tmp"), id=5))
 

@@ -55,13 +55,15 @@ async def test_call_through_rendezvous(tmp_path):
 ODD = "d ü #%41"
 
 
-def _odd_dir(url: str, tmp_path: Path) -> Path:
-    """A directory named ``ODD`` (space, non-ASCII letter, URI-special characters), which the
-    server at ``url`` reports as a directory when asked with its native path (--paths auto)."""
+def _odd_dir(start_server, impl: str, tmp_path: Path) -> tuple[str, Path]:
+    """A server of ``impl`` and a directory named ``ODD`` (space, non-ASCII letter, URI-special
+    characters), which the server reports as a directory when asked with its native path
+    (--paths auto): ``(url, the directory)``."""
+    url = start_server(impl).url
     odd = tmp_path / ODD
     odd.mkdir()
     _assert_directory(url, str(odd))
-    return odd
+    return url, odd
 
 
 @pytest.mark.interop
@@ -70,8 +72,7 @@ def _odd_dir(url: str, tmp_path: Path) -> Path:
 def test_call_paths_auto_converts_for_171(impl, start_server, tmp_path):
     from execrelay.fileuri import to_uri
 
-    url = start_server(impl).url
-    odd = _odd_dir(url, tmp_path)
+    url, odd = _odd_dir(start_server, impl, tmp_path)
     (odd / "link").symlink_to(odd)
     out = call(url, "fs/canonicalize", json.dumps({"path": str(odd / "link")}), "--paths", "uri")
     assert out.returncode == 0, out.stderr
@@ -87,7 +88,6 @@ def test_call_paths_auto_converts_for_171(impl, start_server, tmp_path):
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("impl", ["real131", "ours-0.131"])
 def test_call_paths_auto_keeps_native_for_131(impl, start_server, tmp_path):
-    url = start_server(impl).url
-    odd = _odd_dir(url, tmp_path)
+    url, odd = _odd_dir(start_server, impl, tmp_path)
     forced = call(url, "fs/getMetadata", json.dumps({"path": str(odd)}), "--paths", "uri")
     assert forced.returncode == 1 and "error" in forced.stderr  # 0.131 takes no URI

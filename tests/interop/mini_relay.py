@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from typing import Any, AsyncIterator
 
 import aiohttp
 from aiohttp import web
@@ -62,38 +62,38 @@ class MiniRelay(ThreadedApp):
         return web.json_response({"executor_id": executor_id, "url": url})
 
     async def _executor(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=0, autoping=True)
-        await ws.prepare(request)
+        ws = await _accept(request)
         self._executor_ws = ws
         self.executor_connected.set()
+        async for raw, frame in self._frames(ws, self.executor_frames):
+            target = self._routes.get(frame.stream_id)
+            if target is not None and not target.closed:
+                await target.send_bytes(raw)
+        self.executor_connected.clear()
+        return ws
+
+    async def _frames(self, ws: web.WebSocketResponse,
+                      log: list[Any]) -> AsyncIterator[tuple[bytes, Any]]:
+        """The binary messages of ``ws``, each decoded and recorded in ``log`` (the others are
+        skipped): (raw bytes, frame)."""
         async for msg in ws:
             if msg.type != aiohttp.WSMsgType.BINARY:
                 continue
             frame = decode(msg.data)
             with self._lock:
-                self.executor_frames.append(frame)
-            target = self._routes.get(frame.stream_id)
-            if target is not None and not target.closed:
-                await target.send_bytes(msg.data)
-        self.executor_connected.clear()
-        return ws
+                log.append(frame)
+            yield msg.data, frame
 
     # -- harness side ---------------------------------------------------------------------
     async def _harness(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=0, autoping=True)
-        await ws.prepare(request)
+        ws = await _accept(request)
         bridges: dict[str, _Bridge] = {}
         try:
-            async for msg in ws:
-                if msg.type != aiohttp.WSMsgType.BINARY:
-                    continue
-                frame = decode(msg.data)
-                with self._lock:
-                    self.harness_frames.append(frame)
+            async for raw, frame in self._frames(ws, self.harness_frames):
                 if self.bridge_to is None:
                     self._routes[frame.stream_id] = ws
                     if self._executor_ws is not None and not self._executor_ws.closed:
-                        await self._executor_ws.send_bytes(msg.data)
+                        await self._executor_ws.send_bytes(raw)
                     continue
                 bridge = bridges.get(frame.stream_id)
                 if frame.kind == DATA:
@@ -106,6 +106,12 @@ class MiniRelay(ThreadedApp):
             for bridge in bridges.values():
                 await bridge.close()
         return ws
+
+
+async def _accept(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(max_msg_size=0, autoping=True)
+    await ws.prepare(request)
+    return ws
 
 
 class _Bridge:

@@ -37,10 +37,20 @@ async def open_stream(http: aiohttp.ClientSession, server: RendezvousServer, exe
                       sid: str = "s") -> tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientWebSocketResponse]:
     """Executor and harness sockets of ``executor_id``, with stream ``sid`` opened by the
     harness's first data frame (already received by the executor): ``(ex, h)``."""
+    return await open_streams(http, server, data(sid, 0), executor_id=executor_id)
+
+
+async def open_streams(http: aiohttp.ClientSession, server: RendezvousServer, *first: bytes,
+                       executor_id: str = "e"
+                       ) -> tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientWebSocketResponse]:
+    """Executor and harness sockets of ``executor_id``; the harness sends the frames ``first``
+    (opening their streams), all received by the executor before this returns: ``(ex, h)``."""
     ex = await connect_executor(http, server, executor_id)
     h = await connect_harness(http, server, executor_id)
-    await h.send_bytes(data(sid, 0))
-    await recv_raw(ex)
+    for frame in first:
+        await h.send_bytes(frame)
+    for _ in first:
+        await recv_raw(ex)
     return ex, h
 
 
@@ -82,6 +92,13 @@ async def metrics_text(http: aiohttp.ClientSession, server: RendezvousServer) ->
         assert resp.status == 200
         assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         return await resp.text()
+
+
+async def expect_metrics(http: aiohttp.ClientSession, server: RendezvousServer,
+                         expected: dict[tuple[str, str], float]) -> None:
+    """The server's /metrics shows these samples: {(name, labels as rendered): value}."""
+    text = await metrics_text(http, server)
+    assert {key: metric(text, *key) for key in expected} == expected
 
 
 def metric(text: str, name: str, labels: str = "") -> float:

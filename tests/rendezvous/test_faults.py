@@ -6,8 +6,8 @@ import time
 
 import aiohttp
 
-from _rdv_helpers import (connect_executor, open_stream, connect_harness, data, expect_silence, metric, reset,
-                          metrics_text, recv, recv_raw, resume)
+from _rdv_helpers import (connect_executor, open_stream, open_streams, connect_harness, data, expect_silence, metric, reset,
+                          expect_metrics, metrics_text, recv, recv_raw, resume)
 from execrelay.rendezvous import (EXECUTOR_UNAVAILABLE, FRAME_TOO_LARGE, HARNESS_DISCONNECTED,
                                   HARNESS_TOO_SLOW, PROTOCOL_ERROR)
 from execrelay.wire import RESET, encode_data
@@ -15,11 +15,8 @@ from execrelay.wire import RESET, encode_data
 
 async def test_legacy_stream_reset_at_once_when_harness_goes(make_server, http) -> None:
     server = await make_server(harness_grace=30.0)
-    ex = await connect_executor(http, server, "e")
-    h = await connect_harness(http, server, "e")
-    await h.send_bytes(resume("legacy", 0))  # what a 0.131.0 harness sends
-    await h.send_bytes(data("legacy", 0))
-    await recv_raw(ex), await recv_raw(ex)
+    # what a 0.131.0 harness sends
+    ex, h = await open_streams(http, server, resume("legacy", 0), data("legacy", 0))
     await h.close()
     f = await recv(ex, 2.0)
     assert (f.kind, f.stream_id, f.reason) == (RESET, "legacy", HARNESS_DISCONNECTED)
@@ -101,9 +98,8 @@ async def test_harness_for_absent_executor_waits_then_reset(make_server, http) -
     f = await recv(h, 3.0)
     assert (f.kind, f.stream_id, f.reason) == (RESET, "s", EXECUTOR_UNAVAILABLE)
     assert 0.45 <= time.monotonic() - t0 < 4.0
-    text = await metrics_text(http, server)
-    assert metric(text, "resets_total", '{reason="executor_unavailable",to="harness"}') == 1
-    assert metric(text, "pending_frames") == 0
+    await expect_metrics(http, server, {("resets_total", '{reason="executor_unavailable",to="harness"}'): 1,
+                                        ("pending_frames", ""): 0})
 
 
 async def test_harness_for_absent_executor_delivered_when_it_arrives(make_server, http) -> None:
@@ -132,11 +128,7 @@ async def test_pending_queue_is_bounded(make_server, http) -> None:
 
 async def test_oversized_frame_refused_other_streams_unaffected(make_server, http) -> None:
     server = await make_server(max_frame_bytes=4096)
-    ex = await connect_executor(http, server, "e")
-    h = await connect_harness(http, server, "e")
-    await h.send_bytes(data("big", 0))
-    await h.send_bytes(data("ok", 0))
-    await recv_raw(ex), await recv_raw(ex)
+    ex, h = await open_streams(http, server, data("big", 0), data("ok", 0))
     await h.send_bytes(encode_data("big", 1, 0, 0, b"x" * 5000))
     f = await recv(h)
     assert (f.kind, f.stream_id, f.reason) == (RESET, "big", FRAME_TOO_LARGE)
@@ -151,9 +143,8 @@ async def test_oversized_frame_refused_other_streams_unaffected(make_server, htt
     await ex.send_bytes(encode_data("ok", 1, 0, 0, b"y" * 5000))
     f = await recv(h)
     assert (f.kind, f.stream_id, f.reason) == (RESET, "ok", FRAME_TOO_LARGE)
-    text = await metrics_text(http, server)
-    assert metric(text, "bad_frames_total", '{reason="too_large"}') == 2
-    assert metric(text, "resets_total", '{reason="frame_too_large",to="executor"}') == 2
+    await expect_metrics(http, server, {("bad_frames_total", '{reason="too_large"}'): 2,
+                                        ("resets_total", '{reason="frame_too_large",to="executor"}'): 2})
 
 
 async def test_garbage_and_text_dropped_socket_stays_up(make_server, http) -> None:
@@ -168,9 +159,8 @@ async def test_garbage_and_text_dropped_socket_stays_up(make_server, http) -> No
     assert await recv_raw(ex) == data("s", 1)  # nothing of the junk got through
     await ex.send_bytes(data("s", 0, b'{"id":1,"result":{}}'))
     assert (await recv(h)).payload == b'{"id":1,"result":{}}'  # and nothing fatal reached h
-    text = await metrics_text(http, server)
-    assert metric(text, "bad_frames_total", '{reason="undecodable"}') == 6
-    assert metric(text, "bad_frames_total", '{reason="text"}') == 2
+    await expect_metrics(http, server, {("bad_frames_total", '{reason="undecodable"}'): 6,
+                                        ("bad_frames_total", '{reason="text"}'): 2})
 
 
 async def test_invalid_executor_frame_on_a_stream_is_not_forwarded(make_server, http) -> None:
@@ -220,20 +210,15 @@ async def test_harness_that_stops_reading_is_cut_off_without_delaying_others(mak
     # The fast harness keeps working after the cut-off.
     await fast.send_bytes(data("fast", 1))
     assert await recv_raw(ex) == data("fast", 1)
-    text = await metrics_text(http, server)
-    assert metric(text, "queue_drops_total", '{queue="harness"}') == 1
-    assert metric(text, "resets_total", '{reason="harness_too_slow",to="executor"}') == 1
-    assert metric(text, "connections", '{role="harness"}') == 1
+    await expect_metrics(http, server, {("queue_drops_total", '{queue="harness"}'): 1,
+                                        ("resets_total", '{reason="harness_too_slow",to="executor"}'): 1,
+                                        ("connections", '{role="harness"}'): 1})
 
 
 async def test_data_seq_one_first_counts_as_reliable(make_server, http) -> None:
     """P2: an opening Resume may be lost; Data seq >= 1 first also means reliable."""
     server = await make_server(harness_grace=0.6)
-    ex = await connect_executor(http, server, "e")
-    h = await connect_harness(http, server, "e")
-    await h.send_bytes(data("rel", 1))
-    await h.send_bytes(data("leg", 0))
-    await recv_raw(ex), await recv_raw(ex)
+    ex, h = await open_streams(http, server, data("rel", 1), data("leg", 0))
     await h.close()
     f = await recv(ex, 2.0)
     assert (f.stream_id, f.reason) == ("leg", HARNESS_DISCONNECTED)
@@ -257,8 +242,7 @@ async def test_message_over_reader_cap_closes_only_that_socket(make_server, http
     assert (f.stream_id, f.reason) == ("b", HARNESS_DISCONNECTED)
     await good.send_bytes(data("g", 1))
     assert await recv_raw(ex) == data("g", 1)
-    text = await metrics_text(http, server)
-    assert metric(text, "bad_frames_total", '{reason="too_large"}') == 1
+    await expect_metrics(http, server, {("bad_frames_total", '{reason="too_large"}'): 1})
 
 
 async def test_executor_not_reading_pushes_back_on_harness_bounded(make_server, http) -> None:
@@ -298,8 +282,7 @@ async def test_many_streams_wait_for_absent_executor_without_quadratic_cost(make
     assert {f.stream_id for f in resets} == {f"s{i}" for i in range(n)}
     assert {f.reason for f in resets} == {EXECUTOR_UNAVAILABLE}
     assert time.monotonic() - t0 < 20
-    text = await metrics_text(http, server)
-    assert metric(text, "streams") == 0
+    await expect_metrics(http, server, {("streams", ""): 0})
 
 
 async def test_slow_but_reading_harness_survives_a_burst(make_server, http) -> None:

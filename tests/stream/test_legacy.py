@@ -23,6 +23,19 @@ def data_frames(frames: list[bytes]) -> list:
     return [wire.decode(f) for f in frames]
 
 
+def legacy_acceptor(sid: str, first: bytes = b"init") -> Multiplexer:
+    """An executor-side multiplexer with one legacy stream, opened by a 0.131.0 harness's first
+    Data frame (seq 0)."""
+    mux = Multiplexer(ACCEPTOR)
+    mux.feed(harness_data(sid, 0, first), 0.0)
+    return mux
+
+
+def sent_seqs(mux: Multiplexer) -> list[int]:
+    """The seqs of what ``mux`` puts out now."""
+    return [f.seq for f in data_frames(mux.poll_output(0.0))]
+
+
 def test_executor_side_legacy_stream_like_0131():
     mux = Multiplexer(ACCEPTOR)
     mux.feed(harness_resume("A"), 0.0)
@@ -77,11 +90,10 @@ def test_segmented_first_frame_creates_nothing():
 
 
 def test_reset_then_data_creates_a_fresh_stream_seq_from_0():
-    mux = Multiplexer(ACCEPTOR)
-    mux.feed(harness_data("M", 0, b"init"), 0.0)
+    mux = legacy_acceptor("M")
     mux.send("M", b"r0")
     mux.send("M", b"r1")
-    assert [f.seq for f in data_frames(mux.poll_output(0.0))] == [0, 1]
+    assert sent_seqs(mux) == [0, 1]
     mux.feed(wire.encode_control(wire.RESET, "M", reason="bye"), 0.0)
     assert mux.events[-1] == ("close", "M", ("bye", True))
     assert "M" not in mux.streams and mux.poll_output(0.0) == []    # no reply to a Reset
@@ -90,24 +102,22 @@ def test_reset_then_data_creates_a_fresh_stream_seq_from_0():
     mux.feed(harness_data("M", 2, b"read"), 0.0)     # obs M': a new (legacy) stream
     assert mux.events[-2:] == [("open", "M", "legacy"), ("message", "M", b"read")]
     mux.send("M", b"err")
-    assert [f.seq for f in data_frames(mux.poll_output(0.0))] == [0]
+    assert sent_seqs(mux) == [0]
 
 
 def test_reset_then_data_seq0_restarts_outbound_seq():
-    mux = Multiplexer(ACCEPTOR)
-    mux.feed(harness_data("M", 0, b"init"), 0.0)
+    mux = legacy_acceptor("M")
     mux.send("M", b"r0")
     mux.poll_output(0.0)
     mux.feed(wire.encode_control(wire.RESET, "M", reason="bye"), 0.0)
     mux.feed(harness_data("M", 0, b"again"), 0.0)
     assert mux.events[-2:] == [("open", "M", "legacy"), ("message", "M", b"again")]
     mux.send("M", b"r")
-    assert [f.seq for f in data_frames(mux.poll_output(0.0))] == [0]
+    assert sent_seqs(mux) == [0]
 
 
 def test_over_16mib_refused_locally_nothing_sent():
-    mux = Multiplexer(ACCEPTOR)
-    mux.feed(harness_data("S", 0, b"init"), 0.0)
+    mux = legacy_acceptor("S")
     with pytest.raises(MessageTooLarge, match="legacy .*16777216"):
         mux.send("S", b"x" * (16 * MiB + 1))
     with pytest.raises(MessageTooLarge, match="frame would be"):
@@ -120,8 +130,7 @@ def test_over_16mib_refused_locally_nothing_sent():
 
 
 def test_segmented_frame_on_live_legacy_stream_resets_it_only():
-    mux = Multiplexer(ACCEPTOR)
-    mux.feed(harness_data("A", 0, b"a"), 0.0)
+    mux = legacy_acceptor("A", b"a")
     mux.feed(harness_data("B", 0, b"b"), 0.0)
     mux.feed(wire.encode_data("A", 1, 0, 0, b"x", 0, 2), 0.0)
     (f,) = data_frames(mux.poll_output(0.0))

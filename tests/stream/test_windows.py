@@ -3,6 +3,7 @@ ack timing (<= 5 ms delay, every 16 segments), RTO/backoff, heartbeat."""
 from __future__ import annotations
 
 import random
+from typing import Iterator
 
 from execrelay import wire
 from execrelay.stream import ACCEPTOR, OPENER, RELIABLE, Multiplexer
@@ -17,6 +18,14 @@ def reliable_acceptor():
     mux.poll_output(0.0)
     mux.events.clear()
     return mux
+
+
+def deadline_ticks(mux: Multiplexer) -> Iterator[tuple[float, list[wire.Frame]]]:
+    """Run the timers: at each next deadline, tick and yield (the time, the frames put out)."""
+    while True:
+        now = mux.next_deadline()
+        mux.tick(now)
+        yield now, [wire.decode(b) for b in mux.poll_output(now)]
 
 
 def test_send_window_never_exceeds_32_segments_or_2mib():
@@ -99,22 +108,18 @@ def test_rto_backoff_and_heartbeat():
     mux.send("s", b"x")
     mux.poll_output(0.0)
     times = []
-    now = 0.0
-    while len(times) < 4:
-        now = mux.next_deadline()
-        mux.tick(now)
-        out = [wire.decode(b) for b in mux.poll_output(now)]
+    for now, out in deadline_ticks(mux):
         if any(f.kind == wire.DATA for f in out):
             times.append(round(now, 6))
+        if len(times) == 4:
+            break
     assert times == [0.5, 1.5, 3.5, 7.5]                  # 500 ms initial RTO, doubling
     mux.feed(wire.encode_control(wire.ACK, "s", 1, 0), now)
     last_tx = now
-    out = []
-    while not out:                      # next_deadline() may be early (never late)
-        now = mux.next_deadline()
+    for now, out in deadline_ticks(mux):  # next_deadline() may be early (never late)
         assert now <= last_tx + 30.0
-        mux.tick(now)
-        out = [wire.decode(b) for b in mux.poll_output(now)]
+        if out:
+            break
     (f,) = out
     assert f.kind == wire.HEARTBEAT and now == last_tx + 30.0
 
@@ -190,14 +195,12 @@ def test_lost_resume_is_repeated_even_with_nothing_in_flight():
     mux.send("s", b"b" * 77_499)
     assert [wire.decode(f).kind for f in mux.poll_output(0.0)] == [wire.RESUME]   # lost
     times = []
-    now = 0.0
-    while len(times) < 3:
-        now = mux.next_deadline()
-        mux.tick(now)
-        out = [wire.decode(f) for f in mux.poll_output(now)]
+    for now, out in deadline_ticks(mux):
         if out:
             assert [(f.kind, f.next_seq) for f in out] == [(wire.RESUME, 1)]
             times.append(now)
+        if len(times) == 3:
+            break
     assert times == [0.5, 1.5, 3.5]
     mux.feed(wire.encode_control(wire.RESUME, "s", next_seq=1), now)   # the answer
     out = [wire.decode(f) for f in mux.poll_output(now)]

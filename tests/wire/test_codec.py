@@ -258,3 +258,22 @@ def test_unknown_group_nesting_limit_matches_upb(codec, depth, ok):
     else:
         with pytest.raises(codec.FrameError):
             codec.decode(wire)
+
+
+def test_frame_module_runs_without_cython(monkeypatch):
+    """The pure build needs no Cython at run time: _frame_py's Cython class decorators
+    (freelist, cclass) fall back to no-ops when ``import cython`` fails."""
+    import importlib.util
+    import sys
+
+    from execrelay.wire import _frame_py
+
+    monkeypatch.setitem(sys.modules, "cython", None)  # makes ``import cython`` raise ImportError
+    spec = importlib.util.spec_from_file_location("_frame_without_cython", _frame_py.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.cython.__class__.__name__ == "SimpleNamespace"
+    frame = module.Frame.data("s", 3, b"x", ack=2)
+    assert (frame.kind, frame.seq, frame.payload, frame.segment_count) == (module.DATA, 3, b"x", 1)
+    with pytest.raises(module.FrameError, match="unsupported relay frame version 2"):
+        module.check_version(2, -1, "s")

@@ -27,7 +27,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import aiohttp
 import orjson
@@ -39,6 +39,8 @@ from ..rendezvous import tokens
 from ..rendezvous.server import harness_url
 from . import procfs
 from .hostile import CLIENTS, HostileConfig, config_json
+
+_T = TypeVar("_T")
 
 EXECUTOR_ID = "soak-exec"
 COOKIE_NAME = "soak_secret"
@@ -123,19 +125,20 @@ class SoakSystem:
 
     def cpu_s(self) -> dict[str, float]:
         """CPU seconds (user + system) so far of the executor and the rendezvous."""
-        out = {}
-        for name, proc in (("executor", self.executor), ("rendezvous", self.rendezvous)):
-            if proc is not None and proc.poll() is None:
-                with contextlib.suppress(OSError):
-                    out[name] = procfs.cpu_seconds(proc.pid)
-        return out
+        return self._per_process(procfs.cpu_seconds)
 
     def rss_kib(self) -> dict[str, int]:
+        """Resident memory now of the executor and the rendezvous."""
+        return self._per_process(procfs.rss_kib)
+
+    def _per_process(self, read: Callable[[int], _T]) -> dict[str, _T]:
+        """``read(pid)`` of each of the two processes still running (one that just went away
+        is left out)."""
         out = {}
         for name, proc in (("executor", self.executor), ("rendezvous", self.rendezvous)):
             if proc is not None and proc.poll() is None:
                 with contextlib.suppress(OSError):
-                    out[name] = procfs.rss_kib(proc.pid)
+                    out[name] = read(proc.pid)
         return out
 
     async def metrics(self) -> dict[str, float]:

@@ -37,6 +37,9 @@ from __future__ import annotations
 from typing import Callable
 
 from .. import wire
+from ..wire import ACK as _ACK, DATA as _DATA, HEARTBEAT as _HEARTBEAT, RESET as _RESET
+from ..wire import HANDSHAKE as _HANDSHAKE, RESUME as _RESUME, clip_reason
+from ..wire import encode_control as _encode_control, encode_data as _encode_data
 from .errors import (LEGACY_MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, MAX_SEGMENTS, MAX_SEQ,
                      REASSEMBLY_BUDGET_BYTES, REORDER_BYTES, RTO_INITIAL, RTO_MAX, SEGMENT_BYTES,
                      SEND_WINDOW_BYTES, SEND_WINDOW_SEGMENTS, UNKNOWN_STREAM,
@@ -62,18 +65,6 @@ HEARTBEAT_IDLE = 30.0
 
 #: A Data frame's bytes besides its payload stay below this (stream_id <= 128 bytes, varints).
 _FRAME_HEADER_MAX = 2 * wire.MAX_STREAM_ID_BYTES
-
-_DATA = wire.DATA
-_ACK = wire.ACK
-_RESUME = wire.RESUME
-_RESET = wire.RESET
-_HEARTBEAT = wire.HEARTBEAT
-_HANDSHAKE = wire.HANDSHAKE
-_encode_data = wire.encode_data
-_encode_control = wire.encode_control
-
-
-clip_reason = wire.clip_reason
 
 
 class ReassemblyBudget:

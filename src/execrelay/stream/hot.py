@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._accel import select as _select
+# the window's verdicts are plain ints, the same in both builds: imported from their one source
+from ._window_py import BUFFERED, DROPPED, DUPLICATE, IN_ORDER
 
 if TYPE_CHECKING:   # the type checker sees the pure modules: same API, real annotations
     from . import _reasm_py as _reasm
@@ -24,9 +26,5 @@ else:
 RecvWindow = _window.RecvWindow
 SendWindow = _sendwin.SendWindow
 Reassembler = _reasm.Reassembler
-IN_ORDER: int = _window.IN_ORDER
-BUFFERED: int = _window.BUFFERED
-DUPLICATE: int = _window.DUPLICATE
-DROPPED: int = _window.DROPPED
 
 IMPLEMENTATION: str = "cython" if _window.__name__.endswith("_c") else "pure"

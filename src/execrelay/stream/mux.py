@@ -453,46 +453,40 @@ class Multiplexer:
         drained: list[StreamEngine] | None = None
         while ready:
             eng = ready.popleft()
-            if eng.mode == LEGACY and eng._ctrl is None and eng._out is not None:
+            q = eng._out
+            if (eng.mode == LEGACY and eng._ctrl is None and q is not None
+                    and (i := eng._out_i) < len(q)):
                 # 0.131.0 hot path, inlined emit_one: pre-encoded frames, one per turn.
-                q = eng._out
-                i = eng._out_i
-                n = len(q)
-                if i < n:
-                    frame = q[i]
-                    out.append(frame)
-                    eng._queued_bytes -= len(frame)
-                    if eng._blocked and eng._queued_bytes <= STREAM_LOW_WATER:
-                        drained = self._drained(eng, drained)
-                    i += 1
-                    if i < n:
-                        q[i - 1] = None
-                        eng._out_i = i
-                        ready.append(eng)          # stays queued (_queued is still True)
-                    else:
-                        q.clear()
-                        eng._out_i = 0
-                        eng._queued = False
-                        if eng.closed and streams.get(eng.stream_id) is eng:
-                            del streams[eng.stream_id]
-                    if max_bytes:
-                        total += len(frame)
-                        if total >= max_bytes:
-                            break
+                frame = q[i]
+                out.append(frame)
+                eng._queued_bytes -= len(frame)
+                if eng._blocked and eng._queued_bytes <= STREAM_LOW_WATER:
+                    drained = self._drained(eng, drained)
+                i += 1
+                more = i < len(q)
+                if more:
+                    q[i - 1] = None
+                    eng._out_i = i
+                else:
+                    q.clear()
+                    eng._out_i = 0
+                    eng._queued = False
+            else:
+                eng._queued = False
+                frame = eng.emit_one(now)
+                if frame is None:
+                    if eng.closed and streams.get(eng.stream_id) is eng:
+                        del streams[eng.stream_id]
                     continue
-            eng._queued = False
-            frame = eng.emit_one(now)
-            if frame is None:
-                if eng.closed and streams.get(eng.stream_id) is eng:
-                    del streams[eng.stream_id]
-                continue
-            out.append(frame)
-            if eng._blocked and eng._queued_bytes <= STREAM_LOW_WATER and not eng.closed:
-                drained = self._drained(eng, drained)
-            if eng.mode != LEGACY:
-                dirty.add(eng)
-            if eng.wants_output():
-                eng._queued = True
+                out.append(frame)
+                if eng._blocked and eng._queued_bytes <= STREAM_LOW_WATER and not eng.closed:
+                    drained = self._drained(eng, drained)
+                if eng.mode != LEGACY:
+                    dirty.add(eng)
+                more = eng._queued = eng.wants_output()
+            # Both paths: a stream with more to send goes round again (still queued), one done
+            # and closed leaves the table; then the byte budget.
+            if more:
                 ready.append(eng)
             elif eng.closed and streams.get(eng.stream_id) is eng:
                 del streams[eng.stream_id]

@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._accel import select as _select
+# the constants are plain ints, the same in both builds: imported from their one source
+from ._frame_py import (ACK, DATA, HANDSHAKE, HEARTBEAT, MAX_REASON_BYTES, MAX_STREAM_ID_BYTES,
+                        RESET, RESUME, VERSION)
 from .peek import LEGACY_MAX_FRAME_BYTES, body_kind, clip_reason
 
 if TYPE_CHECKING:   # the type checker sees the pure twin: same API, real annotations
@@ -24,16 +27,6 @@ encode = _impl.encode
 encode_data = _impl.encode_data
 encode_control = _impl.encode_control
 peek_stream_id = _impl.peek_stream_id
-
-DATA: int = _impl.DATA
-ACK: int = _impl.ACK
-RESUME: int = _impl.RESUME
-RESET: int = _impl.RESET
-HEARTBEAT: int = _impl.HEARTBEAT
-HANDSHAKE: int = _impl.HANDSHAKE
-VERSION: int = _impl.VERSION
-MAX_STREAM_ID_BYTES: int = _impl.MAX_STREAM_ID_BYTES
-MAX_REASON_BYTES: int = _impl.MAX_REASON_BYTES
 
 IMPLEMENTATION: str = "cython" if _impl.__name__.endswith("_c") else "pure"
 
