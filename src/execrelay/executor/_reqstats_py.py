@@ -50,6 +50,13 @@ def _slot(v: int) -> int:
         return v.bit_length()
 
 
+if not cython.compiled:
+    # the pure build calls the builtins themselves: one Python call less for each (compiled,
+    # Cython drops this branch and the functions above are C)
+    _now = monotonic_ns  # noqa: F811
+    _slot = int.bit_length  # type: ignore[assignment]  # noqa: F811
+
+
 class MethodStats:
     """The handler of one JSON-RPC method and its counters (one per method, allocated once).
 
