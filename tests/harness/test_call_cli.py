@@ -91,3 +91,30 @@ def test_call_paths_auto_keeps_native_for_131(impl, start_server, tmp_path):
     url, odd = _odd_dir(start_server, impl, tmp_path)
     forced = call(url, "fs/getMetadata", json.dumps({"path": str(odd)}), "--paths", "uri")
     assert forced.returncode == 1 and "error" in forced.stderr  # 0.131 takes no URI
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_call_sends_the_given_traceparent(tmp_path):
+    """``--traceparent`` reaches the executor with the call: its access log (JSON) shows it on
+    the request; a malformed one is refused before connecting."""
+    proc = subprocess.Popen([sys.executable, "-m", "execrelay", "exec-server", "--listen", "ws://127.0.0.1:0",
+                             "--access-log", "--log-format", "json", "--log-level", "info"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("ws://127.0.0.1:"), url
+        out = call(url, "fs/getMetadata", json.dumps({"path": str(tmp_path)}), "--traceparent", TRACEPARENT)
+        assert out.returncode == 0, out.stderr
+        bad = call(url, "fs/getMetadata", "{}", "--traceparent", TRACEPARENT.upper())
+        assert bad.returncode == 2 and "--traceparent" in bad.stderr and not bad.stdout
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    requests = [e for e in (json.loads(line) for line in err.splitlines() if line.startswith("{"))
+                if e["msg"] == "request"]
+    assert [e["method"] for e in requests] == ["initialize", "fs/getMetadata"]
+    assert requests[1]["traceparent"] == TRACEPARENT
+    # initialize keeps the session's own trace context, with another trace id
+    assert requests[0]["traceparent"].split("-")[1] != TRACEPARENT.split("-")[1]

@@ -5,8 +5,8 @@
 * the units' own ``ExecStart=`` command lines run: credentials laid out as ``LoadCredential=``
   lays them (a private directory, ``$CREDENTIALS_DIRECTORY``/``%d``), the rendezvous serving TLS
   with the certificate, key, secret and metrics token from it, the exec-server registering
-  through it with the bearer and CA from its own directory; only the addresses are changed to
-  loopback;
+  through it with the bearer and CA from its own directory, its ``/readyz`` ready on its metrics
+  port, both logging JSON and draining on SIGTERM; only the addresses are changed to loopback;
 * the Prometheus example and the Dockerfile hold together (what can be checked without
   Prometheus or a container engine, neither of which runs here).
 
@@ -23,6 +23,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -188,6 +189,33 @@ def _scrape(url: str, token: str | None, ca: Path) -> str:
         return resp.read().decode()
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _http(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read().decode().strip()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode().strip()
+    except OSError as exc:       # not listening yet
+        return 0, str(exc)
+
+
+def _events(stderr: str) -> list[dict[str, object]]:
+    """The JSON log lines (``--log-format json``); the executor's upstream-compatible lines are
+    plain text beside them (docs/operations.md §Logs)."""
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+
+
+def _option(argv: list[str], flag: str) -> str:
+    assert flag in argv, f"{flag} not in {argv}"
+    return argv[argv.index(flag) + 1]
+
+
 def _sample(text: str, name: str, labels: str = "") -> float | None:
     match = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.M)
     return None if match is None else float(match.group(1))
@@ -228,7 +256,9 @@ def test_unit_command_lines_run_with_credentials_from_files(tmp_path: Path) -> N
             "/etc/execrelay/rendezvous-ca.pem": pki["ca"],
         }
         ex_creds = load_credentials(EXECUTOR_UNIT, executor_sources, tmp_path / "exec-creds")
-        ex_argv = exec_argv(parse_unit(EXECUTOR_UNIT)["Service"], ex_creds, remote=base)
+        ops = f"http://127.0.0.1:{_free_port()}"
+        ex_argv = exec_argv(parse_unit(EXECUTOR_UNIT)["Service"], ex_creds, remote=base,
+                            metrics_listen=ops.split("//")[1])
         executor = subprocess.Popen(ex_argv, env=_env(ex_creds), cwd=tmp_path, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
 
@@ -248,9 +278,23 @@ def test_unit_command_lines_run_with_credentials_from_files(tmp_path: Path) -> N
         assert _sample(text, "execrelay_build_info",
                        f'{{version="{execrelay.__version__}",compiled="true"}}') == 1
 
+        # the executor's --metrics-listen port: /readyz ready once registered, /metrics open
+        while (ready := _http(f"{ops}/readyz")) != (200, "ready") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ready == (200, "ready"), f"{ready}\n{_stop(executor)[1]}"
+        status, scrape = _http(f"{ops}/metrics")
+        assert status == 200 and _sample(scrape, "execrelay_build_info",
+                                         f'{{version="{execrelay.__version__}",compiled="true"}}') == 1, scrape
+
         ex_status, ex_err = _stop(executor)
         rdv_status, rdv_err = _stop(rdv)
         assert (ex_status, rdv_status) == (0, 0), f"exec-server: {ex_err}\nrendezvous: {rdv_err}"
+        # SIGTERM drained both (nothing open: at once), logged as JSON events
+        for name, err in (("exec-server", ex_err), ("rendezvous", rdv_err)):
+            events = _events(err)
+            msgs = [e["msg"] for e in events]
+            assert "drain started" in msgs and "drain finished" in msgs, (name, err)
+            assert {e["level"] for e in events} <= {"info", "warning"}, (name, err)
         for err in (ex_err, rdv_err):     # no secret ever reaches a log
             for value in (secret.decode(), metrics_token, bearer):
                 assert value not in err
@@ -336,6 +380,24 @@ def test_prometheus_example_scrapes_both_components() -> None:
     listen = exec_argv(parse_unit(RENDEZVOUS_UNIT)["Service"], Path("/creds"))
     port = listen[listen.index("--listen") + 1].rsplit(":", 1)[1]
     assert all(t.endswith(f":{port}") for t in rdv["static_configs"][0]["targets"])
+    # the executor targets are the port of the unit's --metrics-listen
+    ex = jobs["execrelay-exec-server"]
+    ex_port = _option(exec_argv(parse_unit(EXECUTOR_UNIT)["Service"], Path("/creds")),
+                      "--metrics-listen").rsplit(":", 1)[1]
+    assert ex["scheme"] == "http" and ex["metrics_path"] == "/metrics"
+    assert all(t.endswith(f":{ex_port}") for t in ex["static_configs"][0]["targets"])
+
+
+def test_units_drain_within_their_stop_timeout() -> None:
+    """Both units drain on SIGTERM (--drain-timeout) for less than TimeoutStopSec, after which
+    systemd kills the cgroup, and log JSON."""
+    for unit in (RENDEZVOUS_UNIT, EXECUTOR_UNIT):
+        service = parse_unit(unit)["Service"]
+        argv = exec_argv(service, Path("/creds"))
+        drain = float(_option(argv, "--drain-timeout"))
+        (stop,) = service["TimeoutStopSec"]
+        assert 0 < drain < float(stop), (unit.name, drain, stop)
+        assert _option(argv, "--log-format") == "json", unit.name
 
 
 def _stages(dockerfile: str) -> list[tuple[str, str, list[str]]]:

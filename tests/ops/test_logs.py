@@ -144,3 +144,37 @@ async def test_remote_logs_carry_stream_ids_and_never_a_token(tmp_path: Path) ->
     rdv_events = json_lines(rdv.stderr_text())
     assert {"executor connected", "harness connected", "harness disconnected"} <= {e["msg"] for e in rdv_events}
     assert all(e["executor_id"] == "ops-1" for e in rdv_events if e["msg"].startswith(("executor ", "harness ")))
+
+
+async def test_rendezvous_refused_frame_line_carries_ids(tmp_path: Path) -> None:
+    """The router's warning for a refused frame carries stream_id, executor_id and role as
+    JSON fields (a harness's first frame of stream ``st-bad`` that does not decode)."""
+    from execrelay.rendezvous.server import harness_url
+    from execrelay.rendezvous.tokens import mint
+    from execrelay.wire import encode_data
+
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET)
+    rdv = start(execrelay("rendezvous", "--listen", "127.0.0.1:0", "--secret-file", str(secret_file),
+                          "--log-format", "json"), tmp_path, "rdv")
+    try:
+        base = rdv.url.split()[-1]
+        url = harness_url(base.replace("http://", "ws://"), "ops-2", mint(SECRET.encode(), "harness", "ops-2", 600))
+        async with websockets.connect(url) as ws:
+            # the stream id reads, the frame does not decode (a field 1 of the wrong wire type)
+            await ws.send(encode_data("st-bad", 1, 0, 0, b"x") + b"\x0a\x00")
+            for _ in range(200):
+                events = [e for e in json_lines(rdv.stderr_text())
+                          if e["msg"].startswith("refused invalid frame from harness 'ops-2': ")]
+                if events:
+                    break
+                await asyncio.sleep(0.05)
+            assert events, rdv.stderr_text()
+            event = events[0]
+        os.kill(rdv.proc.pid, signal.SIGTERM)
+        assert await await_exit(rdv.proc, 15) == 0
+    finally:
+        rdv.stop()
+    assert event["level"] == "warning" and event["logger"] == "execrelay.rendezvous"
+    assert {k: event[k] for k in ("reason", "role", "executor_id", "stream_id")} == {
+        "reason": "invalid", "role": "harness", "executor_id": "ops-2", "stream_id": "st-bad"}

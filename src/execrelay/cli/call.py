@@ -21,6 +21,11 @@ Noise (docs/noise.md §Our harness client): ``--environment-id ID`` makes URL a 
 (``http://HOST:PORT`` of ``execrelay rendezvous``); the session then runs end-to-end encrypted
 to the executor registered for ID, with the harness token from
 ``CODEX_EXEC_SERVER_NOISE_AUTH_TOKEN`` (as the 0.171 harness reads it).
+
+``--traceparent 00-<trace id>-<span id>-<flags>``: the W3C trace context sent with the call
+(its ``trace`` member), so the executor's access log ties it to the caller's trace; without
+it the harness client sends its session's own (docs/operations.md §Trace context).  A
+malformed value is refused (exit status 2) rather than sent.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ import argparse
 import asyncio
 import sys
 
+from ..tracecontext import is_traceparent
 from ._ops import add_log_args, setup_logging
 
 
@@ -50,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ca-file", metavar="PATH", default=None,
                    help="for wss:// URLs: CA bundle the server certificate must chain to "
                         "(default: the system store)")
+    p.add_argument("--traceparent", metavar="00-TRACEID-SPANID-FLAGS", default=None,
+                   help="W3C trace context to send with the call (default: the session's own)")
     p.add_argument("--notifications", type=float, default=0.0, metavar="SECONDS",
                    help="after the answer, print notifications for this long (e.g. process output)")
     add_log_args(p)
@@ -64,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
         params = orjson.loads(args.params)
     except orjson.JSONDecodeError as exc:
         print(f"error: params are not JSON: {exc}", file=sys.stderr)
+        return 2
+    if args.traceparent is not None and not is_traceparent(args.traceparent):
+        print("error: --traceparent must be a W3C version-00 traceparent: 00-<32 hex trace id>-"
+              "<16 hex span id>-<2 hex flags>, lowercase, ids not all zero", file=sys.stderr)
         return 2
     from ..transport import install_event_loop_policy
 
@@ -83,7 +95,8 @@ async def _call(args: argparse.Namespace, params: object) -> int:
             session = await client.open_session(timeout=args.timeout)
             if args.paths == "uri" or (args.paths == "auto" and session.dialect == DIALECT_171):
                 params = params_to_uris(params)
-            result = await session.call(args.method, params, timeout=args.timeout)
+            result = await session.call(args.method, params, timeout=args.timeout,
+                                        traceparent=args.traceparent)
             sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
             if args.notifications > 0:
                 loop = asyncio.get_running_loop()

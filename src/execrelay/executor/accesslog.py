@@ -11,15 +11,13 @@ the request path pays one ``is not None`` test while the log is off.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
+from ..tracecontext import is_traceparent
 from .metrics import MethodStats
 
 log = logging.getLogger("execrelay.executor.access")
 
-#: version 00 traceparent: version-traceid-parentid-flags, lowercase hex, ids not all zero
-_TRACEPARENT = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
 #: tracestate is logged only when short and printable (it is vendor data, not ours)
 _TRACESTATE_MAX = 512
 
@@ -32,7 +30,7 @@ def trace_context(msg: dict) -> dict[str, str]:
         return {}
     out: dict[str, str] = {}
     parent = trace.get("traceparent")
-    if type(parent) is str and _TRACEPARENT.fullmatch(parent):
+    if is_traceparent(parent):
         out["traceparent"] = parent
         state = trace.get("tracestate")
         if type(state) is str and len(state) <= _TRACESTATE_MAX and state.isprintable():

@@ -5,7 +5,8 @@ request).  Each method of the method table gets one preallocated :class:`MethodS
 slotted object: attribute increments, no dict or tuple per request); the connection looks it
 up instead of the bare handler and calls ``stats.begin(message)`` and ``stats.end(answer)``:
 one CLOCK_MONOTONIC pair, the duration filed by its bit length (power-of-two slots: no search),
-the byte counts added -- in C fields in the compiled build (``ext/executor/_reqstats_c.pyx``),
+the byte counts added -- in C fields in the compiled build (``_reqstats_py.py`` compiled in
+Cython pure Python mode with ``ext/executor/_reqstats_c.pxd``),
 so nothing is allocated; the scrape folds the slots into the rendered buckets
 (:data:`LATENCY_BOUND_BITS`).  Errors, pauses,
 resets and registry failures are rare and counted where they happen.  Gauges (open

@@ -140,8 +140,9 @@ class Router:
             if self.hubs.get(hub.executor_id) is hub:
                 del self.hubs[hub.executor_id]
 
-    def _bad(self, link: Link, reason: str, detail: str) -> None:
-        """Count a refused frame; log at most once per peer per minute.
+    def _bad(self, link: Link, reason: str, detail: str, stream_id: str | None = None) -> None:
+        """Count a refused frame; log at most once per peer per minute (with the ids as
+        fields, docs/operations.md §Logs; ``stream_id`` when the frame named one).
 
         See docs/relay-protocol.md §Frames.
         """
@@ -152,13 +153,16 @@ class Router:
             if len(self._bad_log) > 10_000:
                 self._bad_log.clear()
             self._bad_log[key] = now
+            fields = {"reason": reason, "role": link.role, "executor_id": link.executor_id}
+            if stream_id:
+                fields["stream_id"] = stream_id
             log.warning("refused %s frame from %s %r: %s", reason, link.role, link.executor_id,
-                        detail)
+                        detail, extra={"fields": fields})
 
     def _undecodable(self, hub: Hub, link: Link, exc: FrameError) -> None:
         """Count and drop; if the error names a stream this socket may speak for, reset it."""
-        self._bad(link, "undecodable", str(exc))
         sid = getattr(exc, "stream_id", None)
+        self._bad(link, "undecodable", str(exc), sid)
         if not sid:
             return
         route = hub.table.get(sid)
@@ -276,7 +280,7 @@ class Router:
         try:
             frame = decode(data)
         except FrameError as exc:
-            self._bad(link, "invalid", str(exc))
+            self._bad(link, "invalid", str(exc), route.sid)
             self._kill_stream(hub, route, f"{PROTOCOL_ERROR}: {exc}")
             return
         forward(hub, route, data)
@@ -289,7 +293,7 @@ class Router:
         try:
             frame = decode(data)
         except FrameError as exc:
-            self._bad(link, "invalid", str(exc))
+            self._bad(link, "invalid", str(exc), sid)
             return
         if route is not None:
             if (route.link is None and route.reliable and frame.kind == RESUME
