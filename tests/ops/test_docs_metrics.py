@@ -10,7 +10,7 @@ after one harness session made a request.  Checked:
   not an operator's dashboard;
 * every family of the scrapes is named somewhere in those docs, so a new metric is documented.
 
-The cluster families (docs/rendezvous.md §Cluster metrics) exist only with ``--cluster`` (a
+The multi-node families (docs/rendezvous.md §Several nodes) exist only with ``--nats`` (a
 NATS server) and are not checked here.  Process-level, so compiled pass only.
 """
 from __future__ import annotations
