@@ -109,7 +109,7 @@ async def _iteration(load: Load, session: ExecSession, name: str) -> None:
         result = await _call(load, "process/read", lambda: session.process_read(name, after_seq=seq, wait_ms=2000))
         for chunk in result["chunks"]:
             out += base64.b64decode(chunk["chunk"])
-        seq = result["nextSeq"] - 1 if result["nextSeq"] else seq
+        seq = max(seq, result["nextSeq"] - 1)
         if out.endswith(b"\n") and out.split()[0].isdigit():
             load.pids.add(int(out.split()[0]))
         if result["exited"]:
@@ -123,11 +123,27 @@ async def _iteration(load: Load, session: ExecSession, name: str) -> None:
         load.bad.append(f"fs/readFile: {len(data)} bytes, not the file's {len(load.data)}")
 
 
+async def _start_long(load: Load, session: ExecSession) -> None:
+    """A process that outlives the drain timeout, so the drain cannot end early in the instant
+    between two of the stubborn session's requests: it must time out and kill this one."""
+    await _call(load, "process/start", lambda: session.process_start(
+        "long", ["/bin/sh", "-c", "echo $$; exec sleep 60"], "/",
+        {"PATH": "/usr/bin:/bin", "EXECRELAY_DRAIN_MARK": load.marker}))
+    out, seq = b"", 0
+    while not out.endswith(b"\n"):
+        result = await _call(load, "process/read", lambda: session.process_read("long", after_seq=seq, wait_ms=2000))
+        out += b"".join(base64.b64decode(c["chunk"]) for c in result["chunks"])
+        seq = max(seq, result["nextSeq"] - 1)
+    load.pids.add(int(out))
+
+
 async def _drive(load: Load, session: ExecSession, index: int, stop: asyncio.Event, stubborn: bool) -> str:
-    """Iterate until ``stop`` (or forever if ``stubborn``); then wait for the session's end.
-    Returns the reason the session ended."""
+    """Iterate until ``stop`` (or, ``stubborn``, until the session ends, with a process that
+    outlives the drain timeout); then wait for the session's end.  Returns its end reason."""
     n = 0
     try:
+        if stubborn:
+            await _start_long(load, session)
         while stubborn or not stop.is_set():
             n += 1
             await _iteration(load, session, f"s{index}-{n}")
@@ -190,11 +206,20 @@ async def _load_and_sigterm(proc: Any, client: HarnessClient, load: Load, end: s
     # the stubborn session kept the drain busy until its timeout; the others ended cleanly
     assert exited - load.sigterm_at >= DRAIN_TIMEOUT - 0.5
     done = [e for e in json_lines(proc.stderr_text()) if e["msg"] == "drain finished"]
-    assert done and done[0]["outcome"] == "timeout", done
+    assert done and done[0]["outcome"] == "timeout" and done[0]["killed_processes"] >= 1, done
     await asyncio.sleep(0.2)
     assert _marked_processes(load.marker) == []
     assert not [pid for pid in load.pids if alive(pid)]
     assert len(load.pids) >= SESSIONS
+
+
+def _kill_leftovers(load: Load) -> None:
+    """After a failure: end what a broken drain left behind (only our marked processes)."""
+    for pid in _marked_processes(load.marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _load(tmp_path: Path) -> Load:
@@ -213,6 +238,7 @@ async def test_sigterm_under_load_local_websocket(tmp_path: Path) -> None:
             await _load_and_sigterm(p, client, load, LOCAL_END)
     finally:
         p.stop()
+        _kill_leftovers(load)
 
 
 async def test_sigterm_under_load_remote(tmp_path: Path) -> None:
@@ -236,4 +262,5 @@ async def test_sigterm_under_load_remote(tmp_path: Path) -> None:
             await _load_and_sigterm(p, client, load, REMOTE_END)
     finally:
         p.stop()
+        _kill_leftovers(load)
         rdv.stop()
