@@ -23,7 +23,7 @@ import pytest
 
 from execrelay.harness import HarnessClient
 
-from ._procs import SECRET, execrelay, http_get, start, wait_log, wait_ready
+from ._procs import http_get, start_relay_pair, wait_log, wait_ready
 
 pytestmark = [
     pytest.mark.skipif(os.environ.get("EXECRELAY_PURE") == "1",
@@ -100,22 +100,11 @@ def test_the_tables_are_parsed() -> None:
 
 
 async def test_documented_metrics_are_scraped_and_scraped_ones_documented(tmp_path: Path) -> None:
-    from execrelay.rendezvous.server import harness_url
-    from execrelay.rendezvous.tokens import mint
-
-    secret_file = tmp_path / "secret"
-    secret_file.write_text(SECRET)
-    rdv = start(execrelay("rendezvous", "--listen", "127.0.0.1:0", "--secret-file", str(secret_file)),
-                tmp_path, "rdv")
+    rdv, p, url = start_relay_pair(tmp_path, "docs-1", "--metrics-listen", "127.0.0.1:0")
     base = rdv.url.split()[-1]
-    p = start(execrelay("exec-server", "--remote", base, "--environment-id", "docs-1",
-                        "--metrics-listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "info"),
-              tmp_path, "exec", wait_url=False,
-              CODEX_EXEC_SERVER_REMOTE_BEARER_TOKEN=mint(SECRET.encode(), "executor", "docs-1", 600))
     try:
         metrics = (await wait_log(p, "metrics listening"))["url"]
         await wait_ready(metrics)
-        url = harness_url(base.replace("http://", "ws://"), "docs-1", mint(SECRET.encode(), "harness", "docs-1", 600))
         async with HarnessClient(url) as client:
             session = await client.open_session()
             assert (await session.fs_get_metadata("/"))["isDirectory"] is True

@@ -5,7 +5,8 @@ A real ``execrelay exec-server`` (a local websocket, then ``--remote`` through a
 requests continuously (``fs/getMetadata``, ``process/start`` of a short sleep read until it
 exits, ``fs/readFile``); SIGTERM comes mid-load.  Most sessions stop starting new work when the
 signal is sent (a harness reacting to the drain) but finish what they started; one keeps going
-regardless, so the drain runs to its timeout and kills what is left.  Checked
+regardless and holds a process that outlives the timeout, so the drain runs to its timeout and
+kills what is left.  Checked
 (docs/operations.md §Graceful drain):
 
 * every answer any session saw is complete and correct (metadata of the right file, the file's
@@ -34,7 +35,7 @@ import pytest
 from execrelay.harness import ConnectionLost, HarnessClient, RpcCallError
 from execrelay.harness.session import ExecSession
 
-from ._procs import SECRET, alive, await_exit, execrelay, json_lines, start, wait_log
+from ._procs import alive, await_exit, execrelay, json_lines, start, start_relay_pair, wait_log
 
 pytestmark = [
     pytest.mark.skipif(os.environ.get("EXECRELAY_PURE") == "1",
@@ -242,22 +243,10 @@ async def test_sigterm_under_load_local_websocket(tmp_path: Path) -> None:
 
 
 async def test_sigterm_under_load_remote(tmp_path: Path) -> None:
-    from execrelay.rendezvous.server import harness_url
-    from execrelay.rendezvous.tokens import mint
-
-    secret_file = tmp_path / "secret"
-    secret_file.write_text(SECRET)
-    rdv = start(execrelay("rendezvous", "--listen", "127.0.0.1:0", "--secret-file", str(secret_file)),
-                tmp_path, "rdv")
-    base = rdv.url.split()[-1]
-    token = mint(SECRET.encode(), "executor", "load-1", 600)
-    p = start(execrelay("exec-server", "--remote", base, "--environment-id", "load-1",
-                        "--drain-timeout", str(DRAIN_TIMEOUT), "--log-format", "json", "--log-level", "info"),
-              tmp_path, "exec", wait_url=False, CODEX_EXEC_SERVER_REMOTE_BEARER_TOKEN=token)
+    rdv, p, url = start_relay_pair(tmp_path, "load-1", "--drain-timeout", str(DRAIN_TIMEOUT))
     load = _load(tmp_path)
     try:
         await wait_log(p, "relay connected")
-        url = harness_url(base.replace("http://", "ws://"), "load-1", mint(SECRET.encode(), "harness", "load-1", 600))
         async with HarnessClient(url) as client:
             await _load_and_sigterm(p, client, load, REMOTE_END)
     finally:
