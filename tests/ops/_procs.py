@@ -100,3 +100,28 @@ async def await_exit(proc: subprocess.Popen, timeout: float) -> int:
             raise TimeoutError(f"{proc.args} still running after {timeout} s")
         await asyncio.sleep(0.05)
     return proc.returncode
+
+
+def start_relay_pair(tmp: Path, executor_id: str, *executor_args: str) -> tuple[ServerProcess, ServerProcess, str]:
+    """A real ``execrelay rendezvous`` (secret from a file) and an ``execrelay exec-server
+    --remote`` registered with it as ``executor_id`` (JSON logs at info, plus
+    ``executor_args``).  Returns ``(rendezvous, executor, harness URL)``; the caller stops
+    both."""
+    from execrelay.rendezvous.server import harness_url
+    from execrelay.rendezvous.tokens import mint
+
+    secret_file = tmp / "secret"
+    secret_file.write_text(SECRET)
+    rdv = start(execrelay("rendezvous", "--listen", "127.0.0.1:0", "--secret-file", str(secret_file)), tmp, "rdv")
+    base = rdv.url.split()[-1]
+    try:
+        executor = start(execrelay("exec-server", "--remote", base, "--environment-id", executor_id,
+                                   "--log-format", "json", "--log-level", "info", *executor_args),
+                         tmp, "exec", wait_url=False,
+                         CODEX_EXEC_SERVER_REMOTE_BEARER_TOKEN=mint(SECRET.encode(), "executor", executor_id, 600))
+    except BaseException:
+        rdv.stop()
+        raise
+    url = harness_url(base.replace("http://", "ws://"), executor_id,
+                      mint(SECRET.encode(), "harness", executor_id, 600))
+    return rdv, executor, url
