@@ -274,5 +274,8 @@ async def connect(url: str, factory: LinkFactory, *, max_message: int = MAX_MESS
                                            max_frame_size=max_frame, extra_headers=extra_headers,
                                            websocket_handshake_timeout=timeout, use_aiofastnet=False,
                                            ssl_context=ssl_context, **ping)
-    link: PicowsLink = getattr(listener, "link")  # set by _Listener when the handshake completes
+    link: PicowsLink | None = getattr(listener, "link")  # set by _Listener when the handshake completes
+    if link is None:  # the server hung up right after the upgrade, before picows reported it
+        transport.disconnect()
+        raise ConnectionResetError("websocket closed during the opening handshake")
     return link
