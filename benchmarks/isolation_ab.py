@@ -5,7 +5,7 @@ Each variant is ``name=/path/to/src`` (a tree holding the ``execrelay`` package,
 the executor under test runs with that tree first on ``PYTHONPATH``, the driver is this checkout.
 Prints the p99 added by the bulk stream, the bulk stream's replies and CPU per request per run.
 
-    python benchmarks/isolation_ab.py base=/tmp/base/src new=src --reps 3
+    python benchmarks/isolation_ab.py base=/tmp/base/src new=src --reps 3 [--pin auto]
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-from execrelay.bench import executors
+from execrelay.bench import executors, pinning
 from execrelay.bench.processes import ExecutorSpec
 
 
@@ -27,7 +27,13 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--big", default="reliable64m", help="the bulk scenario (default reliable64m)")
     ap.add_argument("--json", help="write the raw results here")
+    ap.add_argument("--pin", metavar="auto|D:M", help="driver on CPUs D, executors on M (as execrelay bench)")
     args = ap.parse_args()
+    if args.pin:
+        try:
+            pinning.pin(*pinning.parse(args.pin))
+        except ValueError as exc:
+            ap.error(str(exc))
     paths = dict(v.split("=", 1) for v in args.variants)
 
     def specs(which: list[str], workdir: str) -> dict[str, ExecutorSpec]:
