@@ -248,10 +248,7 @@ class _NoiseLayer:
         port = self._port
         assert port is not None
         if self._batch:
-            for record in self.flush():
-                port(record)
-            if self.failed:
-                raise StreamClosed(f"Noise relay stream {self.stream_id!r} failed")
+            self._send_batch(port)
         try:
             records = self._chunks(transport, payload)
         except NoiseError as exc:   # the counter is exhausted: the stream cannot go on
@@ -284,10 +281,7 @@ class _NoiseLayer:
             elif size > RECORD_CHUNK:            # the record is full: it goes now
                 port = self._port
                 assert port is not None
-                for record in self.flush():
-                    port(record)
-                if self.failed:
-                    raise StreamClosed(f"Noise relay stream {self.stream_id!r} failed")
+                self._send_batch(port)
                 size = n + 4                     # (still queued with the endpoint)
                 batch = self._batch
             batch.append(payload)
@@ -301,6 +295,13 @@ class _NoiseLayer:
             return None
         self._seal(transport, payload)
         return None
+
+    def _send_batch(self, port: _Port) -> None:
+        """Send the batch now, ahead of what comes next (a full record, or a big message)."""
+        for record in self.flush():
+            port(record)
+        if self.failed:
+            raise StreamClosed(f"Noise relay stream {self.stream_id!r} failed")
 
     def flush(self) -> list[bytes]:
         """The records of the messages waiting since the last flush, in order: one record for
