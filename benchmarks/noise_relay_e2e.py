@@ -27,7 +27,7 @@ async def main(requests: int, blobs: int, rounds: int) -> None:
     plain, noise = r["plain"], r["noise"]
     print(f"machine load at the end: {open('/proc/loadavg').read().split()[0]} (2 cores shared)")
     print(f"small request, CPU (harness+rendezvous+executor): plain {plain['request_cpu_us']:.1f} us, "
-          f"noise {noise['request_cpu_us']:.1f} us: +{r['added_request_cpu_us']:.1f} us "
+          f"noise {noise['request_cpu_us']:.1f} us: {r['added_request_cpu_us']:+.1f} us "
           f"(x{r['ratio']['request_cpu_us']:.3f})")
     print(f"1 MiB answer, CPU: plain {plain['mib_cpu_ms']:.2f} ms, noise {noise['mib_cpu_ms']:.2f} ms: "
           f"+{noise['mib_cpu_ms'] - plain['mib_cpu_ms']:.2f} ms (x{r['ratio']['mib_cpu_ms']:.3f})")

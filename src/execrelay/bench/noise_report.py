@@ -50,7 +50,7 @@ def markdown(section: dict[str, Any]) -> list[str]:
                   f"alternating, best of {e2e['rounds']}; process CPU of all three parts together.", "",
                   "| what | plain | Noise | ratio |", "|---|---|---|---|",
                   f"| small request, CPU | {p['request_cpu_us']:.1f} µs | {n['request_cpu_us']:.1f} µs "
-                  f"| {q.get('request_cpu_us', float('nan')):.2f}x (+{e2e['added_request_cpu_us']:.1f} µs) |",
+                  f"| {q.get('request_cpu_us', float('nan')):.2f}x ({e2e['added_request_cpu_us']:+.1f} µs) |",
                   f"| 1 MiB answer, CPU | {p['mib_cpu_ms']:.2f} ms | {n['mib_cpu_ms']:.2f} ms "
                   f"| {q.get('mib_cpu_ms', float('nan')):.2f}x |",
                   f"| `open_session`, wall | {p['open_session_ms']:.2f} ms | {n['open_session_ms']:.2f} ms | |"]

@@ -183,6 +183,8 @@ class _Port(Protocol):
 
     def fail(self, reason: str) -> None: ...
 
+    def queued(self) -> None: ...
+
 
 #: Plaintext bytes per record of a message that needs several: a sealed record then fills one
 #: reliable segment exactly (0.171's 60 KiB records would take two, the second of 16 bytes);
@@ -197,12 +199,17 @@ MAX_HELD_MESSAGES = 1024
 class _NoiseLayer:
     """Records on one endpoint stream: seal outgoing messages, open incoming records.
 
+    Outgoing small messages wait in a batch until the endpoint's flush (the one write per
+    loop turn, :meth:`flush`), then go out sealed together: one record, one AES-GCM call, for
+    all the messages the stream sent in that turn (docs/noise.md §Records, §Costs).  Nothing
+    waits longer than that flush, and a batch that would outgrow one record is sealed at once.
+
     Records arrive exactly once and in order (a websocket in legacy mode, the reliable engine
     otherwise), so the layer opens each with the next counter: a replayed, reordered or
     tampered record fails authentication and resets the stream (docs/noise.md §Endpoints).
     """
 
-    __slots__ = ("stream_id", "transport", "failed", "_port")
+    __slots__ = ("stream_id", "transport", "failed", "_port", "_batch", "_batch_bytes")
 
     def __init__(self, stream_id: str) -> None:
         self.stream_id = stream_id
@@ -210,6 +217,9 @@ class _NoiseLayer:
         #: set once the channel failed (the stream was reset with RESET_REASON)
         self.failed = False
         self._port: _Port | None = None
+        #: messages waiting for the flush, and their framed size (4 + len each)
+        self._batch: list[bytes] = []
+        self._batch_bytes = 0
 
     def bind(self, port: _Port) -> None:
         self._port = port
@@ -223,10 +233,12 @@ class _NoiseLayer:
         # (debug: a peer can cause this at will, so no louder level that it could flood)
         log.debug("stream %s: Noise channel failed: %s", self.stream_id, exc)
         self.failed = True
+        self._batch = []
         if self._port is not None:
             self._port.fail(exc.reason)
 
     def _seal(self, transport: Transport, payload: bytes) -> None:
+        """A message that needs several records, after what the batch holds (same order)."""
         n = len(payload)
         if n > MAX_MESSAGE_BYTES:
             raise MessageTooLarge(f"message of {n} bytes exceeds the "
@@ -235,11 +247,10 @@ class _NoiseLayer:
             raise ValueError("relay messages must not be empty")
         port = self._port
         assert port is not None
+        if self._batch:
+            self._send_batch(port)
         try:
-            if n + 4 <= RECORD_CHUNK:
-                records = transport.seal(payload)      # one record: the inlined common case
-            else:
-                records = self._chunks(transport, payload)
+            records = self._chunks(transport, payload)
         except NoiseError as exc:   # the counter is exhausted: the stream cannot go on
             self._fail(exc)
             raise StreamClosed(f"Noise relay stream {self.stream_id!r} failed: {exc}") from None
@@ -257,20 +268,59 @@ class _NoiseLayer:
                 for i in range(0, len(framed), RECORD_CHUNK)]
 
     def seal(self, payload: bytes) -> bytes | None:
-        transport = self.transport
-        if transport is not None and 0 < len(payload) <= RECORD_CHUNK - 4 and not self.failed:
-            # the common case: one record, returned for the endpoint to queue (one call less)
-            try:
-                return transport.seal(payload)[0][1]
-            except NoiseError:
-                pass                                 # (exhausted: _seal says so)
+        """Keep a small message for the flush's batch (None: the endpoint sends nothing now);
+        a big one goes out at once as several records, after the batch."""
+        n = len(payload)
+        if 0 < n <= RECORD_CHUNK - 4 and self.transport is not None and not self.failed:
+            size = self._batch_bytes + n + 4
+            batch = self._batch
+            if not batch:
+                port = self._port
+                assert port is not None
+                port.queued()                    # the endpoint calls flush() at its flush
+            elif size > RECORD_CHUNK:            # the record is full: it goes now
+                port = self._port
+                assert port is not None
+                self._send_batch(port)
+                size = n + 4                     # (still queued with the endpoint)
+                batch = self._batch
+            batch.append(payload)
+            self._batch_bytes = size
+            return None
         if self.failed:
             raise StreamClosed(f"Noise relay stream {self.stream_id!r} failed")
+        transport = self.transport
         if transport is None:
             self._hold(payload)
             return None
         self._seal(transport, payload)
         return None
+
+    def _send_batch(self, port: _Port) -> None:
+        """Send the batch now, ahead of what comes next (a full record, or a big message)."""
+        for record in self.flush():
+            port(record)
+        if self.failed:
+            raise StreamClosed(f"Noise relay stream {self.stream_id!r} failed")
+
+    def flush(self) -> list[bytes]:
+        """The records of the messages waiting since the last flush, in order: one record for
+        the lot (they fit one segment).  Empty once the channel failed."""
+        batch = self._batch
+        if not batch:
+            return []
+        self._batch = []
+        self._batch_bytes = 0
+        transport = self.transport
+        if transport is None or self.failed:
+            return []
+        try:
+            if len(batch) == 1:
+                return [transport.seal(batch[0])[0][1]]
+            return [record for _seq, record in transport.seal_many(batch)]
+        except NoiseError as exc:   # the counter is exhausted: the stream cannot go on
+            self._fail(exc)
+            return []
 
     def _hold(self, payload: bytes) -> None:
         raise StreamClosed(f"Noise relay stream {self.stream_id!r}: handshake not complete")
@@ -318,6 +368,11 @@ class HarnessNoiseLayer(_NoiseLayer):
         port.handshake(self._initiator.message1)
 
     def _hold(self, payload: bytes) -> None:
+        if len(payload) > MAX_MESSAGE_BYTES:
+            raise MessageTooLarge(f"message of {len(payload)} bytes exceeds the "
+                                  f"{MAX_MESSAGE_BYTES}-byte Noise relay limit")
+        if not payload:
+            raise ValueError("relay messages must not be empty")
         if len(self._held) >= MAX_HELD_MESSAGES:
             raise StreamClosed(f"Noise relay stream {self.stream_id!r}: {MAX_HELD_MESSAGES} "
                                "messages already wait for the handshake")
@@ -337,8 +392,11 @@ class HarnessNoiseLayer(_NoiseLayer):
             return
         self.transport = transport
         held, self._held = self._held, []
-        for payload in held:
-            self._seal(transport, payload)
+        try:
+            for payload in held:   # (sized when they were held: only StreamClosed can come)
+                self.seal(payload)
+        except StreamClosed:
+            pass                   # the channel failed: the stream was reset
 
 
 #: ``validate(stream_id, request, decided)``: ask the registry about ``request`` and call

@@ -52,6 +52,10 @@ class RecordLayer(Protocol):
     ``port.fail(reason)`` resets the stream (its handler hears ``on_close(reason, False)``).
     Each schedules the flush like any send.
 
+    A layer that batches calls ``port.queued()`` when ``seal`` keeps a message back for the
+    flush; the endpoint's next write then takes ``layer.flush()`` (the Data payloads, in
+    order) before anything else, so a batch never waits past the current loop turn.
+
     Optional: ``on_handshake(message)``, called for every Handshake frame of the stream; a
     layer without it (or a stream without a layer that the endpoint's ``handshake_layer``
     factory does not give one) gets the stream reset with ``noise_relay_protocol_error``.
@@ -99,6 +103,12 @@ class RecordPort:
     def fail(self, reason: str) -> None:
         """End the stream from this side with ``reason``; its handler is told."""
         self.endpoint.fail(self.stream_id, reason)
+
+    def queued(self) -> None:
+        """The layer kept messages back for this turn's flush: call its ``flush()`` then."""
+        ep = self.endpoint
+        ep._sealing.append(self.stream_id)
+        ep.flush_soon()
 
 
 class _Stream:
@@ -242,6 +252,8 @@ class RelayEndpoint:
         #: live streams this side has not reset, by stream id
         self.streams: dict[str, _Stream] = {}
         self._records: dict[str, RecordLayer] = {}
+        #: streams whose record layer kept messages back for the next write (RecordPort.queued)
+        self._sealing: list[str] = []
         self._on_accept = on_accept
         self._record_factory = record_layer
         self._handshake_factory = handshake_layer
@@ -474,6 +486,8 @@ class RelayEndpoint:
 
     def _write(self) -> bool:
         """Write one batch of ready frames with one write; True if more is left."""
+        if self._sealing:
+            self._seal_queued()
         mux = self.mux
         link = self.link
         if link is None or not mux.has_output():
@@ -489,6 +503,22 @@ class RelayEndpoint:
                 link.send_many(frames, binary=True)
                 link.flush()
         return mux.has_output()
+
+    def _seal_queued(self) -> None:
+        """The records of what the record layers kept back this turn, queued in order (one
+        record per stream for its messages of the turn, docs/noise.md §Records)."""
+        sids, self._sealing = self._sealing, []
+        records = self._records
+        send = self.mux.send
+        for sid in sids:
+            layer = records.get(sid)
+            if layer is None:
+                continue          # reset meanwhile: its output is dropped, as a reset does
+            for payload in layer.flush():  # type: ignore[attr-defined]
+                try:
+                    send(sid, payload)
+                except StreamClosed:
+                    break
 
     def _arm(self, deadline: float | None) -> None:
         if deadline is None:
