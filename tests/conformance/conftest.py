@@ -13,7 +13,6 @@ from typing import Iterator
 
 import pytest
 
-from execrelay._flags import env_flag as flag
 
 _TESTS = str(Path(__file__).resolve().parents[1])
 if _TESTS not in sys.path:  # so `interop.*` helpers import however pytest was invoked
@@ -22,15 +21,12 @@ if _TESTS not in sys.path:  # so `interop.*` helpers import however pytest was i
 from interop.aiohttp_thread import ThreadedApp  # noqa: E402
 from interop.codex import CodexUnavailable, ensure_codex  # noqa: E402
 from interop.procs import (ServerProcess, isolated_env, ours_exec_server_argv,  # noqa: E402
-                           real_exec_server_argv)
+                           impl_fixture, real_exec_server_argv, shared_server)
 
 from .httpfixture import start_http_fixture  # noqa: E402
 
-# EXECRELAY_CONFORMANCE_IMPLS=ours (or real) restricts the suite.  By default the real binary's
-# half runs only in the accelerated pass: it does not depend on our build, so the
-# EXECRELAY_PURE=1 pass of the README's test command would only repeat it.
-_DEFAULT_IMPLS = "ours" if flag("EXECRELAY_PURE") else "real,ours"
-IMPLS = [i.strip() for i in os.environ.get("EXECRELAY_CONFORMANCE_IMPLS", _DEFAULT_IMPLS).split(",") if i.strip()]
+# EXECRELAY_CONFORMANCE_IMPLS=ours (or real) restricts the suite (default: see selected_impls).
+impl = impl_fixture("EXECRELAY_CONFORMANCE_IMPLS")
 
 
 def server_argv(impl: str, listen: str) -> list[str]:
@@ -48,21 +44,12 @@ def conformance_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("conformance")
 
 
-@pytest.fixture(scope="session", params=IMPLS)
-def impl(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 @pytest.fixture(scope="session")
 def exec_server(impl: str, conformance_tmp: Path) -> Iterator[ServerProcess]:
     """The shared server for ``impl``; a start failure fails every case of that half."""
-    argv = server_argv(impl, "ws://127.0.0.1:0")
-    home = conformance_tmp / f"{impl}-home"
-    srv = ServerProcess(argv, env=isolated_env(home), cwd=str(conformance_tmp),
-                        log_dir=conformance_tmp, name=f"{impl}-shared")
-    srv.start()
-    yield srv
-    srv.stop()
+    with shared_server(server_argv(impl, "ws://127.0.0.1:0"), home=conformance_tmp / f"{impl}-home",
+                       cwd=conformance_tmp, log_dir=conformance_tmp, name=f"{impl}-shared") as srv:
+        yield srv
 
 
 @pytest.fixture(scope="session")

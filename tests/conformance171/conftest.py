@@ -7,7 +7,6 @@ whole session, started in its own directory with an isolated CODEX_HOME so that 
 """
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,22 +14,17 @@ from typing import Iterator
 
 import pytest
 
-from execrelay._flags import env_flag as flag
 
 _TESTS = str(Path(__file__).resolve().parents[1])
 if _TESTS not in sys.path:  # so `interop.*` / `conformance.*` helpers import however pytest was invoked
     sys.path.insert(0, _TESTS)
 
 from interop.codex import CODEX_171, CodexUnavailable, ensure_codex  # noqa: E402
-from interop.procs import ServerProcess, isolated_env  # noqa: E402
+from interop.procs import ServerProcess, impl_fixture, shared_server  # noqa: E402
 
-# EXECRELAY_CONFORMANCE171_IMPLS=real|ours|real,ours restricts the suite.  As in the 0.131
-# suite, the real binary's half runs only in the accelerated pass by default: it does not
-# depend on our build, so the EXECRELAY_PURE=1 pass would only repeat it.
-_PURE = flag("EXECRELAY_PURE")
-_DEFAULT_IMPLS = ["ours"] if _PURE else ["real", "ours"]
-IMPLS = [i.strip() for i in os.environ.get("EXECRELAY_CONFORMANCE171_IMPLS", ",".join(_DEFAULT_IMPLS)).split(",")
-         if i.strip()]
+# EXECRELAY_CONFORMANCE171_IMPLS=real|ours|real,ours restricts the suite; as in the 0.131 suite,
+# the real binary's half runs only in the accelerated pass by default (see selected_impls).
+impl = impl_fixture("EXECRELAY_CONFORMANCE171_IMPLS")
 
 
 def server_argv(impl: str, listen: str) -> list[str]:
@@ -62,20 +56,12 @@ def conformance171_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("conformance171")
 
 
-@pytest.fixture(scope="session", params=IMPLS)
-def impl(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 @pytest.fixture(scope="session")
 def exec_server171(impl: str, conformance171_tmp: Path) -> Iterator[Server171]:
     """The shared server for ``impl``; a start failure fails every case of that half."""
-    argv = server_argv(impl, "ws://127.0.0.1:0")
     cwd = conformance171_tmp / f"{impl}-cwd"
     cwd.mkdir(parents=True, exist_ok=True)
     home = conformance171_tmp / f"{impl}-home"
-    srv = ServerProcess(argv, env=isolated_env(home), cwd=str(cwd), log_dir=conformance171_tmp,
-                        name=f"{impl}-171-shared")
-    srv.start()
-    yield Server171(srv, cwd, home)
-    srv.stop()
+    with shared_server(server_argv(impl, "ws://127.0.0.1:0"), home=home, cwd=cwd, log_dir=conformance171_tmp,
+                       name=f"{impl}-171-shared") as srv:
+        yield Server171(srv, cwd, home)

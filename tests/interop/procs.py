@@ -12,8 +12,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
+import pytest
+
+from execrelay._flags import env_flag
 from execrelay.bench.procgroup import kill_group
 
 from .codex import ensure_codex
@@ -124,6 +128,37 @@ def isolated_env(codex_home: Path, extra: dict[str, str] | None = None) -> dict[
     if extra:
         env.update(extra)
     return env
+
+
+def selected_impls(env_var: str) -> list[str]:
+    """The halves a differential conformance suite runs: ``env_var`` (``real``, ``ours`` or
+    ``real,ours``), by default both, but ``ours`` alone under EXECRELAY_PURE=1: the real
+    binary's half does not depend on our build, so the pure pass would only repeat it."""
+    default = "ours" if env_flag("EXECRELAY_PURE") else "real,ours"
+    return [i.strip() for i in os.environ.get(env_var, default).split(",") if i.strip()]
+
+
+def impl_fixture(env_var: str) -> Callable[..., str]:
+    """The session fixture ``impl`` of a conformance suite, one param per :func:`selected_impls`
+    half (assign it to ``impl`` in the suite's conftest)."""
+    @pytest.fixture(scope="session", params=selected_impls(env_var))
+    def impl(request: pytest.FixtureRequest) -> str:
+        return request.param
+
+    return impl
+
+
+@contextmanager
+def shared_server(argv: Sequence[str], *, home: Path, cwd: Path, log_dir: Path,
+                  name: str) -> Iterator[ServerProcess]:
+    """A conformance suite's session server: started with an isolated CODEX_HOME ``home`` in
+    ``cwd``, its URL read, always stopped (group killed) when the suite is done."""
+    srv = ServerProcess(argv, env=isolated_env(home), cwd=str(cwd), log_dir=log_dir, name=name)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
 
 
 def wait_port_closed(proc: subprocess.Popen, timeout: float) -> int | None:

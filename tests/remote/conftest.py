@@ -8,6 +8,7 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from execrelay import wire
+from execrelay.bench.loopback import serve_loopback
 from execrelay.executor import ExecServer
 from execrelay.executor.remote import RemoteExecutor, RemoteExecutorConfig
 
@@ -28,14 +29,8 @@ class FakeRendezvous:
         self.ws: web.WebSocketResponse | None = None
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/cloud/executor/{id}/register", self._register)
-        app.router.add_get("/relay/{id}", self._relay)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
+        self.runner, port = await serve_loopback([web.post("/cloud/executor/{id}/register", self._register),
+                                                  web.get("/relay/{id}", self._relay)])
         self.base = f"http://127.0.0.1:{port}"
 
     async def _register(self, request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from execrelay import wire
+from execrelay.bench.loopback import serve_loopback
 from execrelay.executor.connection import OVERLOADED, QUEUE_PAUSE
 from execrelay.stream.errors import STREAM_HIGH_WATER
 from execrelay.transport.endpoint import RelayEndpoint
@@ -144,13 +145,7 @@ async def test_stuck_reliable_stream_stops_reading_a_streamed_http_body() -> Non
             written[0] += len(chunk)
         return resp
 
-    app = web.Application()
-    app.router.add_get("/big", big)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
+    runner, port = await serve_loopback([web.get("/big", big)])
     _, endpoint, link, server = await executor_endpoint()
     try:
         h = Harness(endpoint, "h", reliable=True)

@@ -9,6 +9,7 @@ import time
 from typing import Callable
 
 from .._accel import load_both
+from .timing import best_per_call
 
 SID = "3f2b8a9e-1c4d-4e5f-8a9b-0c1d2e3f4a5b"
 SMALL = b'{"id":12,"method":"fs/getMetadata","params":{"path":"/tmp/x"}}'  # 112-byte frame
@@ -28,13 +29,7 @@ def _time(fn: Callable[[], object], target_s: float, repeat: int) -> float:
             break
         n *= 4
     loops = max(1, int(n * target_s / max(dt, 1e-9)))
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / loops)
-    return best * 1e9
+    return best_per_call(fn, loops, repeat) * 1e9
 
 
 def _codec_cases() -> dict[str, dict[str, Callable[[], object]]]:

@@ -35,6 +35,7 @@ from ..executor.remote import NOISE_AUTO, RemoteExecutor, RemoteExecutorConfig
 from ..harness import HarnessClient
 from ..rendezvous import RendezvousServer
 from ..stream import noise
+from .timing import best_per_call
 
 #: A typical small request and its response (``fs/getMetadata``), as JSON-RPC bytes.
 REQUEST = (b'{"id":12345,"method":"fs/getMetadata","params":{"path":"file:///tmp/work/'
@@ -53,13 +54,7 @@ STREAMS, WINDOW = 8, 16
 
 def _best(fn: Callable[[], object], n: int, rounds: int) -> float:
     """Thread CPU seconds per call: best of ``rounds`` rounds of ``n`` calls."""
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.thread_time()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.thread_time() - t0) / n)
-    return best
+    return best_per_call(fn, n, rounds, time.thread_time)
 
 
 def _pair(harness: noise.StaticKeyPair, executor: noise.StaticKeyPair,

@@ -39,17 +39,21 @@ class ExecutorProcess:
         self.proc: subprocess.Popen | None = None
         self.conn: ExecutorConn | None = None
 
-    async def start(self, timeout: float = 30.0) -> ExecutorConn:
-        fut = self.rdv.expect(self.executor_id)
-        argv = [a.replace("{remote}", self.rdv.url).replace("{id}", self.executor_id) for a in self.spec.argv]
-        env = dict(os.environ)
-        env["CODEX_EXEC_SERVER_REMOTE_BEARER_TOKEN"] = "bench-token"
+    def _spawn(self, remote_url: str, bearer_token: str) -> None:
+        """Start the executor against ``remote_url`` in its own process group, pinned, its
+        output in ``<logdir>/<executor id>.log`` (shared by every way of reaching it)."""
+        argv = [a.replace("{remote}", remote_url).replace("{id}", self.executor_id) for a in self.spec.argv]
+        env = dict(os.environ, CODEX_EXEC_SERVER_REMOTE_BEARER_TOKEN=bearer_token)
         env.update(self.spec.env)
         log = open(os.path.join(self.logdir, f"{self.executor_id}.log"), "wb")
         self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                      start_new_session=True, cwd=self.logdir,
                                      preexec_fn=pinning.child_preexec())
         log.close()
+
+    async def start(self, timeout: float = 30.0) -> ExecutorConn:
+        fut = self.rdv.expect(self.executor_id)
+        self._spawn(self.rdv.url, "bench-token")
         try:
             self.conn = await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:

@@ -11,15 +11,12 @@ frames/s per core of rendezvous CPU.
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
-import subprocess
 import time
 
 import picows
 
 from .._wsframe import OP_BINARY, header
-from . import pinning
 from .fakerdv import MAX_FRAME, Rendezvous
 from .load import ExecutorConn, measure
 from .processes import ExecutorProcess, ExecutorSpec, RendezvousProcess
@@ -42,14 +39,7 @@ class ViaRendezvous(ExecutorProcess):
         self.rp = rp
 
     async def start(self, timeout: float = 30.0) -> ExecutorConn:
-        argv = [a.replace("{remote}", self.rp.url).replace("{id}", self.executor_id) for a in self.spec.argv]
-        env = dict(os.environ, CODEX_EXEC_SERVER_REMOTE_BEARER_TOKEN=self.rp.token("executor", self.executor_id))
-        env.update(self.spec.env)
-        log = open(os.path.join(self.logdir, f"{self.executor_id}.log"), "wb")
-        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                     start_new_session=True, cwd=self.logdir,
-                                     preexec_fn=pinning.child_preexec())
-        log.close()
+        self._spawn(self.rp.url, self.rp.token("executor", self.executor_id))
         fut = asyncio.get_running_loop().create_future()
         conn = HarnessConn(self.executor_id, fut)
         await picows.ws_connect(lambda: conn, self.rp.harness_url(self.executor_id),

@@ -39,6 +39,7 @@ from ..rendezvous import tokens
 from ..rendezvous.server import harness_url
 from . import procfs
 from .hostile import CLIENTS, HostileConfig, config_json
+from .loopback import serve_loopback
 
 _T = TypeVar("_T")
 
@@ -188,14 +189,7 @@ class CookieServer:
         self.url = ""
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/set", self._set)
-        app.router.add_get("/echo", self._echo)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
+        self._runner, port = await serve_loopback([web.get("/set", self._set), web.get("/echo", self._echo)])
         # A host name, not an IP: aiohttp's default cookie jar ignores cookies from IPs, which
         # would hide the leak this checks.
         self.url = f"http://localhost:{port}"
