@@ -201,28 +201,23 @@ class _RdvListener(WSListener):
 
     # -- the per-frame path ---------------------------------------------------------------
     def on_ws_frame(self, transport: Any, frame: Any) -> None:
-        # the hot path: one whole binary frame, routed at once (route is bound in __init__); the
-        # last fragment of a fragmented message joins it with the whole message, so both kinds
-        # pass the same harness admission (held while paused, budget) without a call per frame
+        # the hot path: one whole binary frame, routed at once (route is bound in __init__)
         link = self.link
-        if link is None:
-            return
-        if frame.msg_type is _BINARY and frame.fin and self._frag is None:
-            data = frame.get_payload_as_bytes()
-        else:
-            data = self._other_frame(transport, link, frame.msg_type, frame)
-            if data is None:
+        if frame.msg_type is _BINARY and frame.fin and self._frag is None and link is not None:
+            if self._executor:
+                self.route(link, frame.get_payload_as_bytes())
                 return
-        if self._executor:
+            data = frame.get_payload_as_bytes()
+            if self._held is not None:
+                self._held.append(data)
+                return
+            link.budget -= len(data)
+            if link.budget <= 0 and self._congested(link, data):
+                return
             self.route(link, data)
             return
-        if self._held is not None:
-            self._held.append(data)
-            return
-        link.budget -= len(data)
-        if link.budget <= 0 and self._congested(link, data):
-            return
-        self.route(link, data)
+        if link is not None:
+            self._other_frame(transport, link, frame.msg_type, frame)
 
     def _congested(self, link: Link, data: bytes) -> bool:
         """Budget spent: re-check the executor's backlog; True when ``data`` is held."""
@@ -265,26 +260,23 @@ class _RdvListener(WSListener):
             if self._held is None and raw is not None and not raw.is_closing():
                 raw.resume_reading()
 
-    def _other_frame(self, transport: Any, link: Link, mt: Any, frame: Any) -> bytes | None:
-        """Anything but a whole binary frame: the binary message it completes, to be routed
-        like one (None: nothing to route yet, or the frame was handled here)."""
+    def _other_frame(self, transport: Any, link: Link, mt: Any, frame: Any) -> None:
         if mt is WSMsgType.TEXT or mt is WSMsgType.BINARY or mt is WSMsgType.CONTINUATION:
-            return self._fragment(transport, link, mt, frame)
-        if mt is WSMsgType.CLOSE:
+            self._fragment(transport, link, mt, frame)
+        elif mt is WSMsgType.CLOSE:
             transport.send_close(WSCloseCode.OK)
             transport.disconnect(graceful=True)
         # PING is answered by picows (enable_auto_pong); PONG feeds its auto-ping
-        return None
 
-    def _fragment(self, transport: Any, link: Link, mt: Any, frame: Any) -> bytes | None:
+    def _fragment(self, transport: Any, link: Link, mt: Any, frame: Any) -> None:
         if mt is WSMsgType.CONTINUATION:
             if self._frag is None:
                 self._protocol_error(transport, "continuation without a first fragment")
-                return None
+                return
         else:
             if self._frag is not None:
                 self._protocol_error(transport, "new message inside a fragmented one")
-                return None
+                return
             self._frag, self._frag_size, self._frag_text = [], 0, mt is WSMsgType.TEXT
         part = frame.get_payload_as_bytes()
         self._frag_size += len(part)
@@ -294,15 +286,23 @@ class _RdvListener(WSListener):
             self._too_large(f"message over {limit} bytes")
             transport.send_close(WSCloseCode.MESSAGE_TOO_BIG)
             transport.disconnect(graceful=True)
-            return None
+            return
         self._frag.append(part)
         if not frame.fin:
-            return None
+            return
         parts, self._frag = self._frag, None
         if self._frag_text:
             self.server.router._bad(link, "text", "text websocket message")  # noqa: SLF001
-            return None
-        return b"".join(parts)
+            return
+        data = b"".join(parts)
+        if not self._executor:
+            if self._held is not None:
+                self._held.append(data)
+                return
+            link.budget -= len(data)
+            if link.budget <= 0 and self._congested(link, data):
+                return
+        self.route(link, data)
 
     def _protocol_error(self, transport: Any, what: str) -> None:
         self._frag = None
