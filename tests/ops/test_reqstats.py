@@ -49,3 +49,14 @@ def test_slot_is_the_bit_length_of_the_duration(stats_class) -> None:
         changed = [i for i, (a, b) in enumerate(zip(before, s.buckets)) if a != b]
         assert changed == [s.last_ns.bit_length()]
     assert s.count == 5 and s.sum_ns >= 10**9 + 2**40
+
+
+def test_end_error_counts_one_error_and_files_the_request(stats_class) -> None:
+    """``end_error`` is ``errors += 1`` then ``end``: the unknown-method path's one call."""
+    s = stats_class("unknown", None)
+    s.begin(b"{}")
+    s.end_error(b"error!")
+    assert (s.errors, s.internal, s.count, s.bytes_in, s.bytes_out) == (1, 0, 1, 2, 6)
+    s.begin(b"")
+    s.end_error(b"")
+    assert (s.errors, s.count, s.bytes_out) == (2, 2, 6)

@@ -108,6 +108,12 @@ class MethodStats:
         """Its answer ``data`` was sent: file the duration since :meth:`begin`."""
         self._observe(_now() - self.started, len(data))
 
+    def end_error(self, data: bytes) -> None:
+        """:meth:`end` for a request answered with a JSON-RPC error ``data`` (one call, not a
+        counter update from Python plus :meth:`end`: unknown methods take this path)."""
+        self.errors += 1
+        self._observe(_now() - self.started, len(data))
+
     def end_since(self, t0: int, nbytes: int) -> None:
         """An async request started at ``t0`` (``started``) ended with ``nbytes`` sent."""
         self._observe(_now() - t0, nbytes)
