@@ -41,3 +41,22 @@ def test_frame_parts_writes_a_split_frame_after_one_header(codec: ModuleType, ma
     assert total == ref_total and b"".join(parts) == b"".join(ref)
     assert parts[-1] is payload
     assert isinstance(split, SplitFrame)
+
+
+@pytest.mark.parametrize("opcode", [1, 2])
+@pytest.mark.parametrize("masked", [False, True])
+def test_frame_parts_headers_equal_header_on_both_sides_of_the_cache(opcode: int, masked: bool) -> None:
+    """Headers of small payloads come from a per-(opcode, masking) table filled on first use;
+    every size, cached or not, a first or a repeated use, gives what ``header()`` builds."""
+    from execrelay._wsframe import header
+    from execrelay.transport import _frames
+
+    sizes = [0, 1, 125, 126, 127, 2000, _frames._TABLE_N - 1, _frames._TABLE_N, 65535, 65536, 70_000]
+    for _ in range(2):
+        msgs = [b"x" * n for n in sizes]
+        parts, total = frame_parts(msgs, opcode, masked)
+        assert total == sum(sizes)
+        assert parts[0::2] == [header(opcode, n, masked) for n in sizes]
+        assert parts[1::2] == msgs
+    text_parts, _ = frame_parts(["é"], opcode, masked)  # str payloads are encoded first
+    assert text_parts == [header(opcode, 2, masked), "é".encode()]
