@@ -221,28 +221,6 @@ async def test_large_read_reply_bytes_are_orjson_compact(client: Client, tmp_pat
     assert raw == orjson.dumps({"id": rid, "result": {"dataBase64": base64.b64encode(data).decode()}})
 
 
-@pytest.mark.parametrize("chunks", [[1, 2, 4, 8], [5, 786432, 3, 7], [786431, 4, 2]])
-def test_large_read_short_reads_still_concatenate(monkeypatch, tmp_path, chunks) -> None:
-    """A FIFO or device returns short reads of any length; the base64 pieces must still
-    concatenate to the base64 of the whole (each piece but the last a multiple of 3 bytes)."""
-    from execrelay.executor import fs
-
-    data = os.urandom(sum(chunks))
-    sizes = iter(chunks + [0])
-    pos = [0]
-
-    def short_read(fd: int, n: int) -> bytes:
-        k = min(n, next(sizes))
-        out = data[pos[0]:pos[0] + k]
-        pos[0] += k
-        return out
-
-    monkeypatch.setattr(fs.os, "read", short_read)
-    fd = os.open(os.devnull, os.O_RDONLY)  # closed by _read_reply
-    reply = fs._read_reply(fd, 1 << 30, b'{"id":1,"result":')
-    assert reply == b'{"id":1,"result":{"dataBase64":"' + base64.b64encode(data) + b'"}}'
-
-
 async def test_large_read_errors_keep_the_connection(client: Client, server, tmp_path) -> None:
     """Errors raised in the worker (size limit) answer the request; later requests still work."""
     server.config.read_file_limit = 1024 * 1024

@@ -147,7 +147,7 @@ def _read_fd(fd: int, size: int, limit: int) -> Encoded:
     return Encoded((_READ_HEAD, b64encode_bytes(_read_all(fd, size, limit)), b'"}'))
 
 
-def _read_reply(fd: int, limit: int, head: bytes) -> bytes:
+def _read_reply(fd: int, size: int, limit: int, head: bytes) -> bytes:
     """Worker thread: the complete encoded response of a large read.
 
     ``head`` is ``{"id":<id>,"result":``.  base64 needs no JSON escaping, so the result is
@@ -155,50 +155,20 @@ def _read_reply(fd: int, limit: int, head: bytes) -> bytes:
     output -- and the event loop only hands the finished bytes to the transport (issue 8:
     a stream moving a big file must not add more than 1 ms to other streams' p99).
     """
+    data = _read_all(fd, size, limit)
+    view = memoryview(data)
     parts = [head + _READ_HEAD]
-    _read_b64(fd, limit, parts)
+    for i in range(0, len(data), _B64_PIECE):
+        parts.append(b64encode_bytes(view[i:i + _B64_PIECE]))
+    view.release()
+    del data
     parts.append(_READ_TAIL)
     return _join(parts)
 
 
-def _read_b64(fd: int, limit: int, parts: list[bytes]) -> None:
-    """Read to EOF and close ``fd``, appending the base64 of what is read to ``parts`` piece
-    by piece (every piece but the last a multiple of 3 bytes, so the pieces concatenate to the
-    base64 of the whole).
-
-    No buffer holds the whole file: a 47 MiB read used to allocate 47 MiB of raw bytes next
-    to their base64, and freeing that buffer (an munmap of 12,000 pages, 1.5-4 ms) held the GIL
-    in this worker thread while the event loop waited for it (docs/benchmarks.md §Isolation:
-    where the time goes)."""
-    try:
-        total = 0
-        carry = b""
-        while True:
-            data = os.read(fd, _B64_PIECE)
-            if not data:
-                break
-            total += len(data)
-            if total > limit:
-                raise RpcError(INVALID_REQUEST, f"file is too large to read: limit is {limit} bytes")
-            if carry:
-                data = carry + data
-            n = len(data) - len(data) % 3
-            if n == len(data):
-                carry = b""
-                parts.append(b64encode_bytes(data))
-            else:   # a short read (a FIFO, a device): keep the remainder for the next piece
-                carry = data[n:]
-                if n:
-                    parts.append(b64encode_bytes(memoryview(data)[:n]))
-        if carry:
-            parts.append(b64encode_bytes(carry))
-    finally:
-        os.close(fd)
-
-
-def _read_deferred(fd: int, limit: int) -> Deferred:
+def _read_deferred(fd: int, size: int, limit: int) -> Deferred:
     def start(head: bytes) -> "asyncio.Future[bytes]":
-        return _submit(_read_reply, fd, limit, head)
+        return _submit(_read_reply, fd, size, limit, head)
     return Deferred(start, encoded=True)
 
 
@@ -212,7 +182,7 @@ def _read_special_reply(path: str, limit: int, head: bytes) -> bytes:
     except BaseException:
         os.close(fd)
         raise
-    return _read_reply(fd, limit, head)
+    return _read_reply(fd, st.st_size + 1, limit, head)
 
 
 def _read_special(path: str, limit: int) -> Deferred:
@@ -255,7 +225,7 @@ def read_file(conn: "RpcConnection", params: Any) -> Any:
             return _read_fd(fd, st.st_size + 1, limit)
         except OSError as exc:
             raise fs_error(exc) from None
-    return _read_deferred(fd, limit)
+    return _read_deferred(fd, st.st_size + 1, limit)
 
 
 # -------------------------------------------------------------------- writeFile
