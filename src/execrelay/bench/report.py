@@ -69,9 +69,9 @@ def targets(results: dict) -> list[tuple[str, str, str, str]]:
     v = results.get("rendezvous", {}).get("stalled", {}).get("fast", {}).get("p99_added_ms")
     row("a harness that stops reading (through execrelay rendezvous): other harnesses' p99",
         "+<= 1 ms", v, v is not None and v <= 1.0, "{:+.2f} ms")
-    iso = results.get("rendezvous", {}).get("isolation", {}).get("by_executor", {}).get("fast", {}).get("summary", {})
+    rdv_iso = results.get("rendezvous", {}).get("isolation", {}).get("by_executor", {}).get("fast", {}).get("summary", {})
     for big, what in (("readFile8m", "8 MiB reads (legacy frames)"), ("reliable64m", "63 MiB replies (reliable)")):
-        v = iso.get(big, {}).get("p99_added_ms")
+        v = rdv_iso.get(big, {}).get("p99_added_ms")
         row(f"a bulk harness of its own moving {what}, through execrelay rendezvous: other harnesses' p99",
             "+<= 1 ms", v, v is not None and v <= 1.0, "{:+.2f} ms")
     d = results.get("micro", {}).get("derived", {})
