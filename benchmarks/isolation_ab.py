@@ -5,7 +5,11 @@ Each variant is ``name=/path/to/src`` (a tree holding the ``execrelay`` package,
 the executor under test runs with that tree first on ``PYTHONPATH``, the driver is this checkout.
 Prints the p99 added by the bulk stream, the bulk stream's replies and CPU per request per run.
 
-    python benchmarks/isolation_ab.py base=/tmp/base/src new=src --reps 3 [--pin auto]
+    python benchmarks/isolation_ab.py base=/tmp/base/src new=src --reps 3 [--pin auto] [--big readFile8m]
+                                      [--via-rendezvous]
+
+``--via-rendezvous``: the same pair through ``execrelay rendezvous`` with the bulk harness as its
+own process (:mod:`execrelay.bench.rdv_bulk`) instead of the driver playing every part.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import json
 import os
 import sys
 
-from execrelay.bench import executors, pinning
+from execrelay.bench import executors, pinning, rdv
 from execrelay.bench.processes import ExecutorSpec
 
 
@@ -28,6 +32,7 @@ def main() -> None:
     ap.add_argument("--big", default="reliable64m", help="the bulk scenario (default reliable64m)")
     ap.add_argument("--json", help="write the raw results here")
     ap.add_argument("--pin", metavar="auto|D:M", help="driver on CPUs D, executors on M (as execrelay bench)")
+    ap.add_argument("--via-rendezvous", action="store_true", help="through execrelay rendezvous, bulk harness apart")
     args = ap.parse_args()
     if args.pin:
         try:
@@ -42,6 +47,20 @@ def main() -> None:
                 for name, p in paths.items()}
 
     executors.executor_specs = specs  # the matrix runs our variants instead of fast/pure/rust
+    if args.via_rendezvous:
+        res = asyncio.run(rdv.run(list(paths), [], 0, args.warmup, args.duration, isolation_reps=args.reps,
+                                  bulk=(args.big,)))["isolation"]
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(res, fh, indent=1)
+        for name, e in res["by_executor"].items():
+            alone, beside = e["runs"]["alone"], e["runs"][args.big]
+            print(f"{name}: alone p99 {[round(r.get('p99_ms', -1), 2) for r in alone]} ms; "
+                  f"beside {args.big} p99 {[round(r.get('p99_ms', -1), 2) for r in beside]} ms, "
+                  f"bulk replies {[r.get('bulk', {}).get('replies') for r in beside]}, "
+                  f"others' cores {[round(r.get('others_cores', 0), 2) for r in beside]}; "
+                  f"p99 added (medians) {e['summary'][args.big].get('p99_added_ms', float('nan')):+.2f} ms")
+        return
     configs = [executors.Config("trivial", 8, 1), executors.Config("trivial", 8, 1, big=args.big)]
     res = asyncio.run(executors.run_matrix(configs, list(paths), args.reps, args.warmup, args.duration, 0))
     if args.json:

@@ -17,6 +17,7 @@ import time
 import picows
 
 from .._wsframe import OP_BINARY, header
+from . import rdv_bulk
 from .fakerdv import MAX_FRAME, Rendezvous
 from .load import ExecutorConn, measure
 from .processes import ExecutorProcess, ExecutorSpec, RendezvousProcess
@@ -100,7 +101,11 @@ async def stalled(rp: RendezvousProcess, via: ExecutorProcess, scen: dict[str, S
 
 
 async def run(which: list[str], configs: list, reps: int, warmup: float, duration: float,
-              progress_factory=None, stalled_reps: int = 0) -> dict:
+              progress_factory=None, stalled_reps: int = 0, isolation_reps: int = 0,
+              bulk: tuple[str, ...] = rdv_bulk.BULK) -> dict:
+    """Latency added and routing CPU for ``configs`` (direct vs via the rendezvous), then the
+    stalled-harness pair (``stalled_reps``) and the bulk harnesses of ``bulk`` beside small
+    streams (``isolation_reps``, :mod:`.rdv_bulk`).  Without configs no direct executor runs."""
     import shutil
     import tempfile
 
@@ -114,7 +119,8 @@ async def run(which: list[str], configs: list, reps: int, warmup: float, duratio
     scen = scenarios(workdir)
     procs: list[ExecutorProcess] = []
     out: dict = {"executors": {k: s.label for k, s in specs.items()}, "configs": {}}
-    total = len(configs) * reps * len(specs) * 2 + (1 if stalled_reps else 0)
+    total = (len(configs) * reps * len(specs) * 2 + (1 if stalled_reps else 0)
+             + isolation_reps * (1 + len(bulk)) * len(specs))
     prog = progress_factory(total, "rendezvous runs") if progress_factory else None
     try:
         await rp.start()
@@ -123,7 +129,8 @@ async def run(which: list[str], configs: list, reps: int, warmup: float, duratio
             direct = ExecutorProcess(spec, rdv, f"rdvbench-{k}-direct", workdir)
             via = ViaRendezvous(spec, rp, f"rdvbench-{k}-via", workdir)
             procs += [direct, via]
-            await direct.start()
+            if configs:
+                await direct.start()
             await via.start()
             pairs[k] = (direct, via)
         n = 0
@@ -172,6 +179,10 @@ async def run(which: list[str], configs: list, reps: int, warmup: float, duratio
                               for k, (_, via) in pairs.items()}
             if prog:
                 prog.step("stalled harness")
+        if isolation_reps:
+            out["isolation"] = {"bulk": list(bulk), "reps": isolation_reps, "by_executor": await rdv_bulk.bulk_beside(
+                rp, {k: via for k, (_, via) in pairs.items()}, scen, bulk, isolation_reps, warmup, duration,
+                workdir, prog)}
     finally:
         for ex in procs:
             ex.stop()

@@ -146,7 +146,8 @@ def _run_all(args: argparse.Namespace, uvloop) -> dict:
         coro = rdv.run(which, cfgs, 1 if mode != "full" else 2,
                        0.4 if mode != "full" else 1.0, 1.5 if mode != "full" else 3.0,
                        progress_factory=lambda total, label: Progress(total, label, enabled),
-                       stalled_reps=1 if mode != "full" else 3)
+                       stalled_reps=1 if mode != "full" else 3,
+                       isolation_reps=1 if mode != "full" else 3)
         results["rendezvous"] = uvloop.run(coro) if uvloop is not None else asyncio.run(coro)
         if mode == "full":
             results["rendezvous_e2e"] = _rendezvous_e2e()
