@@ -99,6 +99,11 @@ def get_metadata(conn: "RpcConnection", params: Any) -> Any:
     result = _metadata_fast(conn, params)  # one compiled call does the common case
     if result is not None:
         return result
+    return get_metadata_full(conn, params)
+
+
+def get_metadata_full(conn: "RpcConnection", params: Any) -> Any:
+    """``fs/getMetadata`` in every case (a dict result; errors raised in 0.131.0's order)."""
     if type(params) is not dict:
         struct(params, "FsGetMetadataParams")
     path, uri = path_arg(conn, params, "path")
