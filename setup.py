@@ -81,6 +81,28 @@ def _copy_if_changed(source: pathlib.Path, dest: pathlib.Path) -> None:
         shutil.copyfile(source, dest)
 
 
+#: modules that ``cimport`` another package's .pxd: module -> that package (it must be importable
+#: at build time; pyproject.toml's [build-system] requires it)
+CIMPORTS = {"execrelay.transport._picows_c": "picows"}
+#: modules left out of this build (their package is missing): module -> why
+UNBUILDABLE: dict[str, str] = {}
+
+
+def _cimport_macros(name: str) -> list[tuple[str, str]] | None:
+    """``-D`` macros naming the release of the package ``name`` cimports (the module refuses to
+    import against another release: a C layout may differ), or None when it is not installed."""
+    package = CIMPORTS.get(name)
+    if package is None:
+        return []
+    try:
+        module = importlib.import_module(package)
+    except ImportError as exc:
+        UNBUILDABLE[name] = f"{package} is not installed at build time ({exc})"
+        return None
+    version = str(getattr(module, "__version__", ""))
+    return [(f"EXECRELAY_{package.upper()}_VERSION", '"' + version.replace('"', "") + '"')]
+
+
 def _extensions() -> list[Extension]:
     exts = []
     args = ["-O3"] if sys.platform != "win32" else []
@@ -93,11 +115,14 @@ def _extensions() -> list[Extension]:
             continue                           # a .pxd that belongs to a hand-written .pyx
         else:
             source = _staged(path, rel)
-        exts.append(Extension(name, [source], extra_compile_args=args))
+        macros = _cimport_macros(name)
+        if macros is None:
+            continue
+        exts.append(Extension(name, [source], extra_compile_args=args, define_macros=macros))
     return exts
 
 
-ALL_MODULES = [ext.name for ext in _extensions()]
+ALL_MODULES = [ext.name for ext in _extensions()] + sorted(UNBUILDABLE)
 
 
 class CheckedBuildExt(build_ext):
@@ -105,7 +130,9 @@ class CheckedBuildExt(build_ext):
     fell back to its pure twin in the package, for the run-time banner."""
 
     def run(self) -> None:
-        self._failed: dict[str, str] = {}
+        if UNBUILDABLE and REQUIRE:
+            sys.exit(f"execrelay: EXECRELAY_REQUIRE_EXT=1 but {UNBUILDABLE}")
+        self._failed: dict[str, str] = dict(UNBUILDABLE)
         try:
             super().run()
         except Exception as exc:  # noqa: BLE001 - any failure means "use the pure twins"

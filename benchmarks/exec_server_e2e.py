@@ -104,9 +104,8 @@ class Bench:
         self.running = True
 
 
-async def run_scenario(url: str, server_pid: int, req: bytes, conns: int, window: int, warmup: float,
-                       duration: float) -> dict:
-    bench = Bench(req)
+async def open_clients(url: str, bench: Bench, conns: int) -> list[Conn]:
+    """``conns`` websocket connections to ``url``, each initialized (and ``initialized`` sent)."""
     clients: list[Conn] = []
     for _ in range(conns):
         _, c = await ws_connect(lambda: Conn(bench), url, max_frame_size=1 << 26)
@@ -115,10 +114,24 @@ async def run_scenario(url: str, server_pid: int, req: bytes, conns: int, window
         c.t.send(WSMsgType.TEXT, b'{"method":"initialized","params":{}}')
         c.handshake = False
         clients.append(c)
+    return clients
+
+
+def start_load(clients: list[Conn], bench: Bench, window: int) -> None:
+    """Put ``window`` requests in flight on every connection; each answer sends the next one
+    while ``bench.running``."""
+    bench.running = True
     for c in clients:
         c.raw.write(bench.req_frame * window)
         t = time.perf_counter()
         c.sent.extend([t] * window)
+
+
+async def run_scenario(url: str, server_pid: int, req: bytes, conns: int, window: int, warmup: float,
+                       duration: float) -> dict:
+    bench = Bench(req)
+    clients = await open_clients(url, bench, conns)
+    start_load(clients, bench, window)
     await asyncio.sleep(warmup)
     cpu0 = tree_cpu_seconds(server_pid)
     ru0 = resource.getrusage(resource.RUSAGE_SELF)

@@ -31,6 +31,7 @@ TWINS: dict[str, tuple[str, str]] = {
     "codec": ("execrelay.wire._codec_c", "execrelay.wire._codec_py"),
     "fsmeta": ("execrelay.executor._fsmeta_c", "execrelay.executor._fsmeta_py"),
     "reqstats": ("execrelay.executor._reqstats_c", "execrelay.executor._reqstats_py"),
+    "picows": ("execrelay.transport._picows_c", "execrelay.transport._picows_py"),
 }
 
 

@@ -27,7 +27,8 @@ def accelerated() -> dict[str, str]:
     from . import _accel
 
     # every module that selects a twin (importing it makes the choice)
-    for name in ("execrelay.wire", "execrelay.stream.hot", "execrelay.stream.noise", "execrelay.executor.fs"):
+    for name in ("execrelay.wire", "execrelay.stream.hot", "execrelay.stream.noise", "execrelay.executor.fs",
+                 "execrelay.transport.ws_picows"):
         importlib.import_module(name)
     return dict(_accel.ACTIVE)
 

@@ -75,7 +75,8 @@ def select(component: str, compiled: str, pure: str) -> ModuleType:
     if not FORCE_PURE:
         try:
             module = importlib.import_module(compiled)
-        except ImportError as exc:
+        # ValueError: Cython's "size changed" check of a cimported type (another picows release)
+        except (ImportError, ValueError) as exc:
             why = build_fallbacks().get(compiled) or f"{type(exc).__name__}: {exc}"
             if REQUIRE_EXT:
                 raise MissingExtensionError(

@@ -64,3 +64,37 @@ def test_twins_agree(twin_pair, tree) -> None:
             mod.metadata_171(str(tree / "missing"))
         with pytest.raises(ValueError):
             mod.metadata_171(str(tree) + "/a\0b")
+
+
+async def test_get_metadata_fast_matches_the_handler(twin, tree) -> None:
+    """``get_metadata_fast`` answers only what the full handler answers the same way (or None),
+    in every ``--compat`` and remembered dialect, for both twins."""
+    from execrelay.executor import fs
+    from execrelay.executor.connection import RpcConnection
+    from execrelay.executor.server import ExecServer, ExecServerConfig
+
+    fast = twin("fsmeta").get_metadata_fast
+    paths = [str(tree / "f"), str(tree / "ld"), str(tree / "d") + "/", str(tree / "d/../f"), "/",
+             str(tree / "missing"), str(tree) + "/a\0b", "relative", "file://" + str(tree / "f"),
+             "file://" + str(tree / "lf"), "file://" + str(tree / "no%20pe"), "file://host/x", 7]
+    answered = 0
+    for compat in ("auto", "0.131", "0.171"):
+        for dialect in (None, "0.131", "0.171"):
+            server = ExecServer(ExecServerConfig(compat=compat))
+            conn = RpcConnection(server, lambda data: None)
+            assert fast(conn, {"path": paths[0], "sandbox": None}) is None  # not initialized
+            conn.feed(b'{"id":0,"method":"initialize","params":{"clientName":"t"}}')
+            conn.feed(b'{"method":"initialized","params":{}}')
+            for path in paths:
+                for params in ({"path": path, "sandbox": None}, {"path": path}, [path],
+                               {"path": path, "sandbox": {"mode": "x"}}):
+                    assert conn.session is not None
+                    conn.session.dialect = dialect
+                    got = fast(conn, params)
+                    if got is None:
+                        continue
+                    answered += 1
+                    assert conn.session.dialect == dialect  # the fast path never changes it
+                    want = fs.get_metadata_full(conn, params)
+                    assert got == want and list(got) == list(want), (compat, dialect, params)
+    assert answered >= 12  # the common cases were answered fast

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-IMPLS = ["picows", "websockets"]
+#: "picows-py": picows with the Python twin of the link and listener (``_picows_py``), whatever
+#: the build; "picows" is the build's choice (the compiled ``_picows_c`` when it is built)
+IMPLS = ["picows", "picows-py", "websockets"]
 
 
 def _available(impl: str) -> bool:
@@ -19,10 +21,16 @@ def _available(impl: str) -> bool:
 
 
 @pytest.fixture(params=IMPLS)
-def impl(request: pytest.FixtureRequest) -> str:
-    if not _available(request.param):
-        pytest.skip(f"{request.param} is not installed")
-    return request.param
+def impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    name = request.param
+    if not _available(name.removesuffix("-py")):
+        pytest.skip(f"{name} is not installed")
+    if name == "picows-py":
+        from execrelay.transport import _picows_py, ws_picows
+
+        monkeypatch.setattr(ws_picows, "_Listener", _picows_py.Listener)  # servers and clients
+        return "picows"
+    return name
 
 
 class Recorder:

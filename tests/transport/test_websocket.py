@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -102,6 +103,30 @@ async def test_send_many_in_one_batch(impl: str) -> None:
         srv.close()
 
 
+async def test_client_batches_of_every_header_size(impl: str) -> None:
+    """A client link's batch (masked frames) of bytes, str and buffers around the 126 and
+    65,536-byte header limits, text then binary, arrives whole and in order (the compiled link
+    frames small ``bytes`` batches in C, the rest through ``_frames.frame_parts``)."""
+    srv, handlers = await _server(impl)
+    try:
+        link = await connect_websocket(srv.url, Recorder, impl=impl)
+        sizes = [0, 1, 125, 126, 127, 65535, 65536, 70000]
+        text = [b"t" * n for n in sizes[:4]]
+        link.send_many(text)                       # small bytes: one buffer
+        link.send_many([b"x" * n for n in sizes])  # over the join limit: writelines
+        link.send_many(["\u00e9", bytearray(b"ba"), memoryview(b"mv")])  # not bytes
+        link.send_many([b"b" * n for n in sizes[:4]], binary=True)
+        await handlers[0].wait_count(4 + 8 + 3 + 4)
+        got = [(bytes(m) if not isinstance(m, str) else m.encode(), b) for m, b in handlers[0].messages]
+        want = ([(m, False) for m in text] + [(b"x" * n, False) for n in sizes]
+                + [("\u00e9".encode(), False), (b"ba", False), (b"mv", False)]
+                + [(b"b" * n, True) for n in sizes[:4]])
+        assert got == want
+        link.close(graceful=True)
+    finally:
+        srv.close()
+
+
 async def test_fragmented_message_reassembled(impl: str) -> None:
     async with _serving(impl, _echo) as (srv, handlers):
         async with websockets.connect(srv.url) as ws:
@@ -175,3 +200,22 @@ async def test_client_link_receives_server_close(impl: str) -> None:
         await asyncio.wait_for(rec.closed, 5)
     finally:
         srv.close()
+
+
+def test_compiled_link_refuses_another_picows_release() -> None:
+    """The compiled link depends on picows's C layout: under another picows release it does not
+    import and the Python twin runs, with the fallback recorded (docs/architecture.md)."""
+    import subprocess
+    import sys
+
+    code = ("import picows, warnings; picows.__version__ = '0.0.0'; warnings.simplefilter('ignore')\n"
+            "from execrelay import _accel\n"
+            "from execrelay.transport import ws_picows\n"
+            "print(ws_picows._Listener.__module__, _accel.FALLBACKS.get('picows', 'none'))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("EXECRELAY_PURE", "EXECRELAY_REQUIRE_EXT")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    module, why = out.stdout.strip().split(" ", 1)
+    assert module == "execrelay.transport._picows_py"
+    if why != "none":   # "none": the compiled module is not built at all (pure install)
+        assert "0.0.0" in why

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat as _stat
+from typing import Any
 
 _lstat = os.lstat
 _stat_fn = os.stat
@@ -56,3 +57,37 @@ def uri_fast_path(uri: str) -> str | None:
             or path[2:3] == ":" or path[2:3] == "|"):
         return None
     return path
+
+
+def get_metadata_fast(conn: Any, params: Any) -> dict | None:
+    """The whole ``fs/getMetadata`` request in its common case, or None for the full handler.
+
+    Common: params a dict with no ``sandbox``, the connection's own initialized session, and a
+    native absolute path that needs no normalizing (dialect 0.131) or a plain ``file:///`` URI
+    (0.171), the session already in that dialect under ``--compat auto``, and the lstat
+    succeeding.  Anything else (errors included: the full handler redoes them, with its
+    error order and texts) returns None.  ``executor/fs.py`` ``get_metadata`` tries this first
+    (compiled, it saves the handler's and ``path_arg``'s interpreter frames)."""
+    if type(params) is not dict:
+        return None
+    v = params.get("path")
+    if type(v) is not str or params.get("sandbox") is not None:
+        return None
+    session = conn.session
+    if session is None or not conn.initialized or session.conn is not conn:
+        return None
+    compat = conn.server.config.compat
+    try:
+        if v[:1] == "/" and compat != "0.171":
+            if ((compat == "auto" and session.dialect != "0.131") or (len(v) > 1 and v[-1] == "/")
+                    or "/." in v or "//" in v):
+                return None
+            return metadata(v)
+        if compat != "0.131" and v.startswith("file:///"):
+            if compat == "auto" and session.dialect != "0.171":
+                return None
+            path = uri_fast_path(v)
+            return None if path is None else metadata_171(path)
+    except (OSError, ValueError):
+        return None
+    return None

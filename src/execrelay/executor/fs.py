@@ -32,6 +32,8 @@ _fsmeta = _accel.select("fsmeta", "execrelay.executor._fsmeta_c", "execrelay.exe
 _metadata = _fsmeta.metadata
 #: 0.171's form (with ``size``)
 _metadata_171 = _fsmeta.metadata_171
+#: the whole request in its common case (None: the full handler decides)
+_metadata_fast = _fsmeta.get_metadata_fast
 #: bytes.join copies joins of >= 1 MiB with the GIL released (CPython >= 3.9), so a worker
 #: thread can assemble a large reply without stalling the event loop
 _join = b"".join
@@ -94,6 +96,14 @@ def _enter(conn: "RpcConnection", sb: Any, path: str, write: bool) -> None:
 
 # ------------------------------------------------------------------ getMetadata
 def get_metadata(conn: "RpcConnection", params: Any) -> Any:
+    result = _metadata_fast(conn, params)  # one compiled call does the common case
+    if result is not None:
+        return result
+    return get_metadata_full(conn, params)
+
+
+def get_metadata_full(conn: "RpcConnection", params: Any) -> Any:
+    """``fs/getMetadata`` in every case (a dict result; errors raised in 0.131.0's order)."""
     if type(params) is not dict:
         struct(params, "FsGetMetadataParams")
     path, uri = path_arg(conn, params, "path")
