@@ -320,8 +320,8 @@ class StreamEngine:
                 return None
             frame = out[i]
             i += 1
-            if i == n:            # drained: reuse the list, no per-frame churn
-                out.clear()
+            if i == n:            # drained: an idle stream keeps no list (see Mux.poll_output)
+                self._out = None
                 i = 0
             else:
                 out[i - 1] = None
