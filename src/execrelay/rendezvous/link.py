@@ -92,11 +92,16 @@ class Link:
             self._scheduled = True
             self._loop.call_soon(self.flush)
         if self._out_bytes > self._room:
-            queued = self._out_bytes + self._tbuf()
-            if queued > self.limit:
-                self._over(queued)
-            else:  # the transport drained since the last flush
-                self._room = self.limit - (queued - self._out_bytes)
+            self._past_room()
+
+    def _past_room(self) -> None:
+        """This tick's sends went past ``_room``: look at the transport's buffer again (the
+        compiled rendezvous listener, ``_rdvfast_c``, calls this from its copy of :meth:`send`)."""
+        queued = self._out_bytes + self._tbuf()
+        if queued > self.limit:
+            self._over(queued)
+        else:  # the transport drained since the last flush
+            self._room = self.limit - (queued - self._out_bytes)
 
     def flush(self) -> None:
         """Write everything queued with one ``writelines`` (one syscall when writable)."""

@@ -1,0 +1,282 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""The rendezvous listener's per-frame entry, compiled against picows's ``picows.pxd``.
+
+Twin: ``src/execrelay/rendezvous/_rdvfast_py.py`` (same class, same behaviour).  picows calls
+``on_ws_frame`` through its C vtable; here the common frame is routed without a Python call:
+
+* a whole (fin) binary frame, no fragment in progress, the socket's link attached, (harness)
+  not held and its byte budget not spent;
+* whose RelayMessageFrame is laid out canonically (``08 01 12 <len> <stream_id> [18 <ack>]
+  [20 <ack_bits>] <body tag> <body len> <body>``, the body running to the end of the frame)
+  with a body other than Reset;
+* for a stream already bound to a route: from a harness, bound to this very socket, with the
+  executor attached; from the executor, with a harness attached.
+
+Such a frame is appended to the other socket's :class:`~execrelay.rendezvous.link.Link`
+queue exactly as ``Link.send`` does (same header, same flush scheduling, the same room /
+overflow check through ``Link._past_room``) and counted in the same ``Metrics`` attributes.
+Anything else (the first frame of a stream, Reset, other layouts, absent peers, oversize,
+fragments, text, close, a spent budget, held frames) goes to the twin's Python code
+unchanged: ``Router.from_harness`` / ``from_executor`` and the listener's own methods.  The
+router is consulted only through the objects it owns, so no state is duplicated here.
+
+Like ``_picows_c`` this module refuses to import unless the installed picows is the release
+it was built against (``setup.py`` compiles it in), so ``_accel.select`` falls back to the
+twin.
+"""
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.string cimport memcmp, memcpy
+from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
+
+import picows as _picows
+
+from execrelay._wsframe import SMALL_BINARY as _SMALL_BINARY, binary_header as _binary_header
+from execrelay.rendezvous.link import Link as _Link
+from execrelay.wire import RESET as _RESET_PY, FrameError as _FrameError, peek_stream_id as _peek_stream_id
+
+cdef extern from *:
+    """
+    #ifndef EXECRELAY_PICOWS_VERSION
+    #define EXECRELAY_PICOWS_VERSION ""
+    #endif
+    """
+    const char* EXECRELAY_PICOWS_VERSION
+
+#: the picows release this module was compiled against (``setup.py`` passes it)
+BUILT_AGAINST = (<bytes>EXECRELAY_PICOWS_VERSION).decode()
+if getattr(_picows, "__version__", None) != BUILT_AGAINST:
+    raise ImportError(f"compiled against picows {BUILT_AGAINST or '(unknown)'}, "
+                      f"but picows {getattr(_picows, '__version__', '?')} is installed")
+
+#: True here; False in the pure twin
+COMPILED = True
+
+cdef list SMALL = list(_SMALL_BINARY)
+cdef object LinkType = _Link
+cdef int RESET = _RESET_PY
+cdef object FrameError = _FrameError
+cdef object peek_stream_id = _peek_stream_id
+
+# stream-id strings by their bytes: a direct-mapped cache (a hit is checked with memcmp; a miss
+# asks the codec's peek_stream_id, which validates the id exactly as the Python path does)
+DEF SID_SLOTS = 256
+cdef list _sids = [None] * SID_SLOTS
+
+
+cdef inline Py_ssize_t _skip_varint(const uint8_t* p, Py_ssize_t pos, Py_ssize_t n) noexcept:
+    """Position after a varint of at most 5 bytes at ``pos``, or -1."""
+    cdef int i
+    for i in range(5):
+        if pos >= n:
+            return -1
+        if not (p[pos] & 0x80):
+            return pos + 1
+        pos += 1
+    return -1
+
+
+cdef inline int _canonical(const uint8_t* p, Py_ssize_t n) noexcept:
+    """Body field number (5..10) of a frame in the canonical layout whose body ends the
+    frame, else -1 (the caller then takes the Python path, which handles every layout)."""
+    cdef Py_ssize_t pos, sid_n, i
+    cdef uint64_t blen = 0
+    cdef uint8_t t, b
+    cdef int f, shift = 0
+    if n < 7 or p[0] != 0x08 or p[1] != 0x01 or p[2] != 0x12:
+        return -1
+    sid_n = p[3]
+    if sid_n == 0 or sid_n >= 0x80:
+        return -1
+    pos = 4 + sid_n
+    if pos >= n:
+        return -1
+    t = p[pos]
+    if t == 0x18:
+        pos = _skip_varint(p, pos + 1, n)
+        if pos < 0 or pos >= n:
+            return -1
+        t = p[pos]
+    if t == 0x20:
+        pos = _skip_varint(p, pos + 1, n)
+        if pos < 0 or pos >= n:
+            return -1
+        t = p[pos]
+    if (t & 7) != 2:
+        return -1
+    f = t >> 3
+    if f < 5 or f > 10:
+        return -1
+    pos += 1
+    for i in range(4):
+        if pos >= n:
+            return -1
+        b = p[pos]
+        pos += 1
+        blen |= (<uint64_t>(b & 0x7F)) << shift
+        shift += 7
+        if not (b & 0x80):
+            break
+    else:
+        return -1
+    if blen != <uint64_t>(n - pos):
+        return -1
+    return f
+
+
+cdef inline uint32_t _sid_slot(const uint8_t* p, Py_ssize_t n) noexcept:
+    cdef uint64_t a = 0, b = 0
+    if n >= 8:
+        memcpy(&a, p, 8)
+        memcpy(&b, p + n - 8, 8)
+    else:
+        memcpy(&a, p, n)
+    a = (a ^ (b * 0x9E3779B97F4A7C15ULL) ^ <uint64_t>n) * 0xFF51AFD7ED558CCDULL
+    return <uint32_t>(a >> 32) & (SID_SLOTS - 1)
+
+
+cdef object _stream_id(bytes data):
+    """The frame's stream id (a canonical frame: its bytes are at offset 4), None if invalid."""
+    cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(data) + 4
+    cdef Py_ssize_t n = (<const uint8_t*>PyBytes_AS_STRING(data))[3]
+    cdef uint32_t slot = _sid_slot(p, n)
+    cdef object cached = _sids[slot]
+    cdef const char* cp
+    cdef Py_ssize_t cn
+    if cached is not None:
+        cp = PyUnicode_AsUTF8AndSize(cached, &cn)
+        if cn == n and memcmp(cp, p, n) == 0:
+            return cached
+    try:
+        sid = peek_stream_id(data)
+    except FrameError:
+        return None
+    _sids[slot] = sid
+    return sid
+
+
+cdef inline int _send(object link, bytes data, Py_ssize_t n) except -1:
+    """``link.send(data)``: for a plain :class:`Link`, its body (keep the two alike)."""
+    cdef Py_ssize_t queued
+    if type(link) is not LinkType:
+        link.send(data)          # the cluster's stand-ins for sockets on other nodes
+        return 0
+    if link.closed:
+        return 0
+    out = <list>link._out
+    out.append(SMALL[n] if n < 126 else _binary_header(n))
+    out.append(data)
+    queued = <Py_ssize_t>link._out_bytes + n
+    link._out_bytes = queued
+    if not link._scheduled:
+        link._scheduled = True
+        link._loop.call_soon(link.flush)
+    if queued > <Py_ssize_t>link._room:
+        link._past_room()
+    return 0
+
+
+cdef class RdvListenerBase(WSListener):
+    """The per-frame part of a rendezvous websocket listener (executor or harness socket)."""
+
+    cdef public object link
+    cdef public object _frag
+    cdef public object _held
+    cdef public bint _executor
+    cdef public object router
+    cdef public object route
+    cdef object _metrics
+    cdef Py_ssize_t _max_frame
+
+    def __init__(self, router, bint executor):
+        self.link = None
+        self._frag = None
+        self._held = None
+        self._executor = executor
+        self.router = router
+        self.route = router.from_executor if executor else router.from_harness
+        self._metrics = router.metrics
+        self._max_frame = router._max_frame
+
+    cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
+        link = self.link
+        if frame.msg_type == WSMsgType.BINARY and frame.fin and self._frag is None and link is not None:
+            self._binary(link, frame.get_payload_as_bytes())
+            return
+        if link is not None:
+            f = <object>frame
+            self._other_frame(transport, link, f.msg_type, f)
+
+    def binary(self, bytes data):
+        """What :meth:`on_ws_frame` does with a whole binary frame (the twin tests' entry)."""
+        link = self.link
+        if self._frag is not None or link is None:
+            return
+        self._binary(link, data)
+
+    cdef int _binary(self, object link, bytes data) except -1:
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+        cdef Py_ssize_t budget
+        if self._executor:
+            if not self._from_executor(link, data, n):
+                self.route(link, data)
+            return 0
+        if self._held is not None:
+            (<list>self._held).append(data)
+            return 0
+        budget = <Py_ssize_t>link.budget - n
+        link.budget = budget
+        if budget <= 0 and self._congested(link, data):
+            return 0
+        if not self._from_harness(link, data, n):
+            self.route(link, data)
+        return 0
+
+    cdef bint _from_harness(self, object link, bytes data, Py_ssize_t n) except -1:
+        """``Router.from_harness``'s common case; False (nothing done) for the Python path."""
+        cdef int kind
+        hub = link.hub
+        if hub is None or link.closed or n > self._max_frame:
+            return False
+        kind = _canonical(<const uint8_t*>PyBytes_AS_STRING(data), n)
+        if kind < 0 or kind == RESET:
+            return False
+        sid = _stream_id(data)
+        if sid is None:
+            return False
+        route = hub.table.get(sid)
+        if route is None or route.link is not link:
+            return False
+        ex = hub.executor
+        if ex is None:
+            return False
+        _send(ex, data, n)
+        m = self._metrics
+        m.frames_to_executor += 1
+        m.bytes_to_executor += n
+        return True
+
+    cdef bint _from_executor(self, object link, bytes data, Py_ssize_t n) except -1:
+        """``Router.from_executor``'s common case; False (nothing done) for the Python path."""
+        cdef int kind
+        hub = link.hub
+        if hub is None or hub.executor is not link or n > self._max_frame:
+            return False
+        kind = _canonical(<const uint8_t*>PyBytes_AS_STRING(data), n)
+        if kind < 0 or kind == RESET:
+            return False
+        sid = _stream_id(data)
+        if sid is None:
+            return False
+        route = hub.table.get(sid)
+        if route is None:
+            return False
+        harness = route.link
+        if harness is None:
+            return False
+        _send(harness, data, n)
+        m = self._metrics
+        m.frames_to_harness += 1
+        m.bytes_to_harness += n
+        return True

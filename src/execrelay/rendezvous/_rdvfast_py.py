@@ -1,0 +1,85 @@
+"""The rendezvous listener's per-frame entry, in Python: the pure twin of ``ext/rendezvous/_rdvfast_c.pyx``.
+
+:class:`RdvListenerBase` is the base of :class:`execrelay.rendezvous.ws_fast._RdvListener`
+(which adds the connection, fragment, congestion and drain logic, the same over both twins).
+Here a whole binary frame goes to the router's Python per-frame function
+(``Router.from_executor`` / ``from_harness``); a harness socket first spends its byte budget
+and checks its executor's backlog when it is spent (``_congested``, the subclass's).  The
+compiled twin routes the common case itself in C (docs/rendezvous.md §The compiled frame
+path) and calls exactly this code for everything else.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+try:
+    from picows import WSListener, WSMsgType
+    _BINARY: Any = WSMsgType.BINARY
+except ImportError:  # pragma: no cover - picows is a dependency
+    WSListener = object  # type: ignore[misc,assignment]
+    _BINARY = None
+
+if TYPE_CHECKING:
+    from .link import Link
+    from .router import Router
+
+#: True in the compiled twin (``_rdvfast_c``): whole binary frames of bound streams are routed in C
+COMPILED = False
+
+
+class RdvListenerBase(WSListener):  # type: ignore[misc]
+    """The per-frame part of a rendezvous websocket listener (executor or harness socket)."""
+
+    def __init__(self, router: "Router", executor: bool) -> None:
+        #: the socket's router link (None before the upgrade and after a refusal)
+        self.link: Link | None = None
+        #: fragments of a message in progress (None: none)
+        self._frag: list[bytes] | None = None
+        #: frames read while the harness waits for its executor to drain (None: not waiting)
+        self._held: list[bytes] | None = None
+        self._executor = executor
+        self.router = router
+        self.route: Callable[[Link, bytes], None] = (
+            router.from_executor if executor else router.from_harness)
+
+    def on_ws_frame(self, transport: Any, frame: Any) -> None:
+        # the hot path: one whole binary frame, routed at once (``binary`` inlined)
+        link = self.link
+        if frame.msg_type is _BINARY and frame.fin and self._frag is None and link is not None:
+            if self._executor:
+                self.route(link, frame.get_payload_as_bytes())
+                return
+            data = frame.get_payload_as_bytes()
+            if self._held is not None:
+                self._held.append(data)
+                return
+            link.budget -= len(data)
+            if link.budget <= 0 and self._congested(link, data):
+                return
+            self.route(link, data)
+            return
+        if link is not None:
+            self._other_frame(transport, link, frame.msg_type, frame)
+
+    def binary(self, data: bytes) -> None:
+        """What :meth:`on_ws_frame` does with a whole binary frame (the twin tests' entry)."""
+        link = self.link
+        if self._frag is not None or link is None:
+            return
+        if self._executor:
+            self.route(link, data)
+            return
+        if self._held is not None:
+            self._held.append(data)
+            return
+        link.budget -= len(data)
+        if link.budget <= 0 and self._congested(link, data):
+            return
+        self.route(link, data)
+
+    # the subclass's (ws_fast._RdvListener)
+    def _congested(self, link: "Link", data: bytes) -> bool:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _other_frame(self, transport: Any, link: "Link", mt: Any, frame: Any) -> None:  # pragma: no cover
+        raise NotImplementedError
