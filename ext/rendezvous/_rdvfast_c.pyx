@@ -58,6 +58,7 @@ cdef object LinkType = _Link
 cdef int RESET = _RESET_PY
 cdef object FrameError = _FrameError
 cdef object peek_stream_id = _peek_stream_id
+cdef object _BINARY_PY = _picows.WSMsgType.BINARY
 
 # stream-id strings by their bytes: a direct-mapped cache (a hit is checked with memcmp; a miss
 # asks the codec's peek_stream_id, which validates the id exactly as the Python path does)
@@ -208,12 +209,15 @@ cdef class RdvListenerBase(WSListener):
             f = <object>frame
             self._other_frame(transport, link, f.msg_type, f)
 
-    def binary(self, bytes data):
-        """What :meth:`on_ws_frame` does with a whole binary frame (the twin tests' entry)."""
+    def feed(self, transport, frame):
+        """:meth:`on_ws_frame` for any frame-like object (``msg_type``, ``fin``,
+        ``get_payload_as_bytes``): the twin tests' and benchmarks' entry."""
         link = self.link
-        if self._frag is not None or link is None:
+        if frame.msg_type is _BINARY_PY and frame.fin and self._frag is None and link is not None:
+            self._binary(link, frame.get_payload_as_bytes())
             return
-        self._binary(link, data)
+        if link is not None:
+            self._other_frame(transport, link, frame.msg_type, frame)
 
     cdef int _binary(self, object link, bytes data) except -1:
         cdef Py_ssize_t n = PyBytes_GET_SIZE(data)

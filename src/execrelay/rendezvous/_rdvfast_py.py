@@ -61,21 +61,26 @@ class RdvListenerBase(WSListener):  # type: ignore[misc]
         if link is not None:
             self._other_frame(transport, link, frame.msg_type, frame)
 
-    def binary(self, data: bytes) -> None:
-        """What :meth:`on_ws_frame` does with a whole binary frame (the twin tests' entry)."""
+    def feed(self, transport: Any, frame: Any) -> None:
+        """:meth:`on_ws_frame` for any frame-like object (``msg_type``, ``fin``,
+        ``get_payload_as_bytes``): the twin tests' and benchmarks' entry (the compiled twin's
+        ``on_ws_frame`` takes picows's C frame only)."""
         link = self.link
-        if self._frag is not None or link is None:
-            return
-        if self._executor:
+        if frame.msg_type is _BINARY and frame.fin and self._frag is None and link is not None:
+            data = frame.get_payload_as_bytes()
+            if self._executor:
+                self.route(link, data)
+                return
+            if self._held is not None:
+                self._held.append(data)
+                return
+            link.budget -= len(data)
+            if link.budget <= 0 and self._congested(link, data):
+                return
             self.route(link, data)
             return
-        if self._held is not None:
-            self._held.append(data)
-            return
-        link.budget -= len(data)
-        if link.budget <= 0 and self._congested(link, data):
-            return
-        self.route(link, data)
+        if link is not None:
+            self._other_frame(transport, link, frame.msg_type, frame)
 
     # the subclass's (ws_fast._RdvListener)
     def _congested(self, link: "Link", data: bytes) -> bool:  # pragma: no cover - overridden
