@@ -33,7 +33,6 @@ from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
 import picows as _picows
 
 from execrelay._wsframe import SMALL_BINARY as _SMALL_BINARY, binary_header as _binary_header
-from execrelay.rendezvous.link import Link as _Link
 from execrelay.wire import RESET as _RESET_PY, FrameError as _FrameError, peek_stream_id as _peek_stream_id
 
 cdef extern from *:
@@ -54,7 +53,10 @@ if getattr(_picows, "__version__", None) != BUILT_AGAINST:
 COMPILED = True
 
 cdef list SMALL = list(_SMALL_BINARY)
-cdef object LinkType = _Link
+#: execrelay.rendezvous.link.Link, looked up on first use (link.py imports this module);
+#: None until then, False if Link is not built on this module's LinkCore (then every frame
+#: takes the Python path)
+cdef object LinkType = None
 cdef int RESET = _RESET_PY
 cdef object FrameError = _FrameError
 cdef object peek_stream_id = _peek_stream_id
@@ -62,7 +64,7 @@ cdef object _BINARY_PY = _picows.WSMsgType.BINARY
 
 # stream-id strings by their bytes: a direct-mapped cache (a hit is checked with memcmp; a miss
 # asks the codec's peek_stream_id, which validates the id exactly as the Python path does)
-DEF SID_SLOTS = 256
+DEF SID_SLOTS = 1024
 cdef list _sids = [None] * SID_SLOTS
 
 
@@ -133,8 +135,11 @@ cdef inline uint32_t _sid_slot(const uint8_t* p, Py_ssize_t n) noexcept:
         memcpy(&b, p + n - 8, 8)
     else:
         memcpy(&a, p, n)
-    a = (a ^ (b * 0x9E3779B97F4A7C15ULL) ^ <uint64_t>n) * 0xFF51AFD7ED558CCDULL
-    return <uint32_t>(a >> 32) & (SID_SLOTS - 1)
+    a = a ^ (b * 0x9E3779B97F4A7C15ULL) ^ <uint64_t>n
+    a ^= a >> 33            # murmur3's fmix64: every input bit reaches the slot bits
+    a *= 0xFF51AFD7ED558CCDULL
+    a ^= a >> 33
+    return <uint32_t>a & (SID_SLOTS - 1)
 
 
 cdef object _stream_id(bytes data):
@@ -157,23 +162,76 @@ cdef object _stream_id(bytes data):
     return sid
 
 
+cdef object _link_type():
+    global LinkType
+    from execrelay.rendezvous.link import Link
+    from execrelay.rendezvous.router import Hub, Route
+    LinkType = Link if (issubclass(Link, LinkCore) and issubclass(Hub, HubCore)
+                        and issubclass(Route, RouteCore)) else False
+    return LinkType
+
+
+cdef class LinkCore:
+    """The fields of :class:`~execrelay.rendezvous.link.Link` the per-frame path reads and
+    writes, as C fields (Link's base; the pure twin's has the same names)."""
+
+    cdef public bint closed
+    cdef public object hub
+    cdef public Py_ssize_t budget
+    cdef public list _out
+    cdef public Py_ssize_t _out_bytes
+    cdef public bint _scheduled
+    cdef public Py_ssize_t _room
+
+
+cdef class HubCore:
+    """The fields of :class:`~execrelay.rendezvous.router.Hub` the per-frame path reads (the
+    executor's link, the stream table, the single-node table's dict or None), as C fields."""
+
+    cdef public object executor
+    cdef public object table
+    cdef public dict local_routes
+
+
+cdef class RouteCore:
+    """The field of :class:`~execrelay.rendezvous.router.Route` the per-frame path reads."""
+
+    cdef public object link
+
+
+cdef inline object _lookup(HubCore hub, object sid):
+    """``hub.table.get(sid)``, straight from the dict for a single-node table."""
+    cdef dict routes = hub.local_routes
+    if routes is not None:
+        return routes.get(sid)
+    return hub.table.get(sid)
+
+
+cdef class MetricsCore:
+    """The per-frame counters of :class:`~execrelay.rendezvous.metrics.Metrics`, as C fields."""
+
+    cdef public unsigned long long frames_to_executor
+    cdef public unsigned long long frames_to_harness
+    cdef public unsigned long long bytes_to_executor
+    cdef public unsigned long long bytes_to_harness
+
+
 cdef inline int _send(object link, bytes data, Py_ssize_t n) except -1:
     """``link.send(data)``: for a plain :class:`Link`, its body (keep the two alike)."""
-    cdef Py_ssize_t queued
+    cdef LinkCore core
     if type(link) is not LinkType:
         link.send(data)          # the cluster's stand-ins for sockets on other nodes
         return 0
-    if link.closed:
+    core = <LinkCore>link
+    if core.closed:
         return 0
-    out = <list>link._out
-    out.append(SMALL[n] if n < 126 else _binary_header(n))
-    out.append(data)
-    queued = <Py_ssize_t>link._out_bytes + n
-    link._out_bytes = queued
-    if not link._scheduled:
-        link._scheduled = True
+    core._out.append(SMALL[n] if n < 126 else _binary_header(n))
+    core._out.append(data)
+    core._out_bytes += n
+    if not core._scheduled:
+        core._scheduled = True
         link._loop.call_soon(link.flush)
-    if queued > <Py_ssize_t>link._room:
+    if core._out_bytes > core._room:
         link._past_room()
     return 0
 
@@ -187,8 +245,10 @@ cdef class RdvListenerBase(WSListener):
     cdef public bint _executor
     cdef public object router
     cdef public object route
-    cdef object _metrics
+    cdef MetricsCore _metrics
     cdef Py_ssize_t _max_frame
+    #: Link and Metrics are built on this module's cores: C may route (else: Python path)
+    cdef bint _fast
 
     def __init__(self, router, bint executor):
         self.link = None
@@ -197,8 +257,11 @@ cdef class RdvListenerBase(WSListener):
         self._executor = executor
         self.router = router
         self.route = router.from_executor if executor else router.from_harness
-        self._metrics = router.metrics
+        metrics = router.metrics
+        self._metrics = metrics if isinstance(metrics, MetricsCore) else None
         self._max_frame = router._max_frame
+        self._fast = (LinkType if LinkType is not None else _link_type()) is not False \
+            and self._metrics is not None
 
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
         link = self.link
@@ -221,36 +284,54 @@ cdef class RdvListenerBase(WSListener):
 
     cdef int _binary(self, object link, bytes data) except -1:
         cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-        cdef Py_ssize_t budget
+        cdef LinkCore core
+        if not self._fast or type(link) is not LinkType:
+            return self._binary_py(link, data)
+        core = <LinkCore>link
         if self._executor:
-            if not self._from_executor(link, data, n):
+            if not self._from_executor(core, data, n):
                 self.route(link, data)
             return 0
         if self._held is not None:
             (<list>self._held).append(data)
             return 0
-        budget = <Py_ssize_t>link.budget - n
-        link.budget = budget
-        if budget <= 0 and self._congested(link, data):
+        core.budget -= n
+        if core.budget <= 0 and self._congested(link, data):
             return 0
-        if not self._from_harness(link, data, n):
+        if not self._from_harness(core, data, n):
             self.route(link, data)
         return 0
 
-    cdef bint _from_harness(self, object link, bytes data, Py_ssize_t n) except -1:
+    cdef int _binary_py(self, object link, bytes data) except -1:
+        """The pure twin's whole-frame path (Link or Metrics not on this module's cores)."""
+        if self._executor:
+            self.route(link, data)
+            return 0
+        if self._held is not None:
+            (<list>self._held).append(data)
+            return 0
+        link.budget -= len(data)
+        if link.budget <= 0 and self._congested(link, data):
+            return 0
+        self.route(link, data)
+        return 0
+
+    cdef bint _from_harness(self, LinkCore link, bytes data, Py_ssize_t n) except -1:
         """``Router.from_harness``'s common case; False (nothing done) for the Python path."""
         cdef int kind
-        hub = link.hub
-        if hub is None or link.closed or n > self._max_frame:
+        cdef MetricsCore m
+        cdef HubCore hub
+        if not isinstance(link.hub, HubCore) or link.closed or n > self._max_frame:
             return False
+        hub = <HubCore>link.hub
         kind = _canonical(<const uint8_t*>PyBytes_AS_STRING(data), n)
         if kind < 0 or kind == RESET:
             return False
         sid = _stream_id(data)
         if sid is None:
             return False
-        route = hub.table.get(sid)
-        if route is None or route.link is not link:
+        route = _lookup(hub, sid)
+        if not isinstance(route, RouteCore) or (<RouteCore>route).link is not link:
             return False
         ex = hub.executor
         if ex is None:
@@ -261,11 +342,15 @@ cdef class RdvListenerBase(WSListener):
         m.bytes_to_executor += n
         return True
 
-    cdef bint _from_executor(self, object link, bytes data, Py_ssize_t n) except -1:
+    cdef bint _from_executor(self, LinkCore link, bytes data, Py_ssize_t n) except -1:
         """``Router.from_executor``'s common case; False (nothing done) for the Python path."""
         cdef int kind
-        hub = link.hub
-        if hub is None or hub.executor is not link or n > self._max_frame:
+        cdef MetricsCore m
+        cdef HubCore hub
+        if not isinstance(link.hub, HubCore) or n > self._max_frame:
+            return False
+        hub = <HubCore>link.hub
+        if hub.executor is not link:
             return False
         kind = _canonical(<const uint8_t*>PyBytes_AS_STRING(data), n)
         if kind < 0 or kind == RESET:
@@ -273,10 +358,10 @@ cdef class RdvListenerBase(WSListener):
         sid = _stream_id(data)
         if sid is None:
             return False
-        route = hub.table.get(sid)
-        if route is None:
+        route = _lookup(hub, sid)
+        if not isinstance(route, RouteCore):
             return False
-        harness = route.link
+        harness = (<RouteCore>route).link
         if harness is None:
             return False
         _send(harness, data, n)

@@ -27,6 +27,53 @@ if TYPE_CHECKING:
 COMPILED = False
 
 
+class LinkCore:
+    """The fields of :class:`~execrelay.rendezvous.link.Link` the per-frame path reads and
+    writes (C fields in the compiled twin, so C reads them without an attribute lookup)."""
+
+    __slots__ = ("closed", "hub", "budget", "_out", "_out_bytes", "_scheduled", "_room")
+
+    closed: bool
+    hub: Any
+    budget: int
+    _out: list[bytes]
+    _out_bytes: int
+    _scheduled: bool
+    _room: int
+
+
+class HubCore:
+    """The fields of :class:`~execrelay.rendezvous.router.Hub` the per-frame path reads:
+    the executor's link, the stream table and, when that is the single-node
+    :class:`~execrelay.rendezvous.directory.LocalStreamTable`, its dict (else None)."""
+
+    __slots__ = ("executor", "table", "local_routes")
+
+    executor: Any
+    table: Any
+    local_routes: dict[str, Any] | None
+
+
+class RouteCore:
+    """The field of :class:`~execrelay.rendezvous.router.Route` the per-frame path reads."""
+
+    __slots__ = ("link",)
+
+    link: Any
+
+
+class MetricsCore:
+    """The per-frame counters of :class:`~execrelay.rendezvous.metrics.Metrics` (C fields in
+    the compiled twin)."""
+
+    __slots__ = ("frames_to_executor", "frames_to_harness", "bytes_to_executor", "bytes_to_harness")
+
+    frames_to_executor: int
+    frames_to_harness: int
+    bytes_to_executor: int
+    bytes_to_harness: int
+
+
 class RdvListenerBase(WSListener):  # type: ignore[misc]
     """The per-frame part of a rendezvous websocket listener (executor or harness socket)."""
 

@@ -27,9 +27,8 @@ import ssl
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qsl, unquote
 
-from .. import _accel
 from . import _rdvfast_py
-from .link import Link
+from .link import Link, rdvfast
 
 if TYPE_CHECKING:
     from .server import RendezvousServer
@@ -43,8 +42,8 @@ except ImportError:  # pragma: no cover - picows is a dependency; the pure build
     WSProtocol = None
 
 #: the per-frame entry: compiled against the installed picows (``ext/rendezvous/_rdvfast_c.pyx``)
-#: or the Python twin (``_rdvfast_py.py``), same behaviour
-_impl = _accel.select("rdvfast", "execrelay.rendezvous._rdvfast_c", "execrelay.rendezvous._rdvfast_py")
+#: or the Python twin (``_rdvfast_py.py``), same behaviour; chosen where Link is (its fields)
+_impl = rdvfast
 if TYPE_CHECKING:  # pragma: no cover
     from ._rdvfast_py import RdvListenerBase as _Base
 else:
