@@ -183,6 +183,13 @@ cdef class LinkCore:
     cdef public bint _scheduled
     cdef public Py_ssize_t _room
 
+    def send(self, frame):
+        """Queue one relay frame (forwarded unmodified); flushed at the end of this tick."""
+        if type(frame) is bytes:
+            _send_core(self, <bytes>frame, PyBytes_GET_SIZE(frame))
+        else:
+            _send_any(self, frame)
+
 
 cdef class HubCore:
     """The fields of :class:`~execrelay.rendezvous.router.Hub` the per-frame path reads (the
@@ -216,13 +223,8 @@ cdef class MetricsCore:
     cdef public unsigned long long bytes_to_harness
 
 
-cdef inline int _send(object link, bytes data, Py_ssize_t n) except -1:
-    """``link.send(data)``: for a plain :class:`Link`, its body (keep the two alike)."""
-    cdef LinkCore core
-    if type(link) is not LinkType:
-        link.send(data)          # the cluster's stand-ins for sockets on other nodes
-        return 0
-    core = <LinkCore>link
+cdef inline int _send_core(LinkCore core, bytes data, Py_ssize_t n) except -1:
+    """``LinkCore.send`` of the pure twin, for bytes (keep the two alike)."""
     if core.closed:
         return 0
     core._out.append(SMALL[n] if n < 126 else _binary_header(n))
@@ -230,10 +232,35 @@ cdef inline int _send(object link, bytes data, Py_ssize_t n) except -1:
     core._out_bytes += n
     if not core._scheduled:
         core._scheduled = True
-        link._loop.call_soon(link.flush)
+        (<object>core)._loop.call_soon((<object>core).flush)
     if core._out_bytes > core._room:
-        link._past_room()
+        (<object>core)._past_room()
     return 0
+
+
+cdef int _send_any(LinkCore core, object frame) except -1:
+    """``LinkCore.send`` for a frame that is not ``bytes`` (a bytearray, say)."""
+    cdef Py_ssize_t n
+    if core.closed:
+        return 0
+    n = len(frame)
+    core._out.append(SMALL[n] if n < 126 else _binary_header(n))
+    core._out.append(frame)
+    core._out_bytes += n
+    if not core._scheduled:
+        core._scheduled = True
+        (<object>core)._loop.call_soon((<object>core).flush)
+    if core._out_bytes > core._room:
+        (<object>core)._past_room()
+    return 0
+
+
+cdef inline int _send(object link, bytes data, Py_ssize_t n) except -1:
+    """``link.send(data)``, without a call for a plain :class:`Link`."""
+    if type(link) is not LinkType:
+        link.send(data)          # the cluster's stand-ins for sockets on other nodes
+        return 0
+    return _send_core(<LinkCore>link, data, n)
 
 
 cdef class RdvListenerBase(WSListener):

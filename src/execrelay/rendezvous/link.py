@@ -88,24 +88,11 @@ class Link(LinkCore):
         self._tbuf: Callable[[], int] = tbuf if tbuf is not None else (lambda: 0)
 
     # -- the per-frame path -------------------------------------------------------------
-    def send(self, frame: bytes) -> None:
-        """Queue one relay frame (forwarded unmodified); flushed at the end of this tick."""
-        if self.closed:
-            return
-        n = len(frame)
-        out = self._out
-        out.append(SMALL_BINARY[n] if n < 126 else binary_header(n))
-        out.append(frame)
-        self._out_bytes += n
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self.flush)
-        if self._out_bytes > self._room:
-            self._past_room()
+    # send(frame) is LinkCore's (the per-frame path: C in the compiled twin)
 
     def _past_room(self) -> None:
-        """This tick's sends went past ``_room``: look at the transport's buffer again (the
-        compiled rendezvous listener, ``_rdvfast_c``, calls this from its copy of :meth:`send`)."""
+        """This tick's sends went past ``_room``: look at the transport's buffer again (called
+        by :meth:`LinkCore.send`)."""
         queued = self._out_bytes + self._tbuf()
         if queued > self.limit:
             self._over(queued)
