@@ -137,15 +137,16 @@ class Harness(asyncio.Protocol):
 async def start_rendezvous(build: str) -> tuple[subprocess.Popen, int]:
     """``build``: fast, fastpy (this tree, its per-frame path in Python: ``--frames python``),
     base (the tree in ``$BENCH_RDV_BASE_SRC``, e.g. the commit before the compiled frame path,
-    built in place), pure, or aiohttp (the fast build with its websockets on aiohttp)."""
+    built in place), base2 (``$BENCH_RDV_BASE2_SRC``, a second reference tree), pure, or aiohttp (the fast build with its websockets on aiohttp)."""
     env = dict(os.environ, EXECRELAY_RENDEZVOUS_SECRET=SECRET, EXECRELAY_PURE="1" if build == "pure" else "0")
     ws = ["--websockets", "aiohttp"] if build == "aiohttp" else []
     if build == "fastpy":
         ws = ["--frames", "python"]
-    if build == "base":
-        base = os.environ.get("BENCH_RDV_BASE_SRC")
+    if build in ("base", "base2"):
+        var = "BENCH_RDV_BASE_SRC" if build == "base" else "BENCH_RDV_BASE2_SRC"
+        base = os.environ.get(var)
         if not base:
-            raise SystemExit("build 'base' needs BENCH_RDV_BASE_SRC=<src directory of the base tree>")
+            raise SystemExit(f"build {build!r} needs {var}=<src directory of that tree, built in place>")
         env["PYTHONPATH"] = base
     else:
         env["PYTHONPATH"] = os.pathsep.join(
@@ -278,7 +279,8 @@ async def main() -> None:
     ap.add_argument("--small", type=int, default=100, help="small payload bytes (default %(default)s)")
     ap.add_argument("--big", type=int, default=1 << 20, help="big payload bytes (default 1 MiB)")
     ap.add_argument("--builds", default="fast,pure",
-                    help="fast, fastpy (per-frame path in Python), base ($BENCH_RDV_BASE_SRC), pure, "
+                    help="fast, fastpy (per-frame path in Python), base ($BENCH_RDV_BASE_SRC), base2 "
+                         "($BENCH_RDV_BASE2_SRC), pure, "
                          "aiohttp (fast build, websockets on aiohttp)")
     ap.add_argument("--cases", default="small,big")
     args = ap.parse_args()

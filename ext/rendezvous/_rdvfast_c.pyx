@@ -13,12 +13,15 @@ Twin: ``src/execrelay/rendezvous/_rdvfast_py.py`` (same class, same behaviour). 
   executor attached; from the executor, with a harness attached.
 
 Such a frame is appended to the other socket's :class:`~execrelay.rendezvous.link.Link`
-queue exactly as ``Link.send`` does (same header, same flush scheduling, the same room /
-overflow check through ``Link._past_room``) and counted in the same ``Metrics`` attributes.
-Anything else (the first frame of a stream, Reset, other layouts, absent peers, oversize,
-fragments, text, close, a spent budget, held frames) goes to the twin's Python code
-unchanged: ``Router.from_harness`` / ``from_executor`` and the listener's own methods.  The
-router is consulted only through the objects it owns, so no state is duplicated here.
+queue by ``LinkCore.send`` (this module's C version of the pure twin's: same header, same flush
+scheduling, the same room / overflow check through ``Link._past_room``) and counted in the
+same ``Metrics`` fields.  Anything else (the first frame of a stream, Reset, other layouts,
+absent peers, oversize, fragments, text, close, a spent budget, held frames) goes to the
+twin's Python code unchanged: ``Router.from_harness`` / ``from_executor`` and the listener's
+own methods.  The router's state is read where it lives: the fields the path reads are C
+fields of the cores defined here (``LinkCore``, ``HubCore``, ``RouteCore``, ``MetricsCore``;
+``Link``, ``Hub``, ``Route`` and ``Metrics`` derive from the selected twin's), so C reads them
+without an attribute lookup and nothing is duplicated.
 
 Like ``_picows_c`` this module refuses to import unless the installed picows is the release
 it was built against (``setup.py`` compiles it in), so ``_accel.select`` falls back to the
