@@ -35,6 +35,8 @@ from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
 
 import picows as _picows
 
+from execrelay import _accel
+
 from execrelay._wsframe import SMALL_BINARY as _SMALL_BINARY, binary_header as _binary_header
 from execrelay.wire import RESET as _RESET_PY, FrameError as _FrameError, peek_stream_id as _peek_stream_id
 
@@ -48,9 +50,7 @@ cdef extern from *:
 
 #: the picows release this module was compiled against (``setup.py`` passes it)
 BUILT_AGAINST = (<bytes>EXECRELAY_PICOWS_VERSION).decode()
-if getattr(_picows, "__version__", None) != BUILT_AGAINST:
-    raise ImportError(f"compiled against picows {BUILT_AGAINST or '(unknown)'}, "
-                      f"but picows {getattr(_picows, '__version__', '?')} is installed")
+_accel.require_release(_picows, BUILT_AGAINST)
 
 #: True here; False in the pure twin
 COMPILED = True
@@ -188,10 +188,7 @@ cdef class LinkCore:
 
     def send(self, frame):
         """Queue one relay frame (forwarded unmodified); flushed at the end of this tick."""
-        if type(frame) is bytes:
-            _send_core(self, <bytes>frame, PyBytes_GET_SIZE(frame))
-        else:
-            _send_any(self, frame)
+        _send_core(self, frame, len(frame))
 
 
 cdef class HubCore:
@@ -217,6 +214,18 @@ cdef inline object _lookup(HubCore hub, object sid):
     return hub.table.get(sid)
 
 
+cdef inline object _bound_route(HubCore hub, bytes data, Py_ssize_t n):
+    """The route of a canonical, non-Reset frame's stream; None: the Python path decides."""
+    cdef int kind = _canonical(<const uint8_t*>PyBytes_AS_STRING(data), n)
+    if kind < 0 or kind == RESET:
+        return None
+    sid = _stream_id(data)
+    if sid is None:
+        return None
+    route = _lookup(hub, sid)
+    return route if isinstance(route, RouteCore) else None
+
+
 cdef class MetricsCore:
     """The per-frame counters of :class:`~execrelay.rendezvous.metrics.Metrics`, as C fields."""
 
@@ -226,29 +235,12 @@ cdef class MetricsCore:
     cdef public unsigned long long bytes_to_harness
 
 
-cdef inline int _send_core(LinkCore core, bytes data, Py_ssize_t n) except -1:
-    """``LinkCore.send`` of the pure twin, for bytes (keep the two alike)."""
+cdef inline int _send_core(LinkCore core, object data, Py_ssize_t n) except -1:
+    """``LinkCore.send`` of the pure twin (keep the two alike); ``n`` is ``len(data)``."""
     if core.closed:
         return 0
     core._out.append(SMALL[n] if n < 126 else _binary_header(n))
     core._out.append(data)
-    core._out_bytes += n
-    if not core._scheduled:
-        core._scheduled = True
-        (<object>core)._loop.call_soon((<object>core).flush)
-    if core._out_bytes > core._room:
-        (<object>core)._past_room()
-    return 0
-
-
-cdef int _send_any(LinkCore core, object frame) except -1:
-    """``LinkCore.send`` for a frame that is not ``bytes`` (a bytearray, say)."""
-    cdef Py_ssize_t n
-    if core.closed:
-        return 0
-    n = len(frame)
-    core._out.append(SMALL[n] if n < 126 else _binary_header(n))
-    core._out.append(frame)
     core._out_bytes += n
     if not core._scheduled:
         core._scheduled = True
@@ -312,6 +304,10 @@ cdef class RdvListenerBase(WSListener):
         if link is not None:
             self._other_frame(transport, link, frame.msg_type, frame)
 
+    def message(self, link, bytes data):
+        """Route one whole binary message of this socket (a reassembled fragmented one)."""
+        self._binary(link, data)
+
     cdef int _binary(self, object link, bytes data) except -1:
         cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
         cdef LinkCore core
@@ -348,20 +344,13 @@ cdef class RdvListenerBase(WSListener):
 
     cdef bint _from_harness(self, LinkCore link, bytes data, Py_ssize_t n) except -1:
         """``Router.from_harness``'s common case; False (nothing done) for the Python path."""
-        cdef int kind
         cdef MetricsCore m
         cdef HubCore hub
         if not isinstance(link.hub, HubCore) or link.closed or n > self._max_frame:
             return False
         hub = <HubCore>link.hub
-        kind = _canonical(<const uint8_t*>PyBytes_AS_STRING(data), n)
-        if kind < 0 or kind == RESET:
-            return False
-        sid = _stream_id(data)
-        if sid is None:
-            return False
-        route = _lookup(hub, sid)
-        if not isinstance(route, RouteCore) or (<RouteCore>route).link is not link:
+        route = _bound_route(hub, data, n)
+        if route is None or (<RouteCore>route).link is not link:
             return False
         ex = hub.executor
         if ex is None:
@@ -374,7 +363,6 @@ cdef class RdvListenerBase(WSListener):
 
     cdef bint _from_executor(self, LinkCore link, bytes data, Py_ssize_t n) except -1:
         """``Router.from_executor``'s common case; False (nothing done) for the Python path."""
-        cdef int kind
         cdef MetricsCore m
         cdef HubCore hub
         if not isinstance(link.hub, HubCore) or n > self._max_frame:
@@ -382,14 +370,8 @@ cdef class RdvListenerBase(WSListener):
         hub = <HubCore>link.hub
         if hub.executor is not link:
             return False
-        kind = _canonical(<const uint8_t*>PyBytes_AS_STRING(data), n)
-        if kind < 0 or kind == RESET:
-            return False
-        sid = _stream_id(data)
-        if sid is None:
-            return False
-        route = _lookup(hub, sid)
-        if not isinstance(route, RouteCore):
+        route = _bound_route(hub, data, n)
+        if route is None:
             return False
         harness = (<RouteCore>route).link
         if harness is None:

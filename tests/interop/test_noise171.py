@@ -42,7 +42,8 @@ TAG_ENV = "EXECRELAY_TEST_EXECUTOR_TAG"
 
 
 class Capture:
-    """Everything the rendezvous forwarded, for the no-plaintext check."""
+    """Everything the rendezvous forwarded, for the no-plaintext check (the server must run
+    with ``fast_frames=False``: the compiled frame path never calls the router's functions)."""
 
     def __init__(self, server: RendezvousServer) -> None:
         self.frames: list[bytes] = []
@@ -60,7 +61,8 @@ class Capture:
 async def _start(process_factory, codex171_bin: Path | None, tag: str) -> tuple[RendezvousServer, str, Any, Capture]:
     """Our rendezvous in-process and a remote executor process on it: the real 0.171 one, or
     ours (``execrelay exec-server --remote``, Noise by default) when ``codex171_bin`` is None."""
-    server = RendezvousServer(SECRET, heartbeat=None)
+    # fast_frames=False: every frame through the router's Python functions, which Capture taps
+    server = RendezvousServer(SECRET, heartbeat=None, fast_frames=False)
     capture = Capture(server)
     await server.start("127.0.0.1", 0)
     env_id = f"env-{uuid.uuid4().hex[:8]}"
@@ -422,7 +424,8 @@ async def test_real_171_harness_handshakes_with_our_responder(exec_server_factor
     checked by /validate) -> a plain ``execrelay exec-server``: the tool call runs."""
     tag = f"tag-{uuid.uuid4().hex[:8]}"
     plain = exec_server_factory("ours", {TAG_ENV: tag})
-    server = RendezvousServer(SECRET, heartbeat=None)
+    # fast_frames=False: every frame through the router's Python functions, which Capture taps
+    server = RendezvousServer(SECRET, heartbeat=None, fast_frames=False)
     capture = Capture(server)
     await server.start("127.0.0.1", 0)
     env_id = f"env-{uuid.uuid4().hex[:8]}"

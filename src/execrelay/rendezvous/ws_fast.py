@@ -287,15 +287,7 @@ class _Listener:
         if self._frag_text:
             self.server.router._bad(link, "text", "text websocket message")  # noqa: SLF001
             return
-        data = b"".join(parts)
-        if not self._executor:
-            if self._held is not None:
-                self._held.append(data)
-                return
-            link.budget -= len(data)
-            if link.budget <= 0 and self._congested(link, data):
-                return
-        self.route(link, data)
+        self.message(link, b"".join(parts))
 
     def _protocol_error(self, transport: Any, what: str) -> None:
         self._frag = None
