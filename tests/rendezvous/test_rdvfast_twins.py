@@ -15,6 +15,7 @@ import asyncio
 import random
 from typing import Any, Callable
 
+import aiohttp
 import pytest
 from picows import WSMsgType
 
@@ -169,3 +170,42 @@ async def test_bound_stream_takes_the_compiled_path(twin_pair: Callable[[str], t
     assert calls == ["h", "e", "e"] and rig.metrics.dropped["no_route"] == 1
     await asyncio.sleep(0)
     rig.router.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("fast_frames", [True, False])
+async def test_sockets_take_the_compiled_path_unless_told(twin_pair: Callable[[str], tuple[Any, Any]],
+                                                          make_server: Any, fast_frames: bool) -> None:
+    """Over real picows sockets: with the compiled build only a stream's first frame reaches
+    ``Router.from_harness``; with ``fast_frames=False`` every frame does.  Same bytes either way."""
+    from _rdv_helpers import connect_executor, connect_harness, data, recv_raw
+
+    twin_pair("rdvfast")  # skips (or fails under EXECRELAY_REQUIRE_EXT) when not built
+    server = await make_server(fast_frames=fast_frames)
+    calls = {"harness": 0, "executor": 0}
+    router = server.router
+    for side in ("harness", "executor"):
+        original = getattr(router, f"from_{side}")
+
+        def tap(link: Any, frame: bytes, _original: Any = original, _side: str = side) -> None:
+            calls[_side] += 1
+            _original(link, frame)
+        setattr(router, f"from_{side}", tap)
+    # a fresh connection per request: a websocket upgraded on the registration's keep-alive
+    # connection is aiohttp's (the first request line chose the server side), not picows's
+    fresh = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+    ex = await connect_executor(fresh, server, "e")
+    h = await connect_harness(fresh, server, "e")
+    frames = [data("s", 0, f'{{"id":{i}}}') for i in range(20)]
+    for f in frames:
+        await h.send_bytes(f)
+    assert [await asyncio.wait_for(recv_raw(ex), 5) for _ in frames] == frames
+    for f in frames:
+        await ex.send_bytes(f)
+    assert [await asyncio.wait_for(recv_raw(h), 5) for _ in frames] == frames
+    expected = {"harness": 1, "executor": 0} if fast_frames else {"harness": 20, "executor": 20}
+    assert calls == expected
+    assert server.metrics.frames_to_executor == 20 and server.metrics.frames_to_harness == 20
+    await ex.close()
+    await h.close()
+    await fresh.close()
