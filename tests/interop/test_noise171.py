@@ -42,11 +42,13 @@ TAG_ENV = "EXECRELAY_TEST_EXECUTOR_TAG"
 
 
 class Capture:
-    """Everything the rendezvous forwarded, for the no-plaintext check (the server must run
-    with ``fast_frames=False``: the compiled frame path never calls the router's functions)."""
+    """Everything the rendezvous forwarded, for the no-plaintext check.  Make it before the
+    sockets connect: it turns the compiled frame path off (``fast_frames``), which never calls
+    the router's functions it taps."""
 
     def __init__(self, server: RendezvousServer) -> None:
         self.frames: list[bytes] = []
+        server.fast_frames = False
         router = server.router
         for name in ("from_harness", "from_executor"):
             original = getattr(router, name)
@@ -61,8 +63,7 @@ class Capture:
 async def _start(process_factory, codex171_bin: Path | None, tag: str) -> tuple[RendezvousServer, str, Any, Capture]:
     """Our rendezvous in-process and a remote executor process on it: the real 0.171 one, or
     ours (``execrelay exec-server --remote``, Noise by default) when ``codex171_bin`` is None."""
-    # fast_frames=False: every frame through the router's Python functions, which Capture taps
-    server = RendezvousServer(SECRET, heartbeat=None, fast_frames=False)
+    server = RendezvousServer(SECRET, heartbeat=None)
     capture = Capture(server)
     await server.start("127.0.0.1", 0)
     env_id = f"env-{uuid.uuid4().hex[:8]}"
@@ -424,8 +425,7 @@ async def test_real_171_harness_handshakes_with_our_responder(exec_server_factor
     checked by /validate) -> a plain ``execrelay exec-server``: the tool call runs."""
     tag = f"tag-{uuid.uuid4().hex[:8]}"
     plain = exec_server_factory("ours", {TAG_ENV: tag})
-    # fast_frames=False: every frame through the router's Python functions, which Capture taps
-    server = RendezvousServer(SECRET, heartbeat=None, fast_frames=False)
+    server = RendezvousServer(SECRET, heartbeat=None)
     capture = Capture(server)
     await server.start("127.0.0.1", 0)
     env_id = f"env-{uuid.uuid4().hex[:8]}"
