@@ -132,6 +132,7 @@ cdef inline int _canonical(const uint8_t* p, Py_ssize_t n) noexcept:
 
 
 cdef inline uint32_t _sid_slot(const uint8_t* p, Py_ssize_t n) noexcept:
+    # the codec's _sid_hash (ext/wire/_codec_c.pyx has no .pxd to cimport it from): keep alike
     cdef uint64_t a = 0, b = 0
     if n >= 8:
         memcpy(&a, p, 8)
