@@ -165,6 +165,8 @@ class _Listener:
         _executor: bool
         route: Callable[[Link, bytes], None]
 
+        def message(self, link: Link, data: bytes) -> None: ...
+
     def __init__(self, server: "RendezvousServer", executor_id: str, role: str, admitted: str,
                  plog: _ParserLog) -> None:
         super().__init__(server.router, role == "executor")  # type: ignore[call-arg]
