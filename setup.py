@@ -83,7 +83,7 @@ def _copy_if_changed(source: pathlib.Path, dest: pathlib.Path) -> None:
 
 #: modules that ``cimport`` another package's .pxd: module -> that package (it must be importable
 #: at build time; pyproject.toml's [build-system] requires it)
-CIMPORTS = {"execrelay.transport._picows_c": "picows"}
+CIMPORTS = {"execrelay.transport._picows_c": "picows", "execrelay.rendezvous._rdvfast_c": "picows"}
 #: modules left out of this build (their package is missing): module -> why
 UNBUILDABLE: dict[str, str] = {}
 

@@ -15,9 +15,11 @@ one fake executor and N harness sockets:
 
 Reported per run: frames routed per second (both directions), MB/s routed, rendezvous CPU
 (cores and µs per routed frame) and the driver's own CPU (busy fraction; > 0.9 marks the run
-"driver-bound", not a result).  Builds are interleaved A B A B.
+"driver-bound", not a result), and frames/s per rendezvous core (frames/s over its cores).
+Builds are interleaved A B A B.
 
     python benchmarks/rendezvous_e2e.py [--harnesses 8] [--seconds 3] [--rounds 2]
+    BENCH_RDV_BASE_SRC=/tmp/base/src python benchmarks/rendezvous_e2e.py --builds base,fast,fastpy --cases small
 """
 from __future__ import annotations
 
@@ -133,9 +135,23 @@ class Harness(asyncio.Protocol):
 
 
 async def start_rendezvous(build: str) -> tuple[subprocess.Popen, int]:
-    """``build``: fast, pure, or aiohttp (the fast build with its websockets on aiohttp)."""
+    """``build``: fast, fastpy (this tree, its per-frame path in Python: ``--frames python``),
+    base (the tree in ``$BENCH_RDV_BASE_SRC``, e.g. the commit before the compiled frame path,
+    built in place), base2 (``$BENCH_RDV_BASE2_SRC``, a second reference tree), pure, or aiohttp (the fast build with its websockets on aiohttp)."""
     env = dict(os.environ, EXECRELAY_RENDEZVOUS_SECRET=SECRET, EXECRELAY_PURE="1" if build == "pure" else "0")
     ws = ["--websockets", "aiohttp"] if build == "aiohttp" else []
+    if build == "fastpy":
+        ws = ["--frames", "python"]
+    if build in ("base", "base2"):
+        var = "BENCH_RDV_BASE_SRC" if build == "base" else "BENCH_RDV_BASE2_SRC"
+        base = os.environ.get(var)
+        if not base:
+            raise SystemExit(f"build {build!r} needs {var}=<src directory of that tree, built in place>")
+        env["PYTHONPATH"] = base
+    else:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"),
+             *filter(None, [os.environ.get("PYTHONPATH")])])
     prefix = os.environ.get("BENCH_RDV_PREFIX", "").split()  # e.g. "-m cProfile -o /tmp/rdv.prof"
     # BENCH_RDV_CALLGRIND=DIR: run it under callgrind; the measured window's instructions are
     # reported per routed frame (callgrind_control zeroes and dumps around the window)
@@ -249,7 +265,8 @@ def fmt(r: dict) -> str:
     tag = " DRIVER-BOUND" if r["driver_busy"] > 0.9 else ""
     return (f"{r['build']:7s} payload={r['payload']:>8d}B harnesses={r['harnesses']:<3d} window={r['window']:<4d} "
             f"{r['frames_per_s'] / 1e3:8.1f} kframes/s {r['mb_per_s']:8.1f} MB/s | rendezvous "
-            f"{r['rdv_cores']:.2f} cores {r['rdv_us_per_frame']:6.2f} us/frame | driver busy "
+            f"{r['rdv_cores']:.2f} cores {r['rdv_us_per_frame']:6.2f} us/frame "
+            f"{1 / r['rdv_us_per_frame']:5.2f} Mframes/s/core | driver busy "
             f"{r['driver_busy']:.2f} ({r['driver_us_per_frame']:.2f} us/frame){tag}"
             + (f" | {r['ir_per_frame']:.0f} instr/frame" if r.get("ir_per_frame") == r.get("ir_per_frame") else ""))
 
@@ -261,7 +278,10 @@ async def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--small", type=int, default=100, help="small payload bytes (default %(default)s)")
     ap.add_argument("--big", type=int, default=1 << 20, help="big payload bytes (default 1 MiB)")
-    ap.add_argument("--builds", default="fast,pure", help="fast, pure, aiohttp (fast build, websockets on aiohttp)")
+    ap.add_argument("--builds", default="fast,pure",
+                    help="fast, fastpy (per-frame path in Python), base ($BENCH_RDV_BASE_SRC), base2 "
+                         "($BENCH_RDV_BASE2_SRC), pure, "
+                         "aiohttp (fast build, websockets on aiohttp)")
     ap.add_argument("--cases", default="small,big")
     args = ap.parse_args()
     cases = [c for name, c in (("small", (args.small, 512, 128)), ("big", (args.big, 4, 1)))

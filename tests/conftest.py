@@ -32,6 +32,7 @@ TWINS: dict[str, tuple[str, str]] = {
     "fsmeta": ("execrelay.executor._fsmeta_c", "execrelay.executor._fsmeta_py"),
     "reqstats": ("execrelay.executor._reqstats_c", "execrelay.executor._reqstats_py"),
     "picows": ("execrelay.transport._picows_c", "execrelay.transport._picows_py"),
+    "rdvfast": ("execrelay.rendezvous._rdvfast_c", "execrelay.rendezvous._rdvfast_py"),
 }
 
 

@@ -26,6 +26,8 @@ import asyncio
 
 import picows as _picows
 
+from execrelay import _accel
+
 from execrelay.transport import _picows_py as _py
 from execrelay.transport.base import peer_of
 
@@ -39,9 +41,7 @@ cdef extern from *:
 
 #: the picows release this module was compiled against (``setup.py`` passes it)
 BUILT_AGAINST = (<bytes>EXECRELAY_PICOWS_VERSION).decode()
-if getattr(_picows, "__version__", None) != BUILT_AGAINST:
-    raise ImportError(f"compiled against picows {BUILT_AGAINST or '(unknown)'}, "
-                      f"but picows {getattr(_picows, '__version__', '?')} is installed")
+_accel.require_release(_picows, BUILT_AGAINST)
 
 cdef Py_ssize_t JOIN_LIMIT = _py.JOIN_LIMIT
 

@@ -179,8 +179,14 @@ cdef inline uint32_t _sid_hash(const uint8_t* p, Py_ssize_t n) nogil:
         memcpy(&b, p + n - 8, 8)
     else:
         memcpy(&a, p, n)
-    a = (a ^ (b * 0x9E3779B97F4A7C15ULL) ^ <uint64_t>n) * 0xFF51AFD7ED558CCDULL
-    return <uint32_t>(a >> 32)
+    # murmur3's fmix64: every input bit reaches the low bits the caller keeps (a bare
+    # multiply only carries differences upward: ids that differ in their last bytes, e.g.
+    # "stream-0001" and "stream-0002", all landed in one slot)
+    a = a ^ (b * 0x9E3779B97F4A7C15ULL) ^ <uint64_t>n
+    a ^= a >> 33
+    a *= 0xFF51AFD7ED558CCDULL
+    a ^= a >> 33
+    return <uint32_t>a
 
 
 cdef object _stream_id(const uint8_t* p, Py_ssize_t n, Py_ssize_t at):

@@ -28,7 +28,7 @@ def accelerated() -> dict[str, str]:
 
     # every module that selects a twin (importing it makes the choice)
     for name in ("execrelay.wire", "execrelay.stream.hot", "execrelay.stream.noise", "execrelay.executor.fs",
-                 "execrelay.transport.ws_picows"):
+                 "execrelay.transport.ws_picows", "execrelay.rendezvous.ws_fast"):
         importlib.import_module(name)
     return dict(_accel.ACTIVE)
 

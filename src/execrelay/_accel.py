@@ -101,6 +101,16 @@ def _report_fallback(component: str, compiled: str, why: str) -> None:
             ExtensionFallbackWarning, stacklevel=3)
 
 
+def require_release(package: ModuleType, built_against: str) -> None:
+    """Raise ImportError unless ``package`` is the release a compiled module that ``cimport``s
+    it was built against (``setup.py`` compiles that release in): a C layout may differ, and
+    :func:`select` then falls back to the pure twin."""
+    installed = getattr(package, "__version__", None)
+    if installed != built_against:
+        raise ImportError(f"compiled against {package.__name__} {built_against or '(unknown)'}, "
+                          f"but {package.__name__} {installed or '?'} is installed")
+
+
 def load_both(compiled: str, pure: str) -> tuple[ModuleType | None, ModuleType]:
     """Return ``(compiled or None, pure)``, ignoring ``EXECRELAY_PURE``.
 

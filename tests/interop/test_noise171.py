@@ -42,10 +42,13 @@ TAG_ENV = "EXECRELAY_TEST_EXECUTOR_TAG"
 
 
 class Capture:
-    """Everything the rendezvous forwarded, for the no-plaintext check."""
+    """Everything the rendezvous forwarded, for the no-plaintext check.  Make it before the
+    sockets connect: it turns the compiled frame path off (``fast_frames``), which never calls
+    the router's functions it taps."""
 
     def __init__(self, server: RendezvousServer) -> None:
         self.frames: list[bytes] = []
+        server.fast_frames = False
         router = server.router
         for name in ("from_harness", "from_executor"):
             original = getattr(router, name)

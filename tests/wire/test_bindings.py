@@ -40,7 +40,7 @@ def test_accelerated_reports_the_choice():
 
     active = execrelay.accelerated()
     assert set(active) == {"wire", "stream.window", "stream.sendwin", "stream.reasm", "stream.noiserec",
-                           "fsmeta", "reqstats", "picows"}
+                           "fsmeta", "reqstats", "picows", "rdvfast"}
     if _accel.FORCE_PURE:
         assert set(active.values()) == {"pure"}
     elif _accel.REQUIRE_EXT:

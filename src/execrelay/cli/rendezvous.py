@@ -92,6 +92,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "is unusable or EXECRELAY_PURE is set) or aiohttp (docs/rendezvous.md "
                         "§URLs and endpoints)")
     add_log_args(p)
+    p.add_argument("--frames", choices=("compiled", "python"), default="compiled",
+                   help=argparse.SUPPRESS)  # benchmarks: python = the per-frame path in Python
     p.add_argument("--drain-timeout", metavar="SECONDS", type=float, default=0.0,
                    help="on SIGTERM, refuse new connections and streams but keep routing the open ones "
                         "for up to this long (default 0: stop at once); a second signal stops at once")
@@ -222,6 +224,8 @@ async def _serve(args: argparse.Namespace, secret: bytes, host: str, port: int,
     server = RendezvousServer(secret, **overrides)
     if args.websockets == "aiohttp":
         server.fast_websockets = False
+    if args.frames == "python":
+        server.fast_frames = False
     signals = StopSignals(asyncio.get_running_loop(), _STOP_SIGNALS)
     node = None
     if cluster is not None:

@@ -49,6 +49,10 @@ class LocalStreamTable:
     def routes(self) -> list[Any]:
         return list(self._routes.values())
 
+    def routes_dict(self) -> dict[str, Any]:
+        """The dict itself (read, never written, by the compiled frame path through the hub)."""
+        return self._routes
+
 
 class SharedNoiseRegistrations(Protocol):
     """Noise registrations shared by the nodes of a cluster (docs/rendezvous.md §Several

@@ -13,23 +13,32 @@ a harness that reads, only slower than a burst arrives; one that stops reading i
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
+from .. import _accel
 from .._wsframe import SMALL_BINARY, binary_header
 
+#: the rendezvous's per-frame entry and the C fields it reads: compiled against the installed
+#: picows (``ext/rendezvous/_rdvfast_c.pyx``) or the Python twin (``_rdvfast_py.py``)
+rdvfast = _accel.select("rdvfast", "execrelay.rendezvous._rdvfast_c", "execrelay.rendezvous._rdvfast_py")
+if TYPE_CHECKING:  # pragma: no cover
+    from ._rdvfast_py import LinkCore
+else:
+    LinkCore = rdvfast.LinkCore
 
-class Link:
-    """A harness or executor websocket."""
+
+class Link(LinkCore):
+    """A harness or executor websocket (the fields the per-frame path uses are
+    :class:`LinkCore`'s: C fields when the compiled twin is used)."""
 
     #: True for the cluster's stand-ins for a socket on another node (docs/rendezvous.md
     #: §Several nodes); a class attribute, so a local socket pays nothing for it.
     remote = False
 
     __slots__ = ("role", "executor_id", "ws", "transport", "limit", "on_overflow", "streams",
-                 "close_reason", "closed", "label", "_out", "_out_bytes", "_scheduled", "_loop",
-                 "_tbuf", "hub", "hard_limit", "slow_after", "_over_since", "drain",
-                 "_closed_waiter", "credential", "budget", "rate_tokens", "rate_at", "refused", "refused_at", "_room",
-                 "__weakref__")
+                 "close_reason", "label", "_loop", "_tbuf", "hard_limit", "slow_after", "_over_since",
+                 "drain", "_closed_waiter", "credential", "rate_tokens", "rate_at", "refused",
+                 "refused_at", "__weakref__")
 
     def __init__(self, role: str, executor_id: str, ws: Any, transport: Any, limit: int,
                  on_overflow: Callable[["Link"], None] | None = None, label: str = "",
@@ -79,24 +88,16 @@ class Link:
         self._tbuf: Callable[[], int] = tbuf if tbuf is not None else (lambda: 0)
 
     # -- the per-frame path -------------------------------------------------------------
-    def send(self, frame: bytes) -> None:
-        """Queue one relay frame (forwarded unmodified); flushed at the end of this tick."""
-        if self.closed:
-            return
-        n = len(frame)
-        out = self._out
-        out.append(SMALL_BINARY[n] if n < 126 else binary_header(n))
-        out.append(frame)
-        self._out_bytes += n
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self.flush)
-        if self._out_bytes > self._room:
-            queued = self._out_bytes + self._tbuf()
-            if queued > self.limit:
-                self._over(queued)
-            else:  # the transport drained since the last flush
-                self._room = self.limit - (queued - self._out_bytes)
+    # send(frame) is LinkCore's (the per-frame path: C in the compiled twin)
+
+    def _past_room(self) -> None:
+        """This tick's sends went past ``_room``: look at the transport's buffer again (called
+        by :meth:`LinkCore.send`)."""
+        queued = self._out_bytes + self._tbuf()
+        if queued > self.limit:
+            self._over(queued)
+        else:  # the transport drained since the last flush
+            self._room = self.limit - (queued - self._out_bytes)
 
     def flush(self) -> None:
         """Write everything queued with one ``writelines`` (one syscall when writable)."""

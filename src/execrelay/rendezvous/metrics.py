@@ -6,21 +6,27 @@ offers per frame); rare events (resets, drops, bad frames) go to small dicts key
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..buildinfo import metric_lines as build_info_lines
 from ..promtext import Exposition
 from ..promtext import esc as _esc
 from ..promtext import reason_label as _reason_label
+from .link import rdvfast
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._rdvfast_py import MetricsCore
+else:
+    MetricsCore = rdvfast.MetricsCore
 
 PREFIX = "execrelay_rendezvous"
 
 
-class Metrics:
-    """All counters of one rendezvous process."""
+class Metrics(MetricsCore):
+    """All counters of one rendezvous process (the per-frame ones are :class:`MetricsCore`'s:
+    C fields when the compiled per-frame entry is used)."""
 
-    __slots__ = ("frames_to_executor", "frames_to_harness", "bytes_to_executor", "bytes_to_harness",
-                 "connections", "connections_total", "auth_failures", "registrations",
+    __slots__ = ("connections", "connections_total", "auth_failures", "registrations",
                  "streams_opened", "resets", "queue_drops", "bad_frames", "dropped",
                  "takeovers", "streams_refused", "connections_dropped", "_gauges",
                  "_sections")

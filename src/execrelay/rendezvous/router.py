@@ -22,14 +22,19 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..wire import DATA, RESET, RESUME, FrameError, decode, encode_control, peek_stream_id
 from ..wire.peek import body_kind, clip_reason
 from .config import RendezvousConfig
 from .directory import ExecutorDirectory, LocalExecutorDirectory, LocalStreamTable, StreamTable
-from .link import Link
+from .link import Link, rdvfast
 from .metrics import Metrics
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._rdvfast_py import HubCore, RouteCore
+else:
+    HubCore, RouteCore = rdvfast.HubCore, rdvfast.RouteCore
 
 log = logging.getLogger("execrelay.rendezvous")
 
@@ -49,10 +54,10 @@ STREAM_RATE_LIMITED = "stream_rate_limited"
 STREAM_FLOOD = "stream_flood"
 
 
-class Route:
+class Route(RouteCore):
     """One stream: the harness socket it is bound to (None while orphaned) and its mode."""
 
-    __slots__ = ("sid", "link", "reliable", "absent_deadline", "orphan_handle", "owner")
+    __slots__ = ("sid", "reliable", "absent_deadline", "orphan_handle", "owner")
 
     def __init__(self, sid: str, link: Link | None, reliable: bool, owner: str = "") -> None:
         self.sid = sid
@@ -65,16 +70,18 @@ class Route:
         self.orphan_handle: asyncio.TimerHandle | None = None
 
 
-class Hub:
+class Hub(HubCore):
     """Routing state of one executor id."""
 
-    __slots__ = ("executor_id", "executor", "table", "pending", "pending_bytes", "pending_sids",
+    __slots__ = ("executor_id", "pending", "pending_bytes", "pending_sids",
                  "harnesses", "absent_handle", "absent_queue", "congested")
 
     def __init__(self, executor_id: str, table: StreamTable) -> None:
         self.executor_id = executor_id
         self.executor: Link | None = None
         self.table = table
+        #: the table's dict when it is the single-node one (the compiled frame path reads it)
+        self.local_routes = table.routes_dict() if isinstance(table, LocalStreamTable) else None
         self.pending: deque[tuple[str, bytes]] = deque()
         self.pending_bytes = 0
         #: stream_id -> number of its frames in ``pending`` (cheap "anything to drop?").

@@ -84,7 +84,7 @@ class RendezvousServer:
     """
 
     def __init__(self, secret: bytes | str | None = None, *, config: RendezvousConfig | None = None,
-                 **overrides: Any) -> None:
+                 fast_frames: bool = True, **overrides: Any) -> None:
         if secret is None:
             secret = secrets.token_bytes(32)
         if isinstance(secret, str):
@@ -107,6 +107,10 @@ class RendezvousServer:
         #: serve the websocket paths on picows when it is the transport (docs/rendezvous.md
         #: §URLs and endpoints); False keeps them on aiohttp (the pure build's path)
         self.fast_websockets = not FORCE_PURE
+        #: route a bound stream's frames in the compiled listener when it is built
+        #: (docs/rendezvous.md §The compiled frame path); False keeps every frame on the
+        #: Python path (for tests that watch the router's per-frame functions)
+        self.fast_frames = fast_frames
         self._front: ws_fast.FastFront | None = None
         #: set by a cluster node joining this server (None: a single node)
         self.cluster: ClusterHooks | None = None

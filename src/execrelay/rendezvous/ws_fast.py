@@ -27,7 +27,8 @@ import ssl
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qsl, unquote
 
-from .link import Link
+from . import _rdvfast_py
+from .link import Link, rdvfast
 
 if TYPE_CHECKING:
     from .server import RendezvousServer
@@ -35,14 +36,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("execrelay.rendezvous")
 
 try:
-    from picows import (WSCloseCode, WSListener, WSMsgType, WSUpgradeResponse,
-                        WSUpgradeResponseWithListener)
+    from picows import WSCloseCode, WSMsgType, WSUpgradeResponse, WSUpgradeResponseWithListener
     from picows.picows import WSAutoPingStrategy, WSProtocol  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - picows is a dependency; the pure build never gets here
-    WSListener = object  # type: ignore[misc,assignment]
     WSProtocol = None
 
-_BINARY = WSMsgType.BINARY if WSProtocol is not None else None
+#: the per-frame entry: compiled against the installed picows (``ext/rendezvous/_rdvfast_c.pyx``)
+#: or the Python twin (``_rdvfast_py.py``), same behaviour; chosen where Link is (its fields)
+_impl = rdvfast
+if TYPE_CHECKING:  # pragma: no cover
+    from ._rdvfast_py import RdvListenerBase as _Base
+else:
+    _Base = _impl.RdvListenerBase
 #: the request line must arrive within this many bytes, or aiohttp answers it (400/414)
 _LINE_MAX = 8192
 _CHECK_EVERY = 1 << 20
@@ -137,33 +142,42 @@ def _json_error(status: int, body: dict[str, Any]) -> Any:
     return WSUpgradeResponseWithListener(response, None)
 
 
-class _RdvListener(WSListener):
+class _Listener:
     """One executor or harness websocket: frames straight to the router.
 
-    A whole binary frame is routed from ``on_ws_frame``; fragments are reassembled up to the
-    message limit (a longer message closes the socket with 1009, counted ``too_large``); text
-    is counted ``text`` and dropped; a close is answered.  A harness socket counts the bytes
-    it routes and, once per MiB or when the router zeroed its budget, checks its executor's
-    backlog: above ``executor_high_water`` its reads pause (TCP pushes back), frames already
-    read in the same buffer are held in order, and reading resumes when the executor drained.
+    A whole binary frame is routed from ``on_ws_frame`` (the base class's: :mod:`._rdvfast_py`
+    or its compiled twin, which routes a bound stream's frames in C); fragments are
+    reassembled up to the message limit (a longer message closes the socket with 1009,
+    counted ``too_large``); text is counted ``text`` and dropped; a close is answered.  A
+    harness socket counts the bytes it routes and, once per MiB or when the router zeroed its
+    budget, checks its executor's backlog: above ``executor_high_water`` its reads pause (TCP
+    pushes back), frames already read in the same buffer are held in order, and reading
+    resumes when the executor drained.
+
+    A mixin: the classes below put it in front of either base (:class:`_RdvListener`, the
+    selected twin; :class:`_RdvListenerPy`, the Python one, for ``fast_frames=False``).
     """
+
+    if TYPE_CHECKING:  # the base's fields (RdvListenerBase)
+        link: Link | None
+        _frag: list[bytes] | None
+        _held: list[bytes] | None
+        _executor: bool
+        route: Callable[[Link, bytes], None]
+
+        def message(self, link: Link, data: bytes) -> None: ...
 
     def __init__(self, server: "RendezvousServer", executor_id: str, role: str, admitted: str,
                  plog: _ParserLog) -> None:
+        super().__init__(server.router, role == "executor")  # type: ignore[call-arg]
         self.server = server
         self.executor_id = executor_id
         self.role = role
-        self._executor = role == "executor"
         self.admitted = admitted  # the executor's registration, or the harness's token
-        self.link: Link | None = None
         #: the link of a socket refused for a message over the cap, until it is detached
         self._gone: Link | None = None
-        self.route: Callable[[Link, bytes], None] = (
-            server.router.from_executor if role == "executor" else server.router.from_harness)
-        self._frag: list[bytes] | None = None
         self._frag_size = 0
         self._frag_text = False
-        self._held: list[bytes] | None = None
         self._raw: Any = None
         self._drained: asyncio.Future[None] | None = None
         self._write_paused = False
@@ -199,26 +213,7 @@ class _RdvListener(WSListener):
         else:
             self.server.detach_harness(link)
 
-    # -- the per-frame path ---------------------------------------------------------------
-    def on_ws_frame(self, transport: Any, frame: Any) -> None:
-        # the hot path: one whole binary frame, routed at once (route is bound in __init__)
-        link = self.link
-        if frame.msg_type is _BINARY and frame.fin and self._frag is None and link is not None:
-            if self._executor:
-                self.route(link, frame.get_payload_as_bytes())
-                return
-            data = frame.get_payload_as_bytes()
-            if self._held is not None:
-                self._held.append(data)
-                return
-            link.budget -= len(data)
-            if link.budget <= 0 and self._congested(link, data):
-                return
-            self.route(link, data)
-            return
-        if link is not None:
-            self._other_frame(transport, link, frame.msg_type, frame)
-
+    # -- the per-frame path: on_ws_frame is the base class's ---------------------------------
     def _congested(self, link: Link, data: bytes) -> bool:
         """Budget spent: re-check the executor's backlog; True when ``data`` is held."""
         high = self.server.config.executor_high_water
@@ -294,15 +289,7 @@ class _RdvListener(WSListener):
         if self._frag_text:
             self.server.router._bad(link, "text", "text websocket message")  # noqa: SLF001
             return
-        data = b"".join(parts)
-        if not self._executor:
-            if self._held is not None:
-                self._held.append(data)
-                return
-            link.budget -= len(data)
-            if link.budget <= 0 and self._congested(link, data):
-                return
-        self.route(link, data)
+        self.message(link, b"".join(parts))
 
     def _protocol_error(self, transport: Any, what: str) -> None:
         self._frag = None
@@ -344,6 +331,14 @@ class _RdvListener(WSListener):
         if self._drained is None:
             self._drained = asyncio.get_running_loop().create_future()
         await self._drained
+
+
+class _RdvListener(_Listener, _Base):
+    """The listener with the selected per-frame entry (compiled unless pure)."""
+
+
+class _RdvListenerPy(_Listener, _rdvfast_py.RdvListenerBase):
+    """The listener with the Python per-frame entry (``RendezvousServer(fast_frames=False)``)."""
 
 
 class _Sniffer(asyncio.Protocol):
@@ -462,6 +457,8 @@ class FastFront:
         server = self.server
         plog = _ParserLog()
 
+        listener = _RdvListener if server.fast_frames else _RdvListenerPy
+
         def factory(request: Any) -> Any:
             # the request is complete: the guard's deadline is off (as in its middleware)
             server.guard.disarm(transport)
@@ -470,13 +467,13 @@ class FastFront:
                 admitted = server.admit_executor(executor_id, sig)
                 if isinstance(admitted, tuple):
                     return _json_error(*admitted)
-                return _RdvListener(server, executor_id, role, admitted, plog)
+                return listener(server, executor_id, role, admitted, plog)
             eid = query.get("executor_id", "")
             refused = server.admit_harness(eid, query.get("role"), sig)
             if refused is not None:
                 return _json_error(*refused)
             assert sig is not None
-            return _RdvListener(server, eid, role, sig, plog)
+            return listener(server, eid, role, sig, plog)
 
         cfg = server.config
         return _protocol(factory, cfg.message_limit, cfg.heartbeat, plog)
