@@ -131,26 +131,14 @@ cdef inline int _canonical(const uint8_t* p, Py_ssize_t n) noexcept:
     return f
 
 
-cdef inline uint32_t _sid_slot(const uint8_t* p, Py_ssize_t n) noexcept:
-    # the codec's _sid_hash (ext/wire/_codec_c.pyx has no .pxd to cimport it from): keep alike
-    cdef uint64_t a = 0, b = 0
-    if n >= 8:
-        memcpy(&a, p, 8)
-        memcpy(&b, p + n - 8, 8)
-    else:
-        memcpy(&a, p, n)
-    a = a ^ (b * 0x9E3779B97F4A7C15ULL) ^ <uint64_t>n
-    a ^= a >> 33            # murmur3's fmix64: every input bit reaches the slot bits
-    a *= 0xFF51AFD7ED558CCDULL
-    a ^= a >> 33
-    return <uint32_t>a & (SID_SLOTS - 1)
+include "../wire/_sidhash.pxi"
 
 
 cdef object _stream_id(bytes data):
     """The frame's stream id (a canonical frame: its bytes are at offset 4), None if invalid."""
     cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(data) + 4
     cdef Py_ssize_t n = (<const uint8_t*>PyBytes_AS_STRING(data))[3]
-    cdef uint32_t slot = _sid_slot(p, n)
+    cdef uint32_t slot = sid_hash(p, n) & (SID_SLOTS - 1)
     cdef object cached = _sids[slot]
     cdef const char* cp
     cdef Py_ssize_t cn

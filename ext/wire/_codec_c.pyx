@@ -170,23 +170,7 @@ cdef inline object _utf8(const uint8_t* p, Py_ssize_t n, str what, Py_ssize_t at
 cdef object _sid_cache = [None] * SID_CACHE_SLOTS
 
 
-cdef inline uint32_t _sid_hash(const uint8_t* p, Py_ssize_t n) nogil:
-    """Cheap slot hash: length plus the first and last 8 bytes (a hit is verified with memcmp,
-    so collisions only cost a miss).  UUID-like ids differ early and late, which this sees."""
-    cdef uint64_t a = 0, b = 0
-    if n >= 8:
-        memcpy(&a, p, 8)
-        memcpy(&b, p + n - 8, 8)
-    else:
-        memcpy(&a, p, n)
-    # murmur3's fmix64: every input bit reaches the low bits the caller keeps (a bare
-    # multiply only carries differences upward: ids that differ in their last bytes, e.g.
-    # "stream-0001" and "stream-0002", all landed in one slot)
-    a = a ^ (b * 0x9E3779B97F4A7C15ULL) ^ <uint64_t>n
-    a ^= a >> 33
-    a *= 0xFF51AFD7ED558CCDULL
-    a ^= a >> 33
-    return <uint32_t>a
+include "_sidhash.pxi"
 
 
 cdef object _stream_id(const uint8_t* p, Py_ssize_t n, Py_ssize_t at):
@@ -199,7 +183,7 @@ cdef object _stream_id(const uint8_t* p, Py_ssize_t n, Py_ssize_t at):
     if n == 0 or n > MAX_SID:
         sid = _utf8(p, n, "stream_id", at, None)
         check_stream_id(sid, n, at)
-    slot = _sid_hash(p, n) & (SID_CACHE_SLOTS - 1)
+    slot = sid_hash(p, n) & (SID_CACHE_SLOTS - 1)
     cached = (<list>_sid_cache)[slot]
     if cached is not None:
         cp = PyUnicode_AsUTF8AndSize(cached, &cn)
